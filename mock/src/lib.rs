@@ -1,0 +1,253 @@
+//! A mock OpenAI-compatible model backend for demos and tests.
+//!
+//! It serves `POST /v1/chat/completions` as JSON or as an SSE stream ending
+//! with a `usage` chunk, names itself in the `x-mock-backend` response
+//! header, records every request it receives, and can be made slow or
+//! failing, for all requests ([`Behavior`]) or per request
+//! (`x-mock-delay-ms`, `x-mock-status` request headers).
+
+pub mod http;
+
+use http::Request;
+use serde_json::{json, Value};
+use std::io::{self, BufReader};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread;
+use std::time::Duration;
+
+/// How the backend misbehaves.
+#[derive(Debug, Clone, Default)]
+pub struct Behavior {
+    /// Delay before answering, in milliseconds.
+    pub delay_ms: u64,
+    /// Share of requests (0..=1) answered with `fail_status`.
+    pub fail_rate: f64,
+    /// Status used for failures (default 500).
+    pub fail_status: u16,
+}
+
+struct Shared {
+    name: String,
+    behavior: Mutex<Behavior>,
+    requests: Mutex<Vec<Request>>,
+    served: AtomicU64,
+    stop: AtomicBool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A running mock backend; stops when dropped.
+pub struct MockBackend {
+    shared: Arc<Shared>,
+    port: u16,
+}
+
+impl MockBackend {
+    /// Starts a backend named `name` on `127.0.0.1:port` (0 = any free port).
+    pub fn start(name: &str, port: u16) -> io::Result<MockBackend> {
+        let listener = TcpListener::bind(("127.0.0.1", port))?;
+        let port = listener.local_addr()?.port();
+        let shared = Arc::new(Shared {
+            name: name.to_string(),
+            behavior: Mutex::new(Behavior::default()),
+            requests: Mutex::new(Vec::new()),
+            served: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+        });
+        let s = shared.clone();
+        thread::spawn(move || {
+            for conn in listener.incoming() {
+                if s.stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                if let Ok(conn) = conn {
+                    let s = s.clone();
+                    thread::spawn(move || {
+                        let _ = serve_connection(&s, conn);
+                    });
+                }
+            }
+        });
+        Ok(MockBackend { shared, port })
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Replaces the behaviour for subsequent requests.
+    pub fn set_behavior(&self, b: Behavior) {
+        *lock(&self.shared.behavior) = b;
+    }
+
+    /// Every request received so far.
+    pub fn requests(&self) -> Vec<Request> {
+        lock(&self.shared.requests).clone()
+    }
+
+    /// Number of requests received so far.
+    pub fn request_count(&self) -> usize {
+        lock(&self.shared.requests).len()
+    }
+
+    /// Forgets the recorded requests.
+    pub fn clear(&self) {
+        lock(&self.shared.requests).clear();
+    }
+}
+
+impl Drop for MockBackend {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so it sees the flag.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+fn serve_connection(s: &Shared, conn: TcpStream) -> io::Result<()> {
+    let mut writer = conn.try_clone()?;
+    let mut reader = BufReader::new(conn);
+    while let Some(req) = http::read_request(&mut reader)? {
+        if s.stop.load(Ordering::SeqCst) {
+            break;
+        }
+        handle(s, &req, &mut writer)?;
+    }
+    Ok(())
+}
+
+fn handle(s: &Shared, req: &Request, w: &mut TcpStream) -> io::Result<()> {
+    let name = s.name.as_str();
+    let base = [("x-mock-backend", name)];
+    if req.method == "GET" && req.path.starts_with("/healthz") {
+        return http::write_response(w, 200, &base, b"ok");
+    }
+    if req.method == "GET" && req.path.starts_with("/mock/requests") {
+        let list: Vec<Value> = lock(&s.requests).iter().map(request_json).collect();
+        let body = serde_json::to_vec(&list).unwrap_or_default();
+        return http::write_response(w, 200, &[("content-type", "application/json")], &body);
+    }
+    lock(&s.requests).push(req.clone());
+    let n = s.served.fetch_add(1, Ordering::SeqCst);
+    let behavior = lock(&s.behavior).clone();
+
+    let delay = req
+        .header("x-mock-delay-ms")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(behavior.delay_ms);
+    if delay > 0 {
+        thread::sleep(Duration::from_millis(delay));
+    }
+    let forced_status = req
+        .header("x-mock-status")
+        .and_then(|v| v.parse::<u16>().ok());
+    let fail = forced_status.or_else(|| {
+        (behavior.fail_rate > 0.0 && unit(n) < behavior.fail_rate).then_some(
+            if behavior.fail_status == 0 {
+                500
+            } else {
+                behavior.fail_status
+            },
+        )
+    });
+    if let Some(status) = fail.filter(|s| *s >= 400) {
+        let body = json!({"error": {"message": format!("mock {name} failure"), "type": "server_error", "code": "mock_failure"}});
+        return http::write_response(
+            w,
+            status,
+            &[
+                ("x-mock-backend", name),
+                ("content-type", "application/json"),
+            ],
+            body.to_string().as_bytes(),
+        );
+    }
+    if req.method != "POST" || !req.path.starts_with("/v1/chat/completions") {
+        return http::write_response(w, 404, &base, b"not found");
+    }
+    let parsed: Value = match serde_json::from_slice(&req.body) {
+        Ok(v) => v,
+        Err(_) => {
+            let body = json!({"error": {"message": "mock: body is not JSON", "type": "invalid_request_error", "code": "invalid_json"}});
+            return http::write_response(w, 400, &base, body.to_string().as_bytes());
+        }
+    };
+    let model = parsed["model"].as_str().unwrap_or("unknown").to_string();
+    let prompt_tokens = (req.body.len() / 4).max(1) as u64;
+    let words: Vec<String> = format!("Hello from {name} running {model}.")
+        .split(' ')
+        .map(str::to_string)
+        .collect();
+    let completion_tokens = words.len() as u64;
+    let usage = json!({"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                       "total_tokens": prompt_tokens + completion_tokens});
+    let id = format!("chatcmpl-{name}-{n}");
+    if parsed["stream"].as_bool() == Some(true) {
+        http::start_chunked(
+            w,
+            200,
+            &[
+                ("x-mock-backend", name),
+                ("content-type", "text/event-stream"),
+            ],
+        )?;
+        for (i, word) in words.iter().enumerate() {
+            let text = if i == 0 {
+                word.clone()
+            } else {
+                format!(" {word}")
+            };
+            let chunk = json!({"id": id, "object": "chat.completion.chunk", "model": model,
+                "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": null}]});
+            http::write_chunk(w, format!("data: {chunk}\n\n").as_bytes())?;
+        }
+        let last = json!({"id": id, "object": "chat.completion.chunk", "model": model,
+            "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]});
+        http::write_chunk(w, format!("data: {last}\n\n").as_bytes())?;
+        let usage_chunk = json!({"id": id, "object": "chat.completion.chunk", "model": model,
+            "choices": [], "usage": usage});
+        http::write_chunk(
+            w,
+            format!("data: {usage_chunk}\n\ndata: [DONE]\n\n").as_bytes(),
+        )?;
+        return http::end_chunks(w);
+    }
+    let body = json!({
+        "id": id, "object": "chat.completion", "created": 0, "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": words.join(" ")},
+                     "finish_reason": "stop"}],
+        "usage": usage,
+    });
+    http::write_response(
+        w,
+        200,
+        &[
+            ("x-mock-backend", name),
+            ("content-type", "application/json"),
+        ],
+        body.to_string().as_bytes(),
+    )
+}
+
+/// Deterministic pseudo-random number in [0, 1) for request `n`.
+fn unit(n: u64) -> f64 {
+    let mut x = n.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^= x >> 31;
+    (x >> 11) as f64 / (1u64 << 53) as f64
+}
+
+fn request_json(r: &Request) -> Value {
+    json!({
+        "method": r.method,
+        "path": r.path,
+        "headers": r.headers.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>(),
+        "body": String::from_utf8_lossy(&r.body),
+    })
+}

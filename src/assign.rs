@@ -1,0 +1,212 @@
+//! Deterministic, sticky variant assignment.
+//!
+//! `bucket = murmur3_x86_32(salt + ":" + key, seed 0) % 10000`.
+//!
+//! Bucket layout ("lanes"): with `n` treatments (every variant but control),
+//! the bucket space is cut into `n` lanes of `10000 / n` buckets, one per
+//! treatment in configuration order. Treatment `k` owns the first
+//! `weight_k * 100` buckets of lane `k`; every other bucket belongs to control.
+//! Raising a treatment's weight only takes buckets from control, lowering it
+//! only gives buckets back to control, so a user never moves between two
+//! treatments and keeps a treatment whose weight did not fall.
+
+use std::io::Cursor;
+
+/// Number of buckets (0.01 % granularity).
+pub const BUCKETS: u32 = 10_000;
+
+/// The bucket of a sticky key under a salt.
+pub fn bucket(salt: &str, key: &str) -> u16 {
+    let mut input = Vec::with_capacity(salt.len() + 1 + key.len());
+    input.extend_from_slice(salt.as_bytes());
+    input.push(b':');
+    input.extend_from_slice(key.as_bytes());
+    // Reading from an in-memory cursor cannot fail.
+    let hash = murmur3::murmur3_32(&mut Cursor::new(input), 0).unwrap_or(0);
+    (hash % BUCKETS) as u16
+}
+
+/// Width in buckets of each treatment's lane.
+pub fn lane_width(treatments: usize) -> u32 {
+    match treatments {
+        0 => BUCKETS,
+        n => BUCKETS / n as u32,
+    }
+}
+
+/// The compiled bucket layout of one experiment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    control: usize,
+    lane: u32,
+    /// `(variant index, buckets owned)` per treatment, in lane order.
+    treatments: Vec<(usize, u32)>,
+}
+
+impl Layout {
+    /// Builds a layout from per-variant bucket counts and the control index.
+    ///
+    /// Callers validate first: each treatment's count must fit its lane
+    /// (`lane_width`); a count larger than the lane is clamped to it.
+    pub fn new(buckets_per_variant: &[u32], control: usize) -> Layout {
+        let treatments: Vec<(usize, u32)> = buckets_per_variant
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != control)
+            .map(|(i, b)| (i, *b))
+            .collect();
+        let lane = lane_width(treatments.len());
+        let treatments = treatments
+            .into_iter()
+            .map(|(i, b)| (i, b.min(lane)))
+            .collect();
+        Layout {
+            control,
+            lane,
+            treatments,
+        }
+    }
+
+    /// The variant index owning `bucket`.
+    pub fn variant_of(&self, bucket: u16) -> usize {
+        let b = u32::from(bucket);
+        let lane_index = (b / self.lane) as usize;
+        let offset = b % self.lane;
+        match self.treatments.get(lane_index) {
+            Some((variant, owned)) if offset < *owned => *variant,
+            _ => self.control,
+        }
+    }
+
+    /// The control variant index.
+    pub fn control(&self) -> usize {
+        self.control
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hash(s: &str, seed: u32) -> u32 {
+        murmur3::murmur3_32(&mut Cursor::new(s.as_bytes()), seed).unwrap_or(0)
+    }
+
+    #[test]
+    fn murmur3_known_vectors() {
+        // Reference values of MurmurHash3_x86_32 (Appleby's SMHasher),
+        // the same as Python's `mmh3.hash(s, seed, signed=False)`.
+        assert_eq!(hash("", 0), 0);
+        assert_eq!(hash("", 1), 0x514E_28B7);
+        assert_eq!(hash("hello", 0), 0x248B_FA47);
+        assert_eq!(hash("Hello, world!", 0), 0xC036_3E43);
+        assert_eq!(
+            hash("The quick brown fox jumps over the lazy dog", 0),
+            0x2E4F_F723
+        );
+    }
+
+    #[test]
+    fn bucket_is_hash_of_salt_colon_key_mod_10000() {
+        assert_eq!(
+            u32::from(bucket("chat-q4", "user-42")),
+            hash("chat-q4:user-42", 0) % 10_000
+        );
+        // Values computed with Python: mmh3.hash(s, signed=False) % 10000.
+        assert_eq!(bucket("chat-q4", "user-42"), 3507);
+        assert_eq!(bucket("chat-q4", "alice@example.com"), 5790);
+        assert_eq!(bucket("exp", "日本"), 1648);
+        assert!(u32::from(bucket("s", "k")) < BUCKETS);
+    }
+
+    #[test]
+    fn one_treatment_owns_the_start_of_the_space() {
+        let layout = Layout::new(&[9000, 1000], 0);
+        assert_eq!(layout.variant_of(0), 1);
+        assert_eq!(layout.variant_of(999), 1);
+        assert_eq!(layout.variant_of(1000), 0);
+        assert_eq!(layout.variant_of(9999), 0);
+    }
+
+    #[test]
+    fn control_need_not_be_first() {
+        let layout = Layout::new(&[1000, 9000], 1);
+        assert_eq!(layout.control(), 1);
+        assert_eq!(layout.variant_of(500), 0);
+        assert_eq!(layout.variant_of(5000), 1);
+    }
+
+    #[test]
+    fn two_treatments_get_one_lane_each() {
+        let layout = Layout::new(&[5000, 2500, 2500], 0);
+        let count = |v| {
+            (0..10_000u16)
+                .filter(|b| layout.variant_of(*b) == v)
+                .count()
+        };
+        assert_eq!(count(0), 5000);
+        assert_eq!(count(1), 2500);
+        assert_eq!(count(2), 2500);
+        assert_eq!(layout.variant_of(0), 1);
+        assert_eq!(layout.variant_of(5000), 2);
+        assert_eq!(layout.variant_of(7500), 0);
+    }
+
+    #[test]
+    fn split_matches_weights_over_many_keys() {
+        let layout = Layout::new(&[9000, 1000], 0);
+        let n = 20_000;
+        let treated = (0..n)
+            .filter(|i| layout.variant_of(bucket("chat-q4", &format!("user-{i}"))) == 1)
+            .count();
+        let share = treated as f64 / n as f64;
+        assert!((share - 0.10).abs() < 0.01, "treatment share {share}");
+    }
+
+    /// Every weight vector over `treatments` treatments that fits the lanes,
+    /// in steps of `step` buckets.
+    fn weight_grid(treatments: usize, step: u32) -> Vec<Vec<u32>> {
+        let lane = lane_width(treatments);
+        let mut out = vec![vec![]];
+        for _ in 0..treatments {
+            let mut next = Vec::new();
+            for prefix in &out {
+                let mut w = 0;
+                while w <= lane {
+                    let mut v = prefix.clone();
+                    v.push(w);
+                    next.push(v);
+                    w += step;
+                }
+            }
+            out = next;
+        }
+        out
+    }
+
+    #[test]
+    fn ramping_never_moves_a_user_between_treatments() {
+        for treatments in 1..=3usize {
+            let grid = weight_grid(treatments, lane_width(treatments) / 4);
+            let layout_of = |t: &Vec<u32>| {
+                let mut all = vec![BUCKETS - t.iter().sum::<u32>()];
+                all.extend(t);
+                Layout::new(&all, 0)
+            };
+            for before in &grid {
+                for after in &grid {
+                    let (a, b) = (layout_of(before), layout_of(after));
+                    for bucket in (0..10_000u16).step_by(7) {
+                        let (va, vb) = (a.variant_of(bucket), b.variant_of(bucket));
+                        if va != 0 {
+                            assert!(vb == va || vb == 0, "moved {va}->{vb} at {bucket}");
+                            if after[va - 1] >= before[va - 1] {
+                                assert_eq!(vb, va, "lost treatment {va} at {bucket}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! The JSON configuration contract exactly as users write it.
+//!
+//! These structs only describe shape and defaults; semantic rules live in
+//! [`super::validate`] and the request path reads the compiled
+//! [`super::Plan`], never these types.
+
+use serde::Deserialize;
+
+/// Header the filter always overwrites with the chosen upstream cluster.
+pub const DEFAULT_ROUTE_HEADER: &str = "x-llm-cluster";
+
+/// Default cap on a buffered request body (1 MiB).
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 1024 * 1024;
+
+/// Top-level filter configuration.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterConfig {
+    /// Request header carrying the chosen cluster (route uses `cluster_header`).
+    #[serde(default = "default_route_header")]
+    pub route_header: String,
+    /// Cluster for requests no experiment matches.
+    pub default_cluster: String,
+    /// Whether the response to the client carries `x-llm-experiment`/`x-llm-variant`.
+    #[serde(default = "default_true")]
+    pub expose_headers: bool,
+    /// Optional forced-variant override for testing, guarded by a token.
+    #[serde(default, rename = "override")]
+    pub override_: Option<OverrideConfig>,
+    /// Largest request body the filter buffers; larger bodies get 413.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: u64,
+    /// Experiments, tried in order; the first match wins.
+    #[serde(default)]
+    pub experiments: Vec<ExperimentConfig>,
+}
+
+/// Forced-variant override guarded by a shared token.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OverrideConfig {
+    /// Header naming the variant to force.
+    pub variant_header: String,
+    /// Header carrying the token.
+    pub token_header: String,
+    /// The token; compared in constant time.
+    pub token: String,
+}
+
+/// One experiment.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentConfig {
+    /// Stable id; appears in headers, stats and records.
+    pub id: String,
+    /// Kill switch: `false` sends everyone to control.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Hash salt; defaults to the id.
+    #[serde(default)]
+    pub salt: Option<String>,
+    /// Which requests the experiment applies to; defaults to all.
+    #[serde(default, rename = "match")]
+    pub match_: MatchConfig,
+    /// Headers tried in order for the sticky assignment key.
+    pub sticky_keys: Vec<String>,
+    /// Name of the control variant; defaults to the first variant.
+    #[serde(default)]
+    pub control: Option<String>,
+    /// The variants and their weights (percent, summing to 100).
+    pub variants: Vec<VariantConfig>,
+}
+
+/// Request matching rules of an experiment.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchConfig {
+    /// Path prefix (query string ignored).
+    #[serde(default)]
+    pub path_prefix: Option<String>,
+    /// Exact header values that must all be present.
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
+}
+
+/// One variant of an experiment.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VariantConfig {
+    /// Variant name, unique within the experiment.
+    pub name: String,
+    /// Share of traffic in percent (0.01 granularity).
+    pub weight: f64,
+    /// Upstream cluster serving this variant.
+    pub cluster: String,
+    /// When set, the request body's `model` is rewritten to this value.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Prompt version label, sent upstream as `x-llm-prompt-version`.
+    #[serde(default)]
+    pub prompt_version: Option<String>,
+    /// RAG index version label, sent upstream as `x-llm-rag-index-version`.
+    #[serde(default)]
+    pub rag_index_version: Option<String>,
+}
+
+fn default_route_header() -> String {
+    DEFAULT_ROUTE_HEADER.to_string()
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_max_body_bytes() -> u64 {
+    DEFAULT_MAX_BODY_BYTES
+}

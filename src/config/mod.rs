@@ -1,0 +1,139 @@
+//! Configuration: the JSON contract, its validation, and the compiled plan
+//! the request path reads.
+//!
+//! `load(bytes)` is the single entry point used by the filter at
+//! `on_configure` and by tooling: it parses with unknown keys refused, runs
+//! every semantic check, and returns either an immutable [`Plan`] or every
+//! problem found, each with its JSON path.
+
+pub mod contract;
+mod validate;
+
+use crate::assign::Layout;
+use std::fmt;
+
+pub use validate::compile;
+
+/// One configuration problem, located by JSON path (`experiments[0].variants[1].weight`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// JSON path of the offending field (`.` for the whole document).
+    pub path: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// Every problem found in one configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Parses, validates and compiles a configuration document.
+pub fn load(bytes: &[u8]) -> Result<Plan, ConfigErrors> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    let parsed: contract::FilterConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        // serde_json's message ends with " at line L column C"; keep it, it
+        // points into the operator's own file.
+        ConfigErrors(vec![ConfigError {
+            path: if path.is_empty() || path == "?" {
+                ".".into()
+            } else {
+                path
+            },
+            message: inner.to_string(),
+        }])
+    })?;
+    compile(&parsed)
+}
+
+/// The compiled, immutable configuration.
+#[derive(Debug)]
+pub struct Plan {
+    /// Header overwritten with the chosen cluster.
+    pub route_header: String,
+    /// Cluster for requests no experiment matches.
+    pub default_cluster: String,
+    /// Whether responses carry experiment and variant headers.
+    pub expose_headers: bool,
+    /// Forced-variant override, when configured.
+    pub override_: Option<Override>,
+    /// Largest request body the filter buffers.
+    pub max_body_bytes: usize,
+    /// Experiments in match order.
+    pub experiments: Vec<Experiment>,
+}
+
+/// Compiled override settings.
+#[derive(Debug)]
+pub struct Override {
+    /// Header naming the forced variant (lowercase).
+    pub variant_header: String,
+    /// Header carrying the token (lowercase).
+    pub token_header: String,
+    /// Expected token.
+    pub token: String,
+}
+
+/// A compiled experiment.
+#[derive(Debug)]
+pub struct Experiment {
+    /// Experiment id.
+    pub id: String,
+    /// `false` = killed: everyone gets control.
+    pub enabled: bool,
+    /// Hash salt.
+    pub salt: String,
+    /// Path prefix to match, if any.
+    pub path_prefix: Option<String>,
+    /// `(lowercase name, value)` header equalities to match.
+    pub match_headers: Vec<(String, String)>,
+    /// Lowercase sticky key headers in priority order.
+    pub sticky_keys: Vec<String>,
+    /// Variants in configuration order.
+    pub variants: Vec<Variant>,
+    /// Bucket layout.
+    pub layout: Layout,
+}
+
+impl Experiment {
+    /// The control variant.
+    pub fn control(&self) -> &Variant {
+        // `compile` guarantees the control index is in range and that there
+        // is at least one variant.
+        &self.variants[self.layout.control()]
+    }
+}
+
+/// A compiled variant.
+#[derive(Debug)]
+pub struct Variant {
+    /// Variant name.
+    pub name: String,
+    /// Upstream cluster.
+    pub cluster: String,
+    /// Model written into the request body, if any.
+    pub model: Option<String>,
+    /// Prompt version label.
+    pub prompt_version: Option<String>,
+    /// RAG index version label.
+    pub rag_index_version: Option<String>,
+}

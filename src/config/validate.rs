@@ -1,0 +1,496 @@
+//! Semantic validation of a parsed configuration and compilation into a [`Plan`].
+
+use super::contract::{ExperimentConfig, FilterConfig, OverrideConfig, VariantConfig};
+use super::{ConfigError, ConfigErrors, Experiment, Override, Plan, Variant};
+use crate::assign::{lane_width, Layout, BUCKETS};
+use std::collections::HashSet;
+
+/// Upper bound accepted for `max_body_bytes` (64 MiB).
+const MAX_BODY_LIMIT: u64 = 64 * 1024 * 1024;
+
+/// Collects problems while walking the configuration.
+struct Problems(Vec<ConfigError>);
+
+impl Problems {
+    fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(ConfigError {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+}
+
+/// Validates `cfg` and compiles it, or returns every problem found.
+pub fn compile(cfg: &FilterConfig) -> Result<Plan, ConfigErrors> {
+    let mut p = Problems(Vec::new());
+
+    let route_header = header_name(&mut p, "route_header", &cfg.route_header);
+    non_empty_value(&mut p, "default_cluster", &cfg.default_cluster);
+    if cfg.max_body_bytes == 0 || cfg.max_body_bytes > MAX_BODY_LIMIT {
+        p.add(
+            "max_body_bytes",
+            format!("must be between 1 and {MAX_BODY_LIMIT}"),
+        );
+    }
+    let override_ = cfg
+        .override_
+        .as_ref()
+        .map(|o| compile_override(&mut p, o, &route_header));
+
+    let mut ids = HashSet::new();
+    let mut experiments = Vec::with_capacity(cfg.experiments.len());
+    for (i, e) in cfg.experiments.iter().enumerate() {
+        let path = format!("experiments[{i}]");
+        if !ids.insert(e.id.as_str()) {
+            p.add(
+                format!("{path}.id"),
+                format!("duplicate experiment id {:?}", e.id),
+            );
+        }
+        if let Some(exp) = compile_experiment(&mut p, &path, e) {
+            experiments.push(exp);
+        }
+    }
+
+    if !p.0.is_empty() {
+        return Err(ConfigErrors(p.0));
+    }
+    Ok(Plan {
+        route_header,
+        default_cluster: cfg.default_cluster.clone(),
+        expose_headers: cfg.expose_headers,
+        override_,
+        max_body_bytes: usize::try_from(cfg.max_body_bytes).unwrap_or(usize::MAX),
+        experiments,
+    })
+}
+
+fn compile_override(p: &mut Problems, o: &OverrideConfig, route_header: &str) -> Override {
+    let variant_header = header_name(p, "override.variant_header", &o.variant_header);
+    let token_header = header_name(p, "override.token_header", &o.token_header);
+    if !variant_header.is_empty() && variant_header == token_header {
+        p.add(
+            "override.token_header",
+            "must differ from override.variant_header",
+        );
+    }
+    if variant_header == route_header || token_header == route_header {
+        p.add("override", "override headers must differ from route_header");
+    }
+    if o.token.is_empty() {
+        p.add("override.token", "must not be empty");
+    }
+    Override {
+        variant_header,
+        token_header,
+        token: o.token.clone(),
+    }
+}
+
+fn compile_experiment(p: &mut Problems, path: &str, e: &ExperimentConfig) -> Option<Experiment> {
+    let before = p.0.len();
+    label(p, &format!("{path}.id"), &e.id);
+    let salt = e.salt.clone().unwrap_or_else(|| e.id.clone());
+    if salt.is_empty() {
+        p.add(format!("{path}.salt"), "must not be empty");
+    }
+    let path_prefix = e.match_.path_prefix.clone();
+    if let Some(prefix) = &path_prefix {
+        if !prefix.starts_with('/') {
+            p.add(format!("{path}.match.path_prefix"), "must start with '/'");
+        }
+    }
+    let match_headers = e
+        .match_
+        .headers
+        .iter()
+        .map(|(k, v)| {
+            let name = header_name(p, &format!("{path}.match.headers.{k}"), k);
+            (name, v.clone())
+        })
+        .collect();
+    if e.sticky_keys.is_empty() {
+        p.add(
+            format!("{path}.sticky_keys"),
+            "must list at least one header",
+        );
+    }
+    let sticky_keys = e
+        .sticky_keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| header_name(p, &format!("{path}.sticky_keys[{i}]"), k))
+        .collect();
+
+    let (variants, buckets) = compile_variants(p, path, &e.variants);
+    let control = match &e.control {
+        None => 0,
+        Some(name) => match variants.iter().position(|v: &Variant| &v.name == name) {
+            Some(i) => i,
+            None => {
+                p.add(
+                    format!("{path}.control"),
+                    format!("{name:?} is not the name of a variant"),
+                );
+                0
+            }
+        },
+    };
+    if !variants.is_empty() {
+        check_lanes(p, path, &e.variants, &buckets, control);
+    }
+    if p.0.len() != before {
+        return None;
+    }
+    Some(Experiment {
+        id: e.id.clone(),
+        enabled: e.enabled,
+        salt,
+        path_prefix,
+        match_headers,
+        sticky_keys,
+        layout: Layout::new(&buckets, control),
+        variants,
+    })
+}
+
+fn compile_variants(
+    p: &mut Problems,
+    path: &str,
+    vs: &[VariantConfig],
+) -> (Vec<Variant>, Vec<u32>) {
+    if vs.is_empty() {
+        p.add(format!("{path}.variants"), "must list at least one variant");
+        return (Vec::new(), Vec::new());
+    }
+    let mut names = HashSet::new();
+    let mut variants = Vec::with_capacity(vs.len());
+    let mut buckets = Vec::with_capacity(vs.len());
+    let mut total: u64 = 0;
+    for (j, v) in vs.iter().enumerate() {
+        let vp = format!("{path}.variants[{j}]");
+        label(p, &format!("{vp}.name"), &v.name);
+        if !names.insert(v.name.as_str()) {
+            p.add(
+                format!("{vp}.name"),
+                format!("duplicate variant name {:?}", v.name),
+            );
+        }
+        let b = weight_buckets(p, &format!("{vp}.weight"), v.weight);
+        total += u64::from(b);
+        buckets.push(b);
+        non_empty_value(p, &format!("{vp}.cluster"), &v.cluster);
+        for (field, value) in [
+            ("model", &v.model),
+            ("prompt_version", &v.prompt_version),
+            ("rag_index_version", &v.rag_index_version),
+        ] {
+            if let Some(value) = value {
+                non_empty_value(p, &format!("{vp}.{field}"), value);
+            }
+        }
+        variants.push(Variant {
+            name: v.name.clone(),
+            cluster: v.cluster.clone(),
+            model: v.model.clone(),
+            prompt_version: v.prompt_version.clone(),
+            rag_index_version: v.rag_index_version.clone(),
+        });
+    }
+    if total != u64::from(BUCKETS) {
+        p.add(
+            format!("{path}.variants"),
+            format!(
+                "weights sum to {}, they must sum to 100",
+                total as f64 / 100.0
+            ),
+        );
+    }
+    (variants, buckets)
+}
+
+/// Each treatment must fit its lane (see [`crate::assign`]).
+fn check_lanes(
+    p: &mut Problems,
+    path: &str,
+    vs: &[VariantConfig],
+    buckets: &[u32],
+    control: usize,
+) {
+    let treatments = vs.len().saturating_sub(1);
+    let lane = lane_width(treatments);
+    for (j, b) in buckets.iter().enumerate() {
+        if j != control && *b > lane {
+            p.add(
+                format!("{path}.variants[{j}].weight"),
+                format!(
+                    "{} exceeds {}, the most each of {treatments} treatments can have \
+                     (each treatment ramps inside its own lane of the bucket space)",
+                    f64::from(*b) / 100.0,
+                    f64::from(lane) / 100.0
+                ),
+            );
+        }
+    }
+}
+
+/// Converts a percent weight into buckets, reporting bad values.
+fn weight_buckets(p: &mut Problems, path: &str, weight: f64) -> u32 {
+    if !weight.is_finite() || !(0.0..=100.0).contains(&weight) {
+        p.add(path, "must be a number between 0 and 100");
+        return 0;
+    }
+    let scaled = weight * 100.0;
+    let rounded = scaled.round();
+    if (scaled - rounded).abs() > 1e-6 {
+        p.add(path, "must have at most two decimals (0.01 % granularity)");
+    }
+    rounded as u32
+}
+
+/// Validates an HTTP header name and returns it lowercased.
+fn header_name(p: &mut Problems, path: &str, name: &str) -> String {
+    let ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c));
+    if !ok {
+        p.add(path, format!("{name:?} is not a valid HTTP header name"));
+    }
+    name.to_ascii_lowercase()
+}
+
+/// A value that goes into headers: non-empty, visible ASCII and spaces only.
+fn non_empty_value(p: &mut Problems, path: &str, value: &str) {
+    if value.trim().is_empty() {
+        p.add(path, "must not be empty");
+    } else if !value.bytes().all(|c| (0x20..0x7f).contains(&c)) {
+        p.add(path, "must be printable ASCII (it is sent in a header)");
+    }
+}
+
+/// Ids and names appear in stats names: `[A-Za-z0-9_-]`, 1 to 64 characters.
+fn label(p: &mut Problems, path: &str, value: &str) {
+    let ok = (1..=64).contains(&value.len())
+        && value
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-');
+    if !ok {
+        p.add(
+            path,
+            format!("{value:?} must be 1 to 64 characters of A-Z a-z 0-9 _ -"),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{load, ConfigError};
+
+    const VALID: &str = r#"{
+      "route_header": "x-llm-cluster",
+      "default_cluster": "model_a",
+      "expose_headers": true,
+      "override": {"variant_header": "x-llm-variant-override", "token_header": "x-llm-override-token", "token": "change-me"},
+      "experiments": [{
+        "id": "chat-q4", "enabled": true, "salt": "chat-q4",
+        "match": {"path_prefix": "/v1/chat/completions", "headers": {"x-tenant": "acme"}},
+        "sticky_keys": ["x-user-id", "x-org-id", "x-session-id"],
+        "control": "control",
+        "variants": [
+          {"name": "control",   "weight": 90, "cluster": "model_a", "model": "gpt-4o-mini",  "prompt_version": "p12", "rag_index_version": "r7"},
+          {"name": "candidate", "weight": 10, "cluster": "model_b", "model": "gpt-4.1-mini", "prompt_version": "p13"}
+        ]
+      }]
+    }"#;
+
+    fn errors(json: &str) -> Vec<ConfigError> {
+        match load(json.as_bytes()) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.0,
+        }
+    }
+
+    fn first_error(json: &str) -> String {
+        errors(json)
+            .first()
+            .map(|e| e.to_string())
+            .unwrap_or_else(|| "no error".into())
+    }
+
+    #[test]
+    fn the_documented_example_loads() {
+        let plan = load(VALID.as_bytes()).map_err(|e| e.to_string());
+        let plan = match plan {
+            Ok(p) => p,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(plan.route_header, "x-llm-cluster");
+        assert_eq!(plan.experiments.len(), 1);
+        assert_eq!(plan.experiments[0].control().name, "control");
+        assert_eq!(plan.experiments[0].sticky_keys[0], "x-user-id");
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let json = r#"{"default_cluster": "a", "experiments": [{"id": "e", "sticky_keys": ["X-User"],
+            "variants": [{"name": "c", "weight": 50, "cluster": "a"}, {"name": "t", "weight": 50, "cluster": "b"}]}]}"#;
+        let plan = match load(json.as_bytes()) {
+            Ok(p) => p,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(plan.route_header, "x-llm-cluster");
+        assert!(plan.expose_headers);
+        assert!(plan.override_.is_none());
+        assert_eq!(plan.max_body_bytes, 1024 * 1024);
+        let e = &plan.experiments[0];
+        assert_eq!(e.salt, "e");
+        assert!(e.enabled);
+        assert_eq!(e.control().name, "c");
+        assert_eq!(e.sticky_keys, vec!["x-user".to_string()]);
+        assert!(e.path_prefix.is_none());
+    }
+
+    #[test]
+    fn weights_must_sum_to_100() {
+        let json = VALID.replace(r#""weight": 10"#, r#""weight": 5"#);
+        assert_eq!(
+            first_error(&json),
+            "experiments[0].variants: weights sum to 95, they must sum to 100"
+        );
+    }
+
+    #[test]
+    fn unknown_control_is_named() {
+        let json = VALID.replace(r#""control": "control""#, r#""control": "ctrl""#);
+        assert_eq!(
+            first_error(&json),
+            "experiments[0].control: \"ctrl\" is not the name of a variant"
+        );
+    }
+
+    #[test]
+    fn duplicate_variant_names_are_refused() {
+        let json = VALID.replace(r#""name": "candidate""#, r#""name": "control""#);
+        assert!(first_error(&json)
+            .starts_with("experiments[0].variants[1].name: duplicate variant name"));
+    }
+
+    #[test]
+    fn empty_cluster_is_refused() {
+        let json = VALID.replace(r#""cluster": "model_b""#, r#""cluster": """#);
+        assert_eq!(
+            first_error(&json),
+            "experiments[0].variants[1].cluster: must not be empty"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_their_path() {
+        let json = VALID.replace(r#""prompt_version": "p13""#, r#""prompt_versoin": "p13""#);
+        let e = first_error(&json);
+        assert!(
+            e.starts_with(
+                "experiments[0].variants[1].prompt_versoin: unknown field `prompt_versoin`"
+            ),
+            "{e}"
+        );
+        let json = VALID.replace(r#""expose_headers""#, r#""expose_header""#);
+        assert!(first_error(&json).starts_with("expose_header: unknown field"));
+    }
+
+    #[test]
+    fn bad_types_are_refused_with_their_path() {
+        let json = VALID.replace(r#""weight": 10"#, r#""weight": "10""#);
+        let e = first_error(&json);
+        assert!(
+            e.starts_with("experiments[0].variants[1].weight: invalid type: string"),
+            "{e}"
+        );
+        let json = VALID.replace(r#""enabled": true"#, r#""enabled": "yes""#);
+        assert!(first_error(&json).starts_with("experiments[0].enabled: invalid type"));
+    }
+
+    #[test]
+    fn missing_required_fields_are_named() {
+        let e = first_error(r#"{"experiments": []}"#);
+        assert!(e.contains("missing field `default_cluster`"), "{e}");
+    }
+
+    #[test]
+    fn not_json_is_refused() {
+        let e = first_error("{not json");
+        assert!(e.starts_with(".: key must be a string"), "{e}");
+    }
+
+    #[test]
+    fn weights_must_fit_lanes() {
+        let json = r#"{"default_cluster": "a", "experiments": [{"id": "e", "sticky_keys": ["x-user"],
+            "variants": [{"name": "c", "weight": 0, "cluster": "a"}, {"name": "t1", "weight": 60, "cluster": "b"},
+                         {"name": "t2", "weight": 40, "cluster": "b"}]}]}"#;
+        assert_eq!(
+            first_error(json),
+            "experiments[0].variants[1].weight: 60 exceeds 50, the most each of 2 treatments can have \
+             (each treatment ramps inside its own lane of the bucket space)"
+        );
+    }
+
+    #[test]
+    fn weight_granularity_and_range() {
+        let one =
+            |w: &str| first_error(&VALID.replace(r#""weight": 10"#, &format!(r#""weight": {w}"#)));
+        assert!(one("10.001").contains("at most two decimals"));
+        assert!(one("-1").contains("between 0 and 100"));
+        assert!(one("101").contains("between 0 and 100"));
+        // 89.5 + 10.5 = 100 is fine.
+        let json = VALID
+            .replace(r#""weight": 10"#, r#""weight": 10.5"#)
+            .replace(r#""weight": 90"#, r#""weight": 89.5"#);
+        assert_eq!(first_error(&json), "no error");
+    }
+
+    #[test]
+    fn labels_must_be_stat_safe() {
+        let json = VALID.replace(r#""id": "chat-q4""#, r#""id": "chat.q4""#);
+        assert!(first_error(&json).starts_with("experiments[0].id: \"chat.q4\" must be"));
+    }
+
+    #[test]
+    fn header_names_are_checked() {
+        let json = VALID.replace(
+            r#""route_header": "x-llm-cluster""#,
+            r#""route_header": "x llm""#,
+        );
+        assert_eq!(
+            first_error(&json),
+            "route_header: \"x llm\" is not a valid HTTP header name"
+        );
+        let json = VALID.replace(r#""x-org-id""#, r#""""#);
+        assert!(first_error(&json).starts_with("experiments[0].sticky_keys[1]:"));
+    }
+
+    #[test]
+    fn override_token_must_not_be_empty() {
+        let json = VALID.replace(r#""token": "change-me""#, r#""token": """#);
+        assert_eq!(first_error(&json), "override.token: must not be empty");
+    }
+
+    #[test]
+    fn every_problem_is_reported() {
+        let json = VALID
+            .replace(r#""cluster": "model_b""#, r#""cluster": """#)
+            .replace(r#""control": "control""#, r#""control": "nope""#);
+        assert_eq!(errors(&json).len(), 2);
+    }
+
+    #[test]
+    fn duplicate_experiment_ids_are_refused() {
+        let json = r#"{"default_cluster": "a", "experiments": [
+            {"id": "e", "sticky_keys": ["x-user"], "variants": [{"name": "c", "weight": 100, "cluster": "a"}]},
+            {"id": "e", "sticky_keys": ["x-user"], "variants": [{"name": "c", "weight": 100, "cluster": "a"}]}]}"#;
+        assert_eq!(
+            first_error(json),
+            "experiments[1].id: duplicate experiment id \"e\""
+        );
+    }
+}

@@ -1,0 +1,21 @@
+//! llm-ab: an Envoy proxy-wasm filter for safe A/B tests of LLM models and
+//! prompts.
+//!
+//! The crate is a pure decision core plus a thin host layer:
+//! - [`config`]: the JSON contract, validation, and the compiled plan;
+//! - [`assign`]: sticky bucket hashing and the ramp-safe bucket layout;
+//! - [`route`]: which experiment and variant a request gets, and its cluster;
+//! - [`body`]: request JSON validation and `model` rewrite;
+//! - [`error`]: client errors in the OpenAI error shape;
+//! - [`stats`]: names of the Envoy stats;
+//! - `host` (wasm32 only): the proxy-wasm glue that calls all of the above.
+
+pub mod assign;
+pub mod body;
+pub mod config;
+pub mod error;
+pub mod route;
+pub mod stats;
+
+#[cfg(target_arch = "wasm32")]
+mod host;

@@ -1,0 +1,40 @@
+//! Names of the filter's Envoy stats.
+//!
+//! Labels are name segments (`experiment.<id>.variant.<name>.reason.<r>`)
+//! that the `stats_tags` in `envoy/envoy.yaml` turn into Prometheus labels,
+//! so `/stats/prometheus` shows e.g.
+//! `llm_ab_requests{experiment="chat-q4",variant="control",reason="hashed"}`.
+//! Ids and names are validated to `[A-Za-z0-9_-]`, so they never contain a dot.
+
+/// Requests that matched no experiment and went to `default_cluster`.
+pub const DEFAULT_ROUTE_REQUESTS: &str = "llm_ab.default_route.requests";
+
+/// Codes of the local replies the routing layer can send.
+pub const REJECT_CODES: [&str; 2] = ["invalid_json", "request_too_large"];
+
+/// Counter of requests assigned to a variant, by reason.
+pub fn requests(experiment: &str, variant: &str, reason: &str) -> String {
+    format!("llm_ab.experiment.{experiment}.variant.{variant}.reason.{reason}.requests")
+}
+
+/// Counter of requests the filter answered itself, by error code.
+pub fn rejected(experiment: &str, variant: &str, code: &str) -> String {
+    format!("llm_ab.experiment.{experiment}.variant.{variant}.code.{code}.rejected")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_put_labels_in_segments() {
+        assert_eq!(
+            requests("chat-q4", "control", "hashed"),
+            "llm_ab.experiment.chat-q4.variant.control.reason.hashed.requests"
+        );
+        assert_eq!(
+            rejected("e", "v", "invalid_json"),
+            "llm_ab.experiment.e.variant.v.code.invalid_json.rejected"
+        );
+    }
+}
