@@ -19,14 +19,26 @@ const OWNED_REQUEST_HEADERS: [&str; 4] = [
     "x-llm-rag-index-version",
 ];
 
-/// Request headers read through hostcalls.
-struct HostRequestHeaders;
+/// The request headers, fetched from the host in one call: a handful of
+/// lookups per request is cheaper locally than one hostcall each.
+struct HeaderSnapshot(Vec<(String, String)>);
 
-impl RequestHeaders for HostRequestHeaders {
+impl HeaderSnapshot {
+    fn fetch() -> HeaderSnapshot {
+        HeaderSnapshot(hostcalls::get_map(MapType::HttpRequestHeaders).unwrap_or_default())
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.0.iter().any(|(k, _)| k == name)
+    }
+}
+
+impl RequestHeaders for HeaderSnapshot {
     fn header(&self, name: &str) -> Option<String> {
-        hostcalls::get_map_value(MapType::HttpRequestHeaders, name)
-            .ok()
-            .flatten()
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
     }
 }
 
@@ -120,17 +132,23 @@ impl HttpContext for Exchange {
         let Some((plan, metrics)) = self.loaded.clone() else {
             return Action::Continue;
         };
-        let path = HostRequestHeaders.header(":path").unwrap_or_default();
-        let decision = plan.decide(&path, &HostRequestHeaders);
+        let headers = HeaderSnapshot::fetch();
+        let path = headers.header(":path").unwrap_or_default();
+        let decision = plan.decide(&path, &headers);
 
         // Always overwrite the routing header: a client never picks a cluster.
         set_request_header(&plan.route_header, Some(decision.cluster));
         if let Some(o) = &plan.override_ {
-            set_request_header(&o.variant_header, None);
-            set_request_header(&o.token_header, None);
+            for name in [&o.variant_header, &o.token_header] {
+                if headers.has(name) {
+                    set_request_header(name, None);
+                }
+            }
         }
         for name in OWNED_REQUEST_HEADERS {
-            set_request_header(name, None);
+            if headers.has(name) {
+                set_request_header(name, None);
+            }
         }
 
         let Some(a) = decision.assignment else {
@@ -154,7 +172,7 @@ impl HttpContext for Exchange {
         if end_of_stream {
             return self.reject(&ApiError::invalid_json("request body is empty"));
         }
-        let declared = HostRequestHeaders
+        let declared = headers
             .header("content-length")
             .and_then(|v| v.trim().parse::<u64>().ok());
         if declared.is_some_and(|n| n > plan.max_body_bytes as u64) {

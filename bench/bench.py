@@ -1,0 +1,275 @@
+#!/usr/bin/env python3
+"""`make bench`: CPU cost of the llm-ab filter inside Envoy.
+
+In one run on this machine it starts
+  - a fast upstream: Envoy answering every request with a direct_response,
+  - bare Envoy: the shipped envoy/envoy.yaml minus the wasm filter,
+  - Envoy + filter: the shipped envoy/envoy.yaml as is,
+each proxy with one worker (--concurrency 1), and drives them alternately
+(A B A B ...) with wrk: a ~2 KB chat request, a distinct x-user-id per
+request. The headline figure is the proxy process's CPU time (user+sys from
+/proc) per request served; requests/s and p50/p99 are printed too.
+Benchmarks are measured, never asserted: nothing here fails on a number.
+"""
+
+import argparse
+import copy
+import json
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENVOY = os.environ.get("ENVOY_BIN", os.path.join(ROOT, ".venv/bin/envoy-bin"))
+WASM = os.environ.get("LLM_AB_WASM", os.path.join(ROOT, "target/wasm32-wasip1/release/llm_ab.wasm"))
+TICK = os.sysconf("SC_CLK_TCK")
+
+UPSTREAM_BODY = json.dumps({
+    "id": "chatcmpl-bench", "object": "chat.completion", "model": "gpt-4o-mini",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
+    "usage": {"prompt_tokens": 500, "completion_tokens": 1, "total_tokens": 501},
+})
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def chat_body(size):
+    filler = "Summarise the quarterly report for the board, keep it short. " * 200
+    body = {"model": "app-default", "temperature": 0.2, "messages": [
+        {"role": "system", "content": "You are a careful assistant."},
+        {"role": "user", "content": ""}]}
+    base = len(json.dumps(body))
+    body["messages"][1]["content"] = filler[: max(0, size - base)]
+    return json.dumps(body)
+
+
+def upstream_config(port, admin):
+    return {
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin}}},
+        "static_resources": {"listeners": [{
+            "name": "upstream",
+            "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+            "filter_chains": [{"filters": [{
+                "name": "envoy.filters.network.http_connection_manager",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                    "stat_prefix": "upstream",
+                    "route_config": {"virtual_hosts": [{"name": "up", "domains": ["*"], "routes": [{
+                        "match": {"prefix": "/"},
+                        "direct_response": {"status": 200, "body": {"inline_string": UPSTREAM_BODY}},
+                        "response_headers_to_add": [{"header": {"key": "content-type", "value": "application/json"}}],
+                    }]}]},
+                    # Read the whole request before answering: a response sent
+                    # before the request body ends makes the proxy close the
+                    # upstream connection, and every request would pay a TCP connect.
+                    "http_filters": [{"name": "envoy.filters.http.buffer", "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer",
+                        "max_request_bytes": 4194304}},
+                                     {"name": "envoy.filters.http.router", "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}],
+                }}]}],
+        }]},
+    }
+
+
+def proxy_config(port, admin, upstream, with_filter):
+    with open(os.path.join(ROOT, "envoy/envoy.yaml")) as f:
+        cfg = yaml.safe_load(f)
+    cfg = copy.deepcopy(cfg)
+    cfg["admin"]["address"]["socket_address"]["port_value"] = admin
+    listener = cfg["static_resources"]["listeners"][0]
+    listener["address"]["socket_address"]["port_value"] = port
+    hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
+    filters = hcm["http_filters"]
+    if with_filter:
+        filters[0]["typed_config"]["config"]["vm_config"]["code"]["local"]["filename"] = WASM
+    else:
+        hcm["http_filters"] = [f for f in filters if f["name"] != "envoy.filters.http.wasm"]
+    for cluster in cfg["static_resources"]["clusters"]:
+        ep = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
+        ep["address"]["socket_address"]["port_value"] = upstream
+    return cfg
+
+
+class Envoy:
+    def __init__(self, name, cfg, tmp, cpu, concurrency=1):
+        self.name = name
+        self.admin = cfg["admin"]["address"]["socket_address"]["port_value"]
+        path = os.path.join(tmp, f"{name}.json")
+        with open(path, "w") as f:
+            json.dump(cfg, f)
+        self.log = os.path.join(tmp, f"{name}.log")
+        self.proc = subprocess.Popen(
+            [*pin(cpu), ENVOY, "-c", path, "--concurrency", str(concurrency), "--disable-hot-restart",
+             "-l", "warn", "--log-path", self.log],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                sys.exit(f"{name} Envoy exited; log: {open(self.log).read()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.admin}/ready", timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.1)
+        sys.exit(f"{name} Envoy not ready")
+
+    def cpu_seconds(self):
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICK
+
+    def rss_mib(self):
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+        return 0.0
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def pin(cpu):
+    """taskset prefix: proxies on one core, load generator and upstream on
+    the other, so the proxy under test is not time-sliced with them."""
+    ncpu = os.cpu_count() or 1
+    return ["taskset", "-c", str(cpu % ncpu)] if ncpu > 1 else []
+
+
+def wrk_script(tmp, body):
+    path = os.path.join(tmp, "chat.lua")
+    with open(path, "w") as f:
+        f.write(f"""
+local counter = 0
+local body = {json.dumps(body)}
+request = function()
+  counter = counter + 1
+  return wrk.format("POST", "/v1/chat/completions", {{
+    ["content-type"] = "application/json",
+    ["x-user-id"] = "user-" .. counter,
+    ["x-llm-cluster"] = "model_a",
+  }}, body)
+end
+""")
+    return path
+
+
+def parse_duration_us(text):
+    m = re.match(r"([\d.]+)(us|ms|s)", text)
+    if not m:
+        return float("nan")
+    v = float(m.group(1))
+    return v * {"us": 1, "ms": 1e3, "s": 1e6}[m.group(2)]
+
+
+def run_wrk(port, script, seconds, connections):
+    out = subprocess.run(
+        [*pin(1), "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script,
+         f"http://127.0.0.1:{port}"], capture_output=True, text=True, check=True).stdout
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    lat = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
+    return {
+        "requests": requests,
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50_us": parse_duration_us(lat.get("50", "")),
+        "p99_us": parse_duration_us(lat.get("99", "")),
+        "errors": (int(non2xx.group(1)) if non2xx else 0) + (sum(map(int, errors.groups())) if errors else 0),
+    }
+
+
+def measure(envoy, port, script, seconds, connections):
+    before = envoy.cpu_seconds()
+    r = run_wrk(port, script, seconds, connections)
+    after = envoy.cpu_seconds()
+    r["cpu_us_per_req"] = (after - before) * 1e6 / max(1, r["requests"])
+    return r
+
+
+def main():
+    ap = argparse.ArgumentParser(description="bare Envoy vs Envoy + llm-ab, CPU per request")
+    ap.add_argument("--seconds", type=int, default=8, help="load per round and proxy")
+    ap.add_argument("--rounds", type=int, default=3, help="A B rounds")
+    ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--body-bytes", type=int, default=2048)
+    ap.add_argument("--json", help="also write the results to this file")
+    args = ap.parse_args()
+    for tool, path in (("Envoy", ENVOY), ("filter", WASM)):
+        if not os.path.exists(path):
+            sys.exit(f"{tool} not found at {path}: run `make bench` (it installs and builds)")
+
+    tmp = tempfile.mkdtemp(prefix="llm-ab-bench-")
+    body = chat_body(args.body_bytes)
+    script = wrk_script(tmp, body)
+    up_port, bare_port, filt_port = free_port(), free_port(), free_port()
+    procs = []
+    try:
+        procs.append(Envoy("upstream", upstream_config(up_port, free_port()), tmp, cpu=1))
+        bare = Envoy("bare", proxy_config(bare_port, free_port(), up_port, False), tmp, cpu=0)
+        procs.append(bare)
+        filt = Envoy("filter", proxy_config(filt_port, free_port(), up_port, True), tmp, cpu=0)
+        procs.append(filt)
+        # Warm up both (connection pools, V8 tiering).
+        run_wrk(bare_port, script, 2, args.connections)
+        run_wrk(filt_port, script, 2, args.connections)
+        rss_before = filt.rss_mib()
+        runs = {"bare": [], "filter": []}
+        for i in range(args.rounds):
+            for name, envoy, port in (("bare", bare, bare_port), ("filter", filt, filt_port)):
+                r = measure(envoy, port, script, args.seconds, args.connections)
+                runs[name].append(r)
+                print(f"round {i + 1} {name:<6} {r['cpu_us_per_req']:7.1f} µs CPU/req  "
+                      f"{r['rps']:8.0f} req/s  p50 {r['p50_us']:7.0f} µs  p99 {r['p99_us']:7.0f} µs  "
+                      f"errors {r['errors']}", flush=True)
+
+        def med(name, key):
+            return statistics.median(r[key] for r in runs[name])
+
+        wasm_size = os.path.getsize(WASM)
+        summary = {name: {k: med(name, k) for k in ("cpu_us_per_req", "rps", "p50_us", "p99_us")}
+                   for name in runs}
+        for name in runs:
+            summary[name]["errors"] = sum(r["errors"] for r in runs[name])
+        added = summary["filter"]["cpu_us_per_req"] - summary["bare"]["cpu_us_per_req"]
+        print(f"""
+Body {len(body)} bytes, {args.rounds} alternating rounds of {args.seconds} s, {args.connections} connections,
+one Envoy worker each, medians:
+
+| | CPU µs/request | requests/s | p50 µs | p99 µs | errors |
+|---|---|---|---|---|---|
+| bare Envoy | {summary['bare']['cpu_us_per_req']:.1f} | {summary['bare']['rps']:.0f} | {summary['bare']['p50_us']:.0f} | {summary['bare']['p99_us']:.0f} | {summary['bare']['errors']} |
+| Envoy + llm-ab (routing + model rewrite) | {summary['filter']['cpu_us_per_req']:.1f} | {summary['filter']['rps']:.0f} | {summary['filter']['p50_us']:.0f} | {summary['filter']['p99_us']:.0f} | {summary['filter']['errors']} |
+| added by the filter | **{added:+.1f}** | {summary['filter']['rps'] / summary['bare']['rps']:.2f}× | {summary['filter']['p50_us'] - summary['bare']['p50_us']:+.0f} | {summary['filter']['p99_us'] - summary['bare']['p99_us']:+.0f} | |
+
+wasm size: {wasm_size} bytes; filter Envoy RSS {rss_before:.0f} MiB -> {filt.rss_mib():.0f} MiB over the run
+""")
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"runs": runs, "summary": summary, "added_cpu_us": added,
+                           "wasm_bytes": wasm_size, "body_bytes": len(body)}, f, indent=2)
+    finally:
+        for p in reversed(procs):
+            p.stop()
+
+
+if __name__ == "__main__":
+    main()
