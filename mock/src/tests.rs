@@ -1,0 +1,98 @@
+//! Tests of the mock backend through its own client.
+
+use crate::http::send;
+use crate::{Behavior, MockBackend};
+use serde_json::Value;
+
+fn chat(port: u16, body: &str, headers: &[(&str, &str)]) -> crate::http::Response {
+    let mut all = vec![("content-type", "application/json")];
+    all.extend_from_slice(headers);
+    send(port, "POST", "/v1/chat/completions", &all, body.as_bytes()).unwrap()
+}
+
+#[test]
+fn answers_json_with_usage_and_names_itself() {
+    let m = MockBackend::start("alpha", 0).unwrap();
+    let r = chat(m.port(), r#"{"model":"m1","messages":[]}"#, &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-mock-backend"), Some("alpha"));
+    let v: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["model"], "m1");
+    assert!(v["usage"]["prompt_tokens"].as_u64().unwrap() > 0);
+    assert_eq!(m.request_count(), 1);
+    assert_eq!(m.requests()[0].body, br#"{"model":"m1","messages":[]}"#);
+}
+
+#[test]
+fn streams_sse_ending_with_a_usage_chunk_and_done() {
+    let m = MockBackend::start("beta", 0).unwrap();
+    let r = chat(m.port(), r#"{"model":"m2","stream":true}"#, &[]);
+    assert_eq!(r.header("content-type"), Some("text/event-stream"));
+    let text = r.text();
+    let events: Vec<&str> = text
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .collect();
+    assert_eq!(events.last(), Some(&"[DONE]"));
+    let usage: Value = serde_json::from_str(events[events.len() - 2]).unwrap();
+    let content: String = events[..events.len() - 2]
+        .iter()
+        .filter_map(|e| serde_json::from_str::<Value>(e).ok())
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect();
+    assert_eq!(content, "Hello from beta running m2.");
+    assert_eq!(usage["usage"]["completion_tokens"], 5);
+}
+
+#[test]
+fn reads_chunked_request_bodies() {
+    let m = MockBackend::start("gamma", 0).unwrap();
+    let body = b"5\r\n{\"mod\r\nf\r\nel\":\"m3\",\"x\":1}\r\n0\r\n\r\n";
+    let r = send(
+        m.port(),
+        "POST",
+        "/v1/chat/completions",
+        &[("transfer-encoding", "chunked")],
+        body,
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(m.requests()[0].body, br#"{"model":"m3","x":1}"#);
+}
+
+#[test]
+fn fails_and_delays_on_demand() {
+    let m = MockBackend::start("delta", 0).unwrap();
+    let r = chat(m.port(), "{}", &[("x-mock-status", "503")]);
+    assert_eq!(r.status, 503);
+    m.set_behavior(Behavior {
+        fail_rate: 1.0,
+        fail_status: 502,
+        ..Behavior::default()
+    });
+    assert_eq!(chat(m.port(), "{}", &[]).status, 502);
+    m.set_behavior(Behavior {
+        fail_rate: 0.3,
+        ..Behavior::default()
+    });
+    let failed = (0..200)
+        .filter(|_| chat(m.port(), "{}", &[]).status == 500)
+        .count();
+    assert!(
+        (30..=90).contains(&failed),
+        "{failed} of 200 failed at 30 %"
+    );
+    let start = std::time::Instant::now();
+    chat(m.port(), "{}", &[("x-mock-delay-ms", "150")]);
+    assert!(start.elapsed().as_millis() >= 150);
+}
+
+#[test]
+fn bad_json_gets_a_400() {
+    let m = MockBackend::start("eps", 0).unwrap();
+    assert_eq!(chat(m.port(), "{nope", &[]).status, 400);
+}
