@@ -194,6 +194,55 @@ mod tests {
         }
     }
 
+    /// Random and mutated bodies never panic, and every accepted body comes
+    /// out as a JSON object carrying the new model and the same other fields.
+    #[test]
+    fn arbitrary_bodies_never_panic() {
+        let seeds: [&[u8]; 4] = [
+            br#"{"model":"a","messages":[{"role":"user","content":"hi \u00e9"}],"n":1}"#,
+            br#"{"messages":[],"model":null,"x":{"model":[1,2,{"a":"b"}]}}"#,
+            b"{}",
+            br#"  {"stream":true , "model" : "gpt" }  "#,
+        ];
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for round in 0..20_000 {
+            let seed = seeds[round % seeds.len()];
+            let mut body = seed.to_vec();
+            for _ in 0..(next() % 4) {
+                let r = next();
+                let pos = (r as usize >> 8) % (body.len() + 1);
+                match r % 3 {
+                    0 if pos < body.len() => body[pos] = (r >> 32) as u8,
+                    1 => body.insert(pos, (r >> 40) as u8),
+                    _ if pos < body.len() => {
+                        body.remove(pos);
+                    }
+                    _ => {}
+                }
+            }
+            if let Ok(Some(out)) = rewrite_model(&body, Some("new-model")) {
+                let v: serde_json::Value = match serde_json::from_slice(&out) {
+                    Ok(v) => v,
+                    Err(e) => panic!(
+                        "rewrite produced invalid JSON {e}: {:?}",
+                        String::from_utf8_lossy(&out)
+                    ),
+                };
+                assert_eq!(v["model"], "new-model");
+                let before: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                if let (Some(a), Some(b)) = (before.as_object(), v.as_object()) {
+                    assert_eq!(a.len() + usize::from(!a.contains_key("model")), b.len());
+                }
+            }
+        }
+    }
+
     #[test]
     fn invalid_utf8_is_refused() {
         assert!(rewrite_model(b"{\"a\":\"\xff\"}", Some("m")).is_err());

@@ -473,3 +473,24 @@ fn shipped_envoy_yaml_validates_and_carries_a_valid_filter_config() {
         "shipped filter config loads"
     );
 }
+
+#[test]
+fn streaming_responses_pass_through_with_the_variant_headers() {
+    let rig = rig(CONFIG);
+    let r = rig.envoy.chat(
+        &[("x-tenant", "acme"), ("x-user-id", "streamer")],
+        r#"{"model":"x","stream":true,"messages":[{"role":"user","content":"hi"}]}"#,
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("text/event-stream"));
+    let variant = expected_variant(CONFIG, "streamer");
+    assert_eq!(r.header("x-llm-variant"), Some(variant.as_str()));
+    let text = r.text();
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    let model = if variant == "control" {
+        "gpt-4o-mini"
+    } else {
+        "gpt-4.1-mini"
+    };
+    assert!(text.contains(&format!("running {model}.")));
+}
