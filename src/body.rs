@@ -1,9 +1,15 @@
-//! Request body handling: validate the JSON and rewrite its top-level
-//! `model` field, leaving every other byte exactly as the client sent it.
+//! Request body handling: validate the JSON, read what the filter needs
+//! (stream flag, a token estimate of the prompt), and apply the filter's
+//! edits (`model`, `stream_options.include_usage`) while leaving every other
+//! byte exactly as the client sent it.
 
 use crate::error::ApiError;
+use crate::tokens::TokenCounter;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::fmt;
 
 /// The top-level fields the filter reads; every other field is validated
 /// (as JSON) and skipped.
@@ -11,6 +17,14 @@ use serde_json::value::RawValue;
 struct TopLevel<'a> {
     #[serde(borrow, default)]
     model: Present<'a>,
+    #[serde(borrow, default)]
+    stream: Present<'a>,
+    #[serde(borrow, default)]
+    stream_options: Present<'a>,
+    #[serde(default)]
+    messages: Counted,
+    #[serde(default)]
+    prompt: Counted,
 }
 
 /// A field that may be absent; unlike `Option`, a JSON `null` is `Some`.
@@ -18,9 +32,176 @@ struct TopLevel<'a> {
 struct Present<'a>(Option<&'a RawValue>);
 
 impl<'de: 'a, 'a> Deserialize<'de> for Present<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         <&'a RawValue>::deserialize(d).map(|raw| Present(Some(raw)))
     }
+}
+
+/// Counts the text of every string value inside a field (keys excluded).
+#[derive(Default)]
+struct Counted(TokenCounter);
+
+impl<'de> Deserialize<'de> for Counted {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut counter = TokenCounter::default();
+        d.deserialize_any(CountVisitor(&mut counter))?;
+        Ok(Counted(counter))
+    }
+}
+
+struct CountVisitor<'c>(&'c mut TokenCounter);
+
+impl<'de> de::DeserializeSeed<'de> for CountVisitor<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for CountVisitor<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_str<E>(self, v: &str) -> Result<(), E> {
+        self.0.add(v);
+        Ok(())
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(CountVisitor(&mut *self.0))?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while map.next_key::<de::IgnoredAny>()?.is_some() {
+            map.next_value_seed(CountVisitor(&mut *self.0))?;
+        }
+        Ok(())
+    }
+}
+
+/// What the filter does to a request body.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Edits<'a> {
+    /// Replace (or insert) the top-level `model`.
+    pub model: Option<&'a str>,
+    /// For streaming requests, make sure `stream_options.include_usage` is
+    /// true so the provider reports usage in a final chunk.
+    pub ensure_stream_usage: bool,
+}
+
+/// What the filter learned from a request body.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestInfo {
+    /// `stream: true`.
+    pub stream: bool,
+    /// The filter added `include_usage` (the client did not ask for usage).
+    pub usage_injected: bool,
+    /// Estimated prompt tokens (`messages` and `prompt` text).
+    pub prompt_tokens_est: u64,
+    /// The `model` the client sent, if it was a string.
+    pub client_model: Option<String>,
+}
+
+/// The body to forward (`None`: unchanged) and what was learned.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The new body, when it changed.
+    pub body: Option<Vec<u8>>,
+    /// Facts about the request.
+    pub info: RequestInfo,
+}
+
+/// Validates a request body and applies `edits`.
+pub fn prepare(body: &[u8], edits: Edits<'_>) -> Result<Prepared, ApiError> {
+    let top = parse_top_level(body)?;
+    let mut info = RequestInfo {
+        stream: top.stream.0.is_some_and(|raw| raw.get() == "true"),
+        prompt_tokens_est: top.messages.0.tokens() + top.prompt.0.tokens(),
+        client_model: top
+            .model
+            .0
+            .and_then(|raw| serde_json::from_str::<String>(raw.get()).ok()),
+        ..RequestInfo::default()
+    };
+    // (start, end, replacement): end == start inserts after the brace.
+    let mut splices: Vec<(usize, usize, Cow<'static, [u8]>)> = Vec::new();
+    let brace = body.iter().position(|b| *b == b'{').unwrap_or(0) + 1;
+    let object_empty = body[brace..]
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'}');
+
+    if let Some(model) = edits.model {
+        let encoded = json_string(model);
+        match top.model.0 {
+            Some(raw) if raw.get() == encoded => {}
+            Some(raw) => {
+                let start = offset_in(body, raw.get().as_bytes());
+                splices.push((start, start + raw.get().len(), encoded.into_bytes().into()));
+            }
+            None => splices.push((brace, brace, format!("\"model\":{encoded}").into_bytes().into())),
+        }
+    }
+    if edits.ensure_stream_usage && info.stream {
+        match top.stream_options.0 {
+            None => {
+                splices.push((brace, brace, br#""stream_options":{"include_usage":true}"#.as_slice().into()));
+                info.usage_injected = true;
+            }
+            Some(raw) => {
+                let parsed = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(raw.get());
+                if let Ok(mut map) = parsed {
+                    if map.get("include_usage") != Some(&serde_json::Value::Bool(true)) {
+                        map.insert("include_usage".into(), serde_json::Value::Bool(true));
+                        let start = offset_in(body, raw.get().as_bytes());
+                        let value = serde_json::to_vec(&map).unwrap_or_default();
+                        splices.push((start, start + raw.get().len(), value.into()));
+                        info.usage_injected = true;
+                    }
+                }
+            }
+        }
+    }
+    if splices.is_empty() {
+        return Ok(Prepared { body: None, info });
+    }
+    splices.sort_by_key(|s| s.0);
+    let inserts = splices.iter().filter(|s| s.0 == s.1).count();
+    let mut out = Vec::with_capacity(body.len() + 64);
+    let mut at = 0;
+    let mut inserted = 0;
+    for (start, end, bytes) in &splices {
+        out.extend_from_slice(&body[at..*start]);
+        out.extend_from_slice(bytes);
+        if start == end {
+            inserted += 1;
+            // Separate inserted members from each other and from the rest.
+            if inserted < inserts || !object_empty {
+                out.push(b',');
+            }
+        }
+        at = *end;
+    }
+    out.extend_from_slice(&body[at..]);
+    Ok(Prepared {
+        body: Some(out),
+        info,
+    })
 }
 
 /// Validates a request body and, when `model` is given, returns the body
@@ -28,44 +209,14 @@ impl<'de: 'a, 'a> Deserialize<'de> for Present<'a> {
 ///
 /// Returns `Ok(None)` when the body is valid and needs no change.
 pub fn rewrite_model(body: &[u8], model: Option<&str>) -> Result<Option<Vec<u8>>, ApiError> {
-    let top = parse_top_level(body)?;
-    let Some(model) = model else {
-        return Ok(None);
-    };
-    let encoded = json_string(model);
-    match top.model.0 {
-        Some(raw) => {
-            let start = offset_in(body, raw.get().as_bytes());
-            let end = start + raw.get().len();
-            if body.get(start..end) == Some(encoded.as_bytes()) {
-                return Ok(None);
-            }
-            let mut out = Vec::with_capacity(body.len() - (end - start) + encoded.len());
-            out.extend_from_slice(&body[..start]);
-            out.extend_from_slice(encoded.as_bytes());
-            out.extend_from_slice(&body[end..]);
-            Ok(Some(out))
-        }
-        None => {
-            // Insert right after the opening brace; keep the object valid
-            // whether or not it had members.
-            let brace = body.iter().position(|b| *b == b'{').unwrap_or(0);
-            let rest = &body[brace + 1..];
-            let empty = rest
-                .iter()
-                .find(|b| !b.is_ascii_whitespace())
-                .is_some_and(|b| *b == b'}');
-            let mut out = Vec::with_capacity(body.len() + encoded.len() + 10);
-            out.extend_from_slice(&body[..=brace]);
-            out.extend_from_slice(b"\"model\":");
-            out.extend_from_slice(encoded.as_bytes());
-            if !empty {
-                out.push(b',');
-            }
-            out.extend_from_slice(rest);
-            Ok(Some(out))
-        }
-    }
+    prepare(
+        body,
+        Edits {
+            model,
+            ensure_stream_usage: false,
+        },
+    )
+    .map(|p| p.body)
 }
 
 fn parse_top_level(body: &[u8]) -> Result<TopLevel<'_>, ApiError> {
@@ -73,7 +224,11 @@ fn parse_top_level(body: &[u8]) -> Result<TopLevel<'_>, ApiError> {
     match first {
         None => return Err(ApiError::invalid_json("request body is empty")),
         Some(b'{') => {}
-        Some(_) => return Err(ApiError::invalid_json("request body must be a JSON object")),
+        Some(_) => {
+            return Err(ApiError::invalid_json(
+                "request body must be a JSON object",
+            ))
+        }
     }
     // serde_json skips ignored strings without checking their UTF-8.
     let text = std::str::from_utf8(body)
@@ -82,7 +237,7 @@ fn parse_top_level(body: &[u8]) -> Result<TopLevel<'_>, ApiError> {
         // Never echo the body: the message says where, not what.
         let what = match e.classify() {
             serde_json::error::Category::Eof => "request body is truncated JSON",
-            serde_json::error::Category::Data => "request body has an invalid `model` field",
+            serde_json::error::Category::Data => "request body has an invalid top-level field",
             _ => "request body is not valid JSON",
         };
         ApiError::invalid_json(&format!(
@@ -241,6 +396,64 @@ mod tests {
                 }
             }
         }
+    }
+
+    fn prep(body: &str, model: Option<&str>) -> (String, RequestInfo) {
+        let p = prepare(
+            body.as_bytes(),
+            Edits {
+                model,
+                ensure_stream_usage: true,
+            },
+        )
+        .unwrap();
+        let out = p.body.map(|b| String::from_utf8(b).unwrap()).unwrap_or(body.to_string());
+        (out, p.info)
+    }
+
+    #[test]
+    fn streaming_requests_get_include_usage() {
+        let (out, info) = prep(r#"{"stream":true,"model":"a"}"#, Some("b"));
+        assert_eq!(
+            out,
+            r#"{"stream_options":{"include_usage":true},"stream":true,"model":"b"}"#
+        );
+        assert!(info.stream && info.usage_injected);
+        assert_eq!(info.client_model.as_deref(), Some("a"));
+
+        let (out, info) = prep(r#"{"stream":true,"stream_options":{"x":1}}"#, Some("b"));
+        assert_eq!(
+            out,
+            r#"{"model":"b","stream":true,"stream_options":{"include_usage":true,"x":1}}"#
+        );
+        assert!(info.usage_injected);
+
+        let asked = r#"{"stream":true,"stream_options":{"include_usage":true}}"#;
+        let (out, info) = prep(asked, None);
+        assert_eq!(out, asked);
+        assert!(info.stream && !info.usage_injected);
+
+        let (out, info) = prep(r#"{"stream":false}"#, None);
+        assert_eq!(out, r#"{"stream":false}"#);
+        assert!(!info.stream);
+
+        let (out, _) = prep(r#"{"stream":true}"#, Some("m"));
+        assert_eq!(
+            out,
+            r#"{"model":"m","stream_options":{"include_usage":true},"stream":true}"#
+        );
+        serde_json::from_str::<serde_json::Value>(&out).unwrap();
+    }
+
+    #[test]
+    fn prompt_tokens_are_estimated_from_messages_and_prompt() {
+        let body = r#"{"model":"m","messages":[{"role":"user","content":"abcdabcdabcd"},
+            {"role":"user","content":[{"type":"text","text":"我们今天"}]}],"temperature":0.5}"#;
+        let (_, info) = prep(body, None);
+        // "user" x2 + "abcd" x3 = 20 ASCII -> 5; "text" -> 1 more ASCII run; 4 CJK.
+        assert_eq!(info.prompt_tokens_est, (4u64 + 4 + 12 + 4).div_ceil(4) + 4);
+        let (_, info) = prep(r#"{"prompt":"abcdefgh"}"#, None);
+        assert_eq!(info.prompt_tokens_est, 2);
     }
 
     #[test]

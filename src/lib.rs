@@ -5,7 +5,9 @@
 //! - [`config`]: the JSON contract, validation, and the compiled plan;
 //! - [`assign`]: sticky bucket hashing and the ramp-safe bucket layout;
 //! - [`route`]: which experiment and variant a request gets, and its cluster;
-//! - [`body`]: request JSON validation and `model` rewrite;
+//! - [`body`]: request JSON validation, `model` rewrite, usage request, prompt estimate;
+//! - [`sse`], [`response`], [`tokens`]: reading usage and refusals from JSON and SSE responses;
+//! - [`trace`], [`record`]: the trace id and the per-request access-log record;
 //! - [`error`]: client errors in the OpenAI error shape;
 //! - [`stats`]: names of the Envoy stats;
 //! - `host` (wasm32 only): the proxy-wasm glue that calls all of the above.
@@ -14,8 +16,13 @@ pub mod assign;
 pub mod body;
 pub mod config;
 pub mod error;
+pub mod record;
+pub mod response;
 pub mod route;
+pub mod sse;
 pub mod stats;
+pub mod tokens;
+pub mod trace;
 
 #[cfg(target_arch = "wasm32")]
 mod host;

@@ -1,0 +1,290 @@
+//! What the filter learns from a model's response, JSON or SSE: token usage
+//! (reported or estimated), refusals, and which stream events are the
+//! usage-only chunk the filter may have asked for on the client's behalf.
+//!
+//! Nothing here keeps response text: content is counted and scanned for
+//! refusal phrases through a bounded tail, then dropped.
+
+use crate::tokens::TokenCounter;
+use serde::Deserialize;
+use std::borrow::Cow;
+
+#[derive(Deserialize)]
+struct Chunk<'a> {
+    #[serde(default, borrow)]
+    choices: Vec<Choice<'a>>,
+    #[serde(default)]
+    usage: Option<UsageJson>,
+}
+
+#[derive(Deserialize)]
+struct Choice<'a> {
+    #[serde(default, borrow)]
+    delta: Option<Message<'a>>,
+    #[serde(default, borrow)]
+    message: Option<Message<'a>>,
+    #[serde(default, borrow)]
+    finish_reason: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct Message<'a> {
+    #[serde(default, borrow)]
+    content: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    refusal: Option<Cow<'a, str>>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy)]
+struct UsageJson {
+    #[serde(default)]
+    prompt_tokens: u64,
+    #[serde(default)]
+    completion_tokens: u64,
+}
+
+/// How a stream event was classified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// A chunk with choices (content, tool calls, finish reason).
+    Choices,
+    /// A chunk carrying only `usage` (`choices: []`).
+    UsageOnly,
+    /// `[DONE]`.
+    Done,
+    /// Anything else (comments, unparseable data).
+    Other,
+}
+
+/// Where token counts came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokensSource {
+    /// The provider's `usage`.
+    Usage,
+    /// The filter's estimate.
+    Estimated,
+}
+
+impl TokensSource {
+    /// Name used in records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokensSource::Usage => "usage",
+            TokensSource::Estimated => "estimated",
+        }
+    }
+}
+
+/// Token counts of one exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tokens {
+    /// Prompt tokens.
+    pub input: u64,
+    /// Completion tokens.
+    pub output: u64,
+    /// Where they came from.
+    pub source: TokensSource,
+}
+
+/// Finds configured phrases in text that arrives in pieces.
+#[derive(Debug, Default)]
+struct PhraseScanner {
+    phrases: Vec<String>,
+    longest: usize,
+    tail: String,
+    found: bool,
+}
+
+impl PhraseScanner {
+    fn new(phrases: &[String]) -> PhraseScanner {
+        let phrases: Vec<String> = phrases.iter().map(|p| p.to_lowercase()).collect();
+        let longest = phrases.iter().map(|p| p.chars().count()).max().unwrap_or(0);
+        PhraseScanner {
+            phrases,
+            longest,
+            tail: String::new(),
+            found: false,
+        }
+    }
+
+    fn add(&mut self, piece: &str) {
+        if self.found || self.phrases.is_empty() {
+            return;
+        }
+        self.tail.push_str(&piece.to_lowercase());
+        if self.phrases.iter().any(|p| self.tail.contains(p.as_str())) {
+            self.found = true;
+        }
+        // Keep only what a phrase could still straddle.
+        let keep = self.longest.saturating_sub(1);
+        let chars = self.tail.chars().count();
+        if chars > keep {
+            let cut = self
+                .tail
+                .char_indices()
+                .nth(chars - keep)
+                .map_or(self.tail.len(), |(i, _)| i);
+            self.tail.drain(..cut);
+        }
+    }
+}
+
+/// Accumulates what a response says about tokens and refusals.
+#[derive(Debug, Default)]
+pub struct ResponseObserver {
+    usage: Option<UsageJson>,
+    output: TokenCounter,
+    refusal: bool,
+    phrases: PhraseScanner,
+    saw_done: bool,
+}
+
+impl ResponseObserver {
+    /// An observer that also flags any of `refusal_phrases` (case-insensitive).
+    pub fn new(refusal_phrases: &[String]) -> ResponseObserver {
+        ResponseObserver {
+            phrases: PhraseScanner::new(refusal_phrases),
+            ..ResponseObserver::default()
+        }
+    }
+
+    fn observe_chunk(&mut self, chunk: &Chunk<'_>) {
+        if let Some(u) = chunk.usage {
+            self.usage = Some(u);
+        }
+        for choice in &chunk.choices {
+            if choice.finish_reason.as_deref() == Some("content_filter") {
+                self.refusal = true;
+            }
+            for m in [&choice.delta, &choice.message].into_iter().flatten() {
+                if let Some(text) = &m.content {
+                    self.output.add(text);
+                    self.phrases.add(text);
+                }
+                if m.refusal.as_deref().is_some_and(|r| !r.is_empty()) {
+                    self.refusal = true;
+                }
+            }
+        }
+    }
+
+    /// Observes a complete non-streaming JSON response body.
+    pub fn observe_json(&mut self, body: &[u8]) {
+        if let Ok(chunk) = serde_json::from_slice::<Chunk<'_>>(body) {
+            self.observe_chunk(&chunk);
+        }
+    }
+
+    /// Observes the `data` of one SSE event and classifies it.
+    pub fn observe_event(&mut self, data: &str) -> EventKind {
+        let data = data.trim();
+        if data == "[DONE]" {
+            self.saw_done = true;
+            return EventKind::Done;
+        }
+        if !data.starts_with('{') {
+            return EventKind::Other;
+        }
+        match serde_json::from_str::<Chunk<'_>>(data) {
+            Ok(chunk) => {
+                self.observe_chunk(&chunk);
+                if chunk.choices.is_empty() && chunk.usage.is_some() {
+                    EventKind::UsageOnly
+                } else {
+                    EventKind::Choices
+                }
+            }
+            Err(_) => EventKind::Other,
+        }
+    }
+
+    /// Whether the stream ended with `[DONE]`.
+    pub fn saw_done(&self) -> bool {
+        self.saw_done
+    }
+
+    /// Whether the model refused (content filter, `refusal`, or a phrase).
+    pub fn refused(&self) -> bool {
+        self.refusal || self.phrases.found
+    }
+
+    /// Token counts: the provider's usage when reported, else estimates.
+    pub fn tokens(&self, prompt_estimate: u64) -> Tokens {
+        match self.usage {
+            Some(u) => Tokens {
+                input: u.prompt_tokens,
+                output: u.completion_tokens,
+                source: TokensSource::Usage,
+            },
+            None => Tokens {
+                input: prompt_estimate,
+                output: self.output.tokens(),
+                source: TokensSource::Estimated,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_usage_is_read() {
+        let mut o = ResponseObserver::new(&[]);
+        o.observe_json(br#"{"choices":[{"message":{"content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":3,"total_tokens":15}}"#);
+        assert_eq!(
+            o.tokens(99),
+            Tokens {
+                input: 12,
+                output: 3,
+                source: TokensSource::Usage
+            }
+        );
+        assert!(!o.refused());
+    }
+
+    #[test]
+    fn stream_events_are_classified_and_counted() {
+        let mut o = ResponseObserver::new(&[]);
+        let k = o.observe_event(r#"{"choices":[{"delta":{"content":"Hello"}}]}"#);
+        assert_eq!(k, EventKind::Choices);
+        o.observe_event(r#"{"choices":[{"delta":{"content":" world!!"}}]}"#);
+        assert_eq!(o.tokens(7).output, 4); // 13 ASCII chars
+        assert_eq!(o.tokens(7).source, TokensSource::Estimated);
+        assert_eq!(o.tokens(7).input, 7);
+        let k = o.observe_event(r#"{"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2}}"#);
+        assert_eq!(k, EventKind::UsageOnly);
+        assert_eq!(o.observe_event("[DONE]"), EventKind::Done);
+        assert!(o.saw_done());
+        assert_eq!(o.tokens(7).source, TokensSource::Usage);
+        assert_eq!(o.observe_event("not json"), EventKind::Other);
+        assert_eq!(o.observe_event("{broken"), EventKind::Other);
+    }
+
+    #[test]
+    fn refusals_are_detected() {
+        let mut o = ResponseObserver::new(&[]);
+        o.observe_json(br#"{"choices":[{"message":{"content":null},"finish_reason":"content_filter"}]}"#);
+        assert!(o.refused());
+        let mut o = ResponseObserver::new(&[]);
+        o.observe_event(r#"{"choices":[{"delta":{"refusal":"I can't help"}}]}"#);
+        assert!(o.refused());
+        let mut o = ResponseObserver::new(&[]);
+        o.observe_event(r#"{"choices":[{"delta":{"refusal":null,"content":"ok"}}]}"#);
+        assert!(!o.refused());
+    }
+
+    #[test]
+    fn refusal_phrases_are_found_across_deltas() {
+        let phrases = vec!["I cannot assist".to_string()];
+        let mut o = ResponseObserver::new(&phrases);
+        for piece in ["Sorry, i ca", "nnot as", "sist with that."] {
+            o.observe_event(&format!(r#"{{"choices":[{{"delta":{{"content":"{piece}"}}}}]}}"#));
+        }
+        assert!(o.refused());
+        let mut o = ResponseObserver::new(&phrases);
+        o.observe_event(r#"{"choices":[{"delta":{"content":"I can assist"}}]}"#);
+        assert!(!o.refused());
+    }
+}

@@ -1,0 +1,126 @@
+//! Trace context: one W3C trace id per request, shared with the upstream.
+//!
+//! An incoming valid `traceparent` is kept as is. Otherwise the trace id is
+//! taken from Envoy's `x-request-id` when it is a UUID (so the two ids
+//! join), else derived from the caller's entropy, and a new `traceparent`
+//! goes upstream.
+
+use std::io::Cursor;
+
+/// The trace of one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trace {
+    /// 32 lowercase hex digits.
+    pub trace_id: String,
+    /// The `traceparent` to send upstream when the client sent none.
+    pub new_traceparent: Option<String>,
+}
+
+fn is_hex(s: &str, len: usize) -> bool {
+    s.len() == len && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// The trace id of a valid W3C `traceparent`, if it is one.
+pub fn parse_traceparent(value: &str) -> Option<&str> {
+    let mut parts = value.trim().split('-');
+    let (version, trace, parent, flags) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let valid = is_hex(version, 2)
+        && version != "ff"
+        && (version != "00" || parts.next().is_none())
+        && is_hex(trace, 32)
+        && trace.bytes().any(|b| b != b'0')
+        && is_hex(parent, 16)
+        && parent.bytes().any(|b| b != b'0')
+        && is_hex(flags, 2);
+    valid.then_some(trace)
+}
+
+fn hash64(bytes: &[u8], seed: u32) -> u64 {
+    let lo = murmur3::murmur3_32(&mut Cursor::new(bytes), seed).unwrap_or(0);
+    let hi = murmur3::murmur3_32(&mut Cursor::new(bytes), seed ^ 0x9e37_79b9).unwrap_or(0);
+    (u64::from(hi) << 32) | u64::from(lo)
+}
+
+/// Builds the trace of a request from its headers; `entropy` must differ
+/// per request (time and a counter) and is used only when no id is given.
+pub fn trace_for(traceparent: Option<&str>, request_id: Option<&str>, entropy: u64) -> Trace {
+    if let Some(id) = traceparent.and_then(parse_traceparent) {
+        return Trace {
+            trace_id: id.to_string(),
+            new_traceparent: None,
+        };
+    }
+    let from_request_id = request_id
+        .map(|r| r.replace('-', "").to_ascii_lowercase())
+        .filter(|r| is_hex(r, 32) && r.bytes().any(|b| b != b'0'));
+    let seed_bytes = [
+        entropy.to_le_bytes().as_slice(),
+        request_id.unwrap_or("").as_bytes(),
+    ]
+    .concat();
+    let trace_id = from_request_id.unwrap_or_else(|| {
+        format!("{:016x}{:016x}", hash64(&seed_bytes, 1), hash64(&seed_bytes, 2) | 1)
+    });
+    let span = hash64(&seed_bytes, 3) | 1;
+    Trace {
+        new_traceparent: Some(format!("00-{trace_id}-{span:016x}-01")),
+        trace_id,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TP: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+
+    #[test]
+    fn incoming_traceparent_is_kept() {
+        let t = trace_for(Some(TP), Some("x"), 1);
+        assert_eq!(t.trace_id, "0af7651916cd43dd8448eb211c80319c");
+        assert_eq!(t.new_traceparent, None);
+    }
+
+    #[test]
+    fn invalid_traceparents_are_replaced() {
+        for bad in [
+            "",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331",
+            "00-00000000000000000000000000000000-b7ad6b7169203331-01",
+            "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01",
+            "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            "00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-extra",
+        ] {
+            let t = trace_for(Some(bad), None, 42);
+            assert_ne!(t.trace_id, "0af7651916cd43dd8448eb211c80319c", "{bad}");
+            assert!(t.new_traceparent.is_some());
+        }
+        // Future versions may carry more fields.
+        assert!(parse_traceparent(
+            "01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-extra"
+        )
+        .is_some());
+    }
+
+    #[test]
+    fn request_id_uuid_becomes_the_trace_id() {
+        let t = trace_for(None, Some("6B29FC40-CA47-1067-B31D-00DD010662DA"), 7);
+        assert_eq!(t.trace_id, "6b29fc40ca471067b31d00dd010662da");
+        let tp = t.new_traceparent.unwrap_or_default();
+        assert!(tp.starts_with("00-6b29fc40ca471067b31d00dd010662da-"));
+        assert_eq!(parse_traceparent(&tp), Some(t.trace_id.as_str()));
+    }
+
+    #[test]
+    fn generated_ids_are_valid_and_differ() {
+        let a = trace_for(None, None, 1);
+        let b = trace_for(None, None, 2);
+        assert_ne!(a.trace_id, b.trace_id);
+        for t in [a, b] {
+            let tp = t.new_traceparent.unwrap_or_default();
+            assert_eq!(parse_traceparent(&tp), Some(t.trace_id.as_str()));
+        }
+    }
+}
