@@ -154,17 +154,26 @@ pub fn prepare(body: &[u8], edits: Edits<'_>) -> Result<Prepared, ApiError> {
                 let start = offset_in(body, raw.get().as_bytes());
                 splices.push((start, start + raw.get().len(), encoded.into_bytes().into()));
             }
-            None => splices.push((brace, brace, format!("\"model\":{encoded}").into_bytes().into())),
+            None => splices.push((
+                brace,
+                brace,
+                format!("\"model\":{encoded}").into_bytes().into(),
+            )),
         }
     }
     if edits.ensure_stream_usage && info.stream {
         match top.stream_options.0 {
             None => {
-                splices.push((brace, brace, br#""stream_options":{"include_usage":true}"#.as_slice().into()));
+                splices.push((
+                    brace,
+                    brace,
+                    br#""stream_options":{"include_usage":true}"#.as_slice().into(),
+                ));
                 info.usage_injected = true;
             }
             Some(raw) => {
-                let parsed = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(raw.get());
+                let parsed =
+                    serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(raw.get());
                 if let Ok(mut map) = parsed {
                     if map.get("include_usage") != Some(&serde_json::Value::Bool(true)) {
                         map.insert("include_usage".into(), serde_json::Value::Bool(true));
@@ -224,11 +233,7 @@ fn parse_top_level(body: &[u8]) -> Result<TopLevel<'_>, ApiError> {
     match first {
         None => return Err(ApiError::invalid_json("request body is empty")),
         Some(b'{') => {}
-        Some(_) => {
-            return Err(ApiError::invalid_json(
-                "request body must be a JSON object",
-            ))
-        }
+        Some(_) => return Err(ApiError::invalid_json("request body must be a JSON object")),
     }
     // serde_json skips ignored strings without checking their UTF-8.
     let text = std::str::from_utf8(body)
@@ -407,7 +412,10 @@ mod tests {
             },
         )
         .unwrap();
-        let out = p.body.map(|b| String::from_utf8(b).unwrap()).unwrap_or(body.to_string());
+        let out = p
+            .body
+            .map(|b| String::from_utf8(b).unwrap())
+            .unwrap_or(body.to_string());
         (out, p.info)
     }
 

@@ -132,9 +132,23 @@ mod tests {
         };
         let v: serde_json::Value = serde_json::from_slice(&r.to_json()).unwrap_or_default();
         for field in [
-            "trace_id", "experiment_id", "assigned_variant", "served_variant", "reason", "bucket",
-            "model", "prompt_version", "rag_index_version", "tokens_in", "tokens_out",
-            "tokens_source", "cost_usd_est", "latency_ms", "ttft_ms", "status", "outcome",
+            "trace_id",
+            "experiment_id",
+            "assigned_variant",
+            "served_variant",
+            "reason",
+            "bucket",
+            "model",
+            "prompt_version",
+            "rag_index_version",
+            "tokens_in",
+            "tokens_out",
+            "tokens_source",
+            "cost_usd_est",
+            "latency_ms",
+            "ttft_ms",
+            "status",
+            "outcome",
         ] {
             assert!(v.get(field).is_some(), "missing {field}");
         }

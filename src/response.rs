@@ -253,7 +253,8 @@ mod tests {
         assert_eq!(o.tokens(7).output, 4); // 13 ASCII chars
         assert_eq!(o.tokens(7).source, TokensSource::Estimated);
         assert_eq!(o.tokens(7).input, 7);
-        let k = o.observe_event(r#"{"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2}}"#);
+        let k =
+            o.observe_event(r#"{"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2}}"#);
         assert_eq!(k, EventKind::UsageOnly);
         assert_eq!(o.observe_event("[DONE]"), EventKind::Done);
         assert!(o.saw_done());
@@ -265,7 +266,9 @@ mod tests {
     #[test]
     fn refusals_are_detected() {
         let mut o = ResponseObserver::new(&[]);
-        o.observe_json(br#"{"choices":[{"message":{"content":null},"finish_reason":"content_filter"}]}"#);
+        o.observe_json(
+            br#"{"choices":[{"message":{"content":null},"finish_reason":"content_filter"}]}"#,
+        );
         assert!(o.refused());
         let mut o = ResponseObserver::new(&[]);
         o.observe_event(r#"{"choices":[{"delta":{"refusal":"I can't help"}}]}"#);
@@ -280,7 +283,9 @@ mod tests {
         let phrases = vec!["I cannot assist".to_string()];
         let mut o = ResponseObserver::new(&phrases);
         for piece in ["Sorry, i ca", "nnot as", "sist with that."] {
-            o.observe_event(&format!(r#"{{"choices":[{{"delta":{{"content":"{piece}"}}}}]}}"#));
+            o.observe_event(&format!(
+                r#"{{"choices":[{{"delta":{{"content":"{piece}"}}}}]}}"#
+            ));
         }
         assert!(o.refused());
         let mut o = ResponseObserver::new(&phrases);

@@ -89,9 +89,10 @@ fn find_terminator(buf: &[u8]) -> Option<(usize, usize)> {
     while i < buf.len() {
         match buf[i] {
             b'\n' if buf.get(i + 1) == Some(&b'\n') => return Some((i, 2)),
-            b'\r' if buf.get(i + 1) == Some(&b'\n')
-                && buf.get(i + 2) == Some(&b'\r')
-                && buf.get(i + 3) == Some(&b'\n') =>
+            b'\r'
+                if buf.get(i + 1) == Some(&b'\n')
+                    && buf.get(i + 2) == Some(&b'\r')
+                    && buf.get(i + 3) == Some(&b'\n') =>
             {
                 return Some((i, 4))
             }

@@ -22,6 +22,30 @@ pub fn rejected(experiment: &str, variant: &str, code: &str) -> String {
     format!("llm_ab.experiment.{experiment}.variant.{variant}.code.{code}.rejected")
 }
 
+/// Counter of responses by status class (`2xx` …).
+pub fn responses(experiment: &str, variant: &str, class: &str) -> String {
+    format!("llm_ab.experiment.{experiment}.variant.{variant}.status_class.{class}.responses")
+}
+
+/// Counter of finished requests by outcome.
+pub fn outcomes(experiment: &str, variant: &str, outcome: &str) -> String {
+    format!("llm_ab.experiment.{experiment}.variant.{variant}.outcome.{outcome}.outcomes")
+}
+
+/// Counter of matched requests without a sticky key.
+pub fn unassigned(experiment: &str) -> String {
+    format!("llm_ab.experiment.{experiment}.unassigned_requests")
+}
+
+/// Per-variant counter or histogram named `metric` (`tokens_in`,
+/// `tokens_out`, `cost_micro_usd`, `latency_ms`, `ttft_ms`).
+pub fn per_variant(experiment: &str, variant: &str, metric: &str) -> String {
+    format!("llm_ab.experiment.{experiment}.variant.{variant}.{metric}")
+}
+
+/// Status classes counted.
+pub const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,7 +17,9 @@ pub struct Trace {
 }
 
 fn is_hex(s: &str, len: usize) -> bool {
-    s.len() == len && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == len
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// The trace id of a valid W3C `traceparent`, if it is one.
@@ -60,7 +62,11 @@ pub fn trace_for(traceparent: Option<&str>, request_id: Option<&str>, entropy: u
     ]
     .concat();
     let trace_id = from_request_id.unwrap_or_else(|| {
-        format!("{:016x}{:016x}", hash64(&seed_bytes, 1), hash64(&seed_bytes, 2) | 1)
+        format!(
+            "{:016x}{:016x}",
+            hash64(&seed_bytes, 1),
+            hash64(&seed_bytes, 2) | 1
+        )
     });
     let span = hash64(&seed_bytes, 3) | 1;
     Trace {
@@ -98,10 +104,10 @@ mod tests {
             assert!(t.new_traceparent.is_some());
         }
         // Future versions may carry more fields.
-        assert!(parse_traceparent(
-            "01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-extra"
-        )
-        .is_some());
+        assert!(
+            parse_traceparent("01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-extra")
+                .is_some()
+        );
     }
 
     #[test]

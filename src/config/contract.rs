@@ -33,6 +33,22 @@ pub struct FilterConfig {
     /// Experiments, tried in order; the first match wins.
     #[serde(default)]
     pub experiments: Vec<ExperimentConfig>,
+    /// Price per million tokens by model, for `cost_usd_est`.
+    #[serde(default)]
+    pub pricing: std::collections::BTreeMap<String, PriceConfig>,
+    /// Output phrases that mark a response as a refusal (case-insensitive).
+    #[serde(default)]
+    pub refusal_phrases: Vec<String>,
+}
+
+/// Price of one model in USD per million tokens.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriceConfig {
+    /// USD per million prompt tokens.
+    pub input_per_mtok: f64,
+    /// USD per million completion tokens.
+    pub output_per_mtok: f64,
 }
 
 /// Forced-variant override guarded by a shared token.

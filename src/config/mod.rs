@@ -80,6 +80,23 @@ pub struct Plan {
     pub max_body_bytes: usize,
     /// Experiments in match order.
     pub experiments: Vec<Experiment>,
+    /// `(input, output)` USD per million tokens by model.
+    pub pricing: std::collections::HashMap<String, (f64, f64)>,
+    /// Lowercase refusal phrases.
+    pub refusal_phrases: Vec<String>,
+    /// Non-fatal remarks to log once at load (e.g. unpriced models).
+    pub warnings: Vec<String>,
+}
+
+impl Plan {
+    /// Estimated cost in USD of `input` and `output` tokens of `model`
+    /// (0 for a model missing from `pricing`).
+    pub fn cost_usd(&self, model: Option<&str>, input: u64, output: u64) -> f64 {
+        match model.and_then(|m| self.pricing.get(m)) {
+            Some((i, o)) => (input as f64 * i + output as f64 * o) / 1_000_000.0,
+            None => 0.0,
+        }
+    }
 }
 
 /// Compiled override settings.

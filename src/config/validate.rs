@@ -52,10 +52,52 @@ pub fn compile(cfg: &FilterConfig) -> Result<Plan, ConfigErrors> {
         }
     }
 
+    let mut pricing = std::collections::HashMap::new();
+    for (model, price) in &cfg.pricing {
+        for (field, v) in [
+            ("input_per_mtok", price.input_per_mtok),
+            ("output_per_mtok", price.output_per_mtok),
+        ] {
+            if !v.is_finite() || v < 0.0 {
+                p.add(
+                    format!("pricing.{model}.{field}"),
+                    "must be a non-negative number",
+                );
+            }
+        }
+        pricing.insert(model.clone(), (price.input_per_mtok, price.output_per_mtok));
+    }
+    for (i, phrase) in cfg.refusal_phrases.iter().enumerate() {
+        if phrase.trim().is_empty() || phrase.chars().count() > 200 {
+            p.add(
+                format!("refusal_phrases[{i}]"),
+                "must be 1 to 200 characters",
+            );
+        }
+    }
+    let mut unpriced: Vec<&str> = experiments
+        .iter()
+        .flat_map(|e| e.variants.iter())
+        .filter_map(|v| v.model.as_deref())
+        .filter(|m| !pricing.contains_key(*m))
+        .collect();
+    unpriced.sort_unstable();
+    unpriced.dedup();
+    let mut warnings = Vec::new();
+    if !unpriced.is_empty() {
+        warnings.push(format!(
+            "pricing: no price for model(s) {}; their cost is counted as 0",
+            unpriced.join(", ")
+        ));
+    }
+
     if !p.0.is_empty() {
         return Err(ConfigErrors(p.0));
     }
     Ok(Plan {
+        pricing,
+        refusal_phrases: cfg.refusal_phrases.clone(),
+        warnings,
         route_header,
         default_cluster: cfg.default_cluster.clone(),
         expose_headers: cfg.expose_headers,
@@ -481,6 +523,38 @@ mod tests {
             .replace(r#""cluster": "model_b""#, r#""cluster": """#)
             .replace(r#""control": "control""#, r#""control": "nope""#);
         assert_eq!(errors(&json).len(), 2);
+    }
+
+    #[test]
+    fn pricing_is_checked_and_unpriced_models_warned_once() {
+        let json = VALID.replacen(
+            "{",
+            r#"{"pricing": {"gpt-4o-mini": {"input_per_mtok": 0.15, "output_per_mtok": 0.6}},"#,
+            1,
+        );
+        let plan = load(json.as_bytes()).unwrap();
+        assert_eq!(
+            plan.warnings,
+            vec!["pricing: no price for model(s) gpt-4.1-mini; their cost is counted as 0"]
+        );
+        let cost = plan.cost_usd(Some("gpt-4o-mini"), 1_000_000, 2_000_000);
+        assert!((cost - 1.35).abs() < 1e-9);
+        assert_eq!(plan.cost_usd(Some("gpt-4.1-mini"), 10, 10), 0.0);
+        let bad = VALID.replacen(
+            "{",
+            r#"{"pricing": {"m": {"input_per_mtok": -1, "output_per_mtok": 0.6}},"#,
+            1,
+        );
+        assert_eq!(
+            first_error(&bad),
+            "pricing.m.input_per_mtok: must be a non-negative number"
+        );
+        let unknown = VALID.replacen(
+            "{",
+            r#"{"pricing": {"m": {"input_per_mtok": 1, "output_per_mtok": 0.6, "x": 1}},"#,
+            1,
+        );
+        assert!(first_error(&unknown).starts_with("pricing.m.x: unknown field"));
     }
 
     #[test]

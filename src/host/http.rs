@@ -1,15 +1,21 @@
 //! Per-request HTTP context: applies the routing decision to headers and
-//! the body.
+//! the body, observes the response, and writes the request record.
 
-use super::metrics::Metrics;
-use crate::body;
+use super::metrics::{Finished, Metrics};
+use crate::body::{self, Edits, RequestInfo};
 use crate::config::{Plan, Variant};
 use crate::error::ApiError;
-use crate::route::RequestHeaders;
+use crate::record::{outcome_of, status_class, Outcome, Record};
+use crate::response::{EventKind, ResponseObserver};
+use crate::route::{Reason, RequestHeaders};
+use crate::sse::SseParser;
+use crate::trace;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, MapType};
+use std::cell::Cell;
 use std::rc::Rc;
+use std::time::UNIX_EPOCH;
 
 /// Upstream request headers the filter owns: client values are dropped.
 const OWNED_REQUEST_HEADERS: [&str; 4] = [
@@ -18,6 +24,17 @@ const OWNED_REQUEST_HEADERS: [&str; 4] = [
     "x-llm-prompt-version",
     "x-llm-rag-index-version",
 ];
+
+/// Filter state key of the record (`%FILTER_STATE(wasm.llm_ab_record:PLAIN)%`).
+const RECORD_PROPERTY: &str = "llm_ab_record";
+
+/// Largest non-streaming response body copied for usage parsing (8 MiB).
+const MAX_JSON_RESPONSE: usize = 8 * 1024 * 1024;
+
+thread_local! {
+    /// Per-VM request counter, mixed into generated trace ids.
+    static SEQUENCE: Cell<u64> = const { Cell::new(0) };
+}
 
 /// The request headers, fetched from the host in one call: a handful of
 /// lookups per request is cheaper locally than one hostcall each.
@@ -31,14 +48,18 @@ impl HeaderSnapshot {
     fn has(&self, name: &str) -> bool {
         self.0.iter().any(|(k, _)| k == name)
     }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 impl RequestHeaders for HeaderSnapshot {
     fn header(&self, name: &str) -> Option<String> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
+        self.get(name).map(str::to_string)
     }
 }
 
@@ -46,11 +67,41 @@ fn set_request_header(name: &str, value: Option<&str>) {
     let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, value);
 }
 
+fn now_ms() -> u64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn now_nanos() -> u64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
 /// Where the request stands once an experiment matched it.
 #[derive(Clone, Copy)]
 struct Matched {
     experiment: usize,
     variant: usize,
+    reason: Reason,
+    bucket: Option<u16>,
+}
+
+/// How the response body is observed.
+enum ResponseMode {
+    /// Not observed (unmatched request, or nothing to learn).
+    Ignore,
+    /// Non-streaming JSON, copied up to a cap and parsed at the end.
+    Json(Vec<u8>),
+    /// SSE, parsed as it flows; `strip_usage` drops the usage-only chunk
+    /// the filter asked for on the client's behalf.
+    Sse {
+        parser: SseParser,
+        strip_usage: bool,
+    },
 }
 
 /// One HTTP exchange through the filter.
@@ -61,6 +112,16 @@ pub struct Exchange {
     body_pending: bool,
     /// Buffered request body size last reported by the host.
     body_size: usize,
+    start_ms: u64,
+    trace_id: String,
+    request_id: Option<String>,
+    info: RequestInfo,
+    status: u32,
+    mode: ResponseMode,
+    observer: Option<ResponseObserver>,
+    ttft_ms: Option<u64>,
+    error_code: Option<&'static str>,
+    finalized: bool,
 }
 
 impl Exchange {
@@ -71,6 +132,16 @@ impl Exchange {
             matched: None,
             body_pending: false,
             body_size: 0,
+            start_ms: 0,
+            trace_id: String::new(),
+            request_id: None,
+            info: RequestInfo::default(),
+            status: 0,
+            mode: ResponseMode::Ignore,
+            observer: None,
+            ttft_ms: None,
+            error_code: None,
+            finalized: false,
         }
     }
 
@@ -82,7 +153,7 @@ impl Exchange {
     /// Answers the client with `err` and stops the request here.
     fn reject(&mut self, err: &ApiError) -> Action {
         self.body_pending = false;
-        let Some((plan, metrics)) = self.loaded.as_ref() else {
+        let Some((plan, metrics)) = self.loaded.clone() else {
             return Action::Pause;
         };
         let body = err.body();
@@ -90,12 +161,15 @@ impl Exchange {
         if let Some(m) = self.matched {
             metrics.count_rejected(m.experiment, m.variant, err.code);
             if plan.expose_headers {
-                if let Some((id, v)) = Self::variant(plan, m) {
+                if let Some((id, v)) = Self::variant(&plan, m) {
                     headers.push(("x-llm-experiment", id));
                     headers.push(("x-llm-variant", &v.name));
                 }
             }
         }
+        self.status = err.status;
+        self.error_code = Some(err.code);
+        self.finalize(true);
         let _ = hostcalls::send_http_response(err.status, headers, Some(&body));
         Action::Pause
     }
@@ -113,15 +187,125 @@ impl Exchange {
             Ok(Some(b)) => b,
             _ => Vec::new(),
         };
-        match body::rewrite_model(&bytes, variant.model.as_deref()) {
-            Ok(None) => Action::Continue,
-            Ok(Some(new)) => {
-                let _ = hostcalls::set_buffer(BufferType::HttpRequestBody, 0, self.body_size, &new);
-                set_request_header("content-length", Some(&new.len().to_string()));
+        let edits = Edits {
+            model: variant.model.as_deref(),
+            ensure_stream_usage: true,
+        };
+        match body::prepare(&bytes, edits) {
+            Ok(prepared) => {
+                self.info = prepared.info;
+                if let Some(new) = prepared.body {
+                    let _ =
+                        hostcalls::set_buffer(BufferType::HttpRequestBody, 0, self.body_size, &new);
+                    set_request_header("content-length", Some(&new.len().to_string()));
+                }
                 Action::Continue
             }
             Err(err) => self.reject(&err),
         }
+    }
+
+    /// Passes one SSE chunk on, observing every completed event.
+    fn on_sse_chunk(&mut self, chunk: &[u8], end_of_stream: bool) -> Option<Vec<u8>> {
+        let ResponseMode::Sse {
+            parser,
+            strip_usage,
+        } = &mut self.mode
+        else {
+            return None;
+        };
+        let observer = self.observer.as_mut()?;
+        let events = parser.feed(chunk);
+        if !*strip_usage {
+            for e in &events {
+                observer.observe_event(&e.data);
+            }
+            return None;
+        }
+        // Re-emit complete events only, minus the usage chunk the client
+        // did not ask for; an incomplete tail waits for its end.
+        let mut out = Vec::with_capacity(chunk.len());
+        for e in events {
+            if observer.observe_event(&e.data) != EventKind::UsageOnly {
+                out.extend_from_slice(&e.raw);
+            }
+        }
+        if end_of_stream {
+            out.extend(parser.take_pending());
+        }
+        (out != chunk).then_some(out)
+    }
+
+    /// Writes the record and the metrics of the finished exchange, once.
+    fn finalize(&mut self, complete: bool) {
+        if self.finalized {
+            return;
+        }
+        self.finalized = true;
+        let Some((plan, metrics)) = self.loaded.clone() else {
+            return;
+        };
+        let latency_ms = now_ms().saturating_sub(self.start_ms);
+        let mut record = Record {
+            trace_id: std::mem::take(&mut self.trace_id),
+            request_id: self.request_id.take(),
+            reason: "default",
+            tokens_source: "estimated",
+            latency_ms,
+            ttft_ms: self.ttft_ms,
+            status: self.status,
+            stream: self.info.stream,
+            error_code: self.error_code,
+            ..Record::default()
+        };
+        if let Some((m, (id, v))) = self
+            .matched
+            .and_then(|m| Some((m, Self::variant(&plan, m)?)))
+        {
+            let observer = self.observer.take().unwrap_or_default();
+            let outcome = match self.error_code {
+                Some(_) => Outcome::Invalid,
+                None => outcome_of(self.status, observer.refused(), complete),
+            };
+            let tokens = if self.error_code.is_some() {
+                crate::response::Tokens {
+                    input: 0,
+                    output: 0,
+                    source: crate::response::TokensSource::Estimated,
+                }
+            } else {
+                observer.tokens(self.info.prompt_tokens_est)
+            };
+            let model = v.model.clone().or_else(|| self.info.client_model.take());
+            let cost = plan.cost_usd(model.as_deref(), tokens.input, tokens.output);
+            metrics.record_finished(
+                m.experiment,
+                m.variant,
+                &Finished {
+                    status_class: status_class(self.status),
+                    outcome,
+                    tokens_in: tokens.input,
+                    tokens_out: tokens.output,
+                    cost_micro_usd: (cost * 1_000_000.0).round() as u64,
+                    latency_ms,
+                    ttft_ms: self.ttft_ms,
+                },
+            );
+            record.experiment_id = Some(id.to_string());
+            record.assigned_variant = Some(v.name.clone());
+            record.served_variant = Some(v.name.clone());
+            record.reason = m.reason.as_str();
+            record.bucket = m.bucket;
+            record.model = model;
+            record.prompt_version = v.prompt_version.clone();
+            record.rag_index_version = v.rag_index_version.clone();
+            record.tokens_in = tokens.input;
+            record.tokens_out = tokens.output;
+            record.tokens_source = tokens.source.as_str();
+            record.cost_usd_est = cost;
+            record.outcome = Some(outcome);
+        }
+        let _ = hostcalls::set_property(vec![RECORD_PROPERTY], Some(&record.to_json()));
     }
 }
 
@@ -132,9 +316,10 @@ impl HttpContext for Exchange {
         let Some((plan, metrics)) = self.loaded.clone() else {
             return Action::Continue;
         };
+        self.start_ms = now_ms();
         let headers = HeaderSnapshot::fetch();
-        let path = headers.header(":path").unwrap_or_default();
-        let decision = plan.decide(&path, &headers);
+        let path = headers.get(":path").unwrap_or_default();
+        let decision = plan.decide(path, &headers);
 
         // Always overwrite the routing header: a client never picks a cluster.
         set_request_header(&plan.route_header, Some(decision.cluster));
@@ -151,6 +336,22 @@ impl HttpContext for Exchange {
             }
         }
 
+        // One trace id from the client through the upstream to the record.
+        let sequence = SEQUENCE.with(|s| {
+            s.set(s.get().wrapping_add(1));
+            s.get()
+        });
+        self.request_id = headers.get("x-request-id").map(str::to_string);
+        let t = trace::trace_for(
+            headers.get("traceparent"),
+            self.request_id.as_deref(),
+            now_nanos() ^ sequence.rotate_left(32),
+        );
+        if let Some(tp) = &t.new_traceparent {
+            set_request_header("traceparent", Some(tp));
+        }
+        self.trace_id = t.trace_id;
+
         let Some(a) = decision.assignment else {
             metrics.count_default_route();
             return Action::Continue;
@@ -158,7 +359,10 @@ impl HttpContext for Exchange {
         self.matched = Some(Matched {
             experiment: a.experiment_index,
             variant: a.variant_index,
+            reason: a.reason,
+            bucket: a.bucket,
         });
+        self.observer = Some(ResponseObserver::new(&plan.refusal_phrases));
         metrics.count_request(a.experiment_index, a.variant_index, a.reason);
         set_request_header("x-llm-experiment", Some(&a.experiment.id));
         set_request_header("x-llm-variant", Some(&a.variant.name));
@@ -173,7 +377,7 @@ impl HttpContext for Exchange {
             return self.reject(&ApiError::invalid_json("request body is empty"));
         }
         let declared = headers
-            .header("content-length")
+            .get("content-length")
             .and_then(|v| v.trim().parse::<u64>().ok());
         if declared.is_some_and(|n| n > plan.max_body_bytes as u64) {
             return self.reject(&ApiError::too_large(plan.max_body_bytes));
@@ -209,24 +413,86 @@ impl HttpContext for Exchange {
         Action::Continue
     }
 
-    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        let (Some((plan, _)), Some(m)) = (self.loaded.as_ref(), self.matched) else {
+    fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        if self.finalized {
+            return Action::Continue;
+        }
+        let get = |name| {
+            hostcalls::get_map_value(MapType::HttpResponseHeaders, name)
+                .ok()
+                .flatten()
+        };
+        self.status = get(":status").and_then(|s| s.parse().ok()).unwrap_or(0);
+        let (Some((plan, _)), Some(m)) = (self.loaded.clone(), self.matched) else {
+            if end_of_stream {
+                self.finalize(true);
+            }
             return Action::Continue;
         };
         if plan.expose_headers {
-            if let Some((id, v)) = Self::variant(plan, m) {
-                let _ = hostcalls::set_map_value(
-                    MapType::HttpResponseHeaders,
-                    "x-llm-experiment",
-                    Some(id),
-                );
-                let _ = hostcalls::set_map_value(
-                    MapType::HttpResponseHeaders,
-                    "x-llm-variant",
-                    Some(&v.name),
-                );
+            if let Some((id, v)) = Self::variant(&plan, m) {
+                let set = |k, v| hostcalls::set_map_value(MapType::HttpResponseHeaders, k, Some(v));
+                let _ = set("x-llm-experiment", id);
+                let _ = set("x-llm-variant", &v.name);
             }
         }
+        let content_type = get("content-type").unwrap_or_default();
+        self.mode = if content_type.starts_with("text/event-stream") {
+            let strip_usage = self.info.usage_injected;
+            if strip_usage {
+                // The body shrinks when the usage chunk is dropped.
+                let _ =
+                    hostcalls::set_map_value(MapType::HttpResponseHeaders, "content-length", None);
+            }
+            ResponseMode::Sse {
+                parser: SseParser::new(),
+                strip_usage,
+            }
+        } else if crate::route::is_json_content_type(&content_type) {
+            ResponseMode::Json(Vec::new())
+        } else {
+            ResponseMode::Ignore
+        };
+        if end_of_stream {
+            self.finalize(true);
+        }
         Action::Continue
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if self.finalized || self.matched.is_none() {
+            if end_of_stream {
+                self.finalize(true);
+            }
+            return Action::Continue;
+        }
+        if self.ttft_ms.is_none() && matches!(self.mode, ResponseMode::Sse { .. }) {
+            self.ttft_ms = Some(now_ms().saturating_sub(self.start_ms));
+        }
+        if !matches!(self.mode, ResponseMode::Ignore) && (body_size > 0 || end_of_stream) {
+            let chunk = match hostcalls::get_buffer(BufferType::HttpResponseBody, 0, body_size) {
+                Ok(Some(b)) => b,
+                _ => Vec::new(),
+            };
+            if let ResponseMode::Json(buf) = &mut self.mode {
+                if buf.len() + chunk.len() <= MAX_JSON_RESPONSE {
+                    buf.extend_from_slice(&chunk);
+                }
+            } else if let Some(out) = self.on_sse_chunk(&chunk, end_of_stream) {
+                let _ = hostcalls::set_buffer(BufferType::HttpResponseBody, 0, body_size, &out);
+            }
+        }
+        if end_of_stream {
+            if let (ResponseMode::Json(buf), Some(o)) = (&self.mode, self.observer.as_mut()) {
+                o.observe_json(buf);
+            }
+            self.finalize(true);
+        }
+        Action::Continue
+    }
+
+    fn on_log(&mut self) {
+        // Reset or aborted exchanges never saw the end of the response.
+        self.finalize(false);
     }
 }

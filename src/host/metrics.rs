@@ -1,27 +1,18 @@
-//! Envoy custom metrics of the routing layer, defined once per VM.
+//! Envoy custom metrics, defined once per VM when the configuration loads.
 //!
-//! Names carry their labels as segments (`experiment.<id>.variant.<name>…`);
-//! the shipped `envoy.yaml` lifts them out as Prometheus labels with
-//! `stats_tags`.
+//! Names carry their labels as segments (`experiment.<id>.variant.<name>…`,
+//! see [`crate::stats`]); the shipped `envoy.yaml` lifts them out as
+//! Prometheus labels with `stats_tags`.
 
 use crate::config::Plan;
+use crate::record::Outcome;
 use crate::route::Reason;
 use crate::stats as names;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
 
-/// Metric ids for one VM; `None` where the host refused a definition.
-pub struct Metrics {
-    /// `[experiment][variant][reason]` request counters.
-    requests: Vec<Vec<Vec<Option<u32>>>>,
-    /// `[experiment][variant][code]` local-reply counters.
-    rejected: Vec<Vec<Vec<Option<u32>>>>,
-    /// Requests no experiment matched.
-    default_route: Option<u32>,
-}
-
-fn counter(name: &str) -> Option<u32> {
-    match hostcalls::define_metric(MetricType::Counter, name) {
+fn define(kind: MetricType, name: &str) -> Option<u32> {
+    match hostcalls::define_metric(kind, name) {
         Ok(id) => Some(id),
         Err(status) => {
             log::warn!("could not define metric {name}: {status:?}");
@@ -30,66 +21,163 @@ fn counter(name: &str) -> Option<u32> {
     }
 }
 
+fn counter(name: &str) -> Option<u32> {
+    define(MetricType::Counter, name)
+}
+
+/// Metric ids of one experiment × variant; `None` where the host refused.
+pub struct VariantMetrics {
+    requests: Vec<Option<u32>>,
+    rejected: Vec<Option<u32>>,
+    responses: Vec<Option<u32>>,
+    outcomes: Vec<Option<u32>>,
+    tokens_in: Option<u32>,
+    tokens_out: Option<u32>,
+    cost_micro_usd: Option<u32>,
+    latency_ms: Option<u32>,
+    ttft_ms: Option<u32>,
+}
+
+impl VariantMetrics {
+    fn define(e: &str, v: &str) -> VariantMetrics {
+        let hist = |m: &str| define(MetricType::Histogram, &names::per_variant(e, v, m));
+        VariantMetrics {
+            requests: Reason::ALL
+                .iter()
+                .map(|r| counter(&names::requests(e, v, r.as_str())))
+                .collect(),
+            rejected: names::REJECT_CODES
+                .iter()
+                .map(|c| counter(&names::rejected(e, v, c)))
+                .collect(),
+            responses: names::STATUS_CLASSES
+                .iter()
+                .map(|c| counter(&names::responses(e, v, c)))
+                .collect(),
+            outcomes: Outcome::ALL
+                .iter()
+                .map(|o| counter(&names::outcomes(e, v, o.as_str())))
+                .collect(),
+            tokens_in: counter(&names::per_variant(e, v, "tokens_in")),
+            tokens_out: counter(&names::per_variant(e, v, "tokens_out")),
+            cost_micro_usd: counter(&names::per_variant(e, v, "cost_micro_usd")),
+            latency_ms: hist("latency_ms"),
+            ttft_ms: hist("ttft_ms"),
+        }
+    }
+}
+
+/// Every metric of a plan, for one VM.
+pub struct Metrics {
+    /// `[experiment][variant]`.
+    variants: Vec<Vec<VariantMetrics>>,
+    /// `[experiment]` requests without a sticky key.
+    unassigned: Vec<Option<u32>>,
+    /// Requests that matched no experiment.
+    default_route: Option<u32>,
+}
+
+/// What one finished exchange adds to a variant's metrics.
+pub struct Finished<'a> {
+    /// HTTP status class (`2xx` …).
+    pub status_class: &'a str,
+    /// Outcome.
+    pub outcome: Outcome,
+    /// Prompt tokens.
+    pub tokens_in: u64,
+    /// Completion tokens.
+    pub tokens_out: u64,
+    /// Estimated cost, micro-USD.
+    pub cost_micro_usd: u64,
+    /// End-to-end latency.
+    pub latency_ms: u64,
+    /// Time to first byte of a stream.
+    pub ttft_ms: Option<u64>,
+}
+
 impl Metrics {
     /// Defines every metric the plan can emit.
     pub fn define(plan: &Plan) -> Metrics {
-        let per_variant = |f: &dyn Fn(&str, &str) -> Vec<Option<u32>>| {
-            plan.experiments
-                .iter()
-                .map(|e| e.variants.iter().map(|v| f(&e.id, &v.name)).collect())
-                .collect()
-        };
         Metrics {
-            requests: per_variant(&|e, v| {
-                Reason::ALL
-                    .iter()
-                    .map(|r| counter(&names::requests(e, v, r.as_str())))
-                    .collect()
-            }),
-            rejected: per_variant(&|e, v| {
-                names::REJECT_CODES
-                    .iter()
-                    .map(|c| counter(&names::rejected(e, v, c)))
-                    .collect()
-            }),
+            variants: plan
+                .experiments
+                .iter()
+                .map(|e| {
+                    e.variants
+                        .iter()
+                        .map(|v| VariantMetrics::define(&e.id, &v.name))
+                        .collect()
+                })
+                .collect(),
+            unassigned: plan
+                .experiments
+                .iter()
+                .map(|e| counter(&names::unassigned(&e.id)))
+                .collect(),
             default_route: counter(names::DEFAULT_ROUTE_REQUESTS),
         }
+    }
+
+    fn variant(&self, experiment: usize, variant: usize) -> Option<&VariantMetrics> {
+        self.variants.get(experiment)?.get(variant)
     }
 
     /// Counts a request assigned to `variant` of `experiment` for `reason`.
     pub fn count_request(&self, experiment: usize, variant: usize, reason: Reason) {
         let r = Reason::ALL.iter().position(|x| *x == reason);
-        let id = r.and_then(|r| {
-            self.requests
-                .get(experiment)?
-                .get(variant)?
-                .get(r)
-                .copied()?
-        });
-        bump(id);
+        if let (Some(m), Some(r)) = (self.variant(experiment, variant), r) {
+            bump(m.requests.get(r).copied().flatten(), 1);
+        }
+        if reason == Reason::NoKey {
+            bump(self.unassigned.get(experiment).copied().flatten(), 1);
+        }
     }
 
     /// Counts a request the filter answered itself with `code`.
     pub fn count_rejected(&self, experiment: usize, variant: usize, code: &str) {
         let c = names::REJECT_CODES.iter().position(|x| *x == code);
-        let id = c.and_then(|c| {
-            self.rejected
-                .get(experiment)?
-                .get(variant)?
-                .get(c)
-                .copied()?
-        });
-        bump(id);
+        if let (Some(m), Some(c)) = (self.variant(experiment, variant), c) {
+            bump(m.rejected.get(c).copied().flatten(), 1);
+        }
     }
 
     /// Counts a request that matched no experiment.
     pub fn count_default_route(&self) {
-        bump(self.default_route);
+        bump(self.default_route, 1);
+    }
+
+    /// Records a finished exchange of a variant.
+    pub fn record_finished(&self, experiment: usize, variant: usize, f: &Finished<'_>) {
+        let Some(m) = self.variant(experiment, variant) else {
+            return;
+        };
+        let class = names::STATUS_CLASSES
+            .iter()
+            .position(|c| *c == f.status_class);
+        bump(class.and_then(|c| m.responses.get(c).copied().flatten()), 1);
+        let outcome = Outcome::ALL.iter().position(|o| *o == f.outcome);
+        bump(
+            outcome.and_then(|o| m.outcomes.get(o).copied().flatten()),
+            1,
+        );
+        bump(m.tokens_in, f.tokens_in);
+        bump(m.tokens_out, f.tokens_out);
+        bump(m.cost_micro_usd, f.cost_micro_usd);
+        record(m.latency_ms, f.latency_ms);
+        if let Some(ttft) = f.ttft_ms {
+            record(m.ttft_ms, ttft);
+        }
     }
 }
 
-fn bump(id: Option<u32>) {
+fn bump(id: Option<u32>, by: u64) {
+    if let (Some(id), true) = (id, by > 0) {
+        let _ = hostcalls::increment_metric(id, i64::try_from(by).unwrap_or(i64::MAX));
+    }
+}
+
+fn record(id: Option<u32>, value: u64) {
     if let Some(id) = id {
-        let _ = hostcalls::increment_metric(id, 1);
+        let _ = hostcalls::record_metric(id, value);
     }
 }

@@ -26,6 +26,9 @@ impl RootContext for Root {
         match config::load(&bytes) {
             Ok(plan) => {
                 let metrics = Metrics::define(&plan);
+                for warning in &plan.warnings {
+                    log::warn!("{warning}");
+                }
                 log::info!(
                     "configuration loaded: {} experiment(s)",
                     plan.experiments.len()

@@ -125,6 +125,8 @@ impl Envoy {
         cfg["admin"]["address"]["socket_address"]["port_value"] = json!(admin);
         let listener = &mut cfg["static_resources"]["listeners"][0];
         listener["address"]["socket_address"]["port_value"] = json!(port);
+        listener["filter_chains"][0]["filters"][0]["typed_config"]["access_log"][0]["typed_config"]
+            ["path"] = json!(dir.join("access.log").to_string_lossy());
         let filter = &mut listener["filter_chains"][0]["filters"][0]["typed_config"]
             ["http_filters"][0]["typed_config"]["config"];
         filter["vm_config"]["code"]["local"]["filename"] = json!(wasm_path().to_string_lossy());
@@ -180,6 +182,28 @@ impl Envoy {
     /// Everything Envoy has logged so far.
     pub fn log(&self) -> String {
         fs::read_to_string(self.dir.join("envoy.log")).unwrap_or_default()
+    }
+
+    /// The access log's lines so far.
+    pub fn access_log(&self) -> Vec<String> {
+        fs::read_to_string(self.dir.join("access.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Waits until the access log has at least `n` lines (Envoy flushes it
+    /// asynchronously) and returns them.
+    pub fn access_log_lines(&self, n: usize) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let lines = self.access_log();
+            if lines.len() >= n || Instant::now() > deadline {
+                return lines;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// POSTs a chat request through the listener.
