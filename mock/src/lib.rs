@@ -3,8 +3,20 @@
 //! It serves `POST /v1/chat/completions` as JSON or as an SSE stream ending
 //! with a `usage` chunk, names itself in the `x-mock-backend` response
 //! header, records every request it receives, and can be made slow or
-//! failing, for all requests ([`Behavior`]) or per request
-//! (`x-mock-delay-ms`, `x-mock-status` request headers).
+//! failing, for all requests ([`Behavior`]) or per request with headers:
+//!
+//! | request header | effect |
+//! |---|---|
+//! | `x-mock-delay-ms: N` | wait N ms before answering |
+//! | `x-mock-status: S` | answer with status S and an OpenAI error body |
+//! | `x-mock-split: 1` | stream each SSE event in two TCP writes, split mid-JSON |
+//! | `x-mock-no-usage: 1` | never report `usage` (JSON or stream) |
+//! | `x-mock-refuse: 1` | answer with `finish_reason: content_filter` |
+//! | `x-mock-abort: 1` | stop a stream after two events, without `[DONE]` |
+//! | `x-mock-reply: TEXT` | answer with TEXT as the assistant content |
+//!
+//! Like OpenAI, a stream carries the final `usage` chunk only when the
+//! request asks for it with `stream_options.include_usage`.
 
 pub mod http;
 
@@ -178,14 +190,23 @@ fn handle(s: &Shared, req: &Request, w: &mut TcpStream) -> io::Result<()> {
         }
     };
     let model = parsed["model"].as_str().unwrap_or("unknown").to_string();
+    let flag = |h: &str| req.header(h) == Some("1");
     let prompt_tokens = (req.body.len() / 4).max(1) as u64;
-    let words: Vec<String> = format!("Hello from {name} running {model}.")
-        .split(' ')
+    let reply = req
+        .header("x-mock-reply")
         .map(str::to_string)
-        .collect();
+        .unwrap_or_else(|| format!("Hello from {name} running {model}."));
+    let words: Vec<String> = reply.split(' ').map(str::to_string).collect();
     let completion_tokens = words.len() as u64;
-    let usage = json!({"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                       "total_tokens": prompt_tokens + completion_tokens});
+    let usage = (!flag("x-mock-no-usage")).then(|| {
+        json!({"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+               "total_tokens": prompt_tokens + completion_tokens})
+    });
+    let finish = if flag("x-mock-refuse") {
+        "content_filter"
+    } else {
+        "stop"
+    };
     let id = format!("chatcmpl-{name}-{n}");
     if parsed["stream"].as_bool() == Some(true) {
         http::start_chunked(
@@ -196,7 +217,23 @@ fn handle(s: &Shared, req: &Request, w: &mut TcpStream) -> io::Result<()> {
                 ("content-type", "text/event-stream"),
             ],
         )?;
+        let split = flag("x-mock-split");
+        let send_event = |w: &mut TcpStream, data: String| -> io::Result<()> {
+            let event = format!("data: {data}\n\n");
+            if split {
+                let (a, b) = event.split_at(event.len() / 2);
+                http::write_chunk(w, a.as_bytes())?;
+                thread::sleep(Duration::from_millis(2));
+                http::write_chunk(w, b.as_bytes())
+            } else {
+                http::write_chunk(w, event.as_bytes())
+            }
+        };
         for (i, word) in words.iter().enumerate() {
+            if flag("x-mock-abort") && i == 2 {
+                // Drop the connection mid-stream: no terminating chunk.
+                return Err(io::Error::other("mock abort"));
+            }
             let text = if i == 0 {
                 word.clone()
             } else {
@@ -204,25 +241,28 @@ fn handle(s: &Shared, req: &Request, w: &mut TcpStream) -> io::Result<()> {
             };
             let chunk = json!({"id": id, "object": "chat.completion.chunk", "model": model,
                 "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": null}]});
-            http::write_chunk(w, format!("data: {chunk}\n\n").as_bytes())?;
+            send_event(w, chunk.to_string())?;
         }
         let last = json!({"id": id, "object": "chat.completion.chunk", "model": model,
-            "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]});
-        http::write_chunk(w, format!("data: {last}\n\n").as_bytes())?;
-        let usage_chunk = json!({"id": id, "object": "chat.completion.chunk", "model": model,
-            "choices": [], "usage": usage});
-        http::write_chunk(
-            w,
-            format!("data: {usage_chunk}\n\ndata: [DONE]\n\n").as_bytes(),
-        )?;
+            "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]});
+        send_event(w, last.to_string())?;
+        let wants_usage = parsed["stream_options"]["include_usage"].as_bool() == Some(true);
+        if let (true, Some(usage)) = (wants_usage, &usage) {
+            let usage_chunk = json!({"id": id, "object": "chat.completion.chunk", "model": model,
+                "choices": [], "usage": usage});
+            send_event(w, usage_chunk.to_string())?;
+        }
+        send_event(w, "[DONE]".to_string())?;
         return http::end_chunks(w);
     }
-    let body = json!({
+    let mut body = json!({
         "id": id, "object": "chat.completion", "created": 0, "model": model,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": words.join(" ")},
-                     "finish_reason": "stop"}],
-        "usage": usage,
+                     "finish_reason": finish}],
     });
+    if let Some(usage) = usage {
+        body["usage"] = usage;
+    }
     http::write_response(
         w,
         200,

@@ -26,7 +26,16 @@ fn answers_json_with_usage_and_names_itself() {
 #[test]
 fn streams_sse_ending_with_a_usage_chunk_and_done() {
     let m = MockBackend::start("beta", 0).unwrap();
-    let r = chat(m.port(), r#"{"model":"m2","stream":true}"#, &[]);
+    let without = chat(m.port(), r#"{"model":"m2","stream":true}"#, &[]);
+    assert!(
+        !without.text().contains("\"usage\""),
+        "usage only on request"
+    );
+    let r = chat(
+        m.port(),
+        r#"{"model":"m2","stream":true,"stream_options":{"include_usage":true}}"#,
+        &[],
+    );
     assert_eq!(r.header("content-type"), Some("text/event-stream"));
     let text = r.text();
     let events: Vec<&str> = text
@@ -95,4 +104,35 @@ fn fails_and_delays_on_demand() {
 fn bad_json_gets_a_400() {
     let m = MockBackend::start("eps", 0).unwrap();
     assert_eq!(chat(m.port(), "{nope", &[]).status, 400);
+}
+
+#[test]
+fn per_request_modes() {
+    let m = MockBackend::start("zeta", 0).unwrap();
+    let body = r#"{"model":"m","stream":true,"stream_options":{"include_usage":true}}"#;
+    let split = chat(m.port(), body, &[("x-mock-split", "1")]);
+    let whole = chat(m.port(), body, &[]);
+    assert_eq!(
+        split.text().replace("zeta-0", "zeta-1"),
+        whole.text(),
+        "splitting changes only the TCP writes"
+    );
+    let no_usage = chat(m.port(), body, &[("x-mock-no-usage", "1")]);
+    assert!(!no_usage.text().contains("usage"));
+    let refused = chat(m.port(), r#"{"model":"m"}"#, &[("x-mock-refuse", "1")]);
+    assert!(refused.text().contains("content_filter"));
+    let reply = chat(
+        m.port(),
+        r#"{"model":"m"}"#,
+        &[("x-mock-reply", "custom words")],
+    );
+    assert!(reply.text().contains("\"custom words\""));
+    assert!(send(
+        m.port(),
+        "POST",
+        "/v1/chat/completions",
+        &[("content-type", "application/json"), ("x-mock-abort", "1")],
+        body.as_bytes()
+    )
+    .is_err());
 }

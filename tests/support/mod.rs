@@ -125,8 +125,8 @@ impl Envoy {
         cfg["admin"]["address"]["socket_address"]["port_value"] = json!(admin);
         let listener = &mut cfg["static_resources"]["listeners"][0];
         listener["address"]["socket_address"]["port_value"] = json!(port);
-        listener["filter_chains"][0]["filters"][0]["typed_config"]["access_log"][0]["typed_config"]
-            ["path"] = json!(dir.join("access.log").to_string_lossy());
+        listener["filter_chains"][0]["filters"][0]["typed_config"]["access_log"][0]
+            ["typed_config"]["path"] = json!(dir.join("access.log").to_string_lossy());
         let filter = &mut listener["filter_chains"][0]["filters"][0]["typed_config"]
             ["http_filters"][0]["typed_config"]["config"];
         filter["vm_config"]["code"]["local"]["filename"] = json!(wasm_path().to_string_lossy());
