@@ -30,6 +30,7 @@ import yaml
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENVOY = os.environ.get("ENVOY_BIN", os.path.join(ROOT, ".venv/bin/envoy-bin"))
 WASM = os.environ.get("LLM_AB_WASM", os.path.join(ROOT, "target/wasm32-wasip1/release/llm_ab.wasm"))
+MOCK = os.path.join(ROOT, "target/release/llm-ab-mock")
 TICK = os.sysconf("SC_CLK_TCK")
 
 UPSTREAM_BODY = json.dumps({
@@ -95,8 +96,14 @@ def proxy_config(port, admin, upstream, with_filter):
     filters = hcm["http_filters"]
     if with_filter:
         filters[0]["typed_config"]["config"]["vm_config"]["code"]["local"]["filename"] = WASM
+        # Keep the filter's access log (it is part of the telemetry cost),
+        # written to /dev/null.
+        hcm["access_log"][0]["typed_config"]["path"] = "/dev/null"
+        if os.environ.get("BENCH_NO_ACCESS_LOG"):
+            hcm.pop("access_log", None)
     else:
         hcm["http_filters"] = [f for f in filters if f["name"] != "envoy.filters.http.wasm"]
+        hcm.pop("access_log", None)
     for cluster in cfg["static_resources"]["clusters"]:
         ep = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
         ep["address"]["socket_address"]["port_value"] = upstream
@@ -205,15 +212,71 @@ def measure(envoy, port, script, seconds, connections):
     return r
 
 
+def ttft_once(port, headers):
+    """Seconds from sending a streaming request to the first SSE byte, and
+    the whole response's duration."""
+    body = json.dumps({"model": "app", "stream": True,
+                       "messages": [{"role": "user", "content": "stream please"}]})
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    req = (f"POST /v1/chat/completions HTTP/1.1\r\nhost: bench\r\ncontent-type: application/json\r\n"
+           f"connection: close\r\ncontent-length: {len(body)}\r\n{head}\r\n{body}").encode()
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        start = time.perf_counter()
+        s.sendall(req)
+        buf, first = b"", None
+        while True:
+            data = s.recv(65536)
+            if not data:
+                break
+            buf += data
+            if first is None and b"data:" in buf:
+                first = time.perf_counter() - start
+        total = time.perf_counter() - start
+    ok = buf.startswith(b"HTTP/1.1 200") and b"[DONE]" in buf
+    return first, total, ok
+
+
+def ttft_bench(tmp, requests):
+    mock_port = free_port()
+    mock = subprocess.Popen([*pin(1), MOCK, "--name", "stream", "--port", str(mock_port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    procs = []
+    try:
+        bare_port, filt_port = free_port(), free_port()
+        procs.append(Envoy("ttft-bare", proxy_config(bare_port, free_port(), mock_port, False), tmp, cpu=0))
+        procs.append(Envoy("ttft-filter", proxy_config(filt_port, free_port(), mock_port, True), tmp, cpu=0))
+        gap = {"x-mock-event-gap-ms": "5"}
+        results = {"bare": [], "filter": []}
+        errors = {"bare": 0, "filter": 0}
+        for i in range(requests):
+            for name, port in (("bare", bare_port), ("filter", filt_port)):
+                first, _total, ok = ttft_once(port, {**gap, "x-user-id": f"ttft-{i}", "x-llm-cluster": "model_a"})
+                if ok and first is not None:
+                    results[name].append(first * 1e3)
+                else:
+                    errors[name] += 1
+        def pct(xs, q):
+            xs = sorted(xs)
+            return xs[min(len(xs) - 1, int(q * len(xs)))] if xs else float("nan")
+        return {name: {"p50_ms": pct(xs, 0.5), "p90_ms": pct(xs, 0.9), "errors": errors[name]}
+                for name, xs in results.items()}
+    finally:
+        for p in procs:
+            p.stop()
+        mock.terminate()
+        mock.wait(timeout=5)
+
+
 def main():
     ap = argparse.ArgumentParser(description="bare Envoy vs Envoy + llm-ab, CPU per request")
     ap.add_argument("--seconds", type=int, default=8, help="load per round and proxy")
     ap.add_argument("--rounds", type=int, default=3, help="A B rounds")
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--body-bytes", type=int, default=2048)
+    ap.add_argument("--ttft-requests", type=int, default=200, help="streaming requests per proxy")
     ap.add_argument("--json", help="also write the results to this file")
     args = ap.parse_args()
-    for tool, path in (("Envoy", ENVOY), ("filter", WASM)):
+    for tool, path in (("Envoy", ENVOY), ("filter", WASM), ("mock backend", MOCK)):
         if not os.path.exists(path):
             sys.exit(f"{tool} not found at {path}: run `make bench` (it installs and builds)")
 
@@ -257,14 +320,27 @@ one Envoy worker each, medians:
 | | CPU µs/request | requests/s | p50 µs | p99 µs | errors |
 |---|---|---|---|---|---|
 | bare Envoy | {summary['bare']['cpu_us_per_req']:.1f} | {summary['bare']['rps']:.0f} | {summary['bare']['p50_us']:.0f} | {summary['bare']['p99_us']:.0f} | {summary['bare']['errors']} |
-| Envoy + llm-ab (routing + model rewrite) | {summary['filter']['cpu_us_per_req']:.1f} | {summary['filter']['rps']:.0f} | {summary['filter']['p50_us']:.0f} | {summary['filter']['p99_us']:.0f} | {summary['filter']['errors']} |
+| Envoy + llm-ab (routing, model rewrite, telemetry, access log) | {summary['filter']['cpu_us_per_req']:.1f} | {summary['filter']['rps']:.0f} | {summary['filter']['p50_us']:.0f} | {summary['filter']['p99_us']:.0f} | {summary['filter']['errors']} |
 | added by the filter | **{added:+.1f}** | {summary['filter']['rps'] / summary['bare']['rps']:.2f}× | {summary['filter']['p50_us'] - summary['bare']['p50_us']:+.0f} | {summary['filter']['p99_us'] - summary['bare']['p99_us']:+.0f} | |
 
 wasm size: {wasm_size} bytes; filter Envoy RSS {rss_before:.0f} MiB -> {filt.rss_mib():.0f} MiB over the run
 """)
+        for p in reversed(procs):
+            p.stop()
+        procs.clear()
+        ttft = ttft_bench(tmp, args.ttft_requests)
+        print(f"""Streaming time to first token through the proxy ({args.ttft_requests} streams each, alternating,
+mock model backend; the filter parses every SSE event and strips the usage chunk it asked for):
+
+| | TTFT p50 ms | TTFT p90 ms | errors |
+|---|---|---|---|
+| bare Envoy | {ttft['bare']['p50_ms']:.2f} | {ttft['bare']['p90_ms']:.2f} | {ttft['bare']['errors']} |
+| Envoy + llm-ab | {ttft['filter']['p50_ms']:.2f} | {ttft['filter']['p90_ms']:.2f} | {ttft['filter']['errors']} |
+| added by the filter | **{ttft['filter']['p50_ms'] - ttft['bare']['p50_ms']:+.2f}** | {ttft['filter']['p90_ms'] - ttft['bare']['p90_ms']:+.2f} | |
+""")
         if args.json:
             with open(args.json, "w") as f:
-                json.dump({"runs": runs, "summary": summary, "added_cpu_us": added,
+                json.dump({"runs": runs, "summary": summary, "added_cpu_us": added, "ttft": ttft,
                            "wasm_bytes": wasm_size, "body_bytes": len(body)}, f, indent=2)
     finally:
         for p in reversed(procs):

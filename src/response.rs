@@ -86,50 +86,50 @@ pub struct Tokens {
     pub source: TokensSource,
 }
 
-/// Finds configured phrases in text that arrives in pieces.
+/// Finds configured phrases (ASCII case-insensitive) in text that arrives
+/// in pieces, keeping only a bounded tail between pieces.
 #[derive(Debug, Default)]
 struct PhraseScanner {
-    phrases: Vec<String>,
-    longest: usize,
     tail: String,
     found: bool,
 }
 
-impl PhraseScanner {
-    fn new(phrases: &[String]) -> PhraseScanner {
-        let phrases: Vec<String> = phrases.iter().map(|p| p.to_lowercase()).collect();
-        let longest = phrases.iter().map(|p| p.chars().count()).max().unwrap_or(0);
-        PhraseScanner {
-            phrases,
-            longest,
-            tail: String::new(),
-            found: false,
-        }
-    }
+/// Whether `needle` occurs in `hay`, ignoring ASCII case.
+fn contains_ignore_ascii_case(hay: &str, needle: &str) -> bool {
+    let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    !n.is_empty() && h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
+}
 
-    fn add(&mut self, piece: &str) {
-        if self.found || self.phrases.is_empty() {
+impl PhraseScanner {
+    fn add(&mut self, piece: &str, phrases: &[String]) {
+        if self.found || phrases.is_empty() {
             return;
         }
-        self.tail.push_str(&piece.to_lowercase());
-        if self.phrases.iter().any(|p| self.tail.contains(p.as_str())) {
+        let longest = phrases.iter().map(String::len).max().unwrap_or(0);
+        self.tail.push_str(piece);
+        if phrases
+            .iter()
+            .any(|p| contains_ignore_ascii_case(&self.tail, p))
+        {
             self.found = true;
+            return;
         }
         // Keep only what a phrase could still straddle.
-        let keep = self.longest.saturating_sub(1);
-        let chars = self.tail.chars().count();
-        if chars > keep {
-            let cut = self
-                .tail
-                .char_indices()
-                .nth(chars - keep)
-                .map_or(self.tail.len(), |(i, _)| i);
+        let keep = longest.saturating_sub(1);
+        if self.tail.len() > keep {
+            let mut cut = self.tail.len() - keep;
+            while !self.tail.is_char_boundary(cut) {
+                cut += 1;
+            }
             self.tail.drain(..cut);
         }
     }
 }
 
 /// Accumulates what a response says about tokens and refusals.
+///
+/// `refusal_phrases` are matched ignoring ASCII case; the observer borrows
+/// them for each call, so one list serves every request.
 #[derive(Debug, Default)]
 pub struct ResponseObserver {
     usage: Option<UsageJson>,
@@ -140,15 +140,12 @@ pub struct ResponseObserver {
 }
 
 impl ResponseObserver {
-    /// An observer that also flags any of `refusal_phrases` (case-insensitive).
-    pub fn new(refusal_phrases: &[String]) -> ResponseObserver {
-        ResponseObserver {
-            phrases: PhraseScanner::new(refusal_phrases),
-            ..ResponseObserver::default()
-        }
+    /// A fresh observer.
+    pub fn new() -> ResponseObserver {
+        ResponseObserver::default()
     }
 
-    fn observe_chunk(&mut self, chunk: &Chunk<'_>) {
+    fn observe_chunk(&mut self, chunk: &Chunk<'_>, refusal_phrases: &[String]) {
         if let Some(u) = chunk.usage {
             self.usage = Some(u);
         }
@@ -159,7 +156,7 @@ impl ResponseObserver {
             for m in [&choice.delta, &choice.message].into_iter().flatten() {
                 if let Some(text) = &m.content {
                     self.output.add(text);
-                    self.phrases.add(text);
+                    self.phrases.add(text, refusal_phrases);
                 }
                 if m.refusal.as_deref().is_some_and(|r| !r.is_empty()) {
                     self.refusal = true;
@@ -169,14 +166,14 @@ impl ResponseObserver {
     }
 
     /// Observes a complete non-streaming JSON response body.
-    pub fn observe_json(&mut self, body: &[u8]) {
+    pub fn observe_json(&mut self, body: &[u8], refusal_phrases: &[String]) {
         if let Ok(chunk) = serde_json::from_slice::<Chunk<'_>>(body) {
-            self.observe_chunk(&chunk);
+            self.observe_chunk(&chunk, refusal_phrases);
         }
     }
 
     /// Observes the `data` of one SSE event and classifies it.
-    pub fn observe_event(&mut self, data: &str) -> EventKind {
+    pub fn observe_event(&mut self, data: &str, refusal_phrases: &[String]) -> EventKind {
         let data = data.trim();
         if data == "[DONE]" {
             self.saw_done = true;
@@ -187,7 +184,7 @@ impl ResponseObserver {
         }
         match serde_json::from_str::<Chunk<'_>>(data) {
             Ok(chunk) => {
-                self.observe_chunk(&chunk);
+                self.observe_chunk(&chunk, refusal_phrases);
                 if chunk.choices.is_empty() && chunk.usage.is_some() {
                     EventKind::UsageOnly
                 } else {
@@ -231,8 +228,8 @@ mod tests {
 
     #[test]
     fn json_usage_is_read() {
-        let mut o = ResponseObserver::new(&[]);
-        o.observe_json(br#"{"choices":[{"message":{"content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":3,"total_tokens":15}}"#);
+        let mut o = ResponseObserver::new();
+        o.observe_json(br#"{"choices":[{"message":{"content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":3,"total_tokens":15}}"#, &[]);
         assert_eq!(
             o.tokens(99),
             Tokens {
@@ -246,50 +243,74 @@ mod tests {
 
     #[test]
     fn stream_events_are_classified_and_counted() {
-        let mut o = ResponseObserver::new(&[]);
-        let k = o.observe_event(r#"{"choices":[{"delta":{"content":"Hello"}}]}"#);
+        let mut o = ResponseObserver::new();
+        let k = o.observe_event(r#"{"choices":[{"delta":{"content":"Hello"}}]}"#, &[]);
         assert_eq!(k, EventKind::Choices);
-        o.observe_event(r#"{"choices":[{"delta":{"content":" world!!"}}]}"#);
+        o.observe_event(r#"{"choices":[{"delta":{"content":" world!!"}}]}"#, &[]);
         assert_eq!(o.tokens(7).output, 4); // 13 ASCII chars
         assert_eq!(o.tokens(7).source, TokensSource::Estimated);
         assert_eq!(o.tokens(7).input, 7);
-        let k =
-            o.observe_event(r#"{"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2}}"#);
+        let k = o.observe_event(
+            r#"{"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2}}"#,
+            &[],
+        );
         assert_eq!(k, EventKind::UsageOnly);
-        assert_eq!(o.observe_event("[DONE]"), EventKind::Done);
+        assert_eq!(o.observe_event("[DONE]", &[]), EventKind::Done);
         assert!(o.saw_done());
         assert_eq!(o.tokens(7).source, TokensSource::Usage);
-        assert_eq!(o.observe_event("not json"), EventKind::Other);
-        assert_eq!(o.observe_event("{broken"), EventKind::Other);
+        assert_eq!(o.observe_event("not json", &[]), EventKind::Other);
+        assert_eq!(o.observe_event("{broken", &[]), EventKind::Other);
     }
 
     #[test]
     fn refusals_are_detected() {
-        let mut o = ResponseObserver::new(&[]);
+        let mut o = ResponseObserver::new();
         o.observe_json(
             br#"{"choices":[{"message":{"content":null},"finish_reason":"content_filter"}]}"#,
+            &[],
         );
         assert!(o.refused());
-        let mut o = ResponseObserver::new(&[]);
-        o.observe_event(r#"{"choices":[{"delta":{"refusal":"I can't help"}}]}"#);
+        let mut o = ResponseObserver::new();
+        o.observe_event(r#"{"choices":[{"delta":{"refusal":"I can't help"}}]}"#, &[]);
         assert!(o.refused());
-        let mut o = ResponseObserver::new(&[]);
-        o.observe_event(r#"{"choices":[{"delta":{"refusal":null,"content":"ok"}}]}"#);
+        let mut o = ResponseObserver::new();
+        o.observe_event(
+            r#"{"choices":[{"delta":{"refusal":null,"content":"ok"}}]}"#,
+            &[],
+        );
         assert!(!o.refused());
     }
 
     #[test]
     fn refusal_phrases_are_found_across_deltas() {
         let phrases = vec!["I cannot assist".to_string()];
-        let mut o = ResponseObserver::new(&phrases);
+        let mut o = ResponseObserver::new();
         for piece in ["Sorry, i ca", "nnot as", "sist with that."] {
-            o.observe_event(&format!(
-                r#"{{"choices":[{{"delta":{{"content":"{piece}"}}}}]}}"#
-            ));
+            o.observe_event(
+                &format!(r#"{{"choices":[{{"delta":{{"content":"{piece}"}}}}]}}"#),
+                &phrases,
+            );
         }
         assert!(o.refused());
-        let mut o = ResponseObserver::new(&phrases);
-        o.observe_event(r#"{"choices":[{"delta":{"content":"I can assist"}}]}"#);
+        let mut o = ResponseObserver::new();
+        o.observe_event(
+            r#"{"choices":[{"delta":{"content":"I can assist"}}]}"#,
+            &phrases,
+        );
+        assert!(!o.refused());
+    }
+
+    #[test]
+    fn phrase_tail_stays_bounded_and_utf8_safe() {
+        let phrases = vec!["never said".to_string()];
+        let mut o = ResponseObserver::new();
+        for _ in 0..1000 {
+            o.observe_event(
+                r#"{"choices":[{"delta":{"content":"模型 ok "}}]}"#,
+                &phrases,
+            );
+        }
+        assert!(o.phrases.tail.len() <= "never said".len() + 3);
         assert!(!o.refused());
     }
 }

@@ -14,6 +14,7 @@
 //! | `x-mock-refuse: 1` | answer with `finish_reason: content_filter` |
 //! | `x-mock-abort: 1` | stop a stream after two events, without `[DONE]` |
 //! | `x-mock-reply: TEXT` | answer with TEXT as the assistant content |
+//! | `x-mock-event-gap-ms: N` | wait N ms before each stream event after the first |
 //!
 //! Like OpenAI, a stream carries the final `usage` chunk only when the
 //! request asks for it with `stream_options.include_usage`.
@@ -122,6 +123,8 @@ impl Drop for MockBackend {
 }
 
 fn serve_connection(s: &Shared, conn: TcpStream) -> io::Result<()> {
+    // Stream events go out as written, as a real model server's do.
+    conn.set_nodelay(true)?;
     let mut writer = conn.try_clone()?;
     let mut reader = BufReader::new(conn);
     while let Some(req) = http::read_request(&mut reader)? {
@@ -218,6 +221,10 @@ fn handle(s: &Shared, req: &Request, w: &mut TcpStream) -> io::Result<()> {
             ],
         )?;
         let split = flag("x-mock-split");
+        let gap = req
+            .header("x-mock-event-gap-ms")
+            .and_then(|v| v.parse().ok())
+            .map(Duration::from_millis);
         let send_event = |w: &mut TcpStream, data: String| -> io::Result<()> {
             let event = format!("data: {data}\n\n");
             if split {
@@ -233,6 +240,9 @@ fn handle(s: &Shared, req: &Request, w: &mut TcpStream) -> io::Result<()> {
             if flag("x-mock-abort") && i == 2 {
                 // Drop the connection mid-stream: no terminating chunk.
                 return Err(io::Error::other("mock abort"));
+            }
+            if let (Some(gap), true) = (gap, i > 0) {
+                thread::sleep(gap);
             }
             let text = if i == 0 {
                 word.clone()

@@ -68,10 +68,7 @@ fn set_request_header(name: &str, value: Option<&str>) {
 }
 
 fn now_ms() -> u64 {
-    hostcalls::get_current_time()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_millis() as u64)
+    now_nanos() / 1_000_000
 }
 
 fn now_nanos() -> u64 {
@@ -215,10 +212,14 @@ impl Exchange {
             return None;
         };
         let observer = self.observer.as_mut()?;
+        let phrases = self
+            .loaded
+            .as_ref()
+            .map_or(&[][..], |(p, _)| &p.refusal_phrases[..]);
         let events = parser.feed(chunk);
         if !*strip_usage {
             for e in &events {
-                observer.observe_event(&e.data);
+                observer.observe_event(&e.data, phrases);
             }
             return None;
         }
@@ -226,7 +227,7 @@ impl Exchange {
         // did not ask for; an incomplete tail waits for its end.
         let mut out = Vec::with_capacity(chunk.len());
         for e in events {
-            if observer.observe_event(&e.data) != EventKind::UsageOnly {
+            if observer.observe_event(&e.data, phrases) != EventKind::UsageOnly {
                 out.extend_from_slice(&e.raw);
             }
         }
@@ -316,7 +317,8 @@ impl HttpContext for Exchange {
         let Some((plan, metrics)) = self.loaded.clone() else {
             return Action::Continue;
         };
-        self.start_ms = now_ms();
+        let start_nanos = now_nanos();
+        self.start_ms = start_nanos / 1_000_000;
         let headers = HeaderSnapshot::fetch();
         let path = headers.get(":path").unwrap_or_default();
         let decision = plan.decide(path, &headers);
@@ -345,7 +347,7 @@ impl HttpContext for Exchange {
         let t = trace::trace_for(
             headers.get("traceparent"),
             self.request_id.as_deref(),
-            now_nanos() ^ sequence.rotate_left(32),
+            start_nanos ^ sequence.rotate_left(32),
         );
         if let Some(tp) = &t.new_traceparent {
             set_request_header("traceparent", Some(tp));
@@ -362,7 +364,7 @@ impl HttpContext for Exchange {
             reason: a.reason,
             bucket: a.bucket,
         });
-        self.observer = Some(ResponseObserver::new(&plan.refusal_phrases));
+        self.observer = Some(ResponseObserver::new());
         metrics.count_request(a.experiment_index, a.variant_index, a.reason);
         set_request_header("x-llm-experiment", Some(&a.experiment.id));
         set_request_header("x-llm-variant", Some(&a.variant.name));
@@ -483,8 +485,10 @@ impl HttpContext for Exchange {
             }
         }
         if end_of_stream {
-            if let (ResponseMode::Json(buf), Some(o)) = (&self.mode, self.observer.as_mut()) {
-                o.observe_json(buf);
+            if let (ResponseMode::Json(buf), Some(o), Some((plan, _))) =
+                (&self.mode, self.observer.as_mut(), self.loaded.as_ref())
+            {
+                o.observe_json(buf, &plan.refusal_phrases);
             }
             self.finalize(true);
         }
