@@ -291,9 +291,10 @@ def main():
         procs.append(bare)
         filt = Envoy("filter", proxy_config(filt_port, free_port(), up_port, True), tmp, cpu=0)
         procs.append(filt)
-        # Warm up both (connection pools, V8 tiering).
-        run_wrk(bare_port, script, 2, args.connections)
-        run_wrk(filt_port, script, 2, args.connections)
+        # Warm up both (connection pools; V8 compiles hot wasm functions
+        # with its optimizing tier after a while).
+        run_wrk(bare_port, script, 5, args.connections)
+        run_wrk(filt_port, script, 5, args.connections)
         rss_before = filt.rss_mib()
         runs = {"bare": [], "filter": []}
         for i in range(args.rounds):

@@ -244,7 +244,7 @@ fn compile_variants(
             format!("{path}.variants"),
             format!(
                 "weights sum to {}, they must sum to 100",
-                total as f64 / 100.0
+                percent(total)
             ),
         );
     }
@@ -268,11 +268,22 @@ fn check_lanes(
                 format!(
                     "{} exceeds {}, the most each of {treatments} treatments can have \
                      (each treatment ramps inside its own lane of the bucket space)",
-                    f64::from(*b) / 100.0,
-                    f64::from(lane) / 100.0
+                    percent(u64::from(*b)),
+                    percent(u64::from(lane))
                 ),
             );
         }
+    }
+}
+
+/// Formats a bucket count as a percentage (`9550` -> `95.5`) without the
+/// float formatting machinery, which would add kilobytes to the `.wasm`.
+fn percent(buckets: u64) -> String {
+    let (whole, frac) = (buckets / 100, buckets % 100);
+    match frac {
+        0 => whole.to_string(),
+        f if f % 10 == 0 => format!("{whole}.{}", f / 10),
+        f => format!("{whole}.{f:02}"),
     }
 }
 
@@ -475,6 +486,14 @@ mod tests {
             "experiments[0].variants[1].weight: 60 exceeds 50, the most each of 2 treatments can have \
              (each treatment ramps inside its own lane of the bucket space)"
         );
+    }
+
+    #[test]
+    fn percentages_print_like_the_config() {
+        assert_eq!(super::percent(9500), "95");
+        assert_eq!(super::percent(9550), "95.5");
+        assert_eq!(super::percent(1), "0.01");
+        assert_eq!(super::percent(10_000), "100");
     }
 
     #[test]
