@@ -7,7 +7,6 @@
 mod support;
 
 use llm_ab::config::load;
-use llm_ab::route::RequestHeaders;
 use serde_json::Value;
 use std::collections::HashMap;
 use support::{send, validate, Envoy, MockBackend, Response};
@@ -46,27 +45,9 @@ fn rig(config: &str) -> Rig {
     Rig { a, b, envoy }
 }
 
-struct Headers<'a>(&'a [(&'a str, &'a str)]);
-
-impl RequestHeaders for Headers<'_> {
-    fn header(&self, name: &str) -> Option<String> {
-        self.0
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.to_string())
-    }
-}
-
 /// The variant the pure core assigns to `user` under `config`.
 fn expected_variant(config: &str, user: &str) -> String {
-    let plan = load(config.as_bytes()).expect("config");
-    let headers = [
-        ("content-type", "application/json"),
-        ("x-tenant", "acme"),
-        ("x-user-id", user),
-    ];
-    let decision = plan.decide("/v1/chat/completions", &Headers(&headers));
-    decision.assignment.expect("assigned").variant.name.clone()
+    support::expected_variant(config, &[("x-tenant", "acme"), ("x-user-id", user)])
 }
 
 fn json(r: &Response) -> Value {

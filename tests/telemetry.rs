@@ -7,8 +7,6 @@
 mod support;
 
 use llm_ab::body::{prepare, Edits};
-use llm_ab::config::load;
-use llm_ab::route::RequestHeaders;
 use serde_json::Value;
 use std::collections::HashMap;
 use support::{send, Envoy, MockBackend, Response};
@@ -30,26 +28,8 @@ const CONFIG: &str = r#"{
   }]
 }"#;
 
-struct Headers<'a>(&'a [(&'a str, &'a str)]);
-
-impl RequestHeaders for Headers<'_> {
-    fn header(&self, name: &str) -> Option<String> {
-        self.0
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.to_string())
-    }
-}
-
 fn variant_of(user: &str) -> String {
-    let plan = load(CONFIG.as_bytes()).unwrap();
-    let h = [("content-type", "application/json"), ("x-user-id", user)];
-    plan.decide("/v1/chat/completions", &Headers(&h))
-        .assignment
-        .unwrap()
-        .variant
-        .name
-        .clone()
+    support::expected_variant(CONFIG, &[("x-user-id", user)])
 }
 
 /// One kind of request in the mix.

@@ -242,10 +242,7 @@ fn compile_variants(
     if total != u64::from(BUCKETS) {
         p.add(
             format!("{path}.variants"),
-            format!(
-                "weights sum to {}, they must sum to 100",
-                percent(total)
-            ),
+            format!("weights sum to {}, they must sum to 100", percent(total)),
         );
     }
     (variants, buckets)

@@ -15,6 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use llm_ab::route::RequestHeaders;
 pub use llm_ab_mock::http::{send, Response};
 pub use llm_ab_mock::MockBackend;
 
@@ -274,4 +275,30 @@ pub fn validate(file: &Path) -> (bool, String) {
         String::from_utf8_lossy(&out.stderr)
     );
     (out.status.success(), text)
+}
+
+/// A fixed list of request headers for the pure routing core.
+pub struct HeaderList<'a>(pub &'a [(&'a str, &'a str)]);
+
+impl RequestHeaders for HeaderList<'_> {
+    fn header(&self, name: &str) -> Option<String> {
+        self.0
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+    }
+}
+
+/// The variant the filter's own core assigns to a JSON chat request with
+/// `headers` under `config`.
+pub fn expected_variant(config: &str, headers: &[(&str, &str)]) -> String {
+    let plan = llm_ab::config::load(config.as_bytes()).expect("config");
+    let mut all = vec![("content-type", "application/json")];
+    all.extend_from_slice(headers);
+    plan.decide("/v1/chat/completions", &HeaderList(&all))
+        .assignment
+        .expect("assigned")
+        .variant
+        .name
+        .clone()
 }
