@@ -17,6 +17,7 @@ pub mod body;
 pub mod config;
 pub mod error;
 pub mod record;
+pub mod redact;
 pub mod response;
 pub mod route;
 pub mod sse;

@@ -1,0 +1,802 @@
+//! Hand-written scanners for PII and secrets.
+//!
+//! Each detector finds candidates from a cheap trigger (`@`, a digit, a
+//! known prefix), grows them over the characters the format allows, and
+//! validates them (Luhn, mod-97, SSN ranges, address parsing) before they
+//! count. Matches never start or end inside a word or a longer number, so
+//! order numbers, UUIDs, timestamps, prices and version strings survive.
+
+/// The built-in detector types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// `name@example.com`.
+    Email,
+    /// E.164 (`+44 20 7946 0958`) and NANP (`(415) 555-0100`) numbers.
+    Phone,
+    /// Payment card numbers that pass Luhn.
+    CreditCard,
+    /// US social security numbers in `123-45-6789` form, valid ranges only.
+    UsSsn,
+    /// Dotted-quad IPv4 addresses.
+    Ipv4,
+    /// IPv6 addresses.
+    Ipv6,
+    /// IBANs that pass mod-97.
+    Iban,
+    /// API keys, tokens and private keys.
+    Secret,
+}
+
+impl Kind {
+    /// Every built-in kind.
+    pub const ALL: [Kind; 8] = [
+        Kind::Email,
+        Kind::Phone,
+        Kind::CreditCard,
+        Kind::UsSsn,
+        Kind::Ipv4,
+        Kind::Ipv6,
+        Kind::Iban,
+        Kind::Secret,
+    ];
+
+    /// Configuration name (`credit_card` …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Email => "email",
+            Kind::Phone => "phone",
+            Kind::CreditCard => "credit_card",
+            Kind::UsSsn => "us_ssn",
+            Kind::Ipv4 => "ipv4",
+            Kind::Ipv6 => "ipv6",
+            Kind::Iban => "iban",
+            Kind::Secret => "secret",
+        }
+    }
+
+    /// Parses a configuration name.
+    pub fn parse(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
+/// A match: byte range in the scanned text and its kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Found {
+    /// Start byte.
+    pub start: usize,
+    /// End byte (exclusive).
+    pub end: usize,
+    /// What was found.
+    pub kind: Kind,
+}
+
+fn is_word(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// Byte before `i`, if any.
+fn before(s: &[u8], i: usize) -> Option<u8> {
+    i.checked_sub(1).and_then(|j| s.get(j).copied())
+}
+
+/// Runs `kinds` over `text`; matches are sorted and never overlap (the
+/// earlier, then longer, match wins).
+pub fn scan(text: &str, kinds: &[Kind]) -> Vec<Found> {
+    let s = text.as_bytes();
+    let mut out = Vec::new();
+    for kind in kinds {
+        match kind {
+            Kind::Email => emails(s, &mut out),
+            Kind::Phone => phones(s, &mut out),
+            Kind::CreditCard => cards(s, &mut out),
+            Kind::UsSsn => ssns(s, &mut out),
+            Kind::Ipv4 => ipv4s(s, &mut out),
+            Kind::Ipv6 => ipv6s(text, &mut out),
+            Kind::Iban => ibans(s, &mut out),
+            Kind::Secret => secrets(s, &mut out),
+        }
+    }
+    resolve_overlaps(out)
+}
+
+/// Sorts matches and drops those overlapping an earlier or longer one.
+pub fn resolve_overlaps(mut found: Vec<Found>) -> Vec<Found> {
+    found.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
+    let mut kept: Vec<Found> = Vec::with_capacity(found.len());
+    for f in found {
+        match kept.last() {
+            Some(last) if f.start < last.end => {}
+            _ => kept.push(f),
+        }
+    }
+    kept
+}
+
+// ---------------------------------------------------------------- email
+
+fn is_local(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"._%+-".contains(&b)
+}
+
+fn is_domain(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'.' || b == b'-'
+}
+
+fn emails(s: &[u8], out: &mut Vec<Found>) {
+    let mut from = 0;
+    while let Some(at) = s[from..].iter().position(|b| *b == b'@').map(|p| p + from) {
+        from = at + 1;
+        let mut start = at;
+        while start > 0 && is_local(s[start - 1]) && at - start < 64 {
+            start -= 1;
+        }
+        while start < at && !s[start].is_ascii_alphanumeric() {
+            start += 1; // a local part starts with a letter or digit
+        }
+        let mut end = at + 1;
+        while end < s.len() && is_domain(s[end]) && end - at < 255 {
+            end += 1;
+        }
+        while end > at + 1 && matches!(s[end - 1], b'.' | b'-') {
+            end -= 1;
+        }
+        if start == at || end <= at + 1 {
+            continue;
+        }
+        let domain = &s[at + 1..end];
+        let Some(dot) = domain.iter().rposition(|b| *b == b'.') else {
+            continue;
+        };
+        let tld = &domain[dot + 1..];
+        let labels_ok = domain
+            .split(|b| *b == b'.')
+            .all(|l| !l.is_empty() && l[0] != b'-' && l[l.len() - 1] != b'-');
+        if tld.len() >= 2 && tld.iter().all(u8::is_ascii_alphabetic) && labels_ok {
+            out.push(Found {
+                start,
+                end,
+                kind: Kind::Email,
+            });
+            from = end;
+        }
+    }
+}
+
+// ------------------------------------------------------- digit grouping
+
+/// A run of digits separated by single `sep` characters from `set`,
+/// starting at `i`: returns (end, digit count, group lengths).
+fn digit_run(s: &[u8], i: usize, seps: &[u8]) -> (usize, usize, Vec<usize>) {
+    let mut end = i;
+    let mut digits = 0;
+    let mut groups = vec![0usize];
+    while end < s.len() {
+        let b = s[end];
+        if b.is_ascii_digit() {
+            digits += 1;
+            if let Some(g) = groups.last_mut() {
+                *g += 1;
+            }
+            end += 1;
+        } else if seps.contains(&b)
+            && end + 1 < s.len()
+            && s[end + 1].is_ascii_digit()
+            && groups.last().is_some_and(|g| *g > 0)
+        {
+            groups.push(0);
+            end += 1;
+        } else {
+            break;
+        }
+    }
+    (end, digits, groups)
+}
+
+/// Positions where a number may start: a digit not preceded by a word
+/// character, a digit, or a `.`/`,` glued to a digit (decimals, prices).
+fn number_starts(s: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    (0..s.len()).filter(move |&i| {
+        s[i].is_ascii_digit()
+            && match before(s, i) {
+                None => true,
+                Some(b) if is_word(b) => false,
+                Some(b'.' | b',' | b'-' | b'/' | b':') => {
+                    !before(s, i - 1).is_some_and(|p| p.is_ascii_digit())
+                }
+                Some(_) => true,
+            }
+    })
+}
+
+/// The number ends cleanly: not followed by a word character or by a
+/// separator that continues the number.
+fn clean_end(s: &[u8], end: usize) -> bool {
+    match s.get(end) {
+        None => true,
+        Some(b) if is_word(*b) => false,
+        Some(b'.' | b',' | b'-' | b'/' | b':') => !s.get(end + 1).is_some_and(u8::is_ascii_digit),
+        Some(_) => true,
+    }
+}
+
+// ----------------------------------------------------------- credit card
+
+fn luhn(digits: &[u8]) -> bool {
+    let mut sum = 0u32;
+    for (i, d) in digits.iter().rev().enumerate() {
+        let mut v = u32::from(d - b'0');
+        if i % 2 == 1 {
+            v *= 2;
+            if v > 9 {
+                v -= 9;
+            }
+        }
+        sum += v;
+    }
+    sum % 10 == 0
+}
+
+fn card_prefix_ok(d: &[u8]) -> bool {
+    let n = |k: usize| -> u32 {
+        d.iter()
+            .take(k)
+            .fold(0, |a, b| a * 10 + u32::from(b - b'0'))
+    };
+    let len = d.len();
+    match d.first() {
+        Some(b'4') => matches!(len, 13 | 16 | 19),
+        Some(b'5') => (51..=55).contains(&n(2)) && len == 16,
+        Some(b'2') => (2221..=2720).contains(&n(4)) && len == 16,
+        Some(b'3') => {
+            (matches!(n(2), 34 | 37) && len == 15)
+                || ((3528..=3589).contains(&n(4)) && (16..=19).contains(&len))
+                || (matches!(n(2), 36 | 38 | 39) || (300..=305).contains(&n(3))) && (14..=19).contains(&len)
+        }
+        Some(b'6') => {
+            (n(4) == 6011 || n(2) == 65 || (644..=649).contains(&n(3)) || n(2) == 62)
+                && (16..=19).contains(&len)
+        }
+        _ => false,
+    }
+}
+
+fn cards(s: &[u8], out: &mut Vec<Found>) {
+    for i in number_starts(s) {
+        let (end, count, groups) = digit_run(s, i, b" -");
+        if !(13..=19).contains(&count) || !clean_end(s, end) {
+            continue;
+        }
+        // Either one block or groups of 4 (Amex 4-6-5, some 4-4-4-4-3).
+        let grouped_ok = groups.len() == 1
+            || groups.iter().all(|g| (4..=6).contains(g) || *g == 3 && groups.len() == 5);
+        let digits: Vec<u8> = s[i..end].iter().copied().filter(u8::is_ascii_digit).collect();
+        if grouped_ok && card_prefix_ok(&digits) && luhn(&digits) {
+            out.push(Found {
+                start: i,
+                end,
+                kind: Kind::CreditCard,
+            });
+        }
+    }
+}
+
+// ------------------------------------------------------------------ SSN
+
+fn ssns(s: &[u8], out: &mut Vec<Found>) {
+    for i in number_starts(s) {
+        let (end, count, groups) = digit_run(s, i, b"- ");
+        if count != 9 || groups != [3, 2, 4] || !clean_end(s, end) {
+            continue;
+        }
+        let sep1 = s[i + 3];
+        let sep2 = s[i + 6];
+        if sep1 != sep2 {
+            continue;
+        }
+        let num = |a: usize, b: usize| {
+            s[a..b]
+                .iter()
+                .fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0'))
+        };
+        let (area, group, serial) = (num(i, i + 3), num(i + 4, i + 6), num(i + 7, i + 11));
+        if area != 0 && area != 666 && area < 900 && group != 0 && serial != 0 {
+            out.push(Found {
+                start: i,
+                end,
+                kind: Kind::UsSsn,
+            });
+        }
+    }
+}
+
+// ---------------------------------------------------------------- phone
+
+fn phones(s: &[u8], out: &mut Vec<Found>) {
+    let mut i = 0;
+    while i < s.len() {
+        let b = s[i];
+        let starts = (b == b'+' && s.get(i + 1).is_some_and(u8::is_ascii_digit))
+            || (b == b'(' && s.get(i + 1).is_some_and(u8::is_ascii_digit))
+            || b.is_ascii_digit();
+        if !starts || before(s, i).is_some_and(|p| is_word(p) || p == b'+' || p == b'.') {
+            i += 1;
+            continue;
+        }
+        if let Some(end) = phone_at(s, i) {
+            out.push(Found {
+                start: i,
+                end,
+                kind: Kind::Phone,
+            });
+            i = end;
+        } else {
+            i += 1;
+        }
+    }
+}
+
+/// A phone number starting at `i`, returning its end.
+fn phone_at(s: &[u8], i: usize) -> Option<usize> {
+    let plus = s[i] == b'+';
+    let mut j = if plus { i + 1 } else { i };
+    let mut digits = 0;
+    let mut groups: Vec<usize> = vec![0];
+    let mut seps = 0;
+    let mut parens = false;
+    let mut last_sep: Option<u8> = None;
+    while j < s.len() {
+        let b = s[j];
+        if b.is_ascii_digit() {
+            digits += 1;
+            if let Some(g) = groups.last_mut() {
+                *g += 1;
+            }
+        } else if b == b'(' && !parens && groups.last() == Some(&0) {
+            parens = true;
+        } else if b == b')' && parens && groups.last().is_some_and(|g| *g > 0) {
+            groups.push(0);
+            seps += 1;
+            if s.get(j + 1) == Some(&b' ') {
+                j += 1;
+            }
+        } else if matches!(b, b' ' | b'-' | b'.')
+            && groups.last().is_some_and(|g| *g > 0)
+            && s.get(j + 1).is_some_and(|n| n.is_ascii_digit() || *n == b'(')
+        {
+            // One separator style per number (a space may follow a country code).
+            if last_sep.is_some_and(|l| l != b && !(plus && groups.len() <= 2)) {
+                break;
+            }
+            last_sep = Some(b);
+            groups.push(0);
+            seps += 1;
+        } else {
+            break;
+        }
+        j += 1;
+        if digits > 15 {
+            return None;
+        }
+    }
+    while groups.last() == Some(&0) {
+        groups.pop();
+    }
+    if !clean_end(s, j) {
+        return None;
+    }
+    let ok = if plus {
+        (8..=15).contains(&digits) && groups.iter().all(|g| *g <= 5 || groups.len() == 1)
+    } else {
+        // NANP: (415) 555-0100, 415-555-0100, 415.555.0100, 1-415-555-0100.
+        let g: Vec<usize> = groups.clone();
+        seps >= 2 && (g == [3, 3, 4] || g == [1, 3, 3, 4]) && (g.len() == 3 || s[i] == b'1')
+    };
+    if !ok {
+        return None;
+    }
+    // Timestamps and dates never have 3-3-4 groups; but reject a dotted
+    // form glued to letters like versions ("v415.555.0100" is not a phone).
+    Some(j)
+}
+
+// ----------------------------------------------------------------- IPv4
+
+fn ipv4s(s: &[u8], out: &mut Vec<Found>) {
+    for i in number_starts(s) {
+        if before(s, i) == Some(b'.') || before(s, i).is_some_and(|b| b == b'v' || b == b'V') {
+            continue;
+        }
+        let (end, _count, groups) = digit_run(s, i, b".");
+        // A port (`:8080`) may follow an address.
+        let port = s.get(end) == Some(&b':') && s.get(end + 1).is_some_and(u8::is_ascii_digit);
+        if groups.len() != 4 || !(port || clean_end(s, end)) {
+            continue;
+        }
+        let ok = s[i..end].split(|b| *b == b'.').all(|part| {
+            part.len() <= 3
+                && (part.len() == 1 || part[0] != b'0')
+                && part
+                    .iter()
+                    .fold(0u32, |a, d| a * 10 + u32::from(d - b'0'))
+                    <= 255
+        });
+        if ok {
+            out.push(Found {
+                start: i,
+                end,
+                kind: Kind::Ipv4,
+            });
+        }
+    }
+}
+
+// ----------------------------------------------------------------- IPv6
+
+fn ipv6s(text: &str, out: &mut Vec<Found>) {
+    let s = text.as_bytes();
+    let is_v6 = |b: u8| b.is_ascii_hexdigit() || b == b':' || b == b'.';
+    let mut i = 0;
+    while i < s.len() {
+        if !(s[i].is_ascii_hexdigit() || s[i] == b':') || before(s, i).is_some_and(|b| is_word(b) || b == b':') {
+            i += 1;
+            continue;
+        }
+        let mut end = i;
+        while end < s.len() && is_v6(s[end]) {
+            end += 1;
+        }
+        // Trailing dots or a lone trailing colon are punctuation.
+        while end > i && (s[end - 1] == b'.' || (s[end - 1] == b':' && before(s, end - 1) != Some(b':'))) {
+            end -= 1;
+        }
+        let candidate = &text[i..end];
+        let colons = candidate.bytes().filter(|b| *b == b':').count();
+        let hex = candidate.bytes().filter(u8::is_ascii_hexdigit).count();
+        let boundary = !s.get(end).is_some_and(|b| is_word(*b));
+        if colons >= 2
+            && hex >= 3
+            && boundary
+            && candidate.parse::<core::net::Ipv6Addr>().is_ok()
+        {
+            out.push(Found {
+                start: i,
+                end,
+                kind: Kind::Ipv6,
+            });
+            i = end;
+        } else {
+            i = end.max(i + 1);
+        }
+    }
+}
+
+// ----------------------------------------------------------------- IBAN
+
+/// IBAN lengths by country (the SWIFT registry's most common entries).
+fn iban_length(country: &[u8]) -> Option<usize> {
+    Some(match country {
+        b"AD" => 24, b"AE" => 23, b"AT" => 20, b"BE" => 16, b"BG" => 22, b"BH" => 22,
+        b"BR" => 29, b"CH" => 21, b"CY" => 28, b"CZ" => 24, b"DE" => 22, b"DK" => 18,
+        b"EE" => 20, b"ES" => 24, b"FI" => 18, b"FO" => 18, b"FR" => 27, b"GB" => 22,
+        b"GI" => 23, b"GL" => 18, b"GR" => 27, b"HR" => 21, b"HU" => 28, b"IE" => 22,
+        b"IL" => 23, b"IS" => 26, b"IT" => 27, b"KW" => 30, b"KZ" => 20, b"LB" => 28,
+        b"LI" => 21, b"LT" => 20, b"LU" => 20, b"LV" => 21, b"MC" => 27, b"MT" => 31,
+        b"NL" => 18, b"NO" => 15, b"PK" => 24, b"PL" => 28, b"PT" => 25, b"QA" => 29,
+        b"RO" => 24, b"SA" => 24, b"SE" => 24, b"SI" => 19, b"SK" => 24, b"SM" => 27,
+        b"TN" => 24, b"TR" => 26, b"UA" => 29,
+        _ => return None,
+    })
+}
+
+fn mod97(chars: &[u8]) -> u32 {
+    // Rearranged: first four characters moved to the end.
+    let rotated = chars[4..].iter().chain(chars[..4].iter());
+    let mut r = 0u32;
+    for c in rotated {
+        if c.is_ascii_digit() {
+            r = (r * 10 + u32::from(c - b'0')) % 97;
+        } else {
+            let v = u32::from(c.to_ascii_uppercase() - b'A') + 10;
+            r = (r * 100 + v) % 97;
+        }
+    }
+    r
+}
+
+fn ibans(s: &[u8], out: &mut Vec<Found>) {
+    let mut i = 0;
+    while i + 4 <= s.len() {
+        let starts = s[i].is_ascii_uppercase()
+            && s[i + 1].is_ascii_uppercase()
+            && s[i + 2].is_ascii_digit()
+            && s[i + 3].is_ascii_digit()
+            && !before(s, i).is_some_and(is_word);
+        let Some(len) = starts.then(|| iban_length(&s[i..i + 2])).flatten() else {
+            i += 1;
+            continue;
+        };
+        // Collect alphanumerics, allowing single spaces between groups of 4.
+        let mut chars = Vec::with_capacity(34);
+        let mut j = i;
+        while j < s.len() && chars.len() < len {
+            let b = s[j];
+            if b.is_ascii_uppercase() || b.is_ascii_digit() {
+                chars.push(b);
+                j += 1;
+            } else if b == b' ' && chars.len() % 4 == 0 && s.get(j + 1).is_some_and(u8::is_ascii_alphanumeric) {
+                j += 1;
+            } else {
+                break;
+            }
+        }
+        if chars.len() == len && !s.get(j).is_some_and(|b| is_word(*b)) && mod97(&chars) == 1 {
+            out.push(Found {
+                start: i,
+                end: j,
+                kind: Kind::Iban,
+            });
+            i = j;
+        } else {
+            i += 1;
+        }
+    }
+}
+
+// --------------------------------------------------------------- secrets
+
+fn run_len(s: &[u8], from: usize, ok: impl Fn(u8) -> bool) -> usize {
+    s[from.min(s.len())..].iter().take_while(|b| ok(**b)).count()
+}
+
+fn find_all<'a>(s: &'a [u8], needle: &'a [u8]) -> impl Iterator<Item = usize> + 'a {
+    let mut from = 0;
+    std::iter::from_fn(move || {
+        if needle.is_empty() || from >= s.len() {
+            return None;
+        }
+        let pos = s[from..].windows(needle.len()).position(|w| w == needle)? + from;
+        from = pos + 1;
+        Some(pos)
+    })
+}
+
+fn b64url(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
+}
+
+fn secrets(s: &[u8], out: &mut Vec<Found>) {
+    let mut push = |start: usize, end: usize| {
+        out.push(Found {
+            start,
+            end,
+            kind: Kind::Secret,
+        })
+    };
+    let word_start = |i: usize| !before(s, i).is_some_and(|b| is_word(b) || b == b'-');
+    // OpenAI-style keys: sk-..., sk-proj-...
+    for i in find_all(s, b"sk-") {
+        let n = run_len(s, i + 3, b64url);
+        if word_start(i) && n >= 20 {
+            push(i, i + 3 + n);
+        }
+    }
+    // AWS access key ids.
+    for prefix in [b"AKIA", b"ASIA", b"AGPA", b"AIDA", b"AROA", b"ANPA", b"ANVA", b"AIPA"] {
+        for i in find_all(s, prefix) {
+            let n = run_len(s, i + 4, |b| b.is_ascii_uppercase() || b.is_ascii_digit());
+            if word_start(i) && n == 16 {
+                push(i, i + 20);
+            }
+        }
+    }
+    // AWS secret access keys, in context.
+    let lower: Vec<u8> = s.iter().map(u8::to_ascii_lowercase).collect();
+    for kw in [&b"aws_secret_access_key"[..], b"secret_access_key", b"aws_secret", b"secretaccesskey"] {
+        for i in find_all(&lower, kw) {
+            let mut j = i + kw.len();
+            let lim = (j + 8).min(s.len());
+            while j < lim && matches!(s[j], b' ' | b'"' | b'\'' | b'=' | b':' | b'\t') {
+                j += 1;
+            }
+            let n = run_len(s, j, |b| b.is_ascii_alphanumeric() || b == b'/' || b == b'+' || b == b'=');
+            if n == 40 {
+                push(j, j + 40);
+            }
+        }
+    }
+    // GitHub tokens.
+    for prefix in [b"ghp_", b"gho_", b"ghu_", b"ghs_", b"ghr_"] {
+        for i in find_all(s, prefix) {
+            let n = run_len(s, i + 4, |b| b.is_ascii_alphanumeric());
+            if word_start(i) && n >= 36 {
+                push(i, i + 4 + n);
+            }
+        }
+    }
+    for i in find_all(s, b"github_pat_") {
+        let n = run_len(s, i + 11, |b| b.is_ascii_alphanumeric() || b == b'_');
+        if word_start(i) && n >= 22 {
+            push(i, i + 11 + n);
+        }
+    }
+    // Slack tokens.
+    for i in find_all(s, b"xox") {
+        let kind_ok = s.get(i + 3).is_some_and(|b| b"abprse".contains(b)) && s.get(i + 4) == Some(&b'-');
+        let n = run_len(s, i + 5, |b| b.is_ascii_alphanumeric() || b == b'-');
+        if word_start(i) && kind_ok && n >= 10 {
+            push(i, i + 5 + n);
+        }
+    }
+    // Google API keys.
+    for i in find_all(s, b"AIza") {
+        let n = run_len(s, i + 4, b64url);
+        if word_start(i) && n == 35 {
+            push(i, i + 39);
+        }
+    }
+    // JWTs: base64url JSON header and payload, then a signature.
+    for i in find_all(s, b"eyJ") {
+        if !word_start(i) {
+            continue;
+        }
+        let h = run_len(s, i, b64url);
+        if h < 10 || s.get(i + h) != Some(&b'.') || s.get(i + h + 1..i + h + 4) != Some(b"eyJ") {
+            continue;
+        }
+        let p = run_len(s, i + h + 1, b64url);
+        if s.get(i + h + 1 + p) != Some(&b'.') {
+            continue;
+        }
+        let sig = run_len(s, i + h + 2 + p, b64url);
+        if sig >= 16 {
+            push(i, i + h + 2 + p + sig);
+        }
+    }
+    // PEM private keys: the whole block (to the end if it is cut).
+    for i in find_all(s, b"-----BEGIN ") {
+        let header_end = s[i..].iter().take(80).position(|b| *b == b'\n').map_or(s.len().min(i + 80), |p| i + p);
+        if !s[i..header_end].windows(16).any(|w| w == b"PRIVATE KEY-----") {
+            continue;
+        }
+        let end = find_all(&s[i..], b"-----END ")
+            .next()
+            .map(|e| {
+                let e = i + e;
+                let close = s[e + 9..].windows(5).position(|w| w == b"-----").map_or(s.len(), |p| e + 9 + p + 5);
+                close.min(s.len())
+            })
+            .unwrap_or(s.len());
+        push(i, end);
+    }
+    // Bearer tokens inside text.
+    for i in find_all(&lower, b"bearer ") {
+        if !word_start(i) {
+            continue;
+        }
+        let n = run_len(s, i + 7, |b| b.is_ascii_alphanumeric() || b"-._~+/=".contains(&b));
+        if n >= 16 {
+            push(i + 7, i + 7 + n);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn found(text: &str, kind: Kind) -> Vec<&str> {
+        scan(text, &[kind])
+            .iter()
+            .map(|f| &text[f.start..f.end])
+            .collect()
+    }
+
+    #[test]
+    fn emails() {
+        assert_eq!(
+            found("mail john.doe+x@mail.example.co.uk, or b@c.io.", Kind::Email),
+            vec!["john.doe+x@mail.example.co.uk", "b@c.io"]
+        );
+        assert!(found("@home, user@localhost, a@b.c, x@-bad.com", Kind::Email).is_empty());
+    }
+
+    #[test]
+    fn cards_need_luhn_and_a_real_prefix() {
+        assert_eq!(
+            found("card 4111 1111 1111 1111 exp", Kind::CreditCard),
+            vec!["4111 1111 1111 1111"]
+        );
+        assert_eq!(found("5555-5555-5555-4444", Kind::CreditCard).len(), 1);
+        assert_eq!(found("378282246310005", Kind::CreditCard).len(), 1);
+        assert!(found("4111 1111 1111 1112", Kind::CreditCard).is_empty());
+        assert!(found("order 1234567890123456", Kind::CreditCard).is_empty());
+        assert!(found("id 41111111111111110", Kind::CreditCard).is_empty());
+    }
+
+    #[test]
+    fn ssns_need_valid_ranges() {
+        assert_eq!(found("ssn 123-45-6789.", Kind::UsSsn), vec!["123-45-6789"]);
+        for bad in ["000-12-3456", "666-12-3456", "912-12-3456", "123-00-4567", "123-45-0000", "123-45 6789", "1123-45-6789"] {
+            assert!(found(bad, Kind::UsSsn).is_empty(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn phones() {
+        for ok in ["(415) 555-0100", "415-555-0100", "415.555.0100", "+1 415 555 0100", "+44 20 7946 0958", "+4915123456789", "1-800-555-0199"] {
+            assert_eq!(found(&format!("call {ok} now"), Kind::Phone), vec![ok], "{ok}");
+        }
+        for bad in ["2024-01-15 10:30:00", "version 1.2.3", "$1,234.56", "4155550100", "12:30", "order 123-456-7890-1", "v415.555.0100"] {
+            assert!(found(bad, Kind::Phone).is_empty(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ip_addresses() {
+        assert_eq!(found("from 192.168.1.20:8080.", Kind::Ipv4), vec!["192.168.1.20"]);
+        for bad in ["256.1.1.1", "1.2.3", "v1.2.3.4", "1.2.3.4.5", "01.2.3.4"] {
+            assert!(found(bad, Kind::Ipv4).is_empty(), "{bad}");
+        }
+        assert_eq!(
+            found("hosts 2001:db8::8a2e:370:7334 and fe80::1.", Kind::Ipv6),
+            vec!["2001:db8::8a2e:370:7334", "fe80::1"]
+        );
+        for bad in ["10:30:00", "00:1A:2B:3C:4D:5E", "a::b", "std::vec::Vec"] {
+            assert!(found(bad, Kind::Ipv6).is_empty(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ibans_need_mod97() {
+        assert_eq!(
+            found("pay GB82 WEST 1234 5698 7654 32 today", Kind::Iban),
+            vec!["GB82 WEST 1234 5698 7654 32"]
+        );
+        assert_eq!(found("DE89370400440532013000", Kind::Iban).len(), 1);
+        assert!(found("GB82WEST12345698765433", Kind::Iban).is_empty());
+    }
+
+    #[test]
+    fn secrets() {
+        let cases = [
+            "sk-proj-abcdefghijklmnopqrstuvwxyz012345",
+            "AKIAIOSFODNN7EXAMPLE",
+            "ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+            "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz",
+            "xoxb-123456789012-abcdefghijkl",
+            "AIzaSyA1234567890abcdefghijklmnopqrstuv",
+            "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+        ];
+        for c in cases {
+            assert_eq!(found(&format!("key: {c} ok"), Kind::Secret), vec![c], "{c}");
+        }
+        let aws = "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+        assert_eq!(found(aws, Kind::Secret), vec!["wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"]);
+        let pem = "x\n-----BEGIN RSA PRIVATE KEY-----\nMIIEabc\n-----END RSA PRIVATE KEY-----\ny";
+        assert_eq!(found(pem, Kind::Secret), vec![&pem[2..pem.len() - 2]]);
+        assert_eq!(
+            found("Authorization: Bearer abcdef0123456789abcdef", Kind::Secret),
+            vec!["abcdef0123456789abcdef"]
+        );
+        for bad in ["task-1234", "sk-short", "AKIA1234", "eyJ.eyJ.x", "-----BEGIN PUBLIC KEY-----"] {
+            assert!(found(bad, Kind::Secret).is_empty(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn overlaps_keep_the_earlier_longer_match() {
+        let text = "a@b.io 4111111111111111";
+        let all = scan(text, &Kind::ALL);
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].kind, Kind::Email);
+        assert_eq!(all[1].kind, Kind::CreditCard);
+    }
+
+    #[test]
+    fn look_alikes_survive() {
+        let text = "Order #123456789, uuid 550e8400-e29b-41d4-a716-446655440000, at 2024-01-15T10:30:00Z, \
+                    price $1,299.99, version 2.14.3, build 10.0.19041.1, std::vec::Vec, ratio 3:2";
+        assert_eq!(scan(text, &Kind::ALL), vec![]);
+    }
+}

@@ -1,0 +1,3 @@
+//! PII and secret redaction.
+
+pub mod detect;
