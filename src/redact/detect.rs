@@ -152,7 +152,10 @@ fn emails(s: &[u8], out: &mut Vec<Found>) {
         let labels_ok = domain
             .split(|b| *b == b'.')
             .all(|l| !l.is_empty() && l[0] != b'-' && l[l.len() - 1] != b'-');
-        if tld.len() >= 2 && tld.iter().all(u8::is_ascii_alphabetic) && labels_ok {
+        // `git@github.com:org/repo.git` is an scp-style remote, not a mailbox.
+        let scp_remote =
+            s.get(end) == Some(&b':') && s.get(end + 1).is_some_and(|b| !b.is_ascii_whitespace());
+        if tld.len() >= 2 && tld.iter().all(u8::is_ascii_alphabetic) && labels_ok && !scp_remote {
             out.push(Found {
                 start,
                 end,
@@ -251,7 +254,8 @@ fn card_prefix_ok(d: &[u8]) -> bool {
         Some(b'3') => {
             (matches!(n(2), 34 | 37) && len == 15)
                 || ((3528..=3589).contains(&n(4)) && (16..=19).contains(&len))
-                || (matches!(n(2), 36 | 38 | 39) || (300..=305).contains(&n(3))) && (14..=19).contains(&len)
+                || (matches!(n(2), 36 | 38 | 39) || (300..=305).contains(&n(3)))
+                    && (14..=19).contains(&len)
         }
         Some(b'6') => {
             (n(4) == 6011 || n(2) == 65 || (644..=649).contains(&n(3)) || n(2) == 62)
@@ -269,8 +273,14 @@ fn cards(s: &[u8], out: &mut Vec<Found>) {
         }
         // Either one block or groups of 4 (Amex 4-6-5, some 4-4-4-4-3).
         let grouped_ok = groups.len() == 1
-            || groups.iter().all(|g| (4..=6).contains(g) || *g == 3 && groups.len() == 5);
-        let digits: Vec<u8> = s[i..end].iter().copied().filter(u8::is_ascii_digit).collect();
+            || groups
+                .iter()
+                .all(|g| (4..=6).contains(g) || *g == 3 && groups.len() == 5);
+        let digits: Vec<u8> = s[i..end]
+            .iter()
+            .copied()
+            .filter(u8::is_ascii_digit)
+            .collect();
         if grouped_ok && card_prefix_ok(&digits) && luhn(&digits) {
             out.push(Found {
                 start: i,
@@ -362,7 +372,8 @@ fn phone_at(s: &[u8], i: usize) -> Option<usize> {
             }
         } else if matches!(b, b' ' | b'-' | b'.')
             && groups.last().is_some_and(|g| *g > 0)
-            && s.get(j + 1).is_some_and(|n| n.is_ascii_digit() || *n == b'(')
+            && s.get(j + 1)
+                .is_some_and(|n| n.is_ascii_digit() || *n == b'(')
         {
             // One separator style per number (a space may follow a country code).
             if last_sep.is_some_and(|l| l != b && !(plus && groups.len() <= 2)) {
@@ -386,7 +397,7 @@ fn phone_at(s: &[u8], i: usize) -> Option<usize> {
         return None;
     }
     let ok = if plus {
-        (8..=15).contains(&digits) && groups.iter().all(|g| *g <= 5 || groups.len() == 1)
+        (8..=15).contains(&digits) && groups.iter().all(|g| *g <= 8 || groups.len() == 1)
     } else {
         // NANP: (415) 555-0100, 415-555-0100, 415.555.0100, 1-415-555-0100.
         let g: Vec<usize> = groups.clone();
@@ -416,10 +427,7 @@ fn ipv4s(s: &[u8], out: &mut Vec<Found>) {
         let ok = s[i..end].split(|b| *b == b'.').all(|part| {
             part.len() <= 3
                 && (part.len() == 1 || part[0] != b'0')
-                && part
-                    .iter()
-                    .fold(0u32, |a, d| a * 10 + u32::from(d - b'0'))
-                    <= 255
+                && part.iter().fold(0u32, |a, d| a * 10 + u32::from(d - b'0')) <= 255
         });
         if ok {
             out.push(Found {
@@ -438,7 +446,9 @@ fn ipv6s(text: &str, out: &mut Vec<Found>) {
     let is_v6 = |b: u8| b.is_ascii_hexdigit() || b == b':' || b == b'.';
     let mut i = 0;
     while i < s.len() {
-        if !(s[i].is_ascii_hexdigit() || s[i] == b':') || before(s, i).is_some_and(|b| is_word(b) || b == b':') {
+        if !(s[i].is_ascii_hexdigit() || s[i] == b':')
+            || before(s, i).is_some_and(|b| is_word(b) || b == b':')
+        {
             i += 1;
             continue;
         }
@@ -447,18 +457,16 @@ fn ipv6s(text: &str, out: &mut Vec<Found>) {
             end += 1;
         }
         // Trailing dots or a lone trailing colon are punctuation.
-        while end > i && (s[end - 1] == b'.' || (s[end - 1] == b':' && before(s, end - 1) != Some(b':'))) {
+        while end > i
+            && (s[end - 1] == b'.' || (s[end - 1] == b':' && before(s, end - 1) != Some(b':')))
+        {
             end -= 1;
         }
         let candidate = &text[i..end];
         let colons = candidate.bytes().filter(|b| *b == b':').count();
         let hex = candidate.bytes().filter(u8::is_ascii_hexdigit).count();
         let boundary = !s.get(end).is_some_and(|b| is_word(*b));
-        if colons >= 2
-            && hex >= 3
-            && boundary
-            && candidate.parse::<core::net::Ipv6Addr>().is_ok()
-        {
+        if colons >= 2 && hex >= 3 && boundary && candidate.parse::<core::net::Ipv6Addr>().is_ok() {
             out.push(Found {
                 start: i,
                 end,
@@ -476,15 +484,57 @@ fn ipv6s(text: &str, out: &mut Vec<Found>) {
 /// IBAN lengths by country (the SWIFT registry's most common entries).
 fn iban_length(country: &[u8]) -> Option<usize> {
     Some(match country {
-        b"AD" => 24, b"AE" => 23, b"AT" => 20, b"BE" => 16, b"BG" => 22, b"BH" => 22,
-        b"BR" => 29, b"CH" => 21, b"CY" => 28, b"CZ" => 24, b"DE" => 22, b"DK" => 18,
-        b"EE" => 20, b"ES" => 24, b"FI" => 18, b"FO" => 18, b"FR" => 27, b"GB" => 22,
-        b"GI" => 23, b"GL" => 18, b"GR" => 27, b"HR" => 21, b"HU" => 28, b"IE" => 22,
-        b"IL" => 23, b"IS" => 26, b"IT" => 27, b"KW" => 30, b"KZ" => 20, b"LB" => 28,
-        b"LI" => 21, b"LT" => 20, b"LU" => 20, b"LV" => 21, b"MC" => 27, b"MT" => 31,
-        b"NL" => 18, b"NO" => 15, b"PK" => 24, b"PL" => 28, b"PT" => 25, b"QA" => 29,
-        b"RO" => 24, b"SA" => 24, b"SE" => 24, b"SI" => 19, b"SK" => 24, b"SM" => 27,
-        b"TN" => 24, b"TR" => 26, b"UA" => 29,
+        b"AD" => 24,
+        b"AE" => 23,
+        b"AT" => 20,
+        b"BE" => 16,
+        b"BG" => 22,
+        b"BH" => 22,
+        b"BR" => 29,
+        b"CH" => 21,
+        b"CY" => 28,
+        b"CZ" => 24,
+        b"DE" => 22,
+        b"DK" => 18,
+        b"EE" => 20,
+        b"ES" => 24,
+        b"FI" => 18,
+        b"FO" => 18,
+        b"FR" => 27,
+        b"GB" => 22,
+        b"GI" => 23,
+        b"GL" => 18,
+        b"GR" => 27,
+        b"HR" => 21,
+        b"HU" => 28,
+        b"IE" => 22,
+        b"IL" => 23,
+        b"IS" => 26,
+        b"IT" => 27,
+        b"KW" => 30,
+        b"KZ" => 20,
+        b"LB" => 28,
+        b"LI" => 21,
+        b"LT" => 20,
+        b"LU" => 20,
+        b"LV" => 21,
+        b"MC" => 27,
+        b"MT" => 31,
+        b"NL" => 18,
+        b"NO" => 15,
+        b"PK" => 24,
+        b"PL" => 28,
+        b"PT" => 25,
+        b"QA" => 29,
+        b"RO" => 24,
+        b"SA" => 24,
+        b"SE" => 24,
+        b"SI" => 19,
+        b"SK" => 24,
+        b"SM" => 27,
+        b"TN" => 24,
+        b"TR" => 26,
+        b"UA" => 29,
         _ => return None,
     })
 }
@@ -524,7 +574,10 @@ fn ibans(s: &[u8], out: &mut Vec<Found>) {
             if b.is_ascii_uppercase() || b.is_ascii_digit() {
                 chars.push(b);
                 j += 1;
-            } else if b == b' ' && chars.len() % 4 == 0 && s.get(j + 1).is_some_and(u8::is_ascii_alphanumeric) {
+            } else if b == b' '
+                && chars.len() % 4 == 0
+                && s.get(j + 1).is_some_and(u8::is_ascii_alphanumeric)
+            {
                 j += 1;
             } else {
                 break;
@@ -546,7 +599,10 @@ fn ibans(s: &[u8], out: &mut Vec<Found>) {
 // --------------------------------------------------------------- secrets
 
 fn run_len(s: &[u8], from: usize, ok: impl Fn(u8) -> bool) -> usize {
-    s[from.min(s.len())..].iter().take_while(|b| ok(**b)).count()
+    s[from.min(s.len())..]
+        .iter()
+        .take_while(|b| ok(**b))
+        .count()
 }
 
 fn find_all<'a>(s: &'a [u8], needle: &'a [u8]) -> impl Iterator<Item = usize> + 'a {
@@ -582,7 +638,9 @@ fn secrets(s: &[u8], out: &mut Vec<Found>) {
         }
     }
     // AWS access key ids.
-    for prefix in [b"AKIA", b"ASIA", b"AGPA", b"AIDA", b"AROA", b"ANPA", b"ANVA", b"AIPA"] {
+    for prefix in [
+        b"AKIA", b"ASIA", b"AGPA", b"AIDA", b"AROA", b"ANPA", b"ANVA", b"AIPA",
+    ] {
         for i in find_all(s, prefix) {
             let n = run_len(s, i + 4, |b| b.is_ascii_uppercase() || b.is_ascii_digit());
             if word_start(i) && n == 16 {
@@ -592,14 +650,21 @@ fn secrets(s: &[u8], out: &mut Vec<Found>) {
     }
     // AWS secret access keys, in context.
     let lower: Vec<u8> = s.iter().map(u8::to_ascii_lowercase).collect();
-    for kw in [&b"aws_secret_access_key"[..], b"secret_access_key", b"aws_secret", b"secretaccesskey"] {
+    for kw in [
+        &b"aws_secret_access_key"[..],
+        b"secret_access_key",
+        b"aws_secret",
+        b"secretaccesskey",
+    ] {
         for i in find_all(&lower, kw) {
             let mut j = i + kw.len();
             let lim = (j + 8).min(s.len());
             while j < lim && matches!(s[j], b' ' | b'"' | b'\'' | b'=' | b':' | b'\t') {
                 j += 1;
             }
-            let n = run_len(s, j, |b| b.is_ascii_alphanumeric() || b == b'/' || b == b'+' || b == b'=');
+            let n = run_len(s, j, |b| {
+                b.is_ascii_alphanumeric() || b == b'/' || b == b'+' || b == b'='
+            });
             if n == 40 {
                 push(j, j + 40);
             }
@@ -622,7 +687,8 @@ fn secrets(s: &[u8], out: &mut Vec<Found>) {
     }
     // Slack tokens.
     for i in find_all(s, b"xox") {
-        let kind_ok = s.get(i + 3).is_some_and(|b| b"abprse".contains(b)) && s.get(i + 4) == Some(&b'-');
+        let kind_ok =
+            s.get(i + 3).is_some_and(|b| b"abprse".contains(b)) && s.get(i + 4) == Some(&b'-');
         let n = run_len(s, i + 5, |b| b.is_ascii_alphanumeric() || b == b'-');
         if word_start(i) && kind_ok && n >= 10 {
             push(i, i + 5 + n);
@@ -655,15 +721,25 @@ fn secrets(s: &[u8], out: &mut Vec<Found>) {
     }
     // PEM private keys: the whole block (to the end if it is cut).
     for i in find_all(s, b"-----BEGIN ") {
-        let header_end = s[i..].iter().take(80).position(|b| *b == b'\n').map_or(s.len().min(i + 80), |p| i + p);
-        if !s[i..header_end].windows(16).any(|w| w == b"PRIVATE KEY-----") {
+        let header_end = s[i..]
+            .iter()
+            .take(80)
+            .position(|b| *b == b'\n')
+            .map_or(s.len().min(i + 80), |p| i + p);
+        if !s[i..header_end]
+            .windows(16)
+            .any(|w| w == b"PRIVATE KEY-----")
+        {
             continue;
         }
         let end = find_all(&s[i..], b"-----END ")
             .next()
             .map(|e| {
                 let e = i + e;
-                let close = s[e + 9..].windows(5).position(|w| w == b"-----").map_or(s.len(), |p| e + 9 + p + 5);
+                let close = s[e + 9..]
+                    .windows(5)
+                    .position(|w| w == b"-----")
+                    .map_or(s.len(), |p| e + 9 + p + 5);
                 close.min(s.len())
             })
             .unwrap_or(s.len());
@@ -674,7 +750,9 @@ fn secrets(s: &[u8], out: &mut Vec<Found>) {
         if !word_start(i) {
             continue;
         }
-        let n = run_len(s, i + 7, |b| b.is_ascii_alphanumeric() || b"-._~+/=".contains(&b));
+        let n = run_len(s, i + 7, |b| {
+            b.is_ascii_alphanumeric() || b"-._~+/=".contains(&b)
+        });
         if n >= 16 {
             push(i + 7, i + 7 + n);
         }
@@ -695,10 +773,14 @@ mod tests {
     #[test]
     fn emails() {
         assert_eq!(
-            found("mail john.doe+x@mail.example.co.uk, or b@c.io.", Kind::Email),
+            found(
+                "mail john.doe+x@mail.example.co.uk, or b@c.io.",
+                Kind::Email
+            ),
             vec!["john.doe+x@mail.example.co.uk", "b@c.io"]
         );
         assert!(found("@home, user@localhost, a@b.c, x@-bad.com", Kind::Email).is_empty());
+        assert!(found("git@github.com:org/repo.git", Kind::Email).is_empty());
     }
 
     #[test]
@@ -717,24 +799,56 @@ mod tests {
     #[test]
     fn ssns_need_valid_ranges() {
         assert_eq!(found("ssn 123-45-6789.", Kind::UsSsn), vec!["123-45-6789"]);
-        for bad in ["000-12-3456", "666-12-3456", "912-12-3456", "123-00-4567", "123-45-0000", "123-45 6789", "1123-45-6789"] {
+        for bad in [
+            "000-12-3456",
+            "666-12-3456",
+            "912-12-3456",
+            "123-00-4567",
+            "123-45-0000",
+            "123-45 6789",
+            "1123-45-6789",
+        ] {
             assert!(found(bad, Kind::UsSsn).is_empty(), "{bad}");
         }
     }
 
     #[test]
     fn phones() {
-        for ok in ["(415) 555-0100", "415-555-0100", "415.555.0100", "+1 415 555 0100", "+44 20 7946 0958", "+4915123456789", "1-800-555-0199"] {
-            assert_eq!(found(&format!("call {ok} now"), Kind::Phone), vec![ok], "{ok}");
+        for ok in [
+            "(415) 555-0100",
+            "415-555-0100",
+            "415.555.0100",
+            "+1 415 555 0100",
+            "+44 20 7946 0958",
+            "+4915123456789",
+            "1-800-555-0199",
+            "+49 30 571508",
+        ] {
+            assert_eq!(
+                found(&format!("call {ok} now"), Kind::Phone),
+                vec![ok],
+                "{ok}"
+            );
         }
-        for bad in ["2024-01-15 10:30:00", "version 1.2.3", "$1,234.56", "4155550100", "12:30", "order 123-456-7890-1", "v415.555.0100"] {
+        for bad in [
+            "2024-01-15 10:30:00",
+            "version 1.2.3",
+            "$1,234.56",
+            "4155550100",
+            "12:30",
+            "order 123-456-7890-1",
+            "v415.555.0100",
+        ] {
             assert!(found(bad, Kind::Phone).is_empty(), "{bad}");
         }
     }
 
     #[test]
     fn ip_addresses() {
-        assert_eq!(found("from 192.168.1.20:8080.", Kind::Ipv4), vec!["192.168.1.20"]);
+        assert_eq!(
+            found("from 192.168.1.20:8080.", Kind::Ipv4),
+            vec!["192.168.1.20"]
+        );
         for bad in ["256.1.1.1", "1.2.3", "v1.2.3.4", "1.2.3.4.5", "01.2.3.4"] {
             assert!(found(bad, Kind::Ipv4).is_empty(), "{bad}");
         }
@@ -772,14 +886,23 @@ mod tests {
             assert_eq!(found(&format!("key: {c} ok"), Kind::Secret), vec![c], "{c}");
         }
         let aws = "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
-        assert_eq!(found(aws, Kind::Secret), vec!["wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"]);
+        assert_eq!(
+            found(aws, Kind::Secret),
+            vec!["wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"]
+        );
         let pem = "x\n-----BEGIN RSA PRIVATE KEY-----\nMIIEabc\n-----END RSA PRIVATE KEY-----\ny";
         assert_eq!(found(pem, Kind::Secret), vec![&pem[2..pem.len() - 2]]);
         assert_eq!(
             found("Authorization: Bearer abcdef0123456789abcdef", Kind::Secret),
             vec!["abcdef0123456789abcdef"]
         );
-        for bad in ["task-1234", "sk-short", "AKIA1234", "eyJ.eyJ.x", "-----BEGIN PUBLIC KEY-----"] {
+        for bad in [
+            "task-1234",
+            "sk-short",
+            "AKIA1234",
+            "eyJ.eyJ.x",
+            "-----BEGIN PUBLIC KEY-----",
+        ] {
             assert!(found(bad, Kind::Secret).is_empty(), "{bad}");
         }
     }
