@@ -1,3 +1,350 @@
-//! PII and secret redaction.
+//! PII and secret redaction: detectors ([`detect`]), replacement, and the
+//! JSON-aware walk that changes only string values.
+//!
+//! [`Redactor`] is compiled once from the configuration. [`Redactor::redact_text`]
+//! redacts one string; [`Redactor::redact_json`] every string value of a JSON
+//! document (keys and structure untouched, escapes handled, the rest of the
+//! bytes as they were); [`stream::StreamRedactor`] text that arrives in pieces.
 
 pub mod detect;
+pub mod stream;
+
+use detect::{scan, Kind};
+use sha2::{Digest, Sha256};
+
+/// How a found value is replaced.
+#[derive(Debug, Clone)]
+pub enum Replacement {
+    /// A template where `{type}` becomes the detector name.
+    Template(String),
+    /// `[TYPE:hex]`: a keyed hash (HMAC-SHA256) of the value, stable for a
+    /// key, so distinct values can be counted without being seen.
+    Hash(Vec<u8>),
+}
+
+/// A compiled custom pattern.
+#[derive(Debug)]
+pub struct Custom {
+    /// Name, used as the detector label.
+    pub name: String,
+    /// The pattern.
+    pub regex: regex_lite::Regex,
+}
+
+/// The compiled redaction settings.
+#[derive(Debug)]
+pub struct Redactor {
+    /// Scan request bodies.
+    pub request: bool,
+    /// Scan response bodies.
+    pub response: bool,
+    /// Built-in detectors on.
+    pub kinds: Vec<Kind>,
+    /// Custom patterns.
+    pub custom: Vec<Custom>,
+    /// Replacement.
+    pub replacement: Replacement,
+    /// `true`: forward an unscannable body unredacted (counted); `false`: block it.
+    pub pass_on_error: bool,
+}
+
+/// Matches found, per detector: indexes follow [`Redactor::detector_names`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counts(pub Vec<u64>);
+
+impl Counts {
+    /// Adds one match of detector `index`.
+    pub fn add(&mut self, index: usize) {
+        if self.0.len() <= index {
+            self.0.resize(index + 1, 0);
+        }
+        self.0[index] += 1;
+    }
+
+    /// Total matches.
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+}
+
+/// A JSON body the redactor could not walk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unscannable(pub &'static str);
+
+/// A match with its detector index (built-ins first, then custom).
+#[derive(Debug, Clone, Copy)]
+struct Hit {
+    start: usize,
+    end: usize,
+    detector: usize,
+}
+
+impl Redactor {
+    /// Detector names in counting order: built-ins, then custom patterns.
+    pub fn detector_names(&self) -> Vec<&str> {
+        self.kinds
+            .iter()
+            .map(|k| k.as_str())
+            .chain(self.custom.iter().map(|c| c.name.as_str()))
+            .collect()
+    }
+
+    /// Every match in `text`, built-in and custom, sorted, without overlaps
+    /// (the earlier, then the longer, match wins).
+    fn hits(&self, text: &str) -> Vec<Hit> {
+        let mut hits: Vec<Hit> = scan(text, &self.kinds)
+            .into_iter()
+            .map(|f| Hit {
+                start: f.start,
+                end: f.end,
+                detector: self.kind_index(f.kind),
+            })
+            .collect();
+        if self.custom.is_empty() {
+            return hits; // `scan` already resolved overlaps
+        }
+        for (ci, c) in self.custom.iter().enumerate() {
+            hits.extend(
+                c.regex
+                    .find_iter(text)
+                    .filter(|m| m.start() < m.end())
+                    .map(|m| Hit {
+                        start: m.start(),
+                        end: m.end(),
+                        detector: self.kinds.len() + ci,
+                    }),
+            );
+        }
+        hits.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
+        let mut kept: Vec<Hit> = Vec::with_capacity(hits.len());
+        for h in hits {
+            if kept.last().is_none_or(|last| h.start >= last.end) {
+                kept.push(h);
+            }
+        }
+        kept
+    }
+
+    fn kind_index(&self, kind: Kind) -> usize {
+        self.kinds.iter().position(|k| *k == kind).unwrap_or(0)
+    }
+
+    fn replacement_for(&self, detector: usize, value: &str) -> String {
+        let name = self
+            .detector_names()
+            .get(detector)
+            .copied()
+            .unwrap_or("pii");
+        match &self.replacement {
+            Replacement::Template(t) => t.replace("{type}", name),
+            Replacement::Hash(key) => {
+                let mac = hmac_sha256(key, value.as_bytes());
+                let hex: String = mac[..6].iter().map(|b| format!("{b:02x}")).collect();
+                format!("[{}:{hex}]", name.to_ascii_uppercase())
+            }
+        }
+    }
+
+    /// Redacts matches in `text`, ending at most at `limit` (matches that
+    /// start before `limit` are redacted whole). Returns the output for
+    /// `text[..end]` and `end`, which is `limit` moved back to the start of
+    /// a match that would straddle it.
+    fn redact_prefix(&self, text: &str, limit: usize, counts: &mut Counts) -> (String, usize) {
+        let hits = self.hits(text);
+        let mut end = limit;
+        for h in &hits {
+            if h.start < end && h.end > end {
+                end = h.start;
+            }
+        }
+        let mut out = String::with_capacity(end + 16);
+        let mut at = 0;
+        for h in hits.iter().filter(|h| h.end <= end) {
+            out.push_str(&text[at..h.start]);
+            out.push_str(&self.replacement_for(h.detector, &text[h.start..h.end]));
+            counts.add(h.detector);
+            at = h.end;
+        }
+        out.push_str(&text[at..end]);
+        (out, end)
+    }
+
+    /// Redacts `text`; `None` when nothing was found.
+    pub fn redact_text(&self, text: &str, counts: &mut Counts) -> Option<String> {
+        let before = counts.total();
+        let (out, _) = self.redact_prefix(text, text.len(), counts);
+        (counts.total() != before).then_some(out)
+    }
+
+    /// Redacts every string value of a JSON document (not keys). Returns
+    /// `Ok(None)` when nothing changed.
+    pub fn redact_json(
+        &self,
+        body: &[u8],
+        counts: &mut Counts,
+    ) -> Result<Option<Vec<u8>>, Unscannable> {
+        let text = std::str::from_utf8(body).map_err(|_| Unscannable("body is not UTF-8"))?;
+        serde_json::from_str::<serde::de::IgnoredAny>(text)
+            .map_err(|_| Unscannable("body is not valid JSON"))?;
+        let s = text.as_bytes();
+        let mut out: Option<Vec<u8>> = None;
+        let mut copied = 0;
+        let mut i = 0;
+        while i < s.len() {
+            if s[i] != b'"' {
+                i += 1;
+                continue;
+            }
+            // The string token spans [i, j].
+            let mut j = i + 1;
+            let mut escaped = false;
+            while j < s.len() && s[j] != b'"' {
+                if s[j] == b'\\' {
+                    escaped = true;
+                    j += 1;
+                }
+                j += 1;
+            }
+            let token = &text[i..=j.min(s.len() - 1)];
+            let next = s[j + 1..].iter().find(|b| !b.is_ascii_whitespace());
+            let is_key = next == Some(&b':');
+            if !is_key {
+                let decoded: std::borrow::Cow<'_, str> = if escaped {
+                    serde_json::from_str::<String>(token)
+                        .map_err(|_| Unscannable("bad string escape"))?
+                        .into()
+                } else {
+                    token[1..token.len() - 1].into()
+                };
+                if let Some(redacted) = self.redact_text(&decoded, counts) {
+                    let buf = out.get_or_insert_with(|| Vec::with_capacity(s.len() + 64));
+                    buf.extend_from_slice(&s[copied..i]);
+                    let encoded = serde_json::to_string(&redacted).unwrap_or_default();
+                    buf.extend_from_slice(encoded.as_bytes());
+                    copied = j + 1;
+                }
+            }
+            i = j + 1;
+        }
+        Ok(out.map(|mut buf| {
+            buf.extend_from_slice(&s[copied..]);
+            buf
+        }))
+    }
+}
+
+/// HMAC-SHA256 (RFC 2104).
+fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    let mut block = [0u8; 64];
+    if key.len() > 64 {
+        block[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let ipad: Vec<u8> = block.iter().map(|b| b ^ 0x36).collect();
+    let opad: Vec<u8> = block.iter().map(|b| b ^ 0x5c).collect();
+    let inner = Sha256::new()
+        .chain_update(&ipad)
+        .chain_update(message)
+        .finalize();
+    let outer = Sha256::new()
+        .chain_update(&opad)
+        .chain_update(inner)
+        .finalize();
+    outer.into()
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn redactor(replacement: Replacement) -> Redactor {
+        Redactor {
+            request: true,
+            response: true,
+            kinds: Kind::ALL.to_vec(),
+            custom: vec![Custom {
+                name: "employee_id".into(),
+                regex: regex_lite::Regex::new("EMP-[0-9]{6}").unwrap(),
+            }],
+            replacement,
+            pass_on_error: false,
+        }
+    }
+
+    fn template() -> Redactor {
+        redactor(Replacement::Template("[REDACTED:{type}]".into()))
+    }
+
+    #[test]
+    fn text_is_redacted_and_counted() {
+        let r = template();
+        let mut c = Counts::default();
+        let out = r.redact_text(
+            "mail a.b@example.com, card 4111 1111 1111 1111, EMP-123456",
+            &mut c,
+        );
+        assert_eq!(
+            out.as_deref(),
+            Some("mail [REDACTED:email], card [REDACTED:credit_card], [REDACTED:employee_id]")
+        );
+        let names = r.detector_names();
+        let count = |n: &str| {
+            c.0.get(names.iter().position(|x| *x == n).unwrap())
+                .copied()
+                .unwrap_or(0)
+        };
+        assert_eq!(
+            (count("email"), count("credit_card"), count("employee_id")),
+            (1, 1, 1)
+        );
+        assert_eq!(r.redact_text("nothing here", &mut c), None);
+    }
+
+    #[test]
+    fn hash_replacement_is_stable_and_keyed() {
+        let a = redactor(Replacement::Hash(b"k1".to_vec()));
+        let b = redactor(Replacement::Hash(b"k2".to_vec()));
+        let mut c = Counts::default();
+        let x1 = a.redact_text("x@example.com", &mut c).unwrap();
+        let x2 = a.redact_text("x@example.com", &mut c).unwrap();
+        let y = a.redact_text("y@example.com", &mut c).unwrap();
+        let other_key = b.redact_text("x@example.com", &mut c).unwrap();
+        assert_eq!(x1, x2);
+        assert_ne!(x1, y);
+        assert_ne!(x1, other_key);
+        assert!(
+            x1.starts_with("[EMAIL:") && x1.len() == "[EMAIL:]".len() + 12,
+            "{x1}"
+        );
+    }
+
+    #[test]
+    fn hmac_matches_rfc4231() {
+        // RFC 4231 test case 2.
+        let mac = hmac_sha256(b"Jefe", b"what do ya want for nothing?");
+        let hex: String = mac.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn json_only_string_values_change() {
+        let r = template();
+        let body = r#"{"model":"m","user":"bob@example.com","messages":[{"role":"user","content":"my mail is bob\u0040example.com and SSN 123-45-6789"}],"n":1.50,"bob@example.com":true}"#;
+        let mut c = Counts::default();
+        let out =
+            String::from_utf8(r.redact_json(body.as_bytes(), &mut c).unwrap().unwrap()).unwrap();
+        assert_eq!(
+            out,
+            r#"{"model":"m","user":"[REDACTED:email]","messages":[{"role":"user","content":"my mail is [REDACTED:email] and SSN [REDACTED:us_ssn]"}],"n":1.50,"bob@example.com":true}"#
+        );
+        serde_json::from_str::<serde_json::Value>(&out).unwrap();
+        assert_eq!(c.total(), 3);
+        assert_eq!(r.redact_json(br#"{"a":"clean"}"#, &mut c), Ok(None));
+        assert!(r.redact_json(b"{\"a\":", &mut c).is_err());
+        assert!(r.redact_json(b"{\"a\":\"\xff\"}", &mut c).is_err());
+    }
+}
