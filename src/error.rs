@@ -50,6 +50,26 @@ impl ApiError {
         }
     }
 
+    /// 400: the request body could not be scanned for PII (`on_error: block`).
+    pub fn request_unscannable(why: &str) -> ApiError {
+        ApiError {
+            status: 400,
+            kind: "invalid_request_error",
+            code: "redaction_failed",
+            message: format!("request body could not be scanned for sensitive data: {why}"),
+        }
+    }
+
+    /// 502: the model's response could not be scanned for PII (`on_error: block`).
+    pub fn response_unscannable(why: &str) -> ApiError {
+        ApiError {
+            status: 502,
+            kind: "server_error",
+            code: "redaction_failed",
+            message: format!("the model response could not be scanned for sensitive data: {why}"),
+        }
+    }
+
     /// The JSON body sent to the client.
     pub fn body(&self) -> Vec<u8> {
         let envelope = Envelope {

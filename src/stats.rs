@@ -10,7 +10,7 @@
 pub const DEFAULT_ROUTE_REQUESTS: &str = "llm_ab.default_route.requests";
 
 /// Codes of the local replies the routing layer can send.
-pub const REJECT_CODES: [&str; 2] = ["invalid_json", "request_too_large"];
+pub const REJECT_CODES: [&str; 3] = ["invalid_json", "request_too_large", "redaction_failed"];
 
 /// Counter of requests assigned to a variant, by reason.
 pub fn requests(experiment: &str, variant: &str, reason: &str) -> String {
@@ -41,6 +41,11 @@ pub fn unassigned(experiment: &str) -> String {
 /// `tokens_out`, `cost_micro_usd`, `latency_ms`, `ttft_ms`).
 pub fn per_variant(experiment: &str, variant: &str, metric: &str) -> String {
     format!("llm_ab.experiment.{experiment}.variant.{variant}.{metric}")
+}
+
+/// Counter of values redacted by a detector (built-in or custom name).
+pub fn redactions(experiment: &str, variant: &str, detector: &str) -> String {
+    format!("llm_ab.experiment.{experiment}.variant.{variant}.detector.{detector}.redactions")
 }
 
 /// Status classes counted.

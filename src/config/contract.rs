@@ -39,6 +39,54 @@ pub struct FilterConfig {
     /// Output phrases that mark a response as a refusal (case-insensitive).
     #[serde(default)]
     pub refusal_phrases: Vec<String>,
+    /// PII and secret redaction; off when absent.
+    #[serde(default)]
+    pub redaction: Option<RedactionConfig>,
+}
+
+/// PII and secret redaction settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedactionConfig {
+    /// Scan request bodies before they go upstream.
+    #[serde(default = "default_true")]
+    pub request: bool,
+    /// Scan response bodies before they reach the client.
+    #[serde(default = "default_true")]
+    pub response: bool,
+    /// Built-in detectors; all of them when absent.
+    #[serde(default)]
+    pub detectors: Option<Vec<String>>,
+    /// Extra named patterns (regex-lite syntax).
+    #[serde(default)]
+    pub custom: Vec<CustomPatternConfig>,
+    /// `"[REDACTED:{type}]"`-style template, or `"hash"`.
+    #[serde(default = "default_replacement")]
+    pub replacement: String,
+    /// Key of the keyed hash; required with `"replacement": "hash"`.
+    #[serde(default)]
+    pub hash_key: Option<String>,
+    /// `"block"` (default) or `"pass"` for bodies that cannot be scanned.
+    #[serde(default = "default_on_error")]
+    pub on_error: String,
+}
+
+/// A named custom pattern.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomPatternConfig {
+    /// Name (`[a-z0-9_]`), used in stats and in the replacement.
+    pub name: String,
+    /// regex-lite pattern.
+    pub pattern: String,
+}
+
+fn default_replacement() -> String {
+    "[REDACTED:{type}]".to_string()
+}
+
+fn default_on_error() -> String {
+    "block".to_string()
 }
 
 /// Price of one model in USD per million tokens.

@@ -86,6 +86,8 @@ pub struct Plan {
     pub refusal_phrases: Vec<String>,
     /// Non-fatal remarks to log once at load (e.g. unpriced models).
     pub warnings: Vec<String>,
+    /// Redaction, when configured.
+    pub redaction: Option<crate::redact::Redactor>,
 }
 
 impl Plan {

@@ -1,8 +1,11 @@
 //! Semantic validation of a parsed configuration and compilation into a [`Plan`].
 
-use super::contract::{ExperimentConfig, FilterConfig, OverrideConfig, VariantConfig};
+use super::contract::{
+    ExperimentConfig, FilterConfig, OverrideConfig, RedactionConfig, VariantConfig,
+};
 use super::{ConfigError, ConfigErrors, Experiment, Override, Plan, Variant};
 use crate::assign::{lane_width, Layout, BUCKETS};
+use crate::redact::{detect::Kind, Custom, Redactor, Replacement};
 use std::collections::HashSet;
 
 /// Upper bound accepted for `max_body_bytes` (64 MiB).
@@ -91,10 +94,13 @@ pub fn compile(cfg: &FilterConfig) -> Result<Plan, ConfigErrors> {
         ));
     }
 
+    let redaction = cfg.redaction.as_ref().map(|r| compile_redaction(&mut p, r));
+
     if !p.0.is_empty() {
         return Err(ConfigErrors(p.0));
     }
     Ok(Plan {
+        redaction,
         pricing,
         refusal_phrases: cfg.refusal_phrases.clone(),
         warnings,
@@ -105,6 +111,97 @@ pub fn compile(cfg: &FilterConfig) -> Result<Plan, ConfigErrors> {
         max_body_bytes: usize::try_from(cfg.max_body_bytes).unwrap_or(usize::MAX),
         experiments,
     })
+}
+
+fn compile_redaction(p: &mut Problems, r: &RedactionConfig) -> Redactor {
+    let kinds = match &r.detectors {
+        None => Kind::ALL.to_vec(),
+        Some(names) => names
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| {
+                let kind = Kind::parse(n);
+                if kind.is_none() {
+                    let known: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+                    p.add(
+                        format!("redaction.detectors[{i}]"),
+                        format!("unknown detector {n:?} (known: {})", known.join(", ")),
+                    );
+                }
+                kind
+            })
+            .collect(),
+    };
+    let mut custom = Vec::new();
+    for (i, c) in r.custom.iter().enumerate() {
+        let path = format!("redaction.custom[{i}]");
+        let ok_name = (1..=40).contains(&c.name.len())
+            && c.name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !ok_name || Kind::parse(&c.name).is_some() {
+            p.add(
+                format!("{path}.name"),
+                format!(
+                    "{:?} must be 1 to 40 characters of a-z 0-9 _ and not a built-in detector",
+                    c.name
+                ),
+            );
+        }
+        match regex_lite::Regex::new(&c.pattern) {
+            Ok(regex) if !regex.is_match("") => custom.push(Custom {
+                name: c.name.clone(),
+                regex,
+            }),
+            Ok(_) => p.add(
+                format!("{path}.pattern"),
+                format!("pattern of {:?} matches the empty string", c.name),
+            ),
+            Err(e) => p.add(
+                format!("{path}.pattern"),
+                format!("pattern of {:?} does not compile: {e}", c.name),
+            ),
+        }
+    }
+    let replacement = if r.replacement == "hash" {
+        match &r.hash_key {
+            Some(k) if k.len() >= 16 => Replacement::Hash(k.as_bytes().to_vec()),
+            _ => {
+                p.add(
+                    "redaction.hash_key",
+                    "a key of at least 16 characters is required with \"replacement\": \"hash\"",
+                );
+                Replacement::Hash(Vec::new())
+            }
+        }
+    } else if r.replacement.is_empty() || r.replacement.len() > 100 {
+        p.add(
+            "redaction.replacement",
+            "must be 1 to 100 characters, or \"hash\"",
+        );
+        Replacement::Template(String::new())
+    } else {
+        Replacement::Template(r.replacement.clone())
+    };
+    let pass_on_error = match r.on_error.as_str() {
+        "block" => false,
+        "pass" => true,
+        other => {
+            p.add(
+                "redaction.on_error",
+                format!("{other:?} must be \"block\" or \"pass\""),
+            );
+            false
+        }
+    };
+    Redactor {
+        request: r.request,
+        response: r.response,
+        kinds,
+        custom,
+        replacement,
+        pass_on_error,
+    }
 }
 
 fn compile_override(p: &mut Problems, o: &OverrideConfig, route_header: &str) -> Override {
@@ -571,6 +668,36 @@ mod tests {
             1,
         );
         assert!(first_error(&unknown).starts_with("pricing.m.x: unknown field"));
+    }
+
+    #[test]
+    fn redaction_config_is_checked() {
+        let with = |r: &str| VALID.replacen('{', &format!(r#"{{"redaction": {r},"#), 1);
+        let plan = load(
+            with(r#"{"custom": [{"name": "employee_id", "pattern": "EMP-[0-9]{6}"}]}"#).as_bytes(),
+        )
+        .unwrap();
+        let r = plan.redaction.unwrap();
+        assert_eq!(r.kinds.len(), 8);
+        assert!(r.request && r.response && !r.pass_on_error);
+        assert_eq!(r.detector_names().last(), Some(&"employee_id"));
+        assert_eq!(
+            first_error(&with(
+                r#"{"custom": [{"name": "bad_one", "pattern": "EMP-[0-9"}]}"#
+            )),
+            "redaction.custom[0].pattern: pattern of \"bad_one\" does not compile: \
+             found unclosed character class"
+        );
+        assert!(
+            first_error(&with(r#"{"detectors": ["email", "passport"]}"#))
+                .starts_with("redaction.detectors[1]: unknown detector \"passport\"")
+        );
+        assert!(first_error(&with(r#"{"replacement": "hash"}"#)).starts_with("redaction.hash_key:"));
+        assert!(first_error(&with(r#"{"on_error": "drop"}"#)).starts_with("redaction.on_error:"));
+        assert!(
+            first_error(&with(r#"{"custom": [{"name": "e", "pattern": "x*"}]}"#))
+                .contains("matches the empty string")
+        );
     }
 
     #[test]

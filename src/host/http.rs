@@ -6,6 +6,8 @@ use crate::body::{self, Edits, RequestInfo};
 use crate::config::{Plan, Variant};
 use crate::error::ApiError;
 use crate::record::{outcome_of, status_class, Outcome, Record};
+use crate::redact::sse::SseRedactor;
+use crate::redact::Counts;
 use crate::response::{EventKind, ResponseObserver};
 use crate::route::{Reason, RequestHeaders};
 use crate::sse::SseParser;
@@ -93,11 +95,15 @@ enum ResponseMode {
     Ignore,
     /// Non-streaming JSON, copied up to a cap and parsed at the end.
     Json(Vec<u8>),
+    /// Non-streaming JSON held whole (headers too) until it is redacted.
+    JsonRedacted,
     /// SSE, parsed as it flows; `strip_usage` drops the usage-only chunk
-    /// the filter asked for on the client's behalf.
+    /// the filter asked for on the client's behalf; `redact` rewrites the
+    /// streamed content.
     Sse {
         parser: SseParser,
         strip_usage: bool,
+        redact: Option<SseRedactor>,
     },
 }
 
@@ -119,6 +125,8 @@ pub struct Exchange {
     ttft_ms: Option<u64>,
     error_code: Option<&'static str>,
     finalized: bool,
+    /// Values redacted in this exchange, per detector.
+    redactions: Counts,
 }
 
 impl Exchange {
@@ -139,6 +147,7 @@ impl Exchange {
             ttft_ms: None,
             error_code: None,
             finalized: false,
+            redactions: Counts::default(),
         }
     }
 
@@ -191,7 +200,22 @@ impl Exchange {
         match body::prepare(&bytes, edits) {
             Ok(prepared) => {
                 self.info = prepared.info;
-                if let Some(new) = prepared.body {
+                let mut new_body = prepared.body;
+                if let Some(r) = plan.redaction.as_ref().filter(|r| r.request) {
+                    let current = new_body.as_deref().unwrap_or(&bytes);
+                    match r.redact_json(current, &mut self.redactions) {
+                        Ok(Some(redacted)) => new_body = Some(redacted),
+                        Ok(None) => {}
+                        Err(why) if r.pass_on_error => {
+                            log::debug!("request body forwarded unscanned: {}", why.0);
+                            if let Some((_, metrics)) = &self.loaded {
+                                metrics.count_redaction_skipped(m.experiment, m.variant);
+                            }
+                        }
+                        Err(why) => return self.reject(&ApiError::request_unscannable(why.0)),
+                    }
+                }
+                if let Some(new) = new_body {
                     let _ =
                         hostcalls::set_buffer(BufferType::HttpRequestBody, 0, self.body_size, &new);
                     set_request_header("content-length", Some(&new.len().to_string()));
@@ -202,39 +226,137 @@ impl Exchange {
         }
     }
 
-    /// Passes one SSE chunk on, observing every completed event.
+    /// Passes one SSE chunk on, observing every completed event; returns
+    /// the bytes to send instead when the stream is rewritten.
     fn on_sse_chunk(&mut self, chunk: &[u8], end_of_stream: bool) -> Option<Vec<u8>> {
         let ResponseMode::Sse {
             parser,
             strip_usage,
+            redact,
         } = &mut self.mode
         else {
             return None;
         };
         let observer = self.observer.as_mut()?;
-        let phrases = self
-            .loaded
-            .as_ref()
-            .map_or(&[][..], |(p, _)| &p.refusal_phrases[..]);
+        let plan = self.loaded.as_ref().map(|(p, _)| p.clone())?;
         let events = parser.feed(chunk);
-        if !*strip_usage {
+        if !*strip_usage && redact.is_none() {
             for e in &events {
-                observer.observe_event(&e.data, phrases);
+                observer.observe_event(&e.data, &plan.refusal_phrases);
             }
             return None;
         }
-        // Re-emit complete events only, minus the usage chunk the client
-        // did not ask for; an incomplete tail waits for its end.
-        let mut out = Vec::with_capacity(chunk.len());
+        // Re-emit complete events only: minus the usage chunk the client did
+        // not ask for, with redacted content; an incomplete tail waits.
+        let redactor = plan.redaction.as_ref();
+        let mut out = Vec::with_capacity(chunk.len() + 64);
+        let emit = |out: &mut Vec<u8>, data: &str| {
+            out.extend_from_slice(b"data: ");
+            out.extend_from_slice(data.as_bytes());
+            out.extend_from_slice(b"\n\n");
+        };
         for e in events {
-            if observer.observe_event(&e.data, phrases) != EventKind::UsageOnly {
-                out.extend_from_slice(&e.raw);
+            let kind = observer.observe_event(&e.data, &plan.refusal_phrases);
+            if *strip_usage && kind == EventKind::UsageOnly {
+                continue;
+            }
+            match (redact.as_mut(), redactor) {
+                (Some(sse), Some(r)) => {
+                    if kind == EventKind::Done {
+                        for data in sse.finish(r, &mut self.redactions) {
+                            emit(&mut out, &data);
+                        }
+                    }
+                    match sse.rewrite(r, &e.data, &mut self.redactions) {
+                        Some(data) => emit(&mut out, &data),
+                        None => out.extend_from_slice(&e.raw),
+                    }
+                }
+                _ => out.extend_from_slice(&e.raw),
             }
         }
         if end_of_stream {
+            if let (Some(sse), Some(r)) = (redact.as_mut(), redactor) {
+                for data in sse.finish(r, &mut self.redactions) {
+                    emit(&mut out, &data);
+                }
+            }
             out.extend(parser.take_pending());
         }
         (out != chunk).then_some(out)
+    }
+
+    /// A JSON response too large to hold for redaction.
+    fn finish_json_response_too_large(&mut self) -> Action {
+        let pass = self
+            .loaded
+            .as_ref()
+            .and_then(|(p, _)| p.redaction.as_ref())
+            .is_some_and(|r| r.pass_on_error);
+        if pass {
+            if let (Some((_, metrics)), Some(m)) = (&self.loaded, self.matched) {
+                metrics.count_redaction_skipped(m.experiment, m.variant);
+            }
+            self.mode = ResponseMode::Ignore;
+            return Action::Continue;
+        }
+        let err = ApiError::response_unscannable("response body too large to scan");
+        self.status = err.status;
+        self.error_code = Some(err.code);
+        self.finalize(true);
+        let _ = hostcalls::send_http_response(
+            err.status,
+            vec![("content-type", "application/json")],
+            Some(&err.body()),
+        );
+        Action::Pause
+    }
+
+    /// Redacts a complete buffered JSON response in place.
+    fn finish_json_response(&mut self, body_size: usize) -> Action {
+        let Some((plan, metrics)) = self.loaded.clone() else {
+            return Action::Continue;
+        };
+        let body = match hostcalls::get_buffer(BufferType::HttpResponseBody, 0, body_size) {
+            Ok(Some(b)) => b,
+            _ => Vec::new(),
+        };
+        if let Some(o) = self.observer.as_mut() {
+            o.observe_json(&body, &plan.refusal_phrases);
+        }
+        let Some(r) = plan.redaction.as_ref() else {
+            return Action::Continue;
+        };
+        match r.redact_json(&body, &mut self.redactions) {
+            Ok(Some(new)) => {
+                let _ = hostcalls::set_buffer(BufferType::HttpResponseBody, 0, body_size, &new);
+                let _ = hostcalls::set_map_value(
+                    MapType::HttpResponseHeaders,
+                    "content-length",
+                    Some(&new.len().to_string()),
+                );
+            }
+            Ok(None) => {}
+            Err(why) if r.pass_on_error || body.is_empty() => {
+                log::debug!("response forwarded unscanned: {}", why.0);
+                if let Some(m) = self.matched {
+                    metrics.count_redaction_skipped(m.experiment, m.variant);
+                }
+            }
+            Err(why) => {
+                let err = ApiError::response_unscannable(why.0);
+                self.status = err.status;
+                self.error_code = Some(err.code);
+                self.finalize(true);
+                let _ = hostcalls::send_http_response(
+                    err.status,
+                    vec![("content-type", "application/json")],
+                    Some(&err.body()),
+                );
+                return Action::Pause;
+            }
+        }
+        Action::Continue
     }
 
     /// Writes the record and the metrics of the finished exchange, once.
@@ -292,6 +414,7 @@ impl Exchange {
                     ttft_ms: self.ttft_ms,
                 },
             );
+            metrics.count_redactions(m.experiment, m.variant, &self.redactions.0);
             record.experiment_id = Some(id.to_string());
             record.assigned_variant = Some(v.name.clone());
             record.served_variant = Some(v.name.clone());
@@ -439,18 +562,28 @@ impl HttpContext for Exchange {
             }
         }
         let content_type = get("content-type").unwrap_or_default();
+        let redact = plan.redaction.as_ref().is_some_and(|r| r.response);
+        let drop_length = || {
+            // The body changes size when it is rewritten.
+            let _ = hostcalls::set_map_value(MapType::HttpResponseHeaders, "content-length", None);
+        };
         self.mode = if content_type.starts_with("text/event-stream") {
             let strip_usage = self.info.usage_injected;
-            if strip_usage {
-                // The body shrinks when the usage chunk is dropped.
-                let _ =
-                    hostcalls::set_map_value(MapType::HttpResponseHeaders, "content-length", None);
+            if strip_usage || redact {
+                drop_length();
             }
             ResponseMode::Sse {
                 parser: SseParser::new(),
                 strip_usage,
+                redact: redact.then(SseRedactor::new),
             }
         } else if crate::route::is_json_content_type(&content_type) {
+            if redact && !end_of_stream {
+                // Hold the headers too: a response that cannot be scanned
+                // is replaced by an error, which needs its own status.
+                self.mode = ResponseMode::JsonRedacted;
+                return Action::Pause;
+            }
             ResponseMode::Json(Vec::new())
         } else {
             ResponseMode::Ignore
@@ -467,6 +600,17 @@ impl HttpContext for Exchange {
                 self.finalize(true);
             }
             return Action::Continue;
+        }
+        if matches!(self.mode, ResponseMode::JsonRedacted) {
+            if !end_of_stream {
+                if body_size > MAX_JSON_RESPONSE {
+                    return self.finish_json_response_too_large();
+                }
+                return Action::Pause;
+            }
+            let action = self.finish_json_response(body_size);
+            self.finalize(true);
+            return action;
         }
         if self.ttft_ms.is_none() && matches!(self.mode, ResponseMode::Sse { .. }) {
             self.ttft_ms = Some(now_ms().saturating_sub(self.start_ms));

@@ -36,10 +36,13 @@ pub struct VariantMetrics {
     cost_micro_usd: Option<u32>,
     latency_ms: Option<u32>,
     ttft_ms: Option<u32>,
+    /// Per detector, in [`crate::redact::Redactor::detector_names`] order.
+    redactions: Vec<Option<u32>>,
+    redaction_skipped: Option<u32>,
 }
 
 impl VariantMetrics {
-    fn define(e: &str, v: &str) -> VariantMetrics {
+    fn define(e: &str, v: &str, detectors: &[&str]) -> VariantMetrics {
         let hist = |m: &str| define(MetricType::Histogram, &names::per_variant(e, v, m));
         VariantMetrics {
             requests: Reason::ALL
@@ -63,6 +66,13 @@ impl VariantMetrics {
             cost_micro_usd: counter(&names::per_variant(e, v, "cost_micro_usd")),
             latency_ms: hist("latency_ms"),
             ttft_ms: hist("ttft_ms"),
+            redactions: detectors
+                .iter()
+                .map(|d| counter(&names::redactions(e, v, d)))
+                .collect(),
+            redaction_skipped: (!detectors.is_empty())
+                .then(|| counter(&names::per_variant(e, v, "redaction_skipped")))
+                .flatten(),
         }
     }
 }
@@ -98,6 +108,11 @@ pub struct Finished<'a> {
 impl Metrics {
     /// Defines every metric the plan can emit.
     pub fn define(plan: &Plan) -> Metrics {
+        let detectors = plan
+            .redaction
+            .as_ref()
+            .map(|r| r.detector_names())
+            .unwrap_or_default();
         Metrics {
             variants: plan
                 .experiments
@@ -105,7 +120,7 @@ impl Metrics {
                 .map(|e| {
                     e.variants
                         .iter()
-                        .map(|v| VariantMetrics::define(&e.id, &v.name))
+                        .map(|v| VariantMetrics::define(&e.id, &v.name, &detectors))
                         .collect()
                 })
                 .collect(),
@@ -138,6 +153,22 @@ impl Metrics {
         let c = names::REJECT_CODES.iter().position(|x| *x == code);
         if let (Some(m), Some(c)) = (self.variant(experiment, variant), c) {
             bump(m.rejected.get(c).copied().flatten(), 1);
+        }
+    }
+
+    /// Adds the values redacted in one exchange, per detector.
+    pub fn count_redactions(&self, experiment: usize, variant: usize, counts: &[u64]) {
+        if let Some(m) = self.variant(experiment, variant) {
+            for (id, n) in m.redactions.iter().zip(counts) {
+                bump(*id, *n);
+            }
+        }
+    }
+
+    /// Counts a body forwarded unscanned (`on_error: pass`).
+    pub fn count_redaction_skipped(&self, experiment: usize, variant: usize) {
+        if let Some(m) = self.variant(experiment, variant) {
+            bump(m.redaction_skipped, 1);
         }
     }
 

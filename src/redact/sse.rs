@@ -1,0 +1,229 @@
+//! Redaction of OpenAI-style completion streams, event by event.
+//!
+//! Each event's `choices[].delta.content` is replaced by what the choice's
+//! [`StreamRedactor`] says is safe to emit; the held tail is emitted, redacted,
+//! in the event that carries the choice's `finish_reason` (or in an event of
+//! its own before `[DONE]`). Only those string values change: every other
+//! byte of an event stays as the provider sent it.
+
+use super::stream::StreamRedactor;
+use super::{Counts, Redactor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+#[derive(Deserialize)]
+struct Chunk<'a> {
+    #[serde(default, borrow)]
+    choices: Vec<Choice<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Choice<'a> {
+    #[serde(default)]
+    index: usize,
+    #[serde(default, borrow)]
+    delta: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    finish_reason: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct Delta<'a> {
+    #[serde(default, borrow)]
+    content: Option<&'a RawValue>,
+}
+
+/// Largest choice index tracked (a stream with more choices is left as is).
+const MAX_CHOICES: usize = 16;
+
+/// Per-stream state.
+#[derive(Debug, Default)]
+pub struct SseRedactor {
+    choices: Vec<StreamRedactor>,
+}
+
+fn offset_in(outer: &str, inner: &str) -> usize {
+    (inner.as_ptr() as usize).saturating_sub(outer.as_ptr() as usize)
+}
+
+fn json_string(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+}
+
+impl SseRedactor {
+    /// A fresh stream.
+    pub fn new() -> SseRedactor {
+        SseRedactor::default()
+    }
+
+    fn choice(&mut self, index: usize) -> Option<&mut StreamRedactor> {
+        if index >= MAX_CHOICES {
+            return None;
+        }
+        if self.choices.len() <= index {
+            self.choices.resize_with(index + 1, StreamRedactor::new);
+        }
+        self.choices.get_mut(index)
+    }
+
+    /// Rewrites the `data` of one event; `None` when it is unchanged.
+    pub fn rewrite(&mut self, r: &Redactor, data: &str, counts: &mut Counts) -> Option<String> {
+        let chunk: Chunk<'_> = serde_json::from_str(data).ok()?;
+        // (start, end, replacement) splices, in order.
+        let mut splices: Vec<(usize, usize, String)> = Vec::new();
+        for c in &chunk.choices {
+            let Some(delta_raw) = c.delta else { continue };
+            let delta: Delta<'_> = match serde_json::from_str(delta_raw.get()) {
+                Ok(d) => d,
+                Err(_) => continue,
+            };
+            let finished = c.finish_reason.is_some_and(|f| f.get() != "null");
+            let text = delta
+                .content
+                .and_then(|raw| serde_json::from_str::<String>(raw.get()).ok());
+            let Some(stream) = self.choice(c.index) else {
+                continue;
+            };
+            let mut out = match &text {
+                Some(t) => stream.push(r, t, counts),
+                None => String::new(),
+            };
+            if finished {
+                out.push_str(&stream.finish(r, counts));
+            }
+            if let Some(raw) = delta.content {
+                // Replace the content (a string, or a null on a final delta).
+                let unchanged = match &text {
+                    Some(original) => &out == original,
+                    None => out.is_empty(),
+                };
+                if !unchanged {
+                    let start = offset_in(data, raw.get());
+                    splices.push((start, start + raw.get().len(), json_string(&out)));
+                }
+            } else if !out.is_empty() {
+                // Flush into a delta that had no (string) content.
+                let brace = offset_in(data, delta_raw.get()) + 1;
+                let empty = delta_raw.get()[1..].trim_start().starts_with('}');
+                let sep = if empty { "" } else { "," };
+                splices.push((
+                    brace,
+                    brace,
+                    format!("\"content\":{}{sep}", json_string(&out)),
+                ));
+            }
+        }
+        if splices.is_empty() {
+            return None;
+        }
+        splices.sort_by_key(|s| s.0);
+        let mut out = String::with_capacity(data.len() + 32);
+        let mut at = 0;
+        for (start, end, text) in splices {
+            out.push_str(data.get(at..start)?);
+            out.push_str(&text);
+            at = end;
+        }
+        out.push_str(data.get(at..)?);
+        Some(out)
+    }
+
+    /// Ends the stream: `data` payloads of events that carry what is still
+    /// held (streams cut before their `finish_reason`).
+    pub fn finish(&mut self, r: &Redactor, counts: &mut Counts) -> Vec<String> {
+        let mut events = Vec::new();
+        for (index, stream) in self.choices.iter_mut().enumerate() {
+            let rest = stream.finish(r, counts);
+            if !rest.is_empty() {
+                events.push(format!(
+                    "{{\"object\":\"chat.completion.chunk\",\"choices\":[{{\"index\":{index},\"delta\":{{\"content\":{}}}}}]}}",
+                    json_string(&rest)
+                ));
+            }
+        }
+        events
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::redactor;
+    use super::super::{Counts, Replacement};
+    use super::*;
+
+    fn delta(text: &str) -> String {
+        format!(
+            r#"{{"id":"c1","object":"chat.completion.chunk","choices":[{{"index":0,"delta":{{"content":{}}},"finish_reason":null}}]}}"#,
+            json_string(text)
+        )
+    }
+
+    fn content(data: &str) -> String {
+        let v: serde_json::Value = serde_json::from_str(data).unwrap_or_default();
+        v["choices"][0]["delta"]["content"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    }
+
+    #[test]
+    fn split_values_are_redacted_across_events() {
+        let r = redactor(Replacement::Template("[R:{type}]".into()));
+        let mut c = Counts::default();
+        let mut s = SseRedactor::new();
+        let pieces = [
+            "Sure, mail ",
+            "john.doe@exa",
+            "mple.com or call ",
+            "+1 415 555",
+            " 0100 today.",
+        ];
+        let mut text = String::new();
+        for p in pieces {
+            let data = delta(p);
+            let out = s.rewrite(&r, &data, &mut c).unwrap_or(data);
+            text.push_str(&content(&out));
+        }
+        let last = r#"{"id":"c1","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#;
+        let out = s.rewrite(&r, last, &mut c).unwrap();
+        assert!(out.starts_with(r#"{"id":"c1","choices":[{"index":0,"delta":{"content":"#));
+        assert!(out.ends_with(r#"},"finish_reason":"stop"}]}"#));
+        text.push_str(&content(&out));
+        assert_eq!(text, "Sure, mail [R:email] or call [R:phone] today.");
+        assert_eq!(c.total(), 2);
+    }
+
+    #[test]
+    fn a_null_final_content_is_replaced_not_duplicated() {
+        let r = redactor(Replacement::Template("[R:{type}]".into()));
+        let mut c = Counts::default();
+        let mut s = SseRedactor::new();
+        let first = s.rewrite(&r, &delta("short"), &mut c).unwrap();
+        assert_eq!(content(&first), "");
+        let last = r#"{"choices":[{"index":0,"delta":{"content":null},"finish_reason":"stop"}]}"#;
+        let out = s.rewrite(&r, last, &mut c).unwrap();
+        assert_eq!(
+            out,
+            r#"{"choices":[{"index":0,"delta":{"content":"short"},"finish_reason":"stop"}]}"#
+        );
+    }
+
+    #[test]
+    fn untouched_events_are_not_rewritten() {
+        let r = redactor(Replacement::Template("[R:{type}]".into()));
+        let mut c = Counts::default();
+        let mut s = SseRedactor::new();
+        assert_eq!(
+            s.rewrite(&r, r#"{"choices":[],"usage":{"prompt_tokens":1}}"#, &mut c),
+            None
+        );
+        assert_eq!(s.rewrite(&r, "not json", &mut c), None);
+        // Short content is held (it could start an e-mail) ...
+        let held = s.rewrite(&r, &delta("hello"), &mut c).unwrap();
+        assert_eq!(content(&held), "");
+        // ... and released by finish() when the stream is cut.
+        let tail = s.finish(&r, &mut c);
+        assert_eq!(tail.len(), 1);
+        assert_eq!(content(&tail[0]), "hello");
+    }
+}
