@@ -4,10 +4,10 @@
 //! byte exactly as the client sent it.
 
 use crate::error::ApiError;
+use crate::json::{json_string, offset_in, Present};
 use crate::tokens::TokenCounter;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
-use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::fmt;
 
@@ -25,16 +25,6 @@ struct TopLevel<'a> {
     messages: Counted,
     #[serde(default)]
     prompt: Counted,
-}
-
-/// A field that may be absent; unlike `Option`, a JSON `null` is `Some`.
-#[derive(Default)]
-struct Present<'a>(Option<&'a RawValue>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Present<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        <&'a RawValue>::deserialize(d).map(|raw| Present(Some(raw)))
-    }
 }
 
 /// Counts the text of every string value inside a field (keys excluded).
@@ -251,16 +241,6 @@ fn parse_top_level(body: &[u8]) -> Result<TopLevel<'_>, ApiError> {
             e.column()
         ))
     })
-}
-
-/// Byte offset of `inner` (a sub-slice of `outer`) within `outer`.
-fn offset_in(outer: &[u8], inner: &[u8]) -> usize {
-    (inner.as_ptr() as usize).saturating_sub(outer.as_ptr() as usize)
-}
-
-/// Encodes `s` as a JSON string literal.
-fn json_string(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_else(|_| String::from("\"\""))
 }
 
 #[cfg(test)]

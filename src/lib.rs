@@ -16,6 +16,7 @@ pub mod assign;
 pub mod body;
 pub mod config;
 pub mod error;
+pub mod json;
 pub mod record;
 pub mod redact;
 pub mod response;

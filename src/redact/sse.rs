@@ -8,6 +8,7 @@
 
 use super::stream::StreamRedactor;
 use super::{Counts, Redactor};
+use crate::json::{json_string, Present};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -30,7 +31,7 @@ struct Choice<'a> {
 #[derive(Deserialize)]
 struct Delta<'a> {
     #[serde(default, borrow)]
-    content: Option<&'a RawValue>,
+    content: Present<'a>,
 }
 
 /// Largest choice index tracked (a stream with more choices is left as is).
@@ -43,11 +44,7 @@ pub struct SseRedactor {
 }
 
 fn offset_in(outer: &str, inner: &str) -> usize {
-    (inner.as_ptr() as usize).saturating_sub(outer.as_ptr() as usize)
-}
-
-fn json_string(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+    crate::json::offset_in(outer.as_bytes(), inner.as_bytes())
 }
 
 impl SseRedactor {
@@ -80,6 +77,7 @@ impl SseRedactor {
             let finished = c.finish_reason.is_some_and(|f| f.get() != "null");
             let text = delta
                 .content
+                .0
                 .and_then(|raw| serde_json::from_str::<String>(raw.get()).ok());
             let Some(stream) = self.choice(c.index) else {
                 continue;
@@ -91,7 +89,7 @@ impl SseRedactor {
             if finished {
                 out.push_str(&stream.finish(r, counts));
             }
-            if let Some(raw) = delta.content {
+            if let Some(raw) = delta.content.0 {
                 // Replace the content (a string, or a null on a final delta).
                 let unchanged = match &text {
                     Some(original) => &out == original,
