@@ -15,6 +15,8 @@
 //! | `x-mock-abort: 1` | stop a stream after two events, without `[DONE]` |
 //! | `x-mock-reply: TEXT` | answer with TEXT as the assistant content |
 //! | `x-mock-event-gap-ms: N` | wait N ms before each stream event after the first |
+//! | `x-mock-chunk-chars: N` | stream the reply in pieces of N characters (not words) |
+//! | `x-mock-raw: TEXT` | answer 200 with TEXT as an `application/json` body, as is |
 //!
 //! Like OpenAI, a stream carries the final `usage` chunk only when the
 //! request asks for it with `stream_options.include_usage`.
@@ -199,7 +201,30 @@ fn handle(s: &Shared, req: &Request, w: &mut TcpStream) -> io::Result<()> {
         .header("x-mock-reply")
         .map(str::to_string)
         .unwrap_or_else(|| format!("Hello from {name} running {model}."));
-    let words: Vec<String> = reply.split(' ').map(str::to_string).collect();
+    if let Some(raw) = req.header("x-mock-raw") {
+        return http::write_response(
+            w,
+            200,
+            &[
+                ("x-mock-backend", name),
+                ("content-type", "application/json"),
+            ],
+            raw.as_bytes(),
+        );
+    }
+    let chunk_chars: Option<usize> = req
+        .header("x-mock-chunk-chars")
+        .and_then(|v| v.parse().ok());
+    let words: Vec<String> = match chunk_chars.filter(|n| *n > 0) {
+        // Pieces of N characters, spaces included (joined back with "").
+        Some(n) => reply
+            .chars()
+            .collect::<Vec<_>>()
+            .chunks(n)
+            .map(|c| c.iter().collect())
+            .collect(),
+        None => reply.split(' ').map(str::to_string).collect(),
+    };
     let completion_tokens = words.len() as u64;
     let usage = (!flag("x-mock-no-usage")).then(|| {
         json!({"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
@@ -244,7 +269,7 @@ fn handle(s: &Shared, req: &Request, w: &mut TcpStream) -> io::Result<()> {
             if let (Some(gap), true) = (gap, i > 0) {
                 thread::sleep(gap);
             }
-            let text = if i == 0 {
+            let text = if i == 0 || chunk_chars.is_some() {
                 word.clone()
             } else {
                 format!(" {word}")
@@ -267,7 +292,7 @@ fn handle(s: &Shared, req: &Request, w: &mut TcpStream) -> io::Result<()> {
     }
     let mut body = json!({
         "id": id, "object": "chat.completion", "created": 0, "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": words.join(" ")},
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": reply},
                      "finish_reason": finish}],
     });
     if let Some(usage) = usage {
