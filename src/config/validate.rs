@@ -148,11 +148,8 @@ fn compile_redaction(p: &mut Problems, r: &RedactionConfig) -> Redactor {
                 ),
             );
         }
-        match regex_lite::Regex::new(&c.pattern) {
-            Ok(regex) if !regex.is_match("") => custom.push(Custom {
-                name: c.name.clone(),
-                regex,
-            }),
+        match Custom::new(&c.name, &c.pattern) {
+            Ok(compiled) if !compiled.regex.is_match("") => custom.push(compiled),
             Ok(_) => p.add(
                 format!("{path}.pattern"),
                 format!("pattern of {:?} matches the empty string", c.name),

@@ -85,13 +85,21 @@ fn before(s: &[u8], i: usize) -> Option<u8> {
 pub fn scan(text: &str, kinds: &[Kind]) -> Vec<Found> {
     let s = text.as_bytes();
     let mut out = Vec::new();
+    let numeric = kinds
+        .iter()
+        .any(|k| matches!(k, Kind::CreditCard | Kind::UsSsn | Kind::Ipv4));
+    let starts: Vec<usize> = if numeric {
+        number_starts(s).collect()
+    } else {
+        Vec::new()
+    };
     for kind in kinds {
         match kind {
             Kind::Email => emails(s, &mut out),
             Kind::Phone => phones(s, &mut out),
-            Kind::CreditCard => cards(s, &mut out),
-            Kind::UsSsn => ssns(s, &mut out),
-            Kind::Ipv4 => ipv4s(s, &mut out),
+            Kind::CreditCard => cards(s, &starts, &mut out),
+            Kind::UsSsn => ssns(s, &starts, &mut out),
+            Kind::Ipv4 => ipv4s(s, &starts, &mut out),
             Kind::Ipv6 => ipv6s(text, &mut out),
             Kind::Iban => ibans(s, &mut out),
             Kind::Secret => secrets(s, &mut out),
@@ -168,26 +176,37 @@ fn emails(s: &[u8], out: &mut Vec<Found>) {
 
 // ------------------------------------------------------- digit grouping
 
-/// A run of digits separated by single `sep` characters from `set`,
-/// starting at `i`: returns (end, digit count, group lengths).
-fn digit_run(s: &[u8], i: usize, seps: &[u8]) -> (usize, usize, Vec<usize>) {
+/// Lengths of the digit groups of a run (at most 8 groups).
+#[derive(Debug, Clone, Copy)]
+struct Groups {
+    len: usize,
+    g: [usize; 8],
+}
+
+impl Groups {
+    fn as_slice(&self) -> &[usize] {
+        &self.g[..self.len]
+    }
+}
+
+/// A run of digits separated by single characters from `seps`, starting
+/// at `i`: returns (end, digit count, group lengths).
+fn digit_run(s: &[u8], i: usize, seps: &[u8]) -> (usize, usize, Groups) {
     let mut end = i;
     let mut digits = 0;
-    let mut groups = vec![0usize];
+    let mut groups = Groups { len: 1, g: [0; 8] };
     while end < s.len() {
         let b = s[end];
         if b.is_ascii_digit() {
             digits += 1;
-            if let Some(g) = groups.last_mut() {
-                *g += 1;
-            }
+            groups.g[groups.len - 1] += 1;
             end += 1;
         } else if seps.contains(&b)
-            && end + 1 < s.len()
-            && s[end + 1].is_ascii_digit()
-            && groups.last().is_some_and(|g| *g > 0)
+            && groups.len < 8
+            && s.get(end + 1).is_some_and(u8::is_ascii_digit)
+            && groups.g[groups.len - 1] > 0
         {
-            groups.push(0);
+            groups.len += 1;
             end += 1;
         } else {
             break;
@@ -265,23 +284,26 @@ fn card_prefix_ok(d: &[u8]) -> bool {
     }
 }
 
-fn cards(s: &[u8], out: &mut Vec<Found>) {
-    for i in number_starts(s) {
+fn cards(s: &[u8], starts: &[usize], out: &mut Vec<Found>) {
+    for &i in starts {
         let (end, count, groups) = digit_run(s, i, b" -");
         if !(13..=19).contains(&count) || !clean_end(s, end) {
             continue;
         }
         // Either one block or groups of 4 (Amex 4-6-5, some 4-4-4-4-3).
+        let groups = groups.as_slice();
         let grouped_ok = groups.len() == 1
             || groups
                 .iter()
                 .all(|g| (4..=6).contains(g) || *g == 3 && groups.len() == 5);
-        let digits: Vec<u8> = s[i..end]
-            .iter()
-            .copied()
-            .filter(u8::is_ascii_digit)
-            .collect();
-        if grouped_ok && card_prefix_ok(&digits) && luhn(&digits) {
+        let mut buf = [0u8; 19];
+        let mut n = 0;
+        for &b in s[i..end].iter().filter(|b| b.is_ascii_digit()) {
+            buf[n] = b;
+            n += 1;
+        }
+        let digits = &buf[..n];
+        if grouped_ok && card_prefix_ok(digits) && luhn(digits) {
             out.push(Found {
                 start: i,
                 end,
@@ -293,10 +315,10 @@ fn cards(s: &[u8], out: &mut Vec<Found>) {
 
 // ------------------------------------------------------------------ SSN
 
-fn ssns(s: &[u8], out: &mut Vec<Found>) {
-    for i in number_starts(s) {
+fn ssns(s: &[u8], starts: &[usize], out: &mut Vec<Found>) {
+    for &i in starts {
         let (end, count, groups) = digit_run(s, i, b"- ");
-        if count != 9 || groups != [3, 2, 4] || !clean_end(s, end) {
+        if count != 9 || groups.as_slice() != [3, 2, 4] || !clean_end(s, end) {
             continue;
         }
         let sep1 = s[i + 3];
@@ -413,15 +435,15 @@ fn phone_at(s: &[u8], i: usize) -> Option<usize> {
 
 // ----------------------------------------------------------------- IPv4
 
-fn ipv4s(s: &[u8], out: &mut Vec<Found>) {
-    for i in number_starts(s) {
+fn ipv4s(s: &[u8], starts: &[usize], out: &mut Vec<Found>) {
+    for &i in starts {
         if before(s, i) == Some(b'.') || before(s, i).is_some_and(|b| b == b'v' || b == b'V') {
             continue;
         }
         let (end, _count, groups) = digit_run(s, i, b".");
         // A port (`:8080`) may follow an address.
         let port = s.get(end) == Some(&b':') && s.get(end + 1).is_some_and(u8::is_ascii_digit);
-        if groups.len() != 4 || !(port || clean_end(s, end)) {
+        if groups.len != 4 || !(port || clean_end(s, end)) {
             continue;
         }
         let ok = s[i..end].split(|b| *b == b'.').all(|part| {
@@ -621,142 +643,186 @@ fn b64url(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
 }
 
+/// Bytes that can start a secret pattern (one table lookup per byte).
+const SECRET_FIRST: [bool; 256] = {
+    let mut t = [false; 256];
+    let firsts = b"sAgxe-BbSa";
+    let mut i = 0;
+    while i < firsts.len() {
+        t[firsts[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
+/// Second byte check, so that common letters rarely reach `secret_at`.
+fn secret_second(first: u8, second: Option<u8>) -> bool {
+    let Some(b) = second else { return false };
+    match first {
+        b's' => matches!(b, b'k' | b'e' | b'E'),
+        b'S' => matches!(b, b'e' | b'E'),
+        b'a' => matches!(b, b'w' | b'W'),
+        b'A' => matches!(b, b'K' | b'S' | b'G' | b'I' | b'R' | b'N'),
+        b'g' => matches!(b, b'h' | b'i'),
+        b'x' => b == b'o',
+        b'e' => b == b'y',
+        b'-' => b == b'-',
+        b'B' | b'b' => matches!(b, b'e' | b'E'),
+        _ => false,
+    }
+}
+
+fn starts_with_at(s: &[u8], i: usize, prefix: &[u8]) -> bool {
+    s.get(i..i + prefix.len()) == Some(prefix)
+}
+
 fn secrets(s: &[u8], out: &mut Vec<Found>) {
-    let mut push = |start: usize, end: usize| {
-        out.push(Found {
-            start,
-            end,
-            kind: Kind::Secret,
-        })
-    };
     let word_start = |i: usize| !before(s, i).is_some_and(|b| is_word(b) || b == b'-');
-    // OpenAI-style keys: sk-..., sk-proj-...
-    for i in find_all(s, b"sk-") {
-        let n = run_len(s, i + 3, b64url);
-        if word_start(i) && n >= 20 {
-            push(i, i + 3 + n);
+    let mut i = 0;
+    while i < s.len() {
+        if !SECRET_FIRST[s[i] as usize] || !secret_second(s[i], s.get(i + 1).copied()) {
+            i += 1;
+            continue;
         }
-    }
-    // AWS access key ids.
-    for prefix in [
-        b"AKIA", b"ASIA", b"AGPA", b"AIDA", b"AROA", b"ANPA", b"ANVA", b"AIPA",
-    ] {
-        for i in find_all(s, prefix) {
-            let n = run_len(s, i + 4, |b| b.is_ascii_uppercase() || b.is_ascii_digit());
-            if word_start(i) && n == 16 {
-                push(i, i + 20);
+        match secret_at(s, i, word_start(i)) {
+            Some((start, end)) => {
+                out.push(Found {
+                    start,
+                    end,
+                    kind: Kind::Secret,
+                });
+                i = end.max(i + 1);
             }
+            None => i += 1,
         }
     }
-    // AWS secret access keys, in context.
-    let lower: Vec<u8> = s.iter().map(u8::to_ascii_lowercase).collect();
-    for kw in [
-        &b"aws_secret_access_key"[..],
+}
+
+/// A secret starting at (or, for keyed values, announced at) `i`.
+fn secret_at(s: &[u8], i: usize, word_start: bool) -> Option<(usize, usize)> {
+    let alnum = |b: u8| b.is_ascii_alphanumeric();
+    match s[i] {
+        // OpenAI-style keys: sk-..., sk-proj-...
+        b's' if word_start && starts_with_at(s, i, b"sk-") => {
+            let n = run_len(s, i + 3, b64url);
+            (n >= 20).then_some((i, i + 3 + n))
+        }
+        b's' | b'S' | b'a' => aws_secret_in_context(s, i),
+        // AWS access key ids.
+        b'A' if word_start
+            && [
+                &b"AKIA"[..],
+                b"ASIA",
+                b"AGPA",
+                b"AIDA",
+                b"AROA",
+                b"ANPA",
+                b"ANVA",
+                b"AIPA",
+            ]
+            .iter()
+            .any(|p| starts_with_at(s, i, p)) =>
+        {
+            let n = run_len(s, i + 4, |b| b.is_ascii_uppercase() || b.is_ascii_digit());
+            (n == 16).then_some((i, i + 20))
+        }
+        // Google API keys.
+        b'A' if word_start && starts_with_at(s, i, b"AIza") => {
+            let n = run_len(s, i + 4, b64url);
+            (n == 35).then_some((i, i + 39))
+        }
+        // GitHub tokens.
+        b'g' if word_start && starts_with_at(s, i, b"github_pat_") => {
+            let n = run_len(s, i + 11, |b| alnum(b) || b == b'_');
+            (n >= 22).then_some((i, i + 11 + n))
+        }
+        b'g' if word_start
+            && s.get(i + 1) == Some(&b'h')
+            && s.get(i + 2).is_some_and(|b| b"opusr".contains(b))
+            && s.get(i + 3) == Some(&b'_') =>
+        {
+            let n = run_len(s, i + 4, alnum);
+            (n >= 36).then_some((i, i + 4 + n))
+        }
+        // Slack tokens.
+        b'x' if word_start
+            && starts_with_at(s, i, b"xox")
+            && s.get(i + 3).is_some_and(|b| b"abprse".contains(b))
+            && s.get(i + 4) == Some(&b'-') =>
+        {
+            let n = run_len(s, i + 5, |b| alnum(b) || b == b'-');
+            (n >= 10).then_some((i, i + 5 + n))
+        }
+        // JWTs: base64url JSON header and payload, then a signature.
+        b'e' if word_start && starts_with_at(s, i, b"eyJ") => {
+            let h = run_len(s, i, b64url);
+            if h < 10 || s.get(i + h) != Some(&b'.') || !starts_with_at(s, i + h + 1, b"eyJ") {
+                return None;
+            }
+            let p = run_len(s, i + h + 1, b64url);
+            if s.get(i + h + 1 + p) != Some(&b'.') {
+                return None;
+            }
+            let sig = run_len(s, i + h + 2 + p, b64url);
+            (sig >= 16).then_some((i, i + h + 2 + p + sig))
+        }
+        // PEM private keys: the whole block (to the end if it is cut).
+        b'-' if starts_with_at(s, i, b"-----BEGIN ") => {
+            let line_end = s[i..]
+                .iter()
+                .take(80)
+                .position(|b| *b == b'\n')
+                .map_or((i + 80).min(s.len()), |p| i + p);
+            if !s[i..line_end].windows(16).any(|w| w == b"PRIVATE KEY-----") {
+                return None;
+            }
+            let end = s[i..]
+                .windows(9)
+                .position(|w| w == b"-----END ")
+                .map(|e| {
+                    let e = i + e + 9;
+                    s[e..]
+                        .windows(5)
+                        .position(|w| w == b"-----")
+                        .map_or(s.len(), |p| e + p + 5)
+                })
+                .unwrap_or(s.len());
+            Some((i, end))
+        }
+        // Bearer tokens inside text.
+        b'B' | b'b'
+            if word_start
+                && s.get(i..i + 7)
+                    .is_some_and(|w| w.eq_ignore_ascii_case(b"bearer ")) =>
+        {
+            let n = run_len(s, i + 7, |b| alnum(b) || b"-._~+/=".contains(&b));
+            (n >= 16).then_some((i + 7, i + 7 + n))
+        }
+        _ => None,
+    }
+}
+
+/// `aws_secret_access_key = <40 chars>` and its spellings: the value only.
+fn aws_secret_in_context(s: &[u8], i: usize) -> Option<(usize, usize)> {
+    let keywords: [&[u8]; 4] = [
+        b"aws_secret_access_key",
         b"secret_access_key",
         b"aws_secret",
         b"secretaccesskey",
-    ] {
-        for i in find_all(&lower, kw) {
-            let mut j = i + kw.len();
-            let lim = (j + 8).min(s.len());
-            while j < lim && matches!(s[j], b' ' | b'"' | b'\'' | b'=' | b':' | b'\t') {
-                j += 1;
-            }
-            let n = run_len(s, j, |b| {
-                b.is_ascii_alphanumeric() || b == b'/' || b == b'+' || b == b'='
-            });
-            if n == 40 {
-                push(j, j + 40);
-            }
-        }
+    ];
+    let kw = keywords.iter().find(|k| {
+        s.get(i..i + k.len())
+            .is_some_and(|w| w.eq_ignore_ascii_case(k))
+    })?;
+    let mut j = i + kw.len();
+    let limit = (j + 8).min(s.len());
+    while j < limit && matches!(s[j], b' ' | b'"' | b'\'' | b'=' | b':' | b'\t') {
+        j += 1;
     }
-    // GitHub tokens.
-    for prefix in [b"ghp_", b"gho_", b"ghu_", b"ghs_", b"ghr_"] {
-        for i in find_all(s, prefix) {
-            let n = run_len(s, i + 4, |b| b.is_ascii_alphanumeric());
-            if word_start(i) && n >= 36 {
-                push(i, i + 4 + n);
-            }
-        }
-    }
-    for i in find_all(s, b"github_pat_") {
-        let n = run_len(s, i + 11, |b| b.is_ascii_alphanumeric() || b == b'_');
-        if word_start(i) && n >= 22 {
-            push(i, i + 11 + n);
-        }
-    }
-    // Slack tokens.
-    for i in find_all(s, b"xox") {
-        let kind_ok =
-            s.get(i + 3).is_some_and(|b| b"abprse".contains(b)) && s.get(i + 4) == Some(&b'-');
-        let n = run_len(s, i + 5, |b| b.is_ascii_alphanumeric() || b == b'-');
-        if word_start(i) && kind_ok && n >= 10 {
-            push(i, i + 5 + n);
-        }
-    }
-    // Google API keys.
-    for i in find_all(s, b"AIza") {
-        let n = run_len(s, i + 4, b64url);
-        if word_start(i) && n == 35 {
-            push(i, i + 39);
-        }
-    }
-    // JWTs: base64url JSON header and payload, then a signature.
-    for i in find_all(s, b"eyJ") {
-        if !word_start(i) {
-            continue;
-        }
-        let h = run_len(s, i, b64url);
-        if h < 10 || s.get(i + h) != Some(&b'.') || s.get(i + h + 1..i + h + 4) != Some(b"eyJ") {
-            continue;
-        }
-        let p = run_len(s, i + h + 1, b64url);
-        if s.get(i + h + 1 + p) != Some(&b'.') {
-            continue;
-        }
-        let sig = run_len(s, i + h + 2 + p, b64url);
-        if sig >= 16 {
-            push(i, i + h + 2 + p + sig);
-        }
-    }
-    // PEM private keys: the whole block (to the end if it is cut).
-    for i in find_all(s, b"-----BEGIN ") {
-        let header_end = s[i..]
-            .iter()
-            .take(80)
-            .position(|b| *b == b'\n')
-            .map_or(s.len().min(i + 80), |p| i + p);
-        if !s[i..header_end]
-            .windows(16)
-            .any(|w| w == b"PRIVATE KEY-----")
-        {
-            continue;
-        }
-        let end = find_all(&s[i..], b"-----END ")
-            .next()
-            .map(|e| {
-                let e = i + e;
-                let close = s[e + 9..]
-                    .windows(5)
-                    .position(|w| w == b"-----")
-                    .map_or(s.len(), |p| e + 9 + p + 5);
-                close.min(s.len())
-            })
-            .unwrap_or(s.len());
-        push(i, end);
-    }
-    // Bearer tokens inside text.
-    for i in find_all(&lower, b"bearer ") {
-        if !word_start(i) {
-            continue;
-        }
-        let n = run_len(s, i + 7, |b| {
-            b.is_ascii_alphanumeric() || b"-._~+/=".contains(&b)
-        });
-        if n >= 16 {
-            push(i + 7, i + 7 + n);
-        }
-    }
+    let n = run_len(s, j, |b| {
+        b.is_ascii_alphanumeric() || b == b'/' || b == b'+' || b == b'='
+    });
+    (n == 40).then_some((j, j + 40))
 }
 
 #[cfg(test)]
