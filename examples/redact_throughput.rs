@@ -5,6 +5,9 @@
 //! Prompts of 1, 16 and 64 KiB of prose with a few PII values sprinkled in,
 //! as a chat request body, through `Redactor::redact_json`.
 
+// A benchmark harness: failing loudly on a broken setup is fine here.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use llm_ab::config::load;
 use llm_ab::redact::Counts;
 use std::time::Instant;

@@ -202,8 +202,12 @@ impl Exchange {
                 self.info = prepared.info;
                 let mut new_body = prepared.body;
                 if let Some(r) = plan.redaction.as_ref().filter(|r| r.request) {
+                    // `prepare` validated the body, and its edits keep it valid.
                     let current = new_body.as_deref().unwrap_or(&bytes);
-                    match r.redact_json(current, &mut self.redactions) {
+                    let scanned = std::str::from_utf8(current)
+                        .map_err(|_| crate::redact::Unscannable("body is not UTF-8"))
+                        .and_then(|text| r.redact_valid_json(text, &mut self.redactions));
+                    match scanned {
                         Ok(Some(redacted)) => new_body = Some(redacted),
                         Ok(None) => {}
                         Err(why) if r.pass_on_error => {

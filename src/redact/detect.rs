@@ -627,18 +627,6 @@ fn run_len(s: &[u8], from: usize, ok: impl Fn(u8) -> bool) -> usize {
         .count()
 }
 
-fn find_all<'a>(s: &'a [u8], needle: &'a [u8]) -> impl Iterator<Item = usize> + 'a {
-    let mut from = 0;
-    std::iter::from_fn(move || {
-        if needle.is_empty() || from >= s.len() {
-            return None;
-        }
-        let pos = s[from..].windows(needle.len()).position(|w| w == needle)? + from;
-        from = pos + 1;
-        Some(pos)
-    })
-}
-
 fn b64url(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
 }

@@ -228,8 +228,22 @@ impl Redactor {
     /// a match that would straddle it.
     fn redact_prefix(&self, text: &str, limit: usize, counts: &mut Counts) -> (String, usize) {
         let hits = self.hits(text);
+        self.apply(text, &hits, limit, counts)
+    }
+
+    /// Writes `text[..limit]` with `hits` replaced (see `redact_prefix`).
+    fn apply(
+        &self,
+        text: &str,
+        hits: &[Hit],
+        limit: usize,
+        counts: &mut Counts,
+    ) -> (String, usize) {
+        if hits.is_empty() {
+            return (text[..limit].to_string(), limit);
+        }
         let mut end = limit;
-        for h in &hits {
+        for h in hits {
             if h.start < end && h.end > end {
                 end = h.start;
             }
@@ -248,9 +262,11 @@ impl Redactor {
 
     /// Redacts `text`; `None` when nothing was found.
     pub fn redact_text(&self, text: &str, counts: &mut Counts) -> Option<String> {
-        let before = counts.total();
-        let (out, _) = self.redact_prefix(text, text.len(), counts);
-        (counts.total() != before).then_some(out)
+        let hits = self.hits(text);
+        if hits.is_empty() {
+            return None;
+        }
+        Some(self.apply(text, &hits, text.len(), counts).0)
     }
 
     /// Redacts every string value of a JSON document (not keys). Returns
@@ -263,6 +279,16 @@ impl Redactor {
         let text = std::str::from_utf8(body).map_err(|_| Unscannable("body is not UTF-8"))?;
         serde_json::from_str::<serde::de::IgnoredAny>(text)
             .map_err(|_| Unscannable("body is not valid JSON"))?;
+        self.redact_valid_json(text, counts)
+    }
+
+    /// [`Redactor::redact_json`] for a document already known to be valid
+    /// JSON (the request body, checked by [`crate::body::prepare`]).
+    pub fn redact_valid_json(
+        &self,
+        text: &str,
+        counts: &mut Counts,
+    ) -> Result<Option<Vec<u8>>, Unscannable> {
         let s = text.as_bytes();
         let mut out: Option<Vec<u8>> = None;
         let mut copied = 0;
