@@ -59,6 +59,7 @@ run: setup build
 	$(PY) scripts/run.py
 
 bench: setup build
+	cargo run --quiet --release --example redact_throughput
 	$(PY) bench/bench.py
 
 clean:
