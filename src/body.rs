@@ -25,6 +25,14 @@ struct TopLevel<'a> {
     messages: Counted,
     #[serde(default)]
     prompt: Counted,
+    #[serde(borrow, default)]
+    max_tokens: Present<'a>,
+    #[serde(borrow, default)]
+    max_completion_tokens: Present<'a>,
+    #[serde(borrow, default)]
+    tools: Present<'a>,
+    #[serde(borrow, default)]
+    response_format: Present<'a>,
 }
 
 /// Counts the text of every string value inside a field (keys excluded).
@@ -92,6 +100,15 @@ pub struct Edits<'a> {
     /// For streaming requests, make sure `stream_options.include_usage` is
     /// true so the provider reports usage in a final chunk.
     pub ensure_stream_usage: bool,
+    /// Cap `max_tokens` / `max_completion_tokens` (insert `max_tokens`
+    /// when neither is set).
+    pub max_output_tokens: Option<u64>,
+    /// Tool names allowed; others are reported in
+    /// [`RequestInfo::disallowed_tools`] (or removed with `strip_tools`).
+    pub allowed_tools: Option<&'a [String]>,
+    /// Remove disallowed tools instead of reporting them (when at least
+    /// one allowed tool remains).
+    pub strip_tools: bool,
 }
 
 /// What the filter learned from a request body.
@@ -105,6 +122,14 @@ pub struct RequestInfo {
     pub prompt_tokens_est: u64,
     /// The `model` the client sent, if it was a string.
     pub client_model: Option<String>,
+    /// The completion token limit the request goes upstream with.
+    pub output_cap: Option<u64>,
+    /// Tools offered that are not allowed (left in the request).
+    pub disallowed_tools: Vec<String>,
+    /// Tools removed by `strip_tools`.
+    pub stripped_tools: Vec<String>,
+    /// The schema of `response_format: {"type": "json_schema", …}`.
+    pub response_schema: Option<serde_json::Value>,
 }
 
 /// The body to forward (`None`: unchanged) and what was learned.
@@ -149,6 +174,77 @@ pub fn prepare(body: &[u8], edits: Edits<'_>) -> Result<Prepared, ApiError> {
                 brace,
                 format!("\"model\":{encoded}").into_bytes().into(),
             )),
+        }
+    }
+    if let Some(cap) = edits.max_output_tokens {
+        let mut seen = false;
+        for raw in [top.max_tokens.0, top.max_completion_tokens.0]
+            .into_iter()
+            .flatten()
+        {
+            if raw.get() == "null" {
+                continue;
+            }
+            seen = true;
+            let asked = raw.get().parse::<u64>().ok();
+            if asked.is_none_or(|n| n > cap) {
+                let start = offset_in(body, raw.get().as_bytes());
+                splices.push((
+                    start,
+                    start + raw.get().len(),
+                    cap.to_string().into_bytes().into(),
+                ));
+            }
+            info.output_cap = Some(
+                asked
+                    .map_or(cap, |n| n.min(cap))
+                    .min(info.output_cap.unwrap_or(u64::MAX)),
+            );
+        }
+        if !seen {
+            splices.push((
+                brace,
+                brace,
+                format!("\"max_tokens\":{cap}").into_bytes().into(),
+            ));
+            info.output_cap = Some(cap);
+        }
+    } else {
+        info.output_cap = [top.max_tokens.0, top.max_completion_tokens.0]
+            .into_iter()
+            .flatten()
+            .filter_map(|raw| raw.get().parse::<u64>().ok())
+            .min();
+    }
+    if let (Some(allowed), Some(raw)) = (edits.allowed_tools, top.tools.0) {
+        if let Ok(tools) = serde_json::from_str::<Vec<serde_json::Value>>(raw.get()) {
+            let name = |t: &serde_json::Value| {
+                t["function"]["name"]
+                    .as_str()
+                    .or_else(|| t["name"].as_str())
+                    .unwrap_or("")
+                    .to_string()
+            };
+            let (ok, bad): (Vec<_>, Vec<_>) = tools
+                .iter()
+                .partition(|t| allowed.iter().any(|a| *a == name(t)));
+            if !bad.is_empty() {
+                if edits.strip_tools && !ok.is_empty() {
+                    info.stripped_tools = bad.iter().map(|t| name(t)).collect();
+                    let kept = serde_json::to_vec(&ok).unwrap_or_default();
+                    let start = offset_in(body, raw.get().as_bytes());
+                    splices.push((start, start + raw.get().len(), kept.into()));
+                } else {
+                    info.disallowed_tools = bad.iter().map(|t| name(t)).collect();
+                }
+            }
+        }
+    }
+    if let Some(raw) = top.response_format.0 {
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(raw.get()) {
+            if v["type"] == "json_schema" {
+                info.response_schema = v["json_schema"].get("schema").cloned();
+            }
         }
     }
     if edits.ensure_stream_usage && info.stream {
@@ -212,7 +308,7 @@ pub fn rewrite_model(body: &[u8], model: Option<&str>) -> Result<Option<Vec<u8>>
         body,
         Edits {
             model,
-            ensure_stream_usage: false,
+            ..Edits::default()
         },
     )
     .map(|p| p.body)
@@ -389,6 +485,7 @@ mod tests {
             Edits {
                 model,
                 ensure_stream_usage: true,
+                ..Edits::default()
             },
         )
         .unwrap();
@@ -431,6 +528,114 @@ mod tests {
             r#"{"model":"m","stream_options":{"include_usage":true},"stream":true}"#
         );
         serde_json::from_str::<serde_json::Value>(&out).unwrap();
+    }
+
+    fn with(body: &str, edits: Edits<'_>) -> (String, RequestInfo) {
+        let p = prepare(body.as_bytes(), edits).unwrap();
+        let out = p
+            .body
+            .map(|b| String::from_utf8(b).unwrap())
+            .unwrap_or(body.to_string());
+        serde_json::from_str::<serde_json::Value>(&out).unwrap();
+        (out, p.info)
+    }
+
+    #[test]
+    fn output_tokens_are_capped_or_inserted() {
+        let cap = |body: &str| {
+            with(
+                body,
+                Edits {
+                    max_output_tokens: Some(100),
+                    ..Edits::default()
+                },
+            )
+        };
+        assert_eq!(
+            cap(r#"{"max_tokens":500}"#),
+            (
+                r#"{"max_tokens":100}"#.into(),
+                RequestInfo {
+                    output_cap: Some(100),
+                    ..RequestInfo::default()
+                }
+            )
+        );
+        assert_eq!(cap(r#"{"max_tokens":50}"#).1.output_cap, Some(50));
+        assert_eq!(cap(r#"{"max_tokens":50}"#).0, r#"{"max_tokens":50}"#);
+        assert_eq!(
+            cap(r#"{"max_completion_tokens":9999}"#).0,
+            r#"{"max_completion_tokens":100}"#
+        );
+        assert_eq!(cap(r#"{"n":1}"#).0, r#"{"max_tokens":100,"n":1}"#);
+        assert_eq!(
+            cap(r#"{"max_tokens":null}"#).0,
+            r#"{"max_tokens":100,"max_tokens":null}"#
+                .replace(r#""max_tokens":100,"#, r#""max_tokens":100,"#)
+        );
+        assert_eq!(cap(r#"{"max_tokens":"lots"}"#).0, r#"{"max_tokens":100}"#);
+        assert_eq!(
+            with(r#"{"max_tokens":42}"#, Edits::default()).1.output_cap,
+            Some(42)
+        );
+    }
+
+    #[test]
+    fn tools_are_checked_and_stripped() {
+        let allowed = vec!["search_docs".to_string()];
+        let body = r#"{"tools":[{"type":"function","function":{"name":"search_docs"}},{"type":"function","function":{"name":"rm_rf"}}]}"#;
+        let (out, info) = with(
+            body,
+            Edits {
+                allowed_tools: Some(&allowed),
+                ..Edits::default()
+            },
+        );
+        assert_eq!(out, body);
+        assert_eq!(info.disallowed_tools, vec!["rm_rf"]);
+        let (out, info) = with(
+            body,
+            Edits {
+                allowed_tools: Some(&allowed),
+                strip_tools: true,
+                ..Edits::default()
+            },
+        );
+        assert_eq!(
+            out,
+            r#"{"tools":[{"function":{"name":"search_docs"},"type":"function"}]}"#
+        );
+        assert_eq!(info.stripped_tools, vec!["rm_rf"]);
+        assert!(info.disallowed_tools.is_empty());
+        let only_bad = r#"{"tools":[{"type":"function","function":{"name":"rm_rf"}}]}"#;
+        let (_, info) = with(
+            only_bad,
+            Edits {
+                allowed_tools: Some(&allowed),
+                strip_tools: true,
+                ..Edits::default()
+            },
+        );
+        assert_eq!(
+            info.disallowed_tools,
+            vec!["rm_rf"],
+            "nothing left to keep: reported"
+        );
+    }
+
+    #[test]
+    fn response_schema_is_read() {
+        let body = r#"{"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":{"type":"object"}}}}"#;
+        let (_, info) = with(body, Edits::default());
+        assert_eq!(
+            info.response_schema,
+            Some(serde_json::json!({"type": "object"}))
+        );
+        let (_, info) = with(
+            r#"{"response_format":{"type":"json_object"}}"#,
+            Edits::default(),
+        );
+        assert_eq!(info.response_schema, None);
     }
 
     #[test]

@@ -42,6 +42,122 @@ pub struct FilterConfig {
     /// PII and secret redaction; off when absent.
     #[serde(default)]
     pub redaction: Option<RedactionConfig>,
+    /// Token, quota and time budgets; none when absent.
+    #[serde(default)]
+    pub budgets: Option<BudgetsConfig>,
+    /// Moderation, tool allowlist, output schema, human review.
+    #[serde(default)]
+    pub guardrails: Option<GuardrailsConfig>,
+}
+
+/// Token, quota and time budgets.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetsConfig {
+    /// Largest estimated prompt; larger gets 400 `context_budget_exceeded`.
+    #[serde(default)]
+    pub max_input_tokens: Option<u64>,
+    /// Cap on `max_tokens` / `max_completion_tokens` (inserted when missing).
+    #[serde(default)]
+    pub max_output_tokens: Option<u64>,
+    /// Token quotas per value of a header, per Envoy instance.
+    #[serde(default)]
+    pub quotas: Vec<QuotaConfig>,
+    /// Upstream timeout for matched requests.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+}
+
+/// A token quota keyed by a request header.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaConfig {
+    /// Header whose value is the quota key (e.g. `x-org-id`).
+    pub key: String,
+    /// Tokens (prompt estimate + output cap, settled with real usage) per minute.
+    pub tokens_per_minute: u64,
+}
+
+/// Guardrails.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuardrailsConfig {
+    /// Blocked patterns in requests and responses.
+    #[serde(default)]
+    pub moderation: Option<ModerationConfig>,
+    /// Tool allowlist.
+    #[serde(default)]
+    pub tools: Option<ToolsConfig>,
+    /// Output JSON schema validation.
+    #[serde(default)]
+    pub response_schema: Option<ResponseSchemaConfig>,
+    /// Copies of high-risk exchanges to a review endpoint.
+    #[serde(default)]
+    pub review: Option<ReviewConfig>,
+}
+
+/// Moderation patterns (regex-lite).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModerationConfig {
+    /// Patterns refused in anything the model will see.
+    #[serde(default)]
+    pub request_patterns: Vec<String>,
+    /// Patterns replaced by a refusal in model output.
+    #[serde(default)]
+    pub response_patterns: Vec<String>,
+}
+
+/// Tool allowlist.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolsConfig {
+    /// Tool (function) names allowed.
+    pub allow: Vec<String>,
+    /// `"block"` (403) or `"strip"` (remove the tool from the request).
+    #[serde(default = "default_block")]
+    pub on_violation: String,
+}
+
+/// Output schema validation.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResponseSchemaConfig {
+    /// `"count"`, `"block"` or `"fallback"`.
+    #[serde(default = "default_count")]
+    pub on_fail: String,
+    /// Schema applied when the request carries none.
+    #[serde(default)]
+    pub schema: Option<serde_json::Value>,
+}
+
+/// Human review sampling.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewConfig {
+    /// Envoy cluster receiving `POST /review` copies.
+    pub cluster: String,
+    /// Share of all exchanges sent (0..=1).
+    #[serde(default)]
+    pub sample_rate: f64,
+    /// Outcomes always sent: `refusal`, `blocked`, `schema_fail`, `fallback`, `error`.
+    #[serde(default)]
+    pub always: Vec<String>,
+    /// Call timeout.
+    #[serde(default = "default_review_timeout")]
+    pub timeout_ms: u64,
+}
+
+fn default_block() -> String {
+    "block".to_string()
+}
+
+fn default_count() -> String {
+    "count".to_string()
+}
+
+fn default_review_timeout() -> u64 {
+    2000
 }
 
 /// PII and secret redaction settings.
@@ -131,6 +247,9 @@ pub struct ExperimentConfig {
     /// Name of the control variant; defaults to the first variant.
     #[serde(default)]
     pub control: Option<String>,
+    /// Budgets for this experiment, replacing the top-level ones.
+    #[serde(default)]
+    pub budgets: Option<BudgetsConfig>,
     /// The variants and their weights (percent, summing to 100).
     pub variants: Vec<VariantConfig>,
 }
@@ -166,6 +285,9 @@ pub struct VariantConfig {
     /// RAG index version label, sent upstream as `x-llm-rag-index-version`.
     #[serde(default)]
     pub rag_index_version: Option<String>,
+    /// Upstream timeout for this variant, overriding the budgets' one.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
 }
 
 fn default_route_header() -> String {

@@ -292,42 +292,13 @@ impl Redactor {
         let s = text.as_bytes();
         let mut out: Option<Vec<u8>> = None;
         let mut copied = 0;
-        let mut i = 0;
-        while i < s.len() {
-            if s[i] != b'"' {
-                i += 1;
-                continue;
+        for value in crate::json::string_values(text).map_err(Unscannable)? {
+            if let Some(redacted) = self.redact_text(&value.text, counts) {
+                let buf = out.get_or_insert_with(|| Vec::with_capacity(s.len() + 64));
+                buf.extend_from_slice(&s[copied..value.start]);
+                buf.extend_from_slice(crate::json::json_string(&redacted).as_bytes());
+                copied = value.end;
             }
-            // The string token spans [i, j].
-            let mut j = i + 1;
-            let mut escaped = false;
-            while j < s.len() && s[j] != b'"' {
-                if s[j] == b'\\' {
-                    escaped = true;
-                    j += 1;
-                }
-                j += 1;
-            }
-            let token = &text[i..=j.min(s.len() - 1)];
-            let next = s[j + 1..].iter().find(|b| !b.is_ascii_whitespace());
-            let is_key = next == Some(&b':');
-            if !is_key {
-                let decoded: std::borrow::Cow<'_, str> = if escaped {
-                    serde_json::from_str::<String>(token)
-                        .map_err(|_| Unscannable("bad string escape"))?
-                        .into()
-                } else {
-                    token[1..token.len() - 1].into()
-                };
-                if let Some(redacted) = self.redact_text(&decoded, counts) {
-                    let buf = out.get_or_insert_with(|| Vec::with_capacity(s.len() + 64));
-                    buf.extend_from_slice(&s[copied..i]);
-                    let encoded = serde_json::to_string(&redacted).unwrap_or_default();
-                    buf.extend_from_slice(encoded.as_bytes());
-                    copied = j + 1;
-                }
-            }
-            i = j + 1;
         }
         Ok(out.map(|mut buf| {
             buf.extend_from_slice(&s[copied..]);
