@@ -182,9 +182,7 @@ pub fn prepare(body: &[u8], edits: Edits<'_>) -> Result<Prepared, ApiError> {
             .into_iter()
             .flatten()
         {
-            if raw.get() == "null" {
-                continue;
-            }
+            // A null limit means "no limit": it gets the cap like a larger one.
             seen = true;
             let asked = raw.get().parse::<u64>().ok();
             if asked.is_none_or(|n| n > cap) {
@@ -568,11 +566,7 @@ mod tests {
             r#"{"max_completion_tokens":100}"#
         );
         assert_eq!(cap(r#"{"n":1}"#).0, r#"{"max_tokens":100,"n":1}"#);
-        assert_eq!(
-            cap(r#"{"max_tokens":null}"#).0,
-            r#"{"max_tokens":100,"max_tokens":null}"#
-                .replace(r#""max_tokens":100,"#, r#""max_tokens":100,"#)
-        );
+        assert_eq!(cap(r#"{"max_tokens":null}"#).0, r#"{"max_tokens":100}"#);
         assert_eq!(cap(r#"{"max_tokens":"lots"}"#).0, r#"{"max_tokens":100}"#);
         assert_eq!(
             with(r#"{"max_tokens":42}"#, Edits::default()).1.output_cap,
