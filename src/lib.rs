@@ -14,6 +14,7 @@
 
 pub mod assign;
 pub mod body;
+pub mod budget;
 pub mod config;
 pub mod error;
 pub mod json;

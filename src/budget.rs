@@ -1,0 +1,284 @@
+//! Token and time budgets, and token quotas shared by every worker thread.
+//!
+//! Quotas count tokens per key (a header value such as the org id) in
+//! one-minute windows. A request reserves its estimate (prompt estimate +
+//! output cap) before it is forwarded and settles with the real usage when
+//! it ends. The counts live in a [`SharedStore`] — Envoy's shared data, one
+//! map for all worker VMs of a proxy — updated with compare-and-swap, so
+//! two workers never lose each other's updates.
+
+use std::io::Cursor;
+
+/// Compiled budgets.
+#[derive(Debug, Clone, Default)]
+pub struct Budgets {
+    /// Largest estimated prompt.
+    pub max_input_tokens: Option<u64>,
+    /// Cap on completion tokens.
+    pub max_output_tokens: Option<u64>,
+    /// Token quotas.
+    pub quotas: Vec<Quota>,
+    /// Upstream timeout.
+    pub timeout_ms: Option<u64>,
+}
+
+/// A token quota.
+#[derive(Debug, Clone)]
+pub struct Quota {
+    /// Lowercase header carrying the key.
+    pub key_header: String,
+    /// Tokens per one-minute window.
+    pub tokens_per_minute: u64,
+}
+
+/// Why a store operation failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreError {
+    /// The value changed since it was read.
+    CasMismatch,
+    /// Anything else the host reported.
+    Failed,
+}
+
+/// Key-value storage with compare-and-swap (Envoy shared data in the filter).
+pub trait SharedStore {
+    /// The value and its version.
+    fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>);
+    /// Writes `value` if the version is still `cas` (any version when `None`).
+    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), StoreError>;
+}
+
+/// Most compare-and-swap attempts before giving up on one update.
+const MAX_ATTEMPTS: usize = 32;
+
+/// Tokens held by one request in one quota window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    key: String,
+    minute: u64,
+    tokens: u64,
+}
+
+/// The answer to a reservation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Tokens reserved; settle them when the request ends.
+    Granted(Reservation),
+    /// Over quota: retry after this many seconds.
+    Exceeded {
+        /// Seconds until the window resets.
+        retry_after_s: u64,
+    },
+    /// The store kept changing under us: let the request through, uncounted.
+    Contended,
+}
+
+/// The store key of a quota and key value: never the raw value (it may be
+/// an e-mail), only a 64-bit hash of it.
+pub fn store_key(quota_index: usize, key_value: &str) -> String {
+    let hash =
+        |seed| murmur3::murmur3_32(&mut Cursor::new(key_value.as_bytes()), seed).unwrap_or(0);
+    format!(
+        "llm_ab.quota.{quota_index}.{:08x}{:08x}",
+        hash(17),
+        hash(71)
+    )
+}
+
+fn parse(value: Option<&[u8]>) -> (u64, u64) {
+    let text = value
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .unwrap_or("");
+    let mut parts = text.split(':');
+    let minute = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    let used = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    (minute, used)
+}
+
+/// Reserves `tokens` for `key` at time `now_s` (Unix seconds).
+pub fn reserve(
+    store: &dyn SharedStore,
+    key: &str,
+    limit: u64,
+    tokens: u64,
+    now_s: u64,
+) -> Decision {
+    let minute = now_s / 60;
+    for _ in 0..MAX_ATTEMPTS {
+        let (value, cas) = store.get(key);
+        let (window, used) = parse(value.as_deref());
+        let used = if window == minute { used } else { 0 };
+        if used.saturating_add(tokens) > limit {
+            return Decision::Exceeded {
+                retry_after_s: 60 - now_s % 60,
+            };
+        }
+        let next = format!("{minute}:{}", used + tokens);
+        match store.set(key, next.as_bytes(), cas) {
+            Ok(()) => {
+                return Decision::Granted(Reservation {
+                    key: key.to_string(),
+                    minute,
+                    tokens,
+                })
+            }
+            Err(StoreError::CasMismatch) => continue,
+            Err(StoreError::Failed) => return Decision::Contended,
+        }
+    }
+    Decision::Contended
+}
+
+/// Replaces a reservation by the tokens really used (the window it was
+/// made in only; once that window has passed there is nothing to fix).
+pub fn settle(store: &dyn SharedStore, r: &Reservation, actual_tokens: u64) {
+    if actual_tokens == r.tokens {
+        return;
+    }
+    for _ in 0..MAX_ATTEMPTS {
+        let (value, cas) = store.get(&r.key);
+        let (window, used) = parse(value.as_deref());
+        if window != r.minute {
+            return;
+        }
+        let used = (used + actual_tokens).saturating_sub(r.tokens);
+        match store.set(&r.key, format!("{window}:{used}").as_bytes(), cas) {
+            Err(StoreError::CasMismatch) => continue,
+            _ => return,
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+
+    /// An in-memory store with Envoy's CAS semantics.
+    #[derive(Default)]
+    pub(crate) struct MemStore {
+        map: RefCell<HashMap<String, (Vec<u8>, u32)>>,
+        next: RefCell<u32>,
+    }
+
+    impl SharedStore for MemStore {
+        fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+            match self.map.borrow().get(key) {
+                Some((v, cas)) => (Some(v.clone()), Some(*cas)),
+                None => (None, None),
+            }
+        }
+        fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), StoreError> {
+            let mut map = self.map.borrow_mut();
+            if let (Some((_, current)), Some(cas)) = (map.get(key), cas) {
+                if *current != cas {
+                    return Err(StoreError::CasMismatch);
+                }
+            }
+            let mut next = self.next.borrow_mut();
+            *next += 1;
+            map.insert(key.to_string(), (value.to_vec(), *next));
+            Ok(())
+        }
+    }
+
+    fn used(store: &MemStore, key: &str) -> u64 {
+        parse(store.get(key).0.as_deref()).1
+    }
+
+    #[test]
+    fn reserves_until_the_limit_then_refuses_with_retry_after() {
+        let s = MemStore::default();
+        let t = 600; // minute 10, second 0
+        assert!(matches!(reserve(&s, "k", 100, 60, t), Decision::Granted(_)));
+        assert!(matches!(
+            reserve(&s, "k", 100, 40, t + 10),
+            Decision::Granted(_)
+        ));
+        assert_eq!(
+            reserve(&s, "k", 100, 1, t + 15),
+            Decision::Exceeded { retry_after_s: 45 }
+        );
+        // The next minute starts from zero.
+        assert!(matches!(
+            reserve(&s, "k", 100, 100, t + 60),
+            Decision::Granted(_)
+        ));
+        assert_eq!(
+            reserve(&s, "k", 100, 101, t + 120),
+            Decision::Exceeded { retry_after_s: 60 }
+        );
+    }
+
+    #[test]
+    fn settlement_replaces_the_estimate_with_usage() {
+        let s = MemStore::default();
+        let Decision::Granted(r) = reserve(&s, "k", 1000, 300, 60) else {
+            panic!("not granted")
+        };
+        settle(&s, &r, 120);
+        assert_eq!(used(&s, "k"), 120);
+        settle(
+            &s,
+            &Reservation {
+                tokens: 120,
+                ..r.clone()
+            },
+            500,
+        );
+        assert_eq!(used(&s, "k"), 500);
+        // A settlement after the window passed changes nothing.
+        reserve(&s, "k", 1000, 10, 200);
+        settle(&s, &r, 0);
+        assert_eq!(used(&s, "k"), 10);
+    }
+
+    /// A store whose first `n` writes fail with a CAS mismatch after
+    /// another worker's write, as interleaved workers would see.
+    struct Racing {
+        inner: MemStore,
+        interleave: RefCell<u32>,
+    }
+
+    impl SharedStore for Racing {
+        fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+            self.inner.get(key)
+        }
+        fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), StoreError> {
+            let mut n = self.interleave.borrow_mut();
+            if *n > 0 {
+                *n -= 1;
+                // Another worker reserves 7 tokens between our read and write.
+                let (v, c) = self.inner.get(key);
+                let (m, u) = parse(v.as_deref());
+                self.inner
+                    .set(key, format!("{m}:{}", u + 7).as_bytes(), c)?;
+            }
+            self.inner.set(key, value, cas)
+        }
+    }
+
+    #[test]
+    fn concurrent_updates_are_never_lost() {
+        let s = Racing {
+            inner: MemStore::default(),
+            interleave: RefCell::new(3),
+        };
+        s.inner.set("k", b"1:0", None).unwrap_or(());
+        assert!(matches!(
+            reserve(&s, "k", 1000, 10, 60),
+            Decision::Granted(_)
+        ));
+        // Three foreign reservations of 7 plus ours.
+        assert_eq!(parse(s.get("k").0.as_deref()).1, 3 * 7 + 10);
+    }
+
+    #[test]
+    fn store_keys_hide_the_key_value() {
+        let k = store_key(0, "alice@example.com");
+        assert!(k.starts_with("llm_ab.quota.0.") && !k.contains("alice"));
+        assert_ne!(k, store_key(1, "alice@example.com"));
+        assert_ne!(k, store_key(0, "bob@example.com"));
+    }
+}
