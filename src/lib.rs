@@ -17,6 +17,7 @@ pub mod body;
 pub mod budget;
 pub mod config;
 pub mod error;
+pub mod guard;
 pub mod json;
 pub mod record;
 pub mod redact;

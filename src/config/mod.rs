@@ -88,9 +88,21 @@ pub struct Plan {
     pub warnings: Vec<String>,
     /// Redaction, when configured.
     pub redaction: Option<crate::redact::Redactor>,
+    /// Budgets for experiments that set none of their own.
+    pub budgets: crate::budget::Budgets,
+    /// Guardrails.
+    pub guardrails: crate::guard::Guardrails,
 }
 
 impl Plan {
+    /// The budgets that apply to experiment `index`.
+    pub fn budgets_for(&self, index: usize) -> &crate::budget::Budgets {
+        self.experiments
+            .get(index)
+            .and_then(|e| e.budgets.as_ref())
+            .unwrap_or(&self.budgets)
+    }
+
     /// Estimated cost in USD of `input` and `output` tokens of `model`
     /// (0 for a model missing from `pricing`).
     pub fn cost_usd(&self, model: Option<&str>, input: u64, output: u64) -> f64 {
@@ -131,6 +143,8 @@ pub struct Experiment {
     pub variants: Vec<Variant>,
     /// Bucket layout.
     pub layout: Layout,
+    /// Budgets replacing the top-level ones, when set.
+    pub budgets: Option<crate::budget::Budgets>,
 }
 
 impl Experiment {
@@ -155,4 +169,6 @@ pub struct Variant {
     pub prompt_version: Option<String>,
     /// RAG index version label.
     pub rag_index_version: Option<String>,
+    /// Upstream timeout of this variant, when set.
+    pub timeout_ms: Option<u64>,
 }

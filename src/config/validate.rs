@@ -1,10 +1,13 @@
 //! Semantic validation of a parsed configuration and compilation into a [`Plan`].
 
 use super::contract::{
-    ExperimentConfig, FilterConfig, OverrideConfig, RedactionConfig, VariantConfig,
+    BudgetsConfig, ExperimentConfig, FilterConfig, GuardrailsConfig, OverrideConfig,
+    RedactionConfig, VariantConfig,
 };
 use super::{ConfigError, ConfigErrors, Experiment, Override, Plan, Variant};
 use crate::assign::{lane_width, Layout, BUCKETS};
+use crate::budget::{Budgets, Quota};
+use crate::guard::{Guardrails, OnSchemaFail, Review, SchemaCheck};
 use crate::redact::{detect::Kind, Custom, Redactor, Replacement};
 use std::collections::HashSet;
 
@@ -95,12 +98,24 @@ pub fn compile(cfg: &FilterConfig) -> Result<Plan, ConfigErrors> {
     }
 
     let redaction = cfg.redaction.as_ref().map(|r| compile_redaction(&mut p, r));
+    let budgets = cfg
+        .budgets
+        .as_ref()
+        .map(|b| compile_budgets(&mut p, "budgets", b))
+        .unwrap_or_default();
+    let guardrails = cfg
+        .guardrails
+        .as_ref()
+        .map(|g| compile_guardrails(&mut p, g))
+        .unwrap_or_default();
 
     if !p.0.is_empty() {
         return Err(ConfigErrors(p.0));
     }
     Ok(Plan {
         redaction,
+        budgets,
+        guardrails,
         pricing,
         refusal_phrases: cfg.refusal_phrases.clone(),
         warnings,
@@ -111,6 +126,147 @@ pub fn compile(cfg: &FilterConfig) -> Result<Plan, ConfigErrors> {
         max_body_bytes: usize::try_from(cfg.max_body_bytes).unwrap_or(usize::MAX),
         experiments,
     })
+}
+
+fn compile_budgets(p: &mut Problems, path: &str, b: &BudgetsConfig) -> Budgets {
+    for (field, v, max) in [
+        ("max_input_tokens", b.max_input_tokens, 10_000_000),
+        ("max_output_tokens", b.max_output_tokens, 10_000_000),
+        ("timeout_ms", b.timeout_ms, 3_600_000),
+    ] {
+        if v.is_some_and(|v| v == 0 || v > max) {
+            p.add(
+                format!("{path}.{field}"),
+                format!("must be between 1 and {max}"),
+            );
+        }
+    }
+    let quotas = b
+        .quotas
+        .iter()
+        .enumerate()
+        .map(|(i, q)| {
+            if q.tokens_per_minute == 0 {
+                p.add(
+                    format!("{path}.quotas[{i}].tokens_per_minute"),
+                    "must be at least 1",
+                );
+            }
+            Quota {
+                key_header: header_name(p, &format!("{path}.quotas[{i}].key"), &q.key),
+                tokens_per_minute: q.tokens_per_minute,
+            }
+        })
+        .collect();
+    Budgets {
+        max_input_tokens: b.max_input_tokens,
+        max_output_tokens: b.max_output_tokens,
+        quotas,
+        timeout_ms: b.timeout_ms,
+    }
+}
+
+fn compile_patterns(p: &mut Problems, path: &str, patterns: &[String]) -> Vec<regex_lite::Regex> {
+    patterns
+        .iter()
+        .enumerate()
+        .filter_map(|(i, pattern)| match regex_lite::Regex::new(pattern) {
+            Ok(re) if !re.is_match("") => Some(re),
+            Ok(_) => {
+                p.add(format!("{path}[{i}]"), "matches the empty string");
+                None
+            }
+            Err(e) => {
+                p.add(format!("{path}[{i}]"), format!("does not compile: {e}"));
+                None
+            }
+        })
+        .collect()
+}
+
+fn compile_guardrails(p: &mut Problems, g: &GuardrailsConfig) -> Guardrails {
+    let mut out = Guardrails::default();
+    if let Some(m) = &g.moderation {
+        out.request_patterns = compile_patterns(
+            p,
+            "guardrails.moderation.request_patterns",
+            &m.request_patterns,
+        );
+        out.response_patterns = compile_patterns(
+            p,
+            "guardrails.moderation.response_patterns",
+            &m.response_patterns,
+        );
+    }
+    if let Some(t) = &g.tools {
+        if t.allow.iter().any(|n| n.trim().is_empty()) {
+            p.add("guardrails.tools.allow", "tool names must not be empty");
+        }
+        out.allowed_tools = Some(t.allow.clone());
+        out.strip_tools = match t.on_violation.as_str() {
+            "block" => false,
+            "strip" => true,
+            other => {
+                p.add(
+                    "guardrails.tools.on_violation",
+                    format!("{other:?} must be \"block\" or \"strip\""),
+                );
+                false
+            }
+        };
+    }
+    if let Some(rs) = &g.response_schema {
+        let on_fail = match rs.on_fail.as_str() {
+            "count" => OnSchemaFail::Count,
+            "block" => OnSchemaFail::Block,
+            "fallback" => OnSchemaFail::Fallback,
+            other => {
+                p.add(
+                    "guardrails.response_schema.on_fail",
+                    format!("{other:?} must be \"count\", \"block\" or \"fallback\""),
+                );
+                OnSchemaFail::Count
+            }
+        };
+        if rs.schema.as_ref().is_some_and(|s| !s.is_object()) {
+            p.add(
+                "guardrails.response_schema.schema",
+                "must be a JSON Schema object",
+            );
+        }
+        out.schema = Some(SchemaCheck {
+            on_fail,
+            default_schema: rs.schema.clone(),
+        });
+    }
+    if let Some(r) = &g.review {
+        non_empty_value(p, "guardrails.review.cluster", &r.cluster);
+        if !(0.0..=1.0).contains(&r.sample_rate) {
+            p.add("guardrails.review.sample_rate", "must be between 0 and 1");
+        }
+        const OUTCOMES: [&str; 5] = ["refusal", "blocked", "schema_fail", "fallback", "error"];
+        for (i, a) in r.always.iter().enumerate() {
+            if !OUTCOMES.contains(&a.as_str()) {
+                p.add(
+                    format!("guardrails.review.always[{i}]"),
+                    format!("{a:?} must be one of {}", OUTCOMES.join(", ")),
+                );
+            }
+        }
+        if r.timeout_ms == 0 || r.timeout_ms > 60_000 {
+            p.add(
+                "guardrails.review.timeout_ms",
+                "must be between 1 and 60000",
+            );
+        }
+        out.review = Some(Review {
+            cluster: r.cluster.clone(),
+            sample_per_10000: (r.sample_rate.clamp(0.0, 1.0) * 10_000.0).round() as u32,
+            always: r.always.clone(),
+            timeout_ms: r.timeout_ms,
+        });
+    }
+    out
 }
 
 fn compile_redaction(p: &mut Problems, r: &RedactionConfig) -> Redactor {
@@ -275,10 +431,15 @@ fn compile_experiment(p: &mut Problems, path: &str, e: &ExperimentConfig) -> Opt
     if !variants.is_empty() {
         check_lanes(p, path, &e.variants, &buckets, control);
     }
+    let budgets = e
+        .budgets
+        .as_ref()
+        .map(|b| compile_budgets(p, &format!("{path}.budgets"), b));
     if p.0.len() != before {
         return None;
     }
     Some(Experiment {
+        budgets,
         id: e.id.clone(),
         enabled: e.enabled,
         salt,
@@ -331,7 +492,11 @@ fn compile_variants(
             model: v.model.clone(),
             prompt_version: v.prompt_version.clone(),
             rag_index_version: v.rag_index_version.clone(),
+            timeout_ms: v.timeout_ms,
         });
+        if v.timeout_ms.is_some_and(|t| t == 0 || t > 3_600_000) {
+            p.add(format!("{vp}.timeout_ms"), "must be between 1 and 3600000");
+        }
     }
     if total != u64::from(BUCKETS) {
         p.add(
@@ -695,6 +860,58 @@ mod tests {
             first_error(&with(r#"{"custom": [{"name": "e", "pattern": "x*"}]}"#))
                 .contains("matches the empty string")
         );
+    }
+
+    #[test]
+    fn budgets_and_guardrails_are_checked() {
+        let with = |extra: &str| VALID.replacen('{', &format!("{{{extra},"), 1);
+        let full = r#""budgets": {"max_input_tokens": 8000, "max_output_tokens": 1024,
+            "quotas": [{"key": "X-Org-Id", "tokens_per_minute": 100000}], "timeout_ms": 30000},
+            "guardrails": {"moderation": {"request_patterns": ["(?i)how to make a bomb"], "response_patterns": ["(?i)as an evil ai"]},
+            "tools": {"allow": ["search_docs", "get_weather"], "on_violation": "block"},
+            "response_schema": {"on_fail": "count"},
+            "review": {"cluster": "review_sink", "sample_rate": 0.01, "always": ["refusal", "blocked", "schema_fail"]}}"#;
+        let plan = load(with(full).as_bytes()).unwrap();
+        assert_eq!(plan.budgets.quotas[0].key_header, "x-org-id");
+        assert_eq!(plan.budgets_for(0).max_output_tokens, Some(1024));
+        assert_eq!(
+            plan.guardrails.review.as_ref().map(|r| r.sample_per_10000),
+            Some(100)
+        );
+        let bad = [
+            (
+                r#""budgets": {"max_input_tokens": 0}"#,
+                "budgets.max_input_tokens: must be between 1",
+            ),
+            (
+                r#""budgets": {"quotas": [{"key": "x org", "tokens_per_minute": 5}]}"#,
+                "budgets.quotas[0].key:",
+            ),
+            (
+                r#""guardrails": {"moderation": {"request_patterns": ["(unclosed"]}}"#,
+                "guardrails.moderation.request_patterns[0]: does not compile",
+            ),
+            (
+                r#""guardrails": {"tools": {"allow": ["a"], "on_violation": "drop"}}"#,
+                "guardrails.tools.on_violation:",
+            ),
+            (
+                r#""guardrails": {"response_schema": {"on_fail": "explode"}}"#,
+                "guardrails.response_schema.on_fail:",
+            ),
+            (
+                r#""guardrails": {"review": {"cluster": "c", "sample_rate": 2}}"#,
+                "guardrails.review.sample_rate:",
+            ),
+            (
+                r#""guardrails": {"review": {"cluster": "c", "always": ["success"]}}"#,
+                "guardrails.review.always[0]:",
+            ),
+        ];
+        for (extra, want) in bad {
+            let e = first_error(&with(extra));
+            assert!(e.starts_with(want), "{e} (wanted {want})");
+        }
     }
 
     #[test]
