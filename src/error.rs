@@ -70,6 +70,76 @@ impl ApiError {
         }
     }
 
+    /// 400: the prompt is over `max_input_tokens`.
+    pub fn context_budget_exceeded(estimate: u64, limit: u64) -> ApiError {
+        ApiError {
+            status: 400,
+            kind: "invalid_request_error",
+            code: "context_budget_exceeded",
+            message: format!("the prompt is about {estimate} tokens; the limit is {limit}"),
+        }
+    }
+
+    /// 400: the request matched a moderation pattern.
+    pub fn content_blocked() -> ApiError {
+        ApiError {
+            status: 400,
+            kind: "invalid_request_error",
+            code: "content_blocked",
+            message: "the request was blocked by a content policy".into(),
+        }
+    }
+
+    /// 403: the request offers tools outside the allowlist.
+    pub fn tool_not_allowed(names: &[String]) -> ApiError {
+        ApiError {
+            status: 403,
+            kind: "invalid_request_error",
+            code: "tool_not_allowed",
+            message: format!("tools not allowed: {}", names.join(", ")),
+        }
+    }
+
+    /// 502: the model called a tool outside the allowlist.
+    pub fn tool_call_not_allowed() -> ApiError {
+        ApiError {
+            status: 502,
+            kind: "server_error",
+            code: "tool_not_allowed",
+            message: "the model called a tool that is not allowed".into(),
+        }
+    }
+
+    /// 429: the key's token quota for this minute is used up.
+    pub fn token_quota_exceeded(retry_after_s: u64) -> ApiError {
+        ApiError {
+            status: 429,
+            kind: "rate_limit_error",
+            code: "token_quota_exceeded",
+            message: format!("token quota exceeded; retry after {retry_after_s} s"),
+        }
+    }
+
+    /// 504: the model backend did not answer within the timeout budget.
+    pub fn upstream_timeout() -> ApiError {
+        ApiError {
+            status: 504,
+            kind: "server_error",
+            code: "upstream_timeout",
+            message: "the model backend did not answer within the timeout budget".into(),
+        }
+    }
+
+    /// 502: the model's output failed the response schema.
+    pub fn schema_validation_failed(why: &str) -> ApiError {
+        ApiError {
+            status: 502,
+            kind: "server_error",
+            code: "schema_validation_failed",
+            message: format!("the model output does not match the response schema ({why})"),
+        }
+    }
+
     /// The JSON body sent to the client.
     pub fn body(&self) -> Vec<u8> {
         let envelope = Envelope {

@@ -19,6 +19,7 @@ pub mod config;
 pub mod error;
 pub mod guard;
 pub mod json;
+pub mod output;
 pub mod record;
 pub mod redact;
 pub mod response;

@@ -85,8 +85,10 @@ pub struct Record {
     pub status: u32,
     /// Experiment outcome.
     pub outcome: Option<Outcome>,
-    /// The filter's error code when it answered itself.
+    /// The filter's error code when it answered itself or cut the output.
     pub error_code: Option<&'static str>,
+    /// Output schema check, when one ran.
+    pub schema_pass: Option<bool>,
 }
 
 impl Record {
@@ -103,6 +105,20 @@ pub fn outcome_of(status: u32, refused: bool, complete: bool) -> Outcome {
         200..=299 if refused => Outcome::Refusal,
         200..=299 => Outcome::Success,
         _ => Outcome::Error,
+    }
+}
+
+/// The outcome of an exchange the filter ended with `code` and `status`.
+pub fn outcome_for_code(code: &str, status: u32) -> Outcome {
+    match code {
+        "context_budget_exceeded"
+        | "content_blocked"
+        | "tool_not_allowed"
+        | "token_quota_exceeded"
+        | "schema_validation_failed"
+        | "output_blocked" => Outcome::Blocked,
+        _ if status >= 500 => Outcome::Error,
+        _ => Outcome::Invalid,
     }
 }
 
@@ -164,5 +180,11 @@ mod tests {
         assert_eq!(status_class(204), "2xx");
         assert_eq!(status_class(504), "5xx");
         assert_eq!(status_class(0), "5xx");
+        assert_eq!(
+            outcome_for_code("token_quota_exceeded", 429),
+            Outcome::Blocked
+        );
+        assert_eq!(outcome_for_code("upstream_timeout", 504), Outcome::Error);
+        assert_eq!(outcome_for_code("invalid_json", 400), Outcome::Invalid);
     }
 }

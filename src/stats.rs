@@ -10,7 +10,23 @@
 pub const DEFAULT_ROUTE_REQUESTS: &str = "llm_ab.default_route.requests";
 
 /// Codes of the local replies the routing layer can send.
-pub const REJECT_CODES: [&str; 3] = ["invalid_json", "request_too_large", "redaction_failed"];
+pub const REJECT_CODES: [&str; 10] = [
+    "invalid_json",
+    "request_too_large",
+    "redaction_failed",
+    "context_budget_exceeded",
+    "content_blocked",
+    "output_blocked",
+    "tool_not_allowed",
+    "token_quota_exceeded",
+    "upstream_timeout",
+    "schema_validation_failed",
+];
+
+/// Counter of output schema checks by result (`pass`, `fail`).
+pub fn schema_checks(experiment: &str, variant: &str, result: &str) -> String {
+    format!("llm_ab.experiment.{experiment}.variant.{variant}.schema_result.{result}.schema_checks")
+}
 
 /// Counter of requests assigned to a variant, by reason.
 pub fn requests(experiment: &str, variant: &str, reason: &str) -> String {

@@ -3,9 +3,11 @@
 
 use super::metrics::{Finished, Metrics};
 use crate::body::{self, Edits, RequestInfo};
+use crate::budget::{self, Decision, Reservation, SharedStore, StoreError};
 use crate::config::{Plan, Variant};
 use crate::error::ApiError;
-use crate::record::{outcome_of, status_class, Outcome, Record};
+use crate::output::{self, Policy, StreamAction, StreamGuard};
+use crate::record::{outcome_for_code, outcome_of, status_class, Record};
 use crate::redact::sse::SseRedactor;
 use crate::redact::Counts;
 use crate::response::{EventKind, ResponseObserver};
@@ -65,8 +67,33 @@ impl RequestHeaders for HeaderSnapshot {
     }
 }
 
+/// Envoy shared data: one map for every worker VM of the proxy.
+struct HostStore;
+
+impl SharedStore for HostStore {
+    fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+        hostcalls::get_shared_data(key).unwrap_or((None, None))
+    }
+
+    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), StoreError> {
+        match hostcalls::set_shared_data(key, Some(value), cas) {
+            Ok(()) => Ok(()),
+            Err(proxy_wasm::types::Status::CasMismatch) => Err(StoreError::CasMismatch),
+            Err(_) => Err(StoreError::Failed),
+        }
+    }
+}
+
 fn set_request_header(name: &str, value: Option<&str>) {
     let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, value);
+}
+
+/// Whether the response is Envoy's own reply to an upstream timeout.
+fn is_timeout_reply() -> bool {
+    hostcalls::get_property(vec!["response", "code_details"])
+        .ok()
+        .flatten()
+        .is_some_and(|d| d == b"upstream_response_timeout")
 }
 
 fn now_ms() -> u64 {
@@ -95,8 +122,10 @@ enum ResponseMode {
     Ignore,
     /// Non-streaming JSON, copied up to a cap and parsed at the end.
     Json(Vec<u8>),
-    /// Non-streaming JSON held whole (headers too) until it is redacted.
-    JsonRedacted,
+    /// Non-streaming JSON held whole (headers too) for the output checks.
+    JsonHeld,
+    /// Envoy's plain-text timeout reply, replaced by an OpenAI-shape error.
+    TimeoutReply,
     /// SSE, parsed as it flows; `strip_usage` drops the usage-only chunk
     /// the filter asked for on the client's behalf; `redact` rewrites the
     /// streamed content.
@@ -104,6 +133,7 @@ enum ResponseMode {
         parser: SseParser,
         strip_usage: bool,
         redact: Option<SseRedactor>,
+        guard: Option<StreamGuard>,
     },
 }
 
@@ -127,6 +157,22 @@ pub struct Exchange {
     finalized: bool,
     /// Values redacted in this exchange, per detector.
     redactions: Counts,
+    /// Quota key values (header values), per configured quota.
+    quota_keys: Vec<Option<String>>,
+    /// Tokens reserved against quotas, settled when the exchange ends.
+    reservations: Vec<Reservation>,
+    /// `Retry-After` of a quota refusal.
+    retry_after: Option<u64>,
+    /// The schema the output must match, when any.
+    schema: Option<serde_json::Value>,
+    /// Result of the output schema check, when one ran.
+    schema_pass: Option<bool>,
+    /// A guardrail replaced or cut the output (`output_blocked`, `tool_not_allowed`).
+    output_block: Option<&'static str>,
+    /// Envoy answered 504 because the timeout budget ran out.
+    timed_out: bool,
+    /// The request went upstream (tokens were spent).
+    forwarded: bool,
 }
 
 impl Exchange {
@@ -148,6 +194,14 @@ impl Exchange {
             error_code: None,
             finalized: false,
             redactions: Counts::default(),
+            quota_keys: Vec::new(),
+            reservations: Vec::new(),
+            retry_after: None,
+            schema: None,
+            schema_pass: None,
+            output_block: None,
+            timed_out: false,
+            forwarded: false,
         }
     }
 
@@ -163,7 +217,11 @@ impl Exchange {
             return Action::Pause;
         };
         let body = err.body();
+        let retry_after = self.retry_after.map(|s| s.to_string());
         let mut headers: Vec<(&str, &str)> = vec![("content-type", "application/json")];
+        if let Some(r) = &retry_after {
+            headers.push(("retry-after", r));
+        }
         if let Some(m) = self.matched {
             metrics.count_rejected(m.experiment, m.variant, err.code);
             if plan.expose_headers {
@@ -183,12 +241,13 @@ impl Exchange {
     /// Validates and rewrites the complete buffered request body.
     fn finish_request_body(&mut self) -> Action {
         self.body_pending = false;
-        let (Some((plan, _)), Some(m)) = (self.loaded.clone(), self.matched) else {
+        let (Some((plan, metrics)), Some(m)) = (self.loaded.clone(), self.matched) else {
             return Action::Continue;
         };
         let Some((_, variant)) = Self::variant(&plan, m) else {
             return Action::Continue;
         };
+        let budgets = plan.budgets_for(m.experiment);
         let bytes = match hostcalls::get_buffer(BufferType::HttpRequestBody, 0, self.body_size) {
             Ok(Some(b)) => b,
             _ => Vec::new(),
@@ -196,63 +255,147 @@ impl Exchange {
         let edits = Edits {
             model: variant.model.as_deref(),
             ensure_stream_usage: true,
+            max_output_tokens: budgets.max_output_tokens,
+            allowed_tools: plan.guardrails.allowed_tools.as_deref(),
+            strip_tools: plan.guardrails.strip_tools,
         };
-        match body::prepare(&bytes, edits) {
-            Ok(prepared) => {
-                self.info = prepared.info;
-                let mut new_body = prepared.body;
-                if let Some(r) = plan.redaction.as_ref().filter(|r| r.request) {
-                    // `prepare` validated the body, and its edits keep it valid.
-                    let current = new_body.as_deref().unwrap_or(&bytes);
-                    let scanned = std::str::from_utf8(current)
-                        .map_err(|_| crate::redact::Unscannable("body is not UTF-8"))
-                        .and_then(|text| r.redact_valid_json(text, &mut self.redactions));
-                    match scanned {
-                        Ok(Some(redacted)) => new_body = Some(redacted),
-                        Ok(None) => {}
-                        Err(why) if r.pass_on_error => {
-                            log::debug!("request body forwarded unscanned: {}", why.0);
-                            if let Some((_, metrics)) = &self.loaded {
-                                metrics.count_redaction_skipped(m.experiment, m.variant);
-                            }
-                        }
-                        Err(why) => return self.reject(&ApiError::request_unscannable(why.0)),
-                    }
-                }
-                if let Some(new) = new_body {
-                    let _ =
-                        hostcalls::set_buffer(BufferType::HttpRequestBody, 0, self.body_size, &new);
-                    set_request_header("content-length", Some(&new.len().to_string()));
-                }
-                Action::Continue
+        let prepared = match body::prepare(&bytes, edits) {
+            Ok(p) => p,
+            Err(err) => return self.reject(&err),
+        };
+        self.info = prepared.info;
+        let mut new_body = prepared.body;
+
+        // Budgets and guardrails, cheapest first; nothing refused here is forwarded.
+        if let Some(limit) = budgets.max_input_tokens {
+            if self.info.prompt_tokens_est > limit {
+                let err = ApiError::context_budget_exceeded(self.info.prompt_tokens_est, limit);
+                return self.reject(&err);
             }
-            Err(err) => self.reject(&err),
+        }
+        if !self.info.disallowed_tools.is_empty() {
+            let err = ApiError::tool_not_allowed(&self.info.disallowed_tools);
+            return self.reject(&err);
+        }
+        if !plan.guardrails.request_patterns.is_empty() {
+            let text = std::str::from_utf8(&bytes).unwrap_or("");
+            let values = crate::json::string_values(text).unwrap_or_default();
+            if plan
+                .guardrails
+                .blocked_request(values.iter().map(|v| v.text.as_ref()))
+                .is_some()
+            {
+                return self.reject(&ApiError::content_blocked());
+            }
+        }
+        self.schema = self.info.response_schema.take().or_else(|| {
+            plan.guardrails
+                .schema
+                .as_ref()
+                .and_then(|s| s.default_schema.clone())
+        });
+
+        if let Some(r) = plan.redaction.as_ref().filter(|r| r.request) {
+            // `prepare` validated the body, and its edits keep it valid.
+            let current = new_body.as_deref().unwrap_or(&bytes);
+            let scanned = std::str::from_utf8(current)
+                .map_err(|_| crate::redact::Unscannable("body is not UTF-8"))
+                .and_then(|text| r.redact_valid_json(text, &mut self.redactions));
+            match scanned {
+                Ok(Some(redacted)) => new_body = Some(redacted),
+                Ok(None) => {}
+                Err(why) if r.pass_on_error => {
+                    log::debug!("request body forwarded unscanned: {}", why.0);
+                    metrics.count_redaction_skipped(m.experiment, m.variant);
+                }
+                Err(why) => return self.reject(&ApiError::request_unscannable(why.0)),
+            }
+        }
+
+        // Quotas last: a request refused above holds no tokens.
+        let tokens = self.info.prompt_tokens_est + self.info.output_cap.unwrap_or(0);
+        let now_s = now_ms() / 1000;
+        for (i, q) in budgets.quotas.iter().enumerate() {
+            let Some(key) = self.quota_keys.get(i).cloned().flatten() else {
+                continue;
+            };
+            let store_key = budget::store_key(i, &key);
+            match budget::reserve(&HostStore, &store_key, q.tokens_per_minute, tokens, now_s) {
+                Decision::Granted(r) => self.reservations.push(r),
+                Decision::Contended => log::warn!("quota store contended; request let through"),
+                Decision::Exceeded { retry_after_s } => {
+                    self.release_reservations();
+                    self.retry_after = Some(retry_after_s);
+                    return self.reject(&ApiError::token_quota_exceeded(retry_after_s));
+                }
+            }
+        }
+
+        if let Some(new) = new_body {
+            let _ = hostcalls::set_buffer(BufferType::HttpRequestBody, 0, self.body_size, &new);
+            set_request_header("content-length", Some(&new.len().to_string()));
+        }
+        self.forwarded = true;
+        Action::Continue
+    }
+
+    /// Gives back every token reserved by this request.
+    fn release_reservations(&mut self) {
+        for r in self.reservations.drain(..) {
+            budget::settle(&HostStore, &r, 0);
+        }
+    }
+
+    /// The output policy of this exchange.
+    fn policy<'p>(plan: &'p Plan, schema: Option<&'p serde_json::Value>) -> Policy<'p> {
+        Policy {
+            redactor: plan.redaction.as_ref().filter(|r| r.response),
+            guard: &plan.guardrails,
+            schema,
         }
     }
 
     /// Passes one SSE chunk on, observing every completed event; returns
     /// the bytes to send instead when the stream is rewritten.
     fn on_sse_chunk(&mut self, chunk: &[u8], end_of_stream: bool) -> Option<Vec<u8>> {
+        let plan = self.loaded.as_ref().map(|(p, _)| p.clone())?;
+        let schema = self.schema.take();
+        let policy = Self::policy(&plan, schema.as_ref());
+        let out = self.rewrite_sse(policy, chunk, end_of_stream);
+        self.schema = schema;
+        out
+    }
+
+    fn rewrite_sse(
+        &mut self,
+        policy: Policy<'_>,
+        chunk: &[u8],
+        end_of_stream: bool,
+    ) -> Option<Vec<u8>> {
         let ResponseMode::Sse {
             parser,
             strip_usage,
             redact,
+            guard,
         } = &mut self.mode
         else {
             return None;
         };
         let observer = self.observer.as_mut()?;
-        let plan = self.loaded.as_ref().map(|(p, _)| p.clone())?;
+        let refusal_phrases = self
+            .loaded
+            .as_ref()
+            .map_or(&[][..], |(p, _)| &p.refusal_phrases[..]);
         let events = parser.feed(chunk);
-        if !*strip_usage && redact.is_none() {
+        if !*strip_usage && redact.is_none() && guard.is_none() {
             for e in &events {
-                observer.observe_event(&e.data, &plan.refusal_phrases);
+                observer.observe_event(&e.data, refusal_phrases);
             }
             return None;
         }
         // Re-emit complete events only: minus the usage chunk the client did
-        // not ask for, with redacted content; an incomplete tail waits.
-        let redactor = plan.redaction.as_ref();
+        // not ask for, checked by the guardrails, with redacted content; an
+        // incomplete tail waits for its end.
         let mut out = Vec::with_capacity(chunk.len() + 64);
         let emit = |out: &mut Vec<u8>, data: &str| {
             out.extend_from_slice(b"data: ");
@@ -260,11 +403,28 @@ impl Exchange {
             out.extend_from_slice(b"\n\n");
         };
         for e in events {
-            let kind = observer.observe_event(&e.data, &plan.refusal_phrases);
+            if guard.as_ref().is_some_and(StreamGuard::stopped) {
+                break;
+            }
+            let kind = observer.observe_event(&e.data, refusal_phrases);
             if *strip_usage && kind == EventKind::UsageOnly {
                 continue;
             }
-            match (redact.as_mut(), redactor) {
+            if let Some(g) = guard.as_mut() {
+                if let StreamAction::Stop(replacements) = g.on_event(policy, &e.data) {
+                    for data in replacements {
+                        emit(&mut out, &data);
+                    }
+                    emit(&mut out, "[DONE]");
+                    self.output_block = Some(if g.tool_blocked {
+                        "tool_not_allowed"
+                    } else {
+                        "output_blocked"
+                    });
+                    break;
+                }
+            }
+            match (redact.as_mut(), policy.redactor) {
                 (Some(sse), Some(r)) => {
                     if kind == EventKind::Done {
                         for data in sse.finish(r, &mut self.redactions) {
@@ -279,32 +439,23 @@ impl Exchange {
                 _ => out.extend_from_slice(&e.raw),
             }
         }
-        if end_of_stream {
-            if let (Some(sse), Some(r)) = (redact.as_mut(), redactor) {
+        let stopped = guard.as_ref().is_some_and(StreamGuard::stopped);
+        if end_of_stream && !stopped {
+            if let (Some(sse), Some(r)) = (redact.as_mut(), policy.redactor) {
                 for data in sse.finish(r, &mut self.redactions) {
                     emit(&mut out, &data);
                 }
             }
             out.extend(parser.take_pending());
         }
+        if end_of_stream {
+            self.schema_pass = guard.as_ref().and_then(|g| g.schema_pass(policy));
+        }
         (out != chunk).then_some(out)
     }
 
-    /// A JSON response too large to hold for redaction.
-    fn finish_json_response_too_large(&mut self) -> Action {
-        let pass = self
-            .loaded
-            .as_ref()
-            .and_then(|(p, _)| p.redaction.as_ref())
-            .is_some_and(|r| r.pass_on_error);
-        if pass {
-            if let (Some((_, metrics)), Some(m)) = (&self.loaded, self.matched) {
-                metrics.count_redaction_skipped(m.experiment, m.variant);
-            }
-            self.mode = ResponseMode::Ignore;
-            return Action::Continue;
-        }
-        let err = ApiError::response_unscannable("response body too large to scan");
+    /// Answers with `err` in place of the held response.
+    fn replace_response(&mut self, err: &ApiError) -> Action {
         self.status = err.status;
         self.error_code = Some(err.code);
         self.finalize(true);
@@ -316,7 +467,26 @@ impl Exchange {
         Action::Pause
     }
 
-    /// Redacts a complete buffered JSON response in place.
+    /// A JSON response too large to hold for the output checks.
+    fn finish_json_response_too_large(&mut self) -> Action {
+        let pass = self
+            .loaded
+            .as_ref()
+            .and_then(|(p, _)| p.redaction.as_ref())
+            .is_none_or(|r| r.pass_on_error);
+        if pass {
+            if let (Some((_, metrics)), Some(m)) = (&self.loaded, self.matched) {
+                metrics.count_redaction_skipped(m.experiment, m.variant);
+            }
+            self.mode = ResponseMode::Ignore;
+            return Action::Continue;
+        }
+        self.replace_response(&ApiError::response_unscannable(
+            "response body too large to scan",
+        ))
+    }
+
+    /// Checks a complete held JSON response: tools, moderation, schema, redaction.
     fn finish_json_response(&mut self, body_size: usize) -> Action {
         let Some((plan, metrics)) = self.loaded.clone() else {
             return Action::Continue;
@@ -328,37 +498,38 @@ impl Exchange {
         if let Some(o) = self.observer.as_mut() {
             o.observe_json(&body, &plan.refusal_phrases);
         }
-        let Some(r) = plan.redaction.as_ref() else {
-            return Action::Continue;
-        };
-        match r.redact_json(&body, &mut self.redactions) {
-            Ok(Some(new)) => {
-                let _ = hostcalls::set_buffer(BufferType::HttpResponseBody, 0, body_size, &new);
-                let _ = hostcalls::set_map_value(
-                    MapType::HttpResponseHeaders,
-                    "content-length",
-                    Some(&new.len().to_string()),
-                );
+        if !(200..300).contains(&self.status) {
+            return Action::Continue; // upstream errors go on as they are
+        }
+        let schema = self.schema.take();
+        let verdict = output::check_json(
+            Self::policy(&plan, schema.as_ref()),
+            &body,
+            &mut self.redactions,
+        );
+        self.schema_pass = verdict.schema_pass;
+        if let Some(err) = verdict.error {
+            return self.replace_response(&err);
+        }
+        if verdict.output_blocked {
+            self.output_block = Some("output_blocked");
+        }
+        if let Some(why) = verdict.unscannable {
+            let pass = plan.redaction.as_ref().is_none_or(|r| r.pass_on_error);
+            if !pass && !body.is_empty() {
+                return self.replace_response(&ApiError::response_unscannable(why));
             }
-            Ok(None) => {}
-            Err(why) if r.pass_on_error || body.is_empty() => {
-                log::debug!("response forwarded unscanned: {}", why.0);
-                if let Some(m) = self.matched {
-                    metrics.count_redaction_skipped(m.experiment, m.variant);
-                }
+            if let Some(m) = self.matched {
+                metrics.count_redaction_skipped(m.experiment, m.variant);
             }
-            Err(why) => {
-                let err = ApiError::response_unscannable(why.0);
-                self.status = err.status;
-                self.error_code = Some(err.code);
-                self.finalize(true);
-                let _ = hostcalls::send_http_response(
-                    err.status,
-                    vec![("content-type", "application/json")],
-                    Some(&err.body()),
-                );
-                return Action::Pause;
-            }
+        }
+        if let Some(new) = verdict.body {
+            let _ = hostcalls::set_buffer(BufferType::HttpResponseBody, 0, body_size, &new);
+            let _ = hostcalls::set_map_value(
+                MapType::HttpResponseHeaders,
+                "content-length",
+                Some(&new.len().to_string()),
+            );
         }
         Action::Continue
     }
@@ -390,19 +561,32 @@ impl Exchange {
             .and_then(|m| Some((m, Self::variant(&plan, m)?)))
         {
             let observer = self.observer.take().unwrap_or_default();
-            let outcome = match self.error_code {
-                Some(_) => Outcome::Invalid,
+            let code = self.error_code.or(self.output_block);
+            let outcome = match code {
+                Some(code) => outcome_for_code(code, self.status),
                 None => outcome_of(self.status, observer.refused(), complete),
             };
-            let tokens = if self.error_code.is_some() {
+            let tokens = if self.forwarded {
+                observer.tokens(self.info.prompt_tokens_est)
+            } else {
+                // Refused before it reached the model: nothing was spent.
                 crate::response::Tokens {
                     input: 0,
                     output: 0,
                     source: crate::response::TokensSource::Estimated,
                 }
-            } else {
-                observer.tokens(self.info.prompt_tokens_est)
             };
+            for r in self.reservations.drain(..) {
+                budget::settle(&HostStore, &r, tokens.input + tokens.output);
+            }
+            if let Some(code) = self.output_block {
+                metrics.count_rejected(m.experiment, m.variant, code);
+            }
+            if let Some(pass) = self.schema_pass {
+                metrics.count_schema(m.experiment, m.variant, pass);
+            }
+            record.error_code = code;
+            record.schema_pass = self.schema_pass;
             let model = v.model.clone().or_else(|| self.info.client_model.take());
             let cost = plan.cost_usd(model.as_deref(), tokens.input, tokens.output);
             metrics.record_finished(
@@ -501,6 +685,16 @@ impl HttpContext for Exchange {
         if let Some(v) = &a.variant.rag_index_version {
             set_request_header("x-llm-rag-index-version", Some(v));
         }
+        let budgets = plan.budgets_for(a.experiment_index);
+        if let Some(ms) = a.variant.timeout_ms.or(budgets.timeout_ms) {
+            // The router takes the timeout budget from this header.
+            set_request_header("x-envoy-upstream-rq-timeout-ms", Some(&ms.to_string()));
+        }
+        self.quota_keys = budgets
+            .quotas
+            .iter()
+            .map(|q| headers.get(&q.key_header).map(str::to_string))
+            .collect();
 
         if end_of_stream {
             return self.reject(&ApiError::invalid_json("request body is empty"));
@@ -566,26 +760,45 @@ impl HttpContext for Exchange {
             }
         }
         let content_type = get("content-type").unwrap_or_default();
-        let redact = plan.redaction.as_ref().is_some_and(|r| r.response);
         let drop_length = || {
             // The body changes size when it is rewritten.
             let _ = hostcalls::set_map_value(MapType::HttpResponseHeaders, "content-length", None);
         };
+        if self.status == 504 && is_timeout_reply() {
+            // Envoy's own "upstream request timeout": answer in the OpenAI shape.
+            self.timed_out = true;
+            let _ = hostcalls::set_map_value(
+                MapType::HttpResponseHeaders,
+                "content-type",
+                Some("application/json"),
+            );
+            drop_length();
+            self.mode = ResponseMode::TimeoutReply;
+            if end_of_stream {
+                self.error_code = Some("upstream_timeout");
+                self.finalize(true);
+            }
+            return Action::Continue;
+        }
+        let policy = Self::policy(&plan, self.schema.as_ref());
         self.mode = if content_type.starts_with("text/event-stream") {
             let strip_usage = self.info.usage_injected;
-            if strip_usage || redact {
+            let redact = policy.redactor.is_some();
+            let watch = policy.watches_stream();
+            if strip_usage || redact || watch {
                 drop_length();
             }
             ResponseMode::Sse {
                 parser: SseParser::new(),
                 strip_usage,
                 redact: redact.then(SseRedactor::new),
+                guard: watch.then(StreamGuard::new),
             }
         } else if crate::route::is_json_content_type(&content_type) {
-            if redact && !end_of_stream {
-                // Hold the headers too: a response that cannot be scanned
-                // is replaced by an error, which needs its own status.
-                self.mode = ResponseMode::JsonRedacted;
+            if policy.holds_json() && !end_of_stream {
+                // Hold the headers too: a response refused by a guardrail is
+                // replaced by an error, which needs its own status.
+                self.mode = ResponseMode::JsonHeld;
                 return Action::Pause;
             }
             ResponseMode::Json(Vec::new())
@@ -605,7 +818,21 @@ impl HttpContext for Exchange {
             }
             return Action::Continue;
         }
-        if matches!(self.mode, ResponseMode::JsonRedacted) {
+        if matches!(self.mode, ResponseMode::TimeoutReply) {
+            if end_of_stream {
+                let err = ApiError::upstream_timeout();
+                let body = err.body();
+                let _ = hostcalls::set_buffer(BufferType::HttpResponseBody, 0, body_size, &body);
+                self.error_code = Some(err.code);
+                if let (Some((_, metrics)), Some(m)) = (&self.loaded, self.matched) {
+                    metrics.count_rejected(m.experiment, m.variant, err.code);
+                }
+                self.finalize(true);
+                return Action::Continue;
+            }
+            return Action::Pause; // the whole plain-text reply is replaced
+        }
+        if matches!(self.mode, ResponseMode::JsonHeld) {
             if !end_of_stream {
                 if body_size > MAX_JSON_RESPONSE {
                     return self.finish_json_response_too_large();

@@ -39,6 +39,8 @@ pub struct VariantMetrics {
     /// Per detector, in [`crate::redact::Redactor::detector_names`] order.
     redactions: Vec<Option<u32>>,
     redaction_skipped: Option<u32>,
+    /// `[pass, fail]` output schema checks.
+    schema: [Option<u32>; 2],
 }
 
 impl VariantMetrics {
@@ -70,6 +72,10 @@ impl VariantMetrics {
                 .iter()
                 .map(|d| counter(&names::redactions(e, v, d)))
                 .collect(),
+            schema: [
+                counter(&names::schema_checks(e, v, "pass")),
+                counter(&names::schema_checks(e, v, "fail")),
+            ],
             redaction_skipped: (!detectors.is_empty())
                 .then(|| counter(&names::per_variant(e, v, "redaction_skipped")))
                 .flatten(),
@@ -169,6 +175,13 @@ impl Metrics {
     pub fn count_redaction_skipped(&self, experiment: usize, variant: usize) {
         if let Some(m) = self.variant(experiment, variant) {
             bump(m.redaction_skipped, 1);
+        }
+    }
+
+    /// Counts one output schema check.
+    pub fn count_schema(&self, experiment: usize, variant: usize, pass: bool) {
+        if let Some(m) = self.variant(experiment, variant) {
+            bump(m.schema[usize::from(!pass)], 1);
         }
     }
 

@@ -1,0 +1,291 @@
+//! What the filter does to model output before the client sees it: the
+//! tool allowlist, response moderation, output schema validation and
+//! redaction, for a whole JSON response ([`check_json`]) or a stream, event
+//! by event ([`StreamGuard`]).
+
+use crate::error::ApiError;
+use crate::guard::{called_tools, schema, Guardrails, OnSchemaFail, REFUSAL_MESSAGE};
+use crate::redact::{Counts, Redactor, Unscannable};
+use serde_json::Value;
+
+/// The policies that apply to one response.
+#[derive(Clone, Copy)]
+pub struct Policy<'a> {
+    /// Redaction of output, when on.
+    pub redactor: Option<&'a Redactor>,
+    /// Guardrails.
+    pub guard: &'a Guardrails,
+    /// The schema the output must match, when any.
+    pub schema: Option<&'a Value>,
+}
+
+impl Policy<'_> {
+    /// Whether a JSON response must be held whole before it goes on.
+    pub fn holds_json(&self) -> bool {
+        self.redactor.is_some()
+            || !self.guard.response_patterns.is_empty()
+            || self.guard.allowed_tools.is_some()
+            || self.schema.is_some()
+    }
+
+    /// Whether stream events must be inspected one by one.
+    pub fn watches_stream(&self) -> bool {
+        !self.guard.response_patterns.is_empty()
+            || self.guard.allowed_tools.is_some()
+            || self.schema.is_some()
+    }
+}
+
+/// The outcome of checking a JSON response.
+#[derive(Debug, Default)]
+pub struct Verdict {
+    /// The body to send instead, when it changed.
+    pub body: Option<Vec<u8>>,
+    /// Answer with this error instead.
+    pub error: Option<ApiError>,
+    /// The output schema check, when one applied.
+    pub schema_pass: Option<bool>,
+    /// Output replaced by the refusal message.
+    pub output_blocked: bool,
+    /// Redaction could not scan the body (`Some(why)`).
+    pub unscannable: Option<&'static str>,
+}
+
+fn contents(v: &Value) -> Vec<&str> {
+    v["choices"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["message"]["content"].as_str())
+        .collect()
+}
+
+/// Checks the output schema on the assistant content.
+fn schema_result(schema_: &Value, content: &str) -> Result<(), String> {
+    let doc: Value =
+        serde_json::from_str(content).map_err(|_| "content is not JSON".to_string())?;
+    schema::validate(schema_, &doc)
+}
+
+/// Checks a complete non-streaming JSON response.
+pub fn check_json(policy: Policy<'_>, body: &[u8], counts: &mut Counts) -> Verdict {
+    let mut verdict = Verdict::default();
+    let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    if let Some(v) = &parsed {
+        if !policy
+            .guard
+            .disallowed_tools(called_tools(v).iter().map(String::as_str))
+            .is_empty()
+        {
+            verdict.error = Some(ApiError::tool_call_not_allowed());
+            return verdict;
+        }
+        if let Some(s) = policy.schema {
+            let result = contents(v)
+                .first()
+                .map_or(Err("no content".to_string()), |c| schema_result(s, c));
+            verdict.schema_pass = Some(result.is_ok());
+            if let (Err(why), Some(check)) = (&result, &policy.guard.schema) {
+                if check.on_fail == OnSchemaFail::Block {
+                    verdict.error = Some(ApiError::schema_validation_failed(why));
+                    return verdict;
+                }
+            }
+        }
+        if contents(v).iter().any(|c| policy.guard.blocked_response(c)) {
+            let mut replaced = v.clone();
+            for choice in replaced["choices"].as_array_mut().into_iter().flatten() {
+                choice["message"]["content"] = Value::String(REFUSAL_MESSAGE.into());
+                choice["finish_reason"] = Value::String("content_filter".into());
+            }
+            verdict.output_blocked = true;
+            verdict.body = serde_json::to_vec(&replaced).ok();
+        }
+    }
+    if let Some(r) = policy.redactor {
+        let current = verdict.body.as_deref().unwrap_or(body);
+        match r.redact_json(current, counts) {
+            Ok(Some(new)) => verdict.body = Some(new),
+            Ok(None) => {}
+            Err(Unscannable(why)) => verdict.unscannable = Some(why),
+        }
+    }
+    verdict
+}
+
+/// What to do with one stream event.
+#[derive(Debug, PartialEq, Eq)]
+pub enum StreamAction {
+    /// Send it on.
+    Pass,
+    /// Send these `data` payloads instead, then end the stream (`[DONE]`)
+    /// and drop everything after.
+    Stop(Vec<String>),
+}
+
+/// Most streamed content kept for moderation and schema checks (1 MiB).
+const MAX_CONTENT: usize = 1024 * 1024;
+
+/// Per-stream guardrail state.
+#[derive(Debug, Default)]
+pub struct StreamGuard {
+    content: String,
+    stopped: bool,
+    /// Set when a refusal replaced the output.
+    pub output_blocked: bool,
+    /// Set when a disallowed tool call stopped the stream.
+    pub tool_blocked: bool,
+}
+
+impl StreamGuard {
+    /// A fresh stream.
+    pub fn new() -> StreamGuard {
+        StreamGuard::default()
+    }
+
+    /// Whether the stream was cut by a guardrail.
+    pub fn stopped(&self) -> bool {
+        self.stopped
+    }
+
+    /// Inspects one event's `data`.
+    pub fn on_event(&mut self, policy: Policy<'_>, data: &str) -> StreamAction {
+        if self.stopped {
+            return StreamAction::Stop(Vec::new());
+        }
+        let Ok(v) = serde_json::from_str::<Value>(data) else {
+            return StreamAction::Pass;
+        };
+        if !policy
+            .guard
+            .disallowed_tools(called_tools(&v).iter().map(String::as_str))
+            .is_empty()
+        {
+            self.stopped = true;
+            self.tool_blocked = true;
+            let err = ApiError::tool_call_not_allowed();
+            return StreamAction::Stop(vec![String::from_utf8_lossy(&err.body()).into_owned()]);
+        }
+        for choice in v["choices"].as_array().into_iter().flatten() {
+            if let Some(text) = choice["delta"]["content"].as_str() {
+                if self.content.len() + text.len() <= MAX_CONTENT {
+                    self.content.push_str(text);
+                }
+            }
+        }
+        if policy.guard.blocked_response(&self.content) {
+            self.stopped = true;
+            self.output_blocked = true;
+            let refusal = serde_json::json!({
+                "object": "chat.completion.chunk",
+                "choices": [{"index": 0, "delta": {"content": REFUSAL_MESSAGE}, "finish_reason": "content_filter"}]
+            });
+            return StreamAction::Stop(vec![refusal.to_string()]);
+        }
+        StreamAction::Pass
+    }
+
+    /// The schema check of the whole streamed content.
+    pub fn schema_pass(&self, policy: Policy<'_>) -> Option<bool> {
+        policy
+            .schema
+            .map(|s| schema_result(s, &self.content).is_ok())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::guard::SchemaCheck;
+    use serde_json::json;
+
+    fn guard() -> Guardrails {
+        Guardrails {
+            response_patterns: vec![
+                regex_lite::Regex::new("(?i)as an evil ai").unwrap_or_else(|_| unreachable!())
+            ],
+            allowed_tools: Some(vec!["search_docs".into()]),
+            schema: Some(SchemaCheck {
+                on_fail: OnSchemaFail::Block,
+                default_schema: None,
+            }),
+            ..Guardrails::default()
+        }
+    }
+
+    fn response(content: &str) -> Vec<u8> {
+        json!({"choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}]})
+            .to_string()
+            .into_bytes()
+    }
+
+    #[test]
+    fn json_checks() {
+        let g = guard();
+        let mut c = Counts::default();
+        let p = Policy {
+            redactor: None,
+            guard: &g,
+            schema: None,
+        };
+        let v = check_json(p, &response("fine"), &mut c);
+        assert!(v.body.is_none() && v.error.is_none() && !v.output_blocked);
+
+        let v = check_json(p, &response("Sure, as an Evil AI..."), &mut c);
+        assert!(v.output_blocked);
+        let out: Value = serde_json::from_slice(&v.body.unwrap_or_default()).unwrap_or_default();
+        assert_eq!(out["choices"][0]["message"]["content"], REFUSAL_MESSAGE);
+
+        let tool =
+            json!({"choices": [{"message": {"tool_calls": [{"function": {"name": "rm_rf"}}]}}]})
+                .to_string();
+        let v = check_json(p, tool.as_bytes(), &mut c);
+        assert_eq!(v.error.map(|e| e.code), Some("tool_not_allowed"));
+
+        let s = json!({"type": "object", "required": ["a"]});
+        let p = Policy {
+            schema: Some(&s),
+            ..p
+        };
+        let v = check_json(p, &response(r#"{"a": 1}"#), &mut c);
+        assert_eq!((v.schema_pass, v.error.is_none()), (Some(true), true));
+        let v = check_json(p, &response(r#"{"b": 1}"#), &mut c);
+        assert_eq!(v.schema_pass, Some(false));
+        assert_eq!(v.error.map(|e| e.code), Some("schema_validation_failed"));
+    }
+
+    #[test]
+    fn stream_checks() {
+        let g = guard();
+        let p = Policy {
+            redactor: None,
+            guard: &g,
+            schema: None,
+        };
+        let delta =
+            |t: &str| json!({"choices": [{"index": 0, "delta": {"content": t}}]}).to_string();
+        let mut s = StreamGuard::new();
+        assert_eq!(s.on_event(p, &delta("Well, as an ev")), StreamAction::Pass);
+        match s.on_event(p, &delta("il ai I say")) {
+            StreamAction::Stop(events) => assert!(events[0].contains(REFUSAL_MESSAGE)),
+            StreamAction::Pass => panic!("not stopped"),
+        }
+        assert!(s.output_blocked && s.stopped());
+        assert_eq!(s.on_event(p, &delta("more")), StreamAction::Stop(vec![]));
+
+        let mut s = StreamGuard::new();
+        let call = json!({"choices": [{"delta": {"tool_calls": [{"index": 0, "function": {"name": "rm_rf", "arguments": ""}}]}}]}).to_string();
+        assert!(matches!(s.on_event(p, &call), StreamAction::Stop(_)));
+        assert!(s.tool_blocked);
+
+        let schema_ = json!({"type": "object"});
+        let p = Policy {
+            schema: Some(&schema_),
+            ..p
+        };
+        let mut s = StreamGuard::new();
+        s.on_event(p, &delta("{\"a\""));
+        s.on_event(p, &delta(": 1}"));
+        assert_eq!(s.schema_pass(p), Some(true));
+    }
+}
