@@ -282,11 +282,15 @@ fn records_stats_tokens_and_traces_add_up_per_variant() {
 
     // Envoy stats: the same sums, per variant, as Prometheus labels.
     // Histograms reach the admin output at Envoy's stats flush (5 s).
+    let histogram_total = |prom: &str| -> u64 {
+        prom.lines()
+            .filter(|l| l.starts_with("llm_ab_latency_ms_count{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let mut prom = envoy.prometheus();
-    while prom.matches("llm_ab_latency_ms_count{").count() < 2
-        && std::time::Instant::now() < deadline
-    {
+    while histogram_total(&prom) < total as u64 && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(250));
         prom = envoy.prometheus();
     }

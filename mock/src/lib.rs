@@ -17,6 +17,7 @@
 //! | `x-mock-event-gap-ms: N` | wait N ms before each stream event after the first |
 //! | `x-mock-chunk-chars: N` | stream the reply in pieces of N characters (not words) |
 //! | `x-mock-raw: TEXT` | answer 200 with TEXT as an `application/json` body, as is |
+//! | `x-mock-tool-call: NAME` | answer with a call of tool NAME (message or stream delta) |
 //!
 //! Like OpenAI, a stream carries the final `usage` chunk only when the
 //! request asks for it with `stream_options.include_usage`.
@@ -230,6 +231,10 @@ fn handle(s: &Shared, req: &Request, w: &mut TcpStream) -> io::Result<()> {
         json!({"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                "total_tokens": prompt_tokens + completion_tokens})
     });
+    let tool_call = req.header("x-mock-tool-call").map(|name| {
+        json!([{"index": 0, "id": "call_1", "type": "function",
+                "function": {"name": name, "arguments": "{}"}}])
+    });
     let finish = if flag("x-mock-refuse") {
         "content_filter"
     } else {
@@ -278,6 +283,11 @@ fn handle(s: &Shared, req: &Request, w: &mut TcpStream) -> io::Result<()> {
                 "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": null}]});
             send_event(w, chunk.to_string())?;
         }
+        if let Some(calls) = &tool_call {
+            let chunk = json!({"id": id, "object": "chat.completion.chunk", "model": model,
+                "choices": [{"index": 0, "delta": {"tool_calls": calls}, "finish_reason": null}]});
+            send_event(w, chunk.to_string())?;
+        }
         let last = json!({"id": id, "object": "chat.completion.chunk", "model": model,
             "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]});
         send_event(w, last.to_string())?;
@@ -297,6 +307,10 @@ fn handle(s: &Shared, req: &Request, w: &mut TcpStream) -> io::Result<()> {
     });
     if let Some(usage) = usage {
         body["usage"] = usage;
+    }
+    if let Some(calls) = tool_call {
+        body["choices"][0]["message"]["tool_calls"] = calls;
+        body["choices"][0]["finish_reason"] = json!("tool_calls");
     }
     http::write_response(
         w,

@@ -88,12 +88,16 @@ fn set_request_header(name: &str, value: Option<&str>) {
     let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, value);
 }
 
+/// Envoy's `UT` response flag: the upstream request timed out.
+const UPSTREAM_REQUEST_TIMEOUT: u64 = 0x4;
+
 /// Whether the response is Envoy's own reply to an upstream timeout.
 fn is_timeout_reply() -> bool {
-    hostcalls::get_property(vec!["response", "code_details"])
+    hostcalls::get_property(vec!["response", "flags"])
         .ok()
         .flatten()
-        .is_some_and(|d| d == b"upstream_response_timeout")
+        .and_then(|b| b.get(..8).and_then(|b| b.try_into().ok()))
+        .is_some_and(|b: [u8; 8]| u64::from_le_bytes(b) & UPSTREAM_REQUEST_TIMEOUT != 0)
 }
 
 fn now_ms() -> u64 {
@@ -169,8 +173,6 @@ pub struct Exchange {
     schema_pass: Option<bool>,
     /// A guardrail replaced or cut the output (`output_blocked`, `tool_not_allowed`).
     output_block: Option<&'static str>,
-    /// Envoy answered 504 because the timeout budget ran out.
-    timed_out: bool,
     /// The request went upstream (tokens were spent).
     forwarded: bool,
 }
@@ -200,7 +202,6 @@ impl Exchange {
             schema: None,
             schema_pass: None,
             output_block: None,
-            timed_out: false,
             forwarded: false,
         }
     }
@@ -456,6 +457,9 @@ impl Exchange {
 
     /// Answers with `err` in place of the held response.
     fn replace_response(&mut self, err: &ApiError) -> Action {
+        if let (Some((_, metrics)), Some(m)) = (&self.loaded, self.matched) {
+            metrics.count_rejected(m.experiment, m.variant, err.code);
+        }
         self.status = err.status;
         self.error_code = Some(err.code);
         self.finalize(true);
@@ -766,7 +770,6 @@ impl HttpContext for Exchange {
         };
         if self.status == 504 && is_timeout_reply() {
             // Envoy's own "upstream request timeout": answer in the OpenAI shape.
-            self.timed_out = true;
             let _ = hostcalls::set_map_value(
                 MapType::HttpResponseHeaders,
                 "content-type",
@@ -774,8 +777,11 @@ impl HttpContext for Exchange {
             );
             drop_length();
             self.mode = ResponseMode::TimeoutReply;
+            self.error_code = Some("upstream_timeout");
+            if let Some((_, metrics)) = &self.loaded {
+                metrics.count_rejected(m.experiment, m.variant, "upstream_timeout");
+            }
             if end_of_stream {
-                self.error_code = Some("upstream_timeout");
                 self.finalize(true);
             }
             return Action::Continue;
@@ -820,13 +826,8 @@ impl HttpContext for Exchange {
         }
         if matches!(self.mode, ResponseMode::TimeoutReply) {
             if end_of_stream {
-                let err = ApiError::upstream_timeout();
-                let body = err.body();
+                let body = ApiError::upstream_timeout().body();
                 let _ = hostcalls::set_buffer(BufferType::HttpResponseBody, 0, body_size, &body);
-                self.error_code = Some(err.code);
-                if let (Some((_, metrics)), Some(m)) = (&self.loaded, self.matched) {
-                    metrics.count_rejected(m.experiment, m.variant, err.code);
-                }
                 self.finalize(true);
                 return Action::Continue;
             }

@@ -149,6 +149,8 @@ impl Envoy {
             .arg("-c")
             .arg(file)
             .args(["--concurrency", "2", "--disable-hot-restart", "-l", "info"])
+            // Flush logs (and the access log) quickly so tests can read them.
+            .args(["--file-flush-interval-msec", "50"])
             .arg("--log-path")
             .arg(&log)
             .stdout(Stdio::null())
