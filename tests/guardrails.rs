@@ -352,3 +352,67 @@ fn bad_guardrail_config_is_refused_at_load() {
         .log
         .contains("guardrails.moderation.request_patterns[0]: does not compile"));
 }
+
+#[test]
+fn high_risk_exchanges_are_copied_to_review_off_the_client_path() {
+    let a = MockBackend::start("model_a", 0).unwrap();
+    let sink = MockBackend::start("review_sink", 0).unwrap();
+    let cfg = r#"{
+      "default_cluster": "model_a",
+      "redaction": {"request": true, "response": true},
+      "guardrails": {
+        "moderation": {"request_patterns": ["(?i)forbidden topic"]},
+        "review": {"cluster": "review_sink", "sample_rate": 0, "always": ["refusal", "blocked"]}
+      },
+      "experiments": [{"id": "g", "sticky_keys": ["x-user-id"],
+        "variants": [{"name": "control", "weight": 100, "cluster": "model_a"}]}]
+    }"#;
+    let envoy = Envoy::start(cfg, &[("model_a", a.port()), ("review_sink", sink.port())]);
+    let pii = chat_body("my card is 4111 1111 1111 1111");
+    assert_eq!(envoy.chat(&[("x-user-id", "u")], &pii).status, 200);
+    let refused = envoy.chat(&[("x-user-id", "u"), ("x-mock-refuse", "1")], &pii);
+    assert_eq!(refused.status, 200);
+    let blocked = envoy.chat(
+        &[("x-user-id", "u")],
+        &chat_body("a forbidden topic, jane@example.com"),
+    );
+    assert_eq!(blocked.status, 400);
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while sink.request_count() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let copies: Vec<Value> = sink
+        .requests()
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    assert_eq!(copies.len(), 2, "only the refusal and the block are copied");
+    let outcomes: Vec<&str> = copies
+        .iter()
+        .map(|c| c["record"]["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, vec!["refusal", "blocked"]);
+    let text = serde_json::to_string(&copies).unwrap();
+    assert!(
+        !text.contains("4111") && !text.contains("jane@example.com"),
+        "copies are redacted"
+    );
+    assert!(text.contains("[REDACTED:credit_card]"));
+    assert_eq!(copies[1]["response"]["error"]["code"], "content_blocked");
+    assert_eq!(sink.requests()[0].path, "/review");
+    let sent = envoy.metric("llm_ab_review_copies{result=\"sent\"}");
+    assert_eq!(sent, 2);
+
+    // A review sink that is down costs the client nothing; it is counted.
+    drop(sink);
+    let r = envoy.chat(&[("x-user-id", "u"), ("x-mock-refuse", "1")], &pii);
+    assert_eq!(r.status, 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while envoy.metric("llm_ab_review_copies{result=\"failed\"}") < 1
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(envoy.metric("llm_ab_review_copies{result=\"failed\"}"), 1);
+}

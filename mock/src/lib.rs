@@ -151,6 +151,15 @@ fn handle(s: &Shared, req: &Request, w: &mut TcpStream) -> io::Result<()> {
         return http::write_response(w, 200, &[("content-type", "application/json")], &body);
     }
     lock(&s.requests).push(req.clone());
+    if req.method == "POST" && req.path.starts_with("/review") {
+        // Acting as a human-review sink.
+        return http::write_response(
+            w,
+            200,
+            &[("content-type", "application/json")],
+            b"{\"ok\":true}",
+        );
+    }
     let n = s.served.fetch_add(1, Ordering::SeqCst);
     let behavior = lock(&s.behavior).clone();
 

@@ -2,6 +2,7 @@
 //! the body, observes the response, and writes the request record.
 
 use super::metrics::{Finished, Metrics};
+use super::review;
 use crate::body::{self, Edits, RequestInfo};
 use crate::budget::{self, Decision, Reservation, SharedStore, StoreError};
 use crate::config::{Plan, Variant};
@@ -31,6 +32,9 @@ const OWNED_REQUEST_HEADERS: [&str; 4] = [
 
 /// Filter state key of the record (`%FILTER_STATE(wasm.llm_ab_record:PLAIN)%`).
 const RECORD_PROPERTY: &str = "llm_ab_record";
+
+/// Most bytes of a request or response kept for a review copy (64 KiB).
+const MAX_REVIEW_COPY: usize = 64 * 1024;
 
 /// Largest non-streaming response body copied for usage parsing (8 MiB).
 const MAX_JSON_RESPONSE: usize = 8 * 1024 * 1024;
@@ -175,6 +179,8 @@ pub struct Exchange {
     output_block: Option<&'static str>,
     /// The request went upstream (tokens were spent).
     forwarded: bool,
+    /// Copies kept for human review (request, response), when it is on.
+    review_copy: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 impl Exchange {
@@ -203,6 +209,7 @@ impl Exchange {
             schema_pass: None,
             output_block: None,
             forwarded: false,
+            review_copy: None,
         }
     }
 
@@ -234,6 +241,7 @@ impl Exchange {
         }
         self.status = err.status;
         self.error_code = Some(err.code);
+        self.keep_response_copy(&body);
         self.finalize(true);
         let _ = hostcalls::send_http_response(err.status, headers, Some(&body));
         Action::Pause
@@ -267,6 +275,27 @@ impl Exchange {
         self.info = prepared.info;
         let mut new_body = prepared.body;
 
+        if let Some(r) = plan.redaction.as_ref().filter(|r| r.request) {
+            // `prepare` validated the body, and its edits keep it valid.
+            let current = new_body.as_deref().unwrap_or(&bytes);
+            let scanned = std::str::from_utf8(current)
+                .map_err(|_| crate::redact::Unscannable("body is not UTF-8"))
+                .and_then(|text| r.redact_valid_json(text, &mut self.redactions));
+            match scanned {
+                Ok(Some(redacted)) => new_body = Some(redacted),
+                Ok(None) => {}
+                Err(why) if r.pass_on_error => {
+                    log::debug!("request body forwarded unscanned: {}", why.0);
+                    metrics.count_redaction_skipped(m.experiment, m.variant);
+                }
+                Err(why) => return self.reject(&ApiError::request_unscannable(why.0)),
+            }
+        }
+
+        if plan.guardrails.review.is_some() {
+            let sent = new_body.as_deref().unwrap_or(&bytes);
+            self.review_copy = Some((sent[..sent.len().min(MAX_REVIEW_COPY)].to_vec(), Vec::new()));
+        }
         // Budgets and guardrails, cheapest first; nothing refused here is forwarded.
         if let Some(limit) = budgets.max_input_tokens {
             if self.info.prompt_tokens_est > limit {
@@ -295,23 +324,6 @@ impl Exchange {
                 .as_ref()
                 .and_then(|s| s.default_schema.clone())
         });
-
-        if let Some(r) = plan.redaction.as_ref().filter(|r| r.request) {
-            // `prepare` validated the body, and its edits keep it valid.
-            let current = new_body.as_deref().unwrap_or(&bytes);
-            let scanned = std::str::from_utf8(current)
-                .map_err(|_| crate::redact::Unscannable("body is not UTF-8"))
-                .and_then(|text| r.redact_valid_json(text, &mut self.redactions));
-            match scanned {
-                Ok(Some(redacted)) => new_body = Some(redacted),
-                Ok(None) => {}
-                Err(why) if r.pass_on_error => {
-                    log::debug!("request body forwarded unscanned: {}", why.0);
-                    metrics.count_redaction_skipped(m.experiment, m.variant);
-                }
-                Err(why) => return self.reject(&ApiError::request_unscannable(why.0)),
-            }
-        }
 
         // Quotas last: a request refused above holds no tokens.
         let tokens = self.info.prompt_tokens_est + self.info.output_cap.unwrap_or(0);
@@ -455,6 +467,51 @@ impl Exchange {
         (out != chunk).then_some(out)
     }
 
+    /// Adds what the client got to the review copy, up to its cap.
+    fn keep_response_copy(&mut self, bytes: &[u8]) {
+        if let Some((_, response)) = self.review_copy.as_mut() {
+            let room = MAX_REVIEW_COPY.saturating_sub(response.len());
+            response.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        }
+    }
+
+    /// Queues a copy of this exchange for human review when it qualifies.
+    fn queue_review(&mut self, plan: &Plan, metrics: &Metrics, record: &Record) {
+        let (Some(review), Some((request, response))) =
+            (plan.guardrails.review.as_ref(), self.review_copy.take())
+        else {
+            return;
+        };
+        let mut outcomes = Vec::new();
+        if let Some(o) = record.outcome {
+            outcomes.push(o.as_str());
+        }
+        if record.schema_pass == Some(false) {
+            outcomes.push("schema_fail");
+        }
+        if !review.wants(&record.trace_id, &outcomes) {
+            return;
+        }
+        let as_json = |bytes: &[u8]| {
+            serde_json::from_slice::<serde_json::Value>(bytes).unwrap_or_else(|_| {
+                serde_json::Value::String(String::from_utf8_lossy(bytes).into_owned())
+            })
+        };
+        let body = serde_json::json!({
+            "record": record,
+            "request": as_json(&request),
+            "response": as_json(&response),
+        });
+        let queued = review::push(review::Item {
+            cluster: review.cluster.clone(),
+            timeout_ms: review.timeout_ms,
+            body: serde_json::to_vec(&body).unwrap_or_default(),
+        });
+        if !queued {
+            metrics.count_review(2);
+        }
+    }
+
     /// Answers with `err` in place of the held response.
     fn replace_response(&mut self, err: &ApiError) -> Action {
         if let (Some((_, metrics)), Some(m)) = (&self.loaded, self.matched) {
@@ -527,6 +584,7 @@ impl Exchange {
                 metrics.count_redaction_skipped(m.experiment, m.variant);
             }
         }
+        self.keep_response_copy(verdict.body.as_deref().unwrap_or(&body));
         if let Some(new) = verdict.body {
             let _ = hostcalls::set_buffer(BufferType::HttpResponseBody, 0, body_size, &new);
             let _ = hostcalls::set_map_value(
@@ -622,6 +680,7 @@ impl Exchange {
             record.outcome = Some(outcome);
         }
         let _ = hostcalls::set_property(vec![RECORD_PROPERTY], Some(&record.to_json()));
+        self.queue_review(&plan, &metrics, &record);
     }
 }
 
@@ -856,8 +915,12 @@ impl HttpContext for Exchange {
                 if buf.len() + chunk.len() <= MAX_JSON_RESPONSE {
                     buf.extend_from_slice(&chunk);
                 }
+                self.keep_response_copy(&chunk);
             } else if let Some(out) = self.on_sse_chunk(&chunk, end_of_stream) {
                 let _ = hostcalls::set_buffer(BufferType::HttpResponseBody, 0, body_size, &out);
+                self.keep_response_copy(&out);
+            } else {
+                self.keep_response_copy(&chunk);
             }
         }
         if end_of_stream {

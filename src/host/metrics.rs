@@ -91,6 +91,8 @@ pub struct Metrics {
     unassigned: Vec<Option<u32>>,
     /// Requests that matched no experiment.
     default_route: Option<u32>,
+    /// `[sent, failed, dropped]` review copies.
+    review: [Option<u32>; 3],
 }
 
 /// What one finished exchange adds to a variant's metrics.
@@ -136,6 +138,15 @@ impl Metrics {
                 .map(|e| counter(&names::unassigned(&e.id)))
                 .collect(),
             default_route: counter(names::DEFAULT_ROUTE_REQUESTS),
+            review: if plan.guardrails.review.is_some() {
+                [
+                    counter("llm_ab.review.result.sent.copies"),
+                    counter("llm_ab.review.result.failed.copies"),
+                    counter("llm_ab.review.result.dropped.copies"),
+                ]
+            } else {
+                [None; 3]
+            },
         }
     }
 
@@ -183,6 +194,11 @@ impl Metrics {
         if let Some(m) = self.variant(experiment, variant) {
             bump(m.schema[usize::from(!pass)], 1);
         }
+    }
+
+    /// Counts a review copy by result: 0 sent, 1 failed, 2 dropped.
+    pub fn count_review(&self, result: usize) {
+        bump(self.review.get(result).copied().flatten(), 1);
     }
 
     /// Counts a request that matched no experiment.

@@ -6,6 +6,7 @@
 
 mod http;
 mod metrics;
+mod review;
 mod root;
 
 use proxy_wasm::types::LogLevel;

@@ -3,11 +3,16 @@
 
 use super::http::Exchange;
 use super::metrics::Metrics;
+use super::review;
 use crate::config::{self, Plan};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType};
 use std::rc::Rc;
+use std::time::Duration;
+
+/// How often queued review copies are sent.
+const REVIEW_TICK: Duration = Duration::from_millis(100);
 
 /// Per-VM root context holding the compiled plan.
 #[derive(Default)]
@@ -15,7 +20,27 @@ pub struct Root {
     loaded: Option<(Rc<Plan>, Rc<Metrics>)>,
 }
 
-impl Context for Root {}
+impl Context for Root {
+    fn on_http_call_response(
+        &mut self,
+        _token: u32,
+        _headers: usize,
+        _body: usize,
+        _trailers: usize,
+    ) {
+        let status = hostcalls::get_map_value(
+            proxy_wasm::types::MapType::HttpCallResponseHeaders,
+            ":status",
+        )
+        .ok()
+        .flatten()
+        .and_then(|s| s.parse::<u32>().ok());
+        if let Some((_, metrics)) = &self.loaded {
+            let ok = status.is_some_and(|s| (200..300).contains(&s));
+            metrics.count_review(if ok { 0 } else { 1 });
+        }
+    }
+}
 
 impl RootContext for Root {
     fn on_configure(&mut self, size: usize) -> bool {
@@ -33,12 +58,37 @@ impl RootContext for Root {
                     "configuration loaded: {} experiment(s)",
                     plan.experiments.len()
                 );
+                if plan.guardrails.review.is_some() {
+                    let _ = hostcalls::set_tick_period(REVIEW_TICK);
+                }
                 self.loaded = Some((Rc::new(plan), Rc::new(metrics)));
                 true
             }
             Err(errors) => {
                 log::error!("configuration rejected: {errors}");
                 false
+            }
+        }
+    }
+
+    fn on_tick(&mut self) {
+        for item in review::drain() {
+            let sent = hostcalls::dispatch_http_call(
+                &item.cluster,
+                vec![
+                    (":method", "POST"),
+                    (":path", "/review"),
+                    (":authority", "llm-ab-review"),
+                    ("content-type", "application/json"),
+                ],
+                Some(&item.body),
+                vec![],
+                Duration::from_millis(item.timeout_ms),
+            );
+            if sent.is_err() {
+                if let Some((_, metrics)) = &self.loaded {
+                    metrics.count_review(1);
+                }
             }
         }
     }
