@@ -88,8 +88,23 @@ def upstream_config(port, admin):
 REDACTION = {"request": True, "response": True,
              "custom": [{"name": "employee_id", "pattern": "EMP-[0-9]{6}"}]}
 
+# Every feature on: routing, telemetry, redaction, budgets (with a quota the
+# load never reaches), guardrails (moderation, tools, output schema, review).
+EVERYTHING = {
+    "redaction": REDACTION,
+    "budgets": {"max_input_tokens": 8000, "max_output_tokens": 1024, "timeout_ms": 30000,
+                "quotas": [{"key": "x-org-id", "tokens_per_minute": 10 ** 12}]},
+    "guardrails": {
+        "moderation": {"request_patterns": ["(?i)how to make a bomb"],
+                       "response_patterns": ["(?i)as an evil ai"]},
+        "tools": {"allow": ["search_docs", "get_weather"], "on_violation": "block"},
+        "response_schema": {"on_fail": "count"},
+        "review": {"cluster": "model_a", "sample_rate": 0, "always": ["blocked"]},
+    },
+}
 
-def proxy_config(port, admin, upstream, with_filter, redaction=None):
+
+def proxy_config(port, admin, upstream, with_filter, redaction=None, extra=None):
     with open(os.path.join(ROOT, "envoy/envoy.yaml")) as f:
         cfg = yaml.safe_load(f)
     cfg = copy.deepcopy(cfg)
@@ -101,9 +116,11 @@ def proxy_config(port, admin, upstream, with_filter, redaction=None):
     if with_filter:
         config = filters[0]["typed_config"]["config"]
         config["vm_config"]["code"]["local"]["filename"] = WASM
-        if redaction is not None:
+        if redaction is not None or extra is not None:
             filter_json = json.loads(config["configuration"]["value"])
-            filter_json["redaction"] = redaction
+            if redaction is not None:
+                filter_json["redaction"] = redaction
+            filter_json.update(extra or {})
             config["configuration"]["value"] = json.dumps(filter_json)
         # Keep the filter's access log (it is part of the telemetry cost),
         # written to /dev/null.
@@ -182,6 +199,7 @@ request = function()
     ["content-type"] = "application/json",
     ["x-user-id"] = "user-" .. counter,
     ["x-llm-cluster"] = "model_a",
+    ["x-org-id"] = "org-" .. (counter % 50),
   }}, body)
 end
 """)
@@ -341,14 +359,20 @@ def main():
         procs.append(bare)
         filt = Envoy("filter", proxy_config(filt_port, free_port(), up_port, True), tmp, cpu=0)
         procs.append(filt)
+        full_port = free_port()
+        full = Envoy("everything", proxy_config(full_port, free_port(), up_port, True, extra=EVERYTHING),
+                     tmp, cpu=0)
+        procs.append(full)
         # Warm up both (connection pools; V8 compiles hot wasm functions
         # with its optimizing tier after a while).
         run_wrk(bare_port, script, 5, args.connections)
         run_wrk(filt_port, script, 5, args.connections)
+        run_wrk(full_port, script, 5, args.connections)
         rss_before = filt.rss_mib()
-        runs = {"bare": [], "filter": []}
+        runs = {"bare": [], "filter": [], "everything": []}
         for i in range(args.rounds):
-            for name, envoy, port in (("bare", bare, bare_port), ("filter", filt, filt_port)):
+            for name, envoy, port in (("bare", bare, bare_port), ("filter", filt, filt_port),
+                                      ("everything", full, full_port)):
                 r = measure(envoy, port, script, args.seconds, args.connections)
                 runs[name].append(r)
                 print(f"round {i + 1} {name:<6} {r['cpu_us_per_req']:7.1f} µs CPU/req  "
@@ -364,6 +388,7 @@ def main():
         for name in runs:
             summary[name]["errors"] = sum(r["errors"] for r in runs[name])
         added = summary["filter"]["cpu_us_per_req"] - summary["bare"]["cpu_us_per_req"]
+        added_full = summary["everything"]["cpu_us_per_req"] - summary["bare"]["cpu_us_per_req"]
         print(f"""
 Body {len(body)} bytes, {args.rounds} alternating rounds of {args.seconds} s, {args.connections} connections,
 one Envoy worker each, medians:
@@ -373,6 +398,8 @@ one Envoy worker each, medians:
 | bare Envoy | {summary['bare']['cpu_us_per_req']:.1f} | {summary['bare']['rps']:.0f} | {summary['bare']['p50_us']:.0f} | {summary['bare']['p99_us']:.0f} | {summary['bare']['errors']} |
 | Envoy + llm-ab (routing, model rewrite, telemetry, access log) | {summary['filter']['cpu_us_per_req']:.1f} | {summary['filter']['rps']:.0f} | {summary['filter']['p50_us']:.0f} | {summary['filter']['p99_us']:.0f} | {summary['filter']['errors']} |
 | added by the filter | **{added:+.1f}** | {summary['filter']['rps'] / summary['bare']['rps']:.2f}× | {summary['filter']['p50_us'] - summary['bare']['p50_us']:+.0f} | {summary['filter']['p99_us'] - summary['bare']['p99_us']:+.0f} | |
+| Envoy + llm-ab, everything on (+ redaction, budgets, quota, guardrails) | {summary['everything']['cpu_us_per_req']:.1f} | {summary['everything']['rps']:.0f} | {summary['everything']['p50_us']:.0f} | {summary['everything']['p99_us']:.0f} | {summary['everything']['errors']} |
+| added, everything on | **{added_full:+.1f}** | {summary['everything']['rps'] / summary['bare']['rps']:.2f}× | {summary['everything']['p50_us'] - summary['bare']['p50_us']:+.0f} | {summary['everything']['p99_us'] - summary['bare']['p99_us']:+.0f} | |
 
 wasm size: {wasm_size} bytes; filter Envoy RSS {rss_before:.0f} MiB -> {filt.rss_mib():.0f} MiB over the run
 """)
@@ -402,7 +429,7 @@ mock model backend; the filter parses every SSE event and strips the usage chunk
 """)
         if args.json:
             with open(args.json, "w") as f:
-                json.dump({"runs": runs, "summary": summary, "added_cpu_us": added, "ttft": ttft,
+                json.dump({"runs": runs, "summary": summary, "added_cpu_us": added, "added_cpu_us_everything": added_full, "ttft": ttft,
                            "redaction": [{"kib": k, "bytes": b, "median": m, "added_cpu_us": a, "errors": e}
                                          for k, b, m, a, e in red_rows],
                            "wasm_bytes": wasm_size, "body_bytes": len(body)}, f, indent=2)
