@@ -342,6 +342,7 @@ def main():
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--body-bytes", type=int, default=2048)
     ap.add_argument("--ttft-requests", type=int, default=200, help="streaming requests per proxy")
+    ap.add_argument("--cpu-only", action="store_true", help="skip the redaction and TTFT phases")
     ap.add_argument("--json", help="also write the results to this file")
     args = ap.parse_args()
     for tool, path in (("Envoy", ENVOY), ("filter", WASM), ("mock backend", MOCK)):
@@ -403,6 +404,8 @@ one Envoy worker each, medians:
 
 wasm size: {wasm_size} bytes; filter Envoy RSS {rss_before:.0f} MiB -> {filt.rss_mib():.0f} MiB over the run
 """)
+        if args.cpu_only:
+            return
         red_rows = redaction_bench(tmp, up_port, args.seconds // 2 or 1, 4)
         print("""Redaction inside Envoy (all 8 detectors + 1 custom pattern, request and response), 4 connections,
 filter with vs without redaction, alternating, medians of 3 rounds:

@@ -20,6 +20,7 @@ pub mod error;
 pub mod guard;
 pub mod json;
 pub mod output;
+pub mod pattern;
 pub mod record;
 pub mod redact;
 pub mod response;

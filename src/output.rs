@@ -201,9 +201,8 @@ mod tests {
 
     fn guard() -> Guardrails {
         Guardrails {
-            response_patterns: vec![
-                regex_lite::Regex::new("(?i)as an evil ai").unwrap_or_else(|_| unreachable!())
-            ],
+            response_patterns: vec![crate::pattern::Pattern::new("(?i)as an evil ai")
+                .unwrap_or_else(|_| unreachable!())],
             allowed_tools: Some(vec!["search_docs".into()]),
             schema: Some(SchemaCheck {
                 on_fail: OnSchemaFail::Block,

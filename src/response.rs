@@ -94,12 +94,6 @@ struct PhraseScanner {
     found: bool,
 }
 
-/// Whether `needle` occurs in `hay`, ignoring ASCII case.
-fn contains_ignore_ascii_case(hay: &str, needle: &str) -> bool {
-    let (h, n) = (hay.as_bytes(), needle.as_bytes());
-    !n.is_empty() && h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
-}
-
 impl PhraseScanner {
     fn add(&mut self, piece: &str, phrases: &[String]) {
         if self.found || phrases.is_empty() {
@@ -109,7 +103,7 @@ impl PhraseScanner {
         self.tail.push_str(piece);
         if phrases
             .iter()
-            .any(|p| contains_ignore_ascii_case(&self.tail, p))
+            .any(|p| crate::pattern::contains_ignore_ascii_case(&self.tail, p))
         {
             self.found = true;
             return;

@@ -8,6 +8,7 @@ use super::{ConfigError, ConfigErrors, Experiment, Override, Plan, Variant};
 use crate::assign::{lane_width, Layout, BUCKETS};
 use crate::budget::{Budgets, Quota};
 use crate::guard::{Guardrails, OnSchemaFail, Review, SchemaCheck};
+use crate::pattern::Pattern;
 use crate::redact::{detect::Kind, Custom, Redactor, Replacement};
 use std::collections::HashSet;
 
@@ -166,12 +167,12 @@ fn compile_budgets(p: &mut Problems, path: &str, b: &BudgetsConfig) -> Budgets {
     }
 }
 
-fn compile_patterns(p: &mut Problems, path: &str, patterns: &[String]) -> Vec<regex_lite::Regex> {
+fn compile_patterns(p: &mut Problems, path: &str, patterns: &[String]) -> Vec<Pattern> {
     patterns
         .iter()
         .enumerate()
-        .filter_map(|(i, pattern)| match regex_lite::Regex::new(pattern) {
-            Ok(re) if !re.is_match("") => Some(re),
+        .filter_map(|(i, pattern)| match Pattern::new(pattern) {
+            Ok(compiled) if !compiled.regex.is_match("") => Some(compiled),
             Ok(_) => {
                 p.add(format!("{path}[{i}]"), "matches the empty string");
                 None

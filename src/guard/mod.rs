@@ -3,6 +3,7 @@
 
 pub mod schema;
 
+use crate::pattern::Pattern;
 use serde_json::Value;
 
 /// What to do when output fails its schema.
@@ -20,9 +21,9 @@ pub enum OnSchemaFail {
 #[derive(Debug, Default)]
 pub struct Guardrails {
     /// Patterns that block a request.
-    pub request_patterns: Vec<regex_lite::Regex>,
+    pub request_patterns: Vec<Pattern>,
     /// Patterns that replace model output by a refusal.
-    pub response_patterns: Vec<regex_lite::Regex>,
+    pub response_patterns: Vec<Pattern>,
     /// Allowed tool names, when a tool allowlist is set.
     pub allowed_tools: Option<Vec<String>>,
     /// Remove disallowed tools instead of refusing the request.
@@ -119,10 +120,10 @@ mod tests {
     fn guard() -> Guardrails {
         Guardrails {
             request_patterns: vec![
-                regex_lite::Regex::new("(?i)how to make a bomb").unwrap_or_else(|_| unreachable!())
+                Pattern::new("(?i)how to make a bomb").unwrap_or_else(|_| unreachable!())
             ],
             response_patterns: vec![
-                regex_lite::Regex::new("(?i)as an evil ai").unwrap_or_else(|_| unreachable!())
+                Pattern::new("(?i)as an evil ai").unwrap_or_else(|_| unreachable!())
             ],
             allowed_tools: Some(vec!["search_docs".into()]),
             ..Guardrails::default()

@@ -40,7 +40,7 @@ impl Custom {
     /// Compiles a named pattern.
     pub fn new(name: &str, pattern: &str) -> Result<Custom, regex_lite::Error> {
         let regex = regex_lite::Regex::new(pattern)?;
-        let prefix = literal_prefix(pattern);
+        let prefix = crate::pattern::literal_prefix(pattern);
         let prefilter = if prefix.len() >= 2 {
             regex_lite::Regex::new(&format!("^(?:{pattern})"))
                 .ok()
@@ -82,35 +82,6 @@ impl Custom {
                 .collect(),
         }
     }
-}
-
-/// The literal text every match of `pattern` must start with (possibly
-/// empty): plain characters up to the first regex syntax, minus a last
-/// character that a quantifier makes optional.
-fn literal_prefix(pattern: &str) -> String {
-    if pattern.contains('|') || pattern.starts_with("(?") {
-        return String::new();
-    }
-    let mut prefix = String::new();
-    let mut chars = pattern.chars().peekable();
-    while let Some(c) = chars.next() {
-        let literal = match c {
-            '\\' => match chars.peek() {
-                Some(&n) if "\\.-+*?()[]{}^$|/#&~ ".contains(n) => {
-                    chars.next();
-                    n
-                }
-                _ => break,
-            },
-            c if c.is_alphanumeric() || "-_:@#/=,;\"' <>!%&~`".contains(c) => c,
-            _ => break,
-        };
-        if matches!(chars.peek(), Some('?' | '*' | '{')) {
-            break;
-        }
-        prefix.push(literal);
-    }
-    prefix
 }
 
 /// The compiled redaction settings.
@@ -388,16 +359,6 @@ pub(crate) mod tests {
             x1.starts_with("[EMAIL:") && x1.len() == "[EMAIL:]".len() + 12,
             "{x1}"
         );
-    }
-
-    #[test]
-    fn literal_prefixes() {
-        assert_eq!(literal_prefix("EMP-[0-9]{6}"), "EMP-");
-        assert_eq!(literal_prefix("ab?c"), "a");
-        assert_eq!(literal_prefix(r"ID\.[0-9]+"), "ID.");
-        assert_eq!(literal_prefix("(?i)emp"), "");
-        assert_eq!(literal_prefix("a|b"), "");
-        assert_eq!(literal_prefix("[A-Z]{3}"), "");
     }
 
     #[test]

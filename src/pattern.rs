@@ -1,0 +1,151 @@
+//! regex-lite patterns with a literal prefilter.
+//!
+//! regex-lite has no literal optimisations: it runs its NFA over every byte
+//! (about 60 MB/s here). Most operator patterns start with a literal
+//! (`EMP-[0-9]{6}`, `(?i)how to make a bomb`); a match can only exist where
+//! that literal occurs, which a plain substring search finds at memory speed.
+
+/// The literal text every match of `pattern` must start with (possibly
+/// empty): plain characters up to the first regex syntax, minus a last
+/// character that a quantifier makes optional. Patterns with alternation
+/// or flags have none.
+pub fn literal_prefix(pattern: &str) -> String {
+    if pattern.contains('|') || pattern.starts_with("(?") {
+        return String::new();
+    }
+    let mut prefix = String::new();
+    let mut chars = pattern.chars().peekable();
+    while let Some(c) = chars.next() {
+        let literal = match c {
+            '\\' => match chars.peek() {
+                Some(&n) if "\\.-+*?()[]{}^$|/#&~ ".contains(n) => {
+                    chars.next();
+                    n
+                }
+                _ => break,
+            },
+            c if c.is_alphanumeric() || "-_:@#/=,;\"' <>!%&~`".contains(c) => c,
+            _ => break,
+        };
+        if matches!(chars.peek(), Some('?' | '*' | '{')) {
+            break;
+        }
+        prefix.push(literal);
+    }
+    prefix
+}
+
+/// Whether `needle` occurs in `hay`, ignoring ASCII case.
+pub fn contains_ignore_ascii_case(hay: &str, needle: &str) -> bool {
+    let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    let Some((&first, rest)) = n.split_first() else {
+        return false;
+    };
+    let (lo, up) = (first.to_ascii_lowercase(), first.to_ascii_uppercase());
+    let mut i = 0;
+    while i + n.len() <= h.len() {
+        match h[i..=h.len() - n.len()]
+            .iter()
+            .position(|&b| b == lo || b == up)
+        {
+            None => return false,
+            Some(p) => {
+                let at = i + p;
+                if h[at + 1..at + n.len()].eq_ignore_ascii_case(rest) {
+                    return true;
+                }
+                i = at + 1;
+            }
+        }
+    }
+    false
+}
+
+/// A compiled pattern.
+#[derive(Debug)]
+pub struct Pattern {
+    /// The full pattern.
+    pub regex: regex_lite::Regex,
+    /// `(literal, ignore ASCII case)` every match starts with.
+    prefilter: Option<(String, bool)>,
+}
+
+impl Pattern {
+    /// Compiles `pattern` (regex-lite syntax).
+    pub fn new(pattern: &str) -> Result<Pattern, regex_lite::Error> {
+        let regex = regex_lite::Regex::new(pattern)?;
+        let (ignore_case, rest) = match pattern.strip_prefix("(?i)") {
+            Some(rest) => (true, rest),
+            None => (false, pattern),
+        };
+        let literal = literal_prefix(rest);
+        let usable = literal.len() >= 3 && (!ignore_case || literal.is_ascii());
+        Ok(Pattern {
+            regex,
+            prefilter: usable.then_some((literal, ignore_case)),
+        })
+    }
+
+    /// Whether the pattern matches anywhere in `text`.
+    pub fn is_match(&self, text: &str) -> bool {
+        match &self.prefilter {
+            Some((literal, true)) if !contains_ignore_ascii_case(text, literal) => false,
+            Some((literal, false)) if !text.contains(literal.as_str()) => false,
+            _ => self.regex.is_match(text),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literal_prefixes() {
+        assert_eq!(literal_prefix("EMP-[0-9]{6}"), "EMP-");
+        assert_eq!(literal_prefix("ab?c"), "a");
+        assert_eq!(literal_prefix(r"ID\.[0-9]+"), "ID.");
+        assert_eq!(literal_prefix("(?i)emp"), "");
+        assert_eq!(literal_prefix("a|b"), "");
+        assert_eq!(literal_prefix("[A-Z]{3}"), "");
+        assert_eq!(literal_prefix("how to make a bomb"), "how to make a bomb");
+    }
+
+    #[test]
+    fn case_insensitive_contains() {
+        assert!(contains_ignore_ascii_case("So, HOW to Make", "how to make"));
+        assert!(!contains_ignore_ascii_case("how to mak", "how to make"));
+        assert!(contains_ignore_ascii_case("xxab", "AB"));
+        assert!(!contains_ignore_ascii_case("", "a"));
+        assert!(!contains_ignore_ascii_case("abc", ""));
+        assert!(contains_ignore_ascii_case("日本 ABC", "abc"));
+    }
+
+    #[test]
+    fn prefiltered_matches_equal_plain_regex() {
+        let texts = [
+            "How To Make A Bomb?",
+            "how to make a bom",
+            "make a bomb",
+            "",
+            "EMP-123456",
+            "emp-123456",
+        ];
+        for p in [
+            "(?i)how to make a bomb",
+            "EMP-[0-9]{6}",
+            "(?i)emp-[0-9]+",
+            "[a-z]+ bomb",
+            "(?i)as an evil ai",
+        ] {
+            let pattern = Pattern::new(p).unwrap_or_else(|e| panic!("{e}"));
+            for t in texts {
+                assert_eq!(
+                    pattern.is_match(t),
+                    pattern.regex.is_match(t),
+                    "{p} on {t:?}"
+                );
+            }
+        }
+    }
+}
