@@ -122,10 +122,12 @@ def main():
             procs.append(p)
             wait_ready(f"http://127.0.0.1:{port}/healthz", p, f"mock {name}")
         envoy_log = os.path.join(RUN_DIR, "envoy.log")
+        # The shipped access log goes to stdout: one JSON record per request.
+        access_log = open(os.path.join(RUN_DIR, "access.log"), "w")
         p = subprocess.Popen(
             [ENVOY, "-c", "envoy/envoy.yaml", "--concurrency", "2", "--disable-hot-restart",
              "-l", "warn", "--log-path", envoy_log],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            cwd=ROOT, stdout=access_log, stderr=subprocess.DEVNULL)
         procs.append(p)
         wait_ready(f"http://127.0.0.1:{ADMIN}/ready", p, "Envoy")
         print(f"Envoy 1.40 with llm-ab on http://127.0.0.1:{LISTENER} "
@@ -135,6 +137,7 @@ def main():
 Where to look:
   stats      curl -s http://127.0.0.1:{ADMIN}/stats/prometheus | grep llm_ab
   admin      http://127.0.0.1:{ADMIN}/
+  records    {RUN_DIR}/access.log  (one JSON line per request: variant, tokens, cost, latency, outcome)
   logs       {RUN_DIR}/envoy.log
   try it     curl -si http://127.0.0.1:{LISTENER}/v1/chat/completions -H 'content-type: application/json' \\
                -H 'x-user-id: alice' -d '{{"model":"x","messages":[{{"role":"user","content":"hi"}}]}}'

@@ -92,7 +92,7 @@ fn wasm_filter(cfg: &Value) -> &Value {
 
 /// A running Envoy.
 pub struct Envoy {
-    child: Child,
+    child: Option<Child>,
     /// Listener port.
     pub port: u16,
     /// Admin port.
@@ -115,6 +115,52 @@ impl Envoy {
         match Self::try_start(filter_config, clusters) {
             Ok(e) => e,
             Err(r) => panic!("Envoy did not start (exit {:?}):\n{}", r.code, r.log),
+        }
+    }
+
+    /// Starts Envoy from the shipped `envoy/envoy-ecds.yaml`: the filter
+    /// configuration comes by ECDS from a file that
+    /// [`Envoy::set_filter_config`] replaces atomically.
+    pub fn start_ecds(filter_config: &str, clusters: &[(&str, u16)]) -> Envoy {
+        let dir = scratch_dir();
+        let (port, admin) = (free_port(), free_port());
+        let text =
+            fs::read_to_string(repo().join("envoy/envoy-ecds.yaml")).expect("envoy-ecds.yaml");
+        let mut cfg: Value = serde_yaml::from_str(&text).expect("envoy-ecds.yaml parses");
+        cfg["admin"]["address"]["socket_address"]["port_value"] = json!(admin);
+        let listener = &mut cfg["static_resources"]["listeners"][0];
+        listener["address"]["socket_address"]["port_value"] = json!(port);
+        let hcm = &mut listener["filter_chains"][0]["filters"][0]["typed_config"];
+        hcm["access_log"][0]["typed_config"]["path"] =
+            json!(dir.join("access.log").to_string_lossy());
+        let source =
+            &mut hcm["http_filters"][0]["config_discovery"]["config_source"]["path_config_source"];
+        source["path"] = json!(dir.join("llm-ab-filter.json").to_string_lossy());
+        source["watched_directory"]["path"] = json!(dir.to_string_lossy());
+        cfg["static_resources"]["clusters"] =
+            Value::Array(clusters.iter().map(|(n, p)| cluster(n, *p)).collect());
+        let file = dir.join("envoy.json");
+        fs::write(&file, serde_json::to_vec_pretty(&cfg).expect("json")).expect("write config");
+        write_filter_config(&dir, filter_config);
+        let mut envoy = Self::spawn(&file, dir, port, admin)
+            .unwrap_or_else(|r| panic!("Envoy did not start (exit {:?}):\n{}", r.code, r.log));
+        envoy.wait_for_listener();
+        envoy
+    }
+
+    /// Replaces the ECDS filter configuration file atomically (write, then rename).
+    pub fn set_filter_config(&self, filter_config: &str) {
+        write_filter_config(&self.dir, filter_config);
+    }
+
+    /// Waits until the listener accepts connections (ECDS may warm it later than `/ready`).
+    fn wait_for_listener(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if Instant::now() > deadline {
+                panic!("listener never came up:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
@@ -158,14 +204,14 @@ impl Envoy {
             .spawn()
             .expect("spawn envoy");
         let mut envoy = Envoy {
-            child,
+            child: Some(child),
             port,
             admin,
             dir,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(Some(status)) = envoy.child.try_wait() {
+            if let Some(Ok(Some(status))) = envoy.child.as_mut().map(|c| c.try_wait()) {
                 return Err(Refused {
                     code: status.code(),
                     log: envoy.log(),
@@ -242,12 +288,28 @@ impl Envoy {
 
 impl Drop for Envoy {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
         if !std::thread::panicking() {
             let _ = fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// Writes the ECDS resource (the shipped `envoy/llm-ab-filter.yaml` with
+/// `filter_config`) into `dir` atomically.
+fn write_filter_config(dir: &Path, filter_config: &str) {
+    let text =
+        fs::read_to_string(repo().join("envoy/llm-ab-filter.yaml")).expect("llm-ab-filter.yaml");
+    let mut resource: Value = serde_yaml::from_str(&text).expect("llm-ab-filter.yaml parses");
+    let config = &mut resource["resources"][0]["typed_config"]["config"];
+    config["vm_config"]["code"]["local"]["filename"] = json!(wasm_path().to_string_lossy());
+    config["configuration"]["value"] = json!(filter_config);
+    let tmp = dir.join(".llm-ab-filter.json.tmp");
+    fs::write(&tmp, serde_json::to_vec_pretty(&resource).expect("json")).expect("write");
+    fs::rename(&tmp, dir.join("llm-ab-filter.json")).expect("rename");
 }
 
 fn cluster(name: &str, port: u16) -> Value {
