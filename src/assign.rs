@@ -78,6 +78,18 @@ impl Layout {
         }
     }
 
+    /// The variant owning `bucket` when every treatment owns `buckets`
+    /// (a canary step) instead of its configured weight.
+    pub fn variant_with(&self, bucket: u16, buckets: u32) -> usize {
+        let b = u32::from(bucket);
+        let lane_index = (b / self.lane) as usize;
+        let offset = b % self.lane;
+        match self.treatments.get(lane_index) {
+            Some((variant, _)) if offset < buckets.min(self.lane) => *variant,
+            _ => self.control,
+        }
+    }
+
     /// The control variant index.
     pub fn control(&self) -> usize {
         self.control

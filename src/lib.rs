@@ -24,6 +24,7 @@ pub mod pattern;
 pub mod record;
 pub mod redact;
 pub mod response;
+pub mod rollout;
 pub mod route;
 pub mod sse;
 pub mod stats;

@@ -87,6 +87,11 @@ impl Plan {
     /// Only JSON requests can match an experiment: everything else goes to
     /// `default_cluster` untouched.
     pub fn decide(&self, path: &str, headers: &dyn RequestHeaders) -> Decision<'_> {
+        self.decide_at(path, headers, 0)
+    }
+
+    /// [`Plan::decide`] at time `now_s` (Unix seconds), for canary schedules.
+    pub fn decide_at(&self, path: &str, headers: &dyn RequestHeaders, now_s: u64) -> Decision<'_> {
         let default = Decision {
             cluster: &self.default_cluster,
             assignment: None,
@@ -109,7 +114,7 @@ impl Plan {
         else {
             return default;
         };
-        let (variant_index, reason, bucket) = self.assign(experiment, headers);
+        let (variant_index, reason, bucket) = self.assign(experiment, headers, now_s);
         let variant = &experiment.variants[variant_index];
         Decision {
             cluster: &variant.cluster,
@@ -124,7 +129,12 @@ impl Plan {
         }
     }
 
-    fn assign(&self, e: &Experiment, headers: &dyn RequestHeaders) -> (usize, Reason, Option<u16>) {
+    fn assign(
+        &self,
+        e: &Experiment,
+        headers: &dyn RequestHeaders,
+        now_s: u64,
+    ) -> (usize, Reason, Option<u16>) {
         let control = e.layout.control();
         if !e.enabled {
             return (control, Reason::Killed, None);
@@ -141,7 +151,11 @@ impl Plan {
             None => (control, Reason::NoKey, None),
             Some(key) => {
                 let bucket = assign::bucket(&e.salt, &key);
-                (e.layout.variant_of(bucket), Reason::Hashed, Some(bucket))
+                let variant = match &e.rollout {
+                    Some(r) => e.layout.variant_with(bucket, r.buckets_at(now_s)),
+                    None => e.layout.variant_of(bucket),
+                };
+                (variant, Reason::Hashed, Some(bucket))
             }
         }
     }

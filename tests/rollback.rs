@@ -96,3 +96,86 @@ fn shipped_ecds_files_validate() {
     let (ok, out) = support::validate(&support::repo().join("envoy/envoy-ecds.yaml"));
     assert!(ok, "{out}");
 }
+
+#[test]
+fn canary_schedule_moves_weights_at_the_planned_times() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    // Starts in 2 s: 10 % for 3 s, then 50 % for good.
+    let start = now + 2;
+    let config = CONFIG.replace(
+        "\"enabled\": true,",
+        &format!(
+            "\"enabled\": true, \"rollout\": {{\"start_unix_s\": {start}, \"steps\": [{{\"weight\": 10, \"hold_s\": 3}}, {{\"weight\": 50, \"hold_s\": 0}}]}},"
+        ),
+    );
+    let a = MockBackend::start("model_a", 0).unwrap();
+    let b = MockBackend::start("model_b", 0).unwrap();
+    let envoy = Envoy::start(&config, &[("model_a", a.port()), ("model_b", b.port())]);
+    let users: Vec<String> = (0..200).map(|i| format!("canary-{i}")).collect();
+    let plan = llm_ab::config::load(config.as_bytes()).unwrap();
+    let expect = |t: u64| -> Vec<bool> {
+        users
+            .iter()
+            .map(|u| {
+                let h = [
+                    ("content-type", "application/json"),
+                    ("x-user-id", u.as_str()),
+                ];
+                plan.decide_at("/v1/chat/completions", &support::HeaderList(&h), t)
+                    .assignment
+                    .unwrap()
+                    .variant
+                    .name
+                    == "candidate"
+            })
+            .collect()
+    };
+    let observe = || -> Vec<bool> {
+        users
+            .iter()
+            .map(|u| {
+                envoy
+                    .chat(&[("x-user-id", u)], BODY)
+                    .header("x-llm-variant")
+                    == Some("candidate")
+            })
+            .collect()
+    };
+    let wait_until = |t: u64| {
+        while std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+            < t as f64 + 0.3
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let mut counts = Vec::new();
+    for (phase_start, label) in [(now, "before"), (start, "10 %"), (start + 3, "50 %")] {
+        if phase_start > now {
+            wait_until(phase_start);
+        }
+        let seen = observe();
+        assert_eq!(
+            seen,
+            expect(phase_start),
+            "{label}: the filter follows the schedule"
+        );
+        counts.push(seen.iter().filter(|c| **c).count());
+    }
+    println!(
+        "candidate users of 200: before {}, step 1 {}, step 2 {}",
+        counts[0], counts[1], counts[2]
+    );
+    assert_eq!(counts[0], 0);
+    assert!(counts[1] > 5 && counts[1] < 40, "{counts:?}");
+    assert!(counts[2] > 70 && counts[2] < 130, "{counts:?}");
+    // Sticky through the ramp: step-1 candidates are still candidates.
+    let step1 = expect(start);
+    let step2 = expect(start + 3);
+    assert!(step1.iter().zip(&step2).all(|(a, b)| !a || *b));
+}

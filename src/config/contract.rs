@@ -250,8 +250,31 @@ pub struct ExperimentConfig {
     /// Budgets for this experiment, replacing the top-level ones.
     #[serde(default)]
     pub budgets: Option<BudgetsConfig>,
+    /// Canary steps replacing the treatments' static weights.
+    #[serde(default)]
+    pub rollout: Option<RolloutConfig>,
     /// The variants and their weights (percent, summing to 100).
     pub variants: Vec<VariantConfig>,
+}
+
+/// A canary schedule.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolloutConfig {
+    /// When the first step starts (Unix seconds).
+    pub start_unix_s: u64,
+    /// Steps in order.
+    pub steps: Vec<RolloutStepConfig>,
+}
+
+/// One canary step.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolloutStepConfig {
+    /// Each treatment's weight (percent) during the step.
+    pub weight: f64,
+    /// How long the step lasts (the last step lasts forever).
+    pub hold_s: u64,
 }
 
 /// Request matching rules of an experiment.

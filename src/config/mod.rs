@@ -145,6 +145,8 @@ pub struct Experiment {
     pub layout: Layout,
     /// Budgets replacing the top-level ones, when set.
     pub budgets: Option<crate::budget::Budgets>,
+    /// Canary schedule, when set.
+    pub rollout: Option<crate::rollout::Rollout>,
 }
 
 impl Experiment {

@@ -436,11 +436,45 @@ fn compile_experiment(p: &mut Problems, path: &str, e: &ExperimentConfig) -> Opt
         .budgets
         .as_ref()
         .map(|b| compile_budgets(p, &format!("{path}.budgets"), b));
+    let rollout = e.rollout.as_ref().map(|r| {
+        if r.steps.is_empty() {
+            p.add(
+                format!("{path}.rollout.steps"),
+                "must list at least one step",
+            );
+        }
+        let lane = lane_width(e.variants.len().saturating_sub(1));
+        let steps = r
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let sp = format!("{path}.rollout.steps[{i}].weight");
+                let b = weight_buckets(p, &sp, s.weight);
+                if b > lane {
+                    p.add(
+                        sp,
+                        format!(
+                            "{} exceeds {}, the most each treatment can have",
+                            percent(u64::from(b)),
+                            percent(u64::from(lane))
+                        ),
+                    );
+                }
+                (b, s.hold_s)
+            })
+            .collect();
+        crate::rollout::Rollout {
+            start_unix_s: r.start_unix_s,
+            steps,
+        }
+    });
     if p.0.len() != before {
         return None;
     }
     Some(Experiment {
         budgets,
+        rollout,
         id: e.id.clone(),
         enabled: e.enabled,
         salt,
@@ -913,6 +947,30 @@ mod tests {
             let e = first_error(&with(extra));
             assert!(e.starts_with(want), "{e} (wanted {want})");
         }
+    }
+
+    #[test]
+    fn rollout_is_checked() {
+        let with = |r: &str| {
+            VALID.replace(
+                r#""control": "control","#,
+                &format!(r#""control": "control", "rollout": {r},"#),
+            )
+        };
+        let plan = load(with(r#"{"start_unix_s": 100, "steps": [{"weight": 1, "hold_s": 60}, {"weight": 50, "hold_s": 0}]}"#).as_bytes()).unwrap();
+        assert_eq!(
+            plan.experiments[0]
+                .rollout
+                .as_ref()
+                .map(|r| r.buckets_at(200)),
+            Some(5000)
+        );
+        assert!(first_error(&with(r#"{"start_unix_s": 1, "steps": []}"#))
+            .starts_with("experiments[0].rollout.steps: must list"));
+        assert!(first_error(&with(
+            r#"{"start_unix_s": 1, "steps": [{"weight": 101, "hold_s": 1}]}"#
+        ))
+        .starts_with("experiments[0].rollout.steps[0].weight"));
     }
 
     #[test]

@@ -695,7 +695,7 @@ impl HttpContext for Exchange {
         self.start_ms = start_nanos / 1_000_000;
         let headers = HeaderSnapshot::fetch();
         let path = headers.get(":path").unwrap_or_default();
-        let decision = plan.decide(path, &headers);
+        let decision = plan.decide_at(path, &headers, start_nanos / 1_000_000_000);
 
         // Always overwrite the routing header: a client never picks a cluster.
         set_request_header(&plan.route_header, Some(decision.cluster));

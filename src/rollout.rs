@@ -1,0 +1,87 @@
+//! Canary steps: a treatment's weight as a pure function of the schedule
+//! and the clock, so every Envoy of a fleet agrees without talking to the
+//! others.
+//!
+//! Before `start_unix_s` the weight is 0; then each step's weight holds for
+//! its `hold_s`; once the schedule has run out the last step's weight stays.
+//! The weight replaces the treatments' static weights (control gets the
+//! rest) and moves only inside each treatment's lane, so the stickiness of
+//! the lane layout holds through the ramp.
+
+/// A compiled schedule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rollout {
+    /// When the first step starts (Unix seconds).
+    pub start_unix_s: u64,
+    /// `(buckets, hold_s)` per step.
+    pub steps: Vec<(u32, u64)>,
+}
+
+impl Rollout {
+    /// Buckets each treatment owns at time `now_s`.
+    pub fn buckets_at(&self, now_s: u64) -> u32 {
+        let Some(elapsed) = now_s.checked_sub(self.start_unix_s) else {
+            return 0;
+        };
+        let mut until = 0u64;
+        for (buckets, hold) in &self.steps {
+            until = until.saturating_add(*hold);
+            if elapsed < until {
+                return *buckets;
+            }
+        }
+        self.steps.last().map_or(0, |(b, _)| *b)
+    }
+
+    /// Index of the step in force at `now_s` (`None` before the start).
+    pub fn step_at(&self, now_s: u64) -> Option<usize> {
+        let elapsed = now_s.checked_sub(self.start_unix_s)?;
+        let mut until = 0u64;
+        for (i, (_, hold)) in self.steps.iter().enumerate() {
+            until = until.saturating_add(*hold);
+            if elapsed < until {
+                return Some(i);
+            }
+        }
+        Some(self.steps.len().saturating_sub(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schedule() -> Rollout {
+        // 1 % for 600 s, 5 % for 600 s, 25 % for 1800 s, then 50 %.
+        Rollout {
+            start_unix_s: 1_000,
+            steps: vec![(100, 600), (500, 600), (2500, 1800), (5000, 0)],
+        }
+    }
+
+    #[test]
+    fn weight_follows_the_schedule() {
+        let r = schedule();
+        assert_eq!(r.buckets_at(0), 0);
+        assert_eq!(r.buckets_at(999), 0);
+        assert_eq!(r.buckets_at(1_000), 100);
+        assert_eq!(r.buckets_at(1_599), 100);
+        assert_eq!(r.buckets_at(1_600), 500);
+        assert_eq!(r.buckets_at(2_200), 2500);
+        assert_eq!(r.buckets_at(3_999), 2500);
+        assert_eq!(r.buckets_at(4_000), 5000);
+        assert_eq!(r.buckets_at(u64::MAX), 5000);
+        assert_eq!(r.step_at(999), None);
+        assert_eq!(r.step_at(2_200), Some(2));
+        assert_eq!(r.step_at(10_000), Some(3));
+    }
+
+    #[test]
+    fn a_schedule_that_ends_keeps_its_last_weight() {
+        let r = Rollout {
+            start_unix_s: 0,
+            steps: vec![(1000, 10), (2000, 10)],
+        };
+        assert_eq!(r.buckets_at(25), 2000);
+    }
+}
