@@ -7,6 +7,7 @@
 //! map for all worker VMs of a proxy — updated with compare-and-swap, so
 //! two workers never lose each other's updates.
 
+pub use crate::shared::{SharedStore, StoreError};
 use std::io::Cursor;
 
 /// Compiled budgets.
@@ -29,23 +30,6 @@ pub struct Quota {
     pub key_header: String,
     /// Tokens per one-minute window.
     pub tokens_per_minute: u64,
-}
-
-/// Why a store operation failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StoreError {
-    /// The value changed since it was read.
-    CasMismatch,
-    /// Anything else the host reported.
-    Failed,
-}
-
-/// Key-value storage with compare-and-swap (Envoy shared data in the filter).
-pub trait SharedStore {
-    /// The value and its version.
-    fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>);
-    /// Writes `value` if the version is still `cas` (any version when `None`).
-    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), StoreError>;
 }
 
 /// Most compare-and-swap attempts before giving up on one update.
@@ -152,36 +136,8 @@ pub fn settle(store: &dyn SharedStore, r: &Reservation, actual_tokens: u64) {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::shared::tests::MemStore;
     use std::cell::RefCell;
-    use std::collections::HashMap;
-
-    /// An in-memory store with Envoy's CAS semantics.
-    #[derive(Default)]
-    pub(crate) struct MemStore {
-        map: RefCell<HashMap<String, (Vec<u8>, u32)>>,
-        next: RefCell<u32>,
-    }
-
-    impl SharedStore for MemStore {
-        fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
-            match self.map.borrow().get(key) {
-                Some((v, cas)) => (Some(v.clone()), Some(*cas)),
-                None => (None, None),
-            }
-        }
-        fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), StoreError> {
-            let mut map = self.map.borrow_mut();
-            if let (Some((_, current)), Some(cas)) = (map.get(key), cas) {
-                if *current != cas {
-                    return Err(StoreError::CasMismatch);
-                }
-            }
-            let mut next = self.next.borrow_mut();
-            *next += 1;
-            map.insert(key.to_string(), (value.to_vec(), *next));
-            Ok(())
-        }
-    }
 
     fn used(store: &MemStore, key: &str) -> u64 {
         parse(store.get(key).0.as_deref()).1

@@ -26,6 +26,8 @@ pub mod redact;
 pub mod response;
 pub mod rollout;
 pub mod route;
+pub mod shared;
+pub mod slo;
 pub mod sse;
 pub mod stats;
 pub mod tokens;
