@@ -15,6 +15,11 @@ use std::io::Cursor;
 /// Number of buckets (0.01 % granularity).
 pub const BUCKETS: u32 = 10_000;
 
+/// MurmurHash3 x86 32-bit (seed 0) of `bytes`.
+pub fn hash32(bytes: &[u8]) -> u32 {
+    murmur3::murmur3_32(&mut Cursor::new(bytes), 0).unwrap_or(0)
+}
+
 /// The bucket of a sticky key under a salt.
 pub fn bucket(salt: &str, key: &str) -> u16 {
     let mut input = Vec::with_capacity(salt.len() + 1 + key.len());

@@ -24,11 +24,17 @@ pub enum Reason {
     NoKey,
     /// Experiment disabled (kill switch): control.
     Killed,
+    /// Experiment paused by an SLO breach: control.
+    Paused,
+    /// The variant's circuit breaker is open: control.
+    CircuitOpen,
 }
 
 impl Reason {
     /// Every reason, for pre-defining per-reason metrics.
-    pub const ALL: [Reason; 4] = [
+    pub const ALL: [Reason; 6] = [
+        Reason::Paused,
+        Reason::CircuitOpen,
         Reason::Hashed,
         Reason::Forced,
         Reason::NoKey,
@@ -42,6 +48,8 @@ impl Reason {
             Reason::Forced => "forced",
             Reason::NoKey => "no_key",
             Reason::Killed => "killed",
+            Reason::Paused => "paused",
+            Reason::CircuitOpen => "circuit_open",
         }
     }
 }

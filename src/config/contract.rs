@@ -253,8 +253,52 @@ pub struct ExperimentConfig {
     /// Canary steps replacing the treatments' static weights.
     #[serde(default)]
     pub rollout: Option<RolloutConfig>,
+    /// Per-variant circuit breaker for the treatments.
+    #[serde(default)]
+    pub circuit_breaker: Option<BreakerConfig>,
+    /// SLO bounds of the treatments; a breach pauses the experiment.
+    #[serde(default)]
+    pub slo: Option<SloConfig>,
     /// The variants and their weights (percent, summing to 100).
     pub variants: Vec<VariantConfig>,
+}
+
+/// Circuit breaker settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakerConfig {
+    /// Consecutive failures that open it.
+    pub consecutive_failures: u64,
+    /// Failure rate in the window that opens it.
+    pub failure_rate: f64,
+    /// Window length, seconds.
+    pub window_s: u64,
+    /// Fewest requests before the rate applies.
+    pub min_requests: u64,
+    /// Seconds it stays open before probing.
+    pub open_s: u64,
+}
+
+/// SLO bounds.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SloConfig {
+    /// Window length, seconds.
+    pub window_s: u64,
+    /// Fewest requests before the bounds apply.
+    pub min_requests: u64,
+    /// Highest error rate.
+    #[serde(default)]
+    pub max_error_rate: Option<f64>,
+    /// Highest p95 latency.
+    #[serde(default)]
+    pub max_p95_latency_ms: Option<u64>,
+    /// Highest fallback rate.
+    #[serde(default)]
+    pub max_fallback_rate: Option<f64>,
+    /// Lowest schema pass rate.
+    #[serde(default)]
+    pub min_schema_pass_rate: Option<f64>,
 }
 
 /// A canary schedule.

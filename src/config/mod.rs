@@ -62,7 +62,9 @@ pub fn load(bytes: &[u8]) -> Result<Plan, ConfigErrors> {
             message: inner.to_string(),
         }])
     })?;
-    compile(&parsed)
+    let mut plan = compile(&parsed)?;
+    plan.config_hash = crate::assign::hash32(bytes);
+    Ok(plan)
 }
 
 /// The compiled, immutable configuration.
@@ -92,6 +94,9 @@ pub struct Plan {
     pub budgets: crate::budget::Budgets,
     /// Guardrails.
     pub guardrails: crate::guard::Guardrails,
+    /// Hash of the configuration text: shared state (SLO windows, breakers,
+    /// pauses) is keyed by it, so a new configuration starts afresh.
+    pub config_hash: u32,
 }
 
 impl Plan {
@@ -147,6 +152,19 @@ pub struct Experiment {
     pub budgets: Option<crate::budget::Budgets>,
     /// Canary schedule, when set.
     pub rollout: Option<crate::rollout::Rollout>,
+    /// Circuit breaker of the treatments, when set.
+    pub breaker: Option<crate::slo::Breaker>,
+    /// SLO bounds of the treatments, when set.
+    pub slo: Option<crate::slo::Slo>,
+}
+
+impl Experiment {
+    /// Length of the health window kept per variant (0: none).
+    pub fn window_s(&self) -> u64 {
+        let b = self.breaker.as_ref().map_or(0, |b| b.window_s);
+        let s = self.slo.as_ref().map_or(0, |s| s.window_s);
+        b.max(s)
+    }
 }
 
 impl Experiment {

@@ -114,6 +114,7 @@ pub fn compile(cfg: &FilterConfig) -> Result<Plan, ConfigErrors> {
         return Err(ConfigErrors(p.0));
     }
     Ok(Plan {
+        config_hash: 0,
         redaction,
         budgets,
         guardrails,
@@ -469,10 +470,57 @@ fn compile_experiment(p: &mut Problems, path: &str, e: &ExperimentConfig) -> Opt
             steps,
         }
     });
+    let breaker = e.circuit_breaker.as_ref().map(|b| {
+        let bp = format!("{path}.circuit_breaker");
+        if b.consecutive_failures == 0 {
+            p.add(format!("{bp}.consecutive_failures"), "must be at least 1");
+        }
+        if !(b.failure_rate > 0.0 && b.failure_rate <= 1.0) {
+            p.add(format!("{bp}.failure_rate"), "must be in (0, 1]");
+        }
+        if b.window_s == 0 || b.window_s > 3600 {
+            p.add(format!("{bp}.window_s"), "must be between 1 and 3600");
+        }
+        if b.open_s == 0 || b.open_s > 86_400 {
+            p.add(format!("{bp}.open_s"), "must be between 1 and 86400");
+        }
+        crate::slo::Breaker {
+            consecutive_failures: b.consecutive_failures,
+            failure_rate: b.failure_rate,
+            window_s: b.window_s,
+            min_requests: b.min_requests,
+            open_s: b.open_s,
+        }
+    });
+    let slo = e.slo.as_ref().map(|s| {
+        let sp = format!("{path}.slo");
+        if s.window_s == 0 || s.window_s > 3600 {
+            p.add(format!("{sp}.window_s"), "must be between 1 and 3600");
+        }
+        for (field, v) in [
+            ("max_error_rate", s.max_error_rate),
+            ("max_fallback_rate", s.max_fallback_rate),
+            ("min_schema_pass_rate", s.min_schema_pass_rate),
+        ] {
+            if v.is_some_and(|v| !(0.0..=1.0).contains(&v)) {
+                p.add(format!("{sp}.{field}"), "must be between 0 and 1");
+            }
+        }
+        crate::slo::Slo {
+            window_s: s.window_s,
+            min_requests: s.min_requests,
+            max_error_rate: s.max_error_rate,
+            max_p95_latency_ms: s.max_p95_latency_ms,
+            max_fallback_rate: s.max_fallback_rate,
+            min_schema_pass_rate: s.min_schema_pass_rate,
+        }
+    });
     if p.0.len() != before {
         return None;
     }
     Some(Experiment {
+        breaker,
+        slo,
         budgets,
         rollout,
         id: e.id.clone(),
