@@ -8,6 +8,35 @@
 use crate::shared::{update, SharedStore};
 use serde::{Deserialize, Serialize};
 
+/// Shared-data key of a variant's health window.
+pub fn window_key(config_hash: u32, experiment: &str, variant: &str) -> String {
+    format!("llm_ab.window.{config_hash:08x}.{experiment}.{variant}")
+}
+
+/// Shared-data key of a variant's circuit breaker.
+pub fn breaker_key(config_hash: u32, experiment: &str, variant: &str) -> String {
+    format!("llm_ab.breaker.{config_hash:08x}.{experiment}.{variant}")
+}
+
+/// Shared-data key of an experiment's pause flag.
+pub fn pause_key(config_hash: u32, experiment: &str) -> String {
+    format!("llm_ab.pause.{config_hash:08x}.{experiment}")
+}
+
+/// Sets the pause flag; `true` for the one caller that set it first.
+pub fn pause(store: &dyn SharedStore, key: &str) -> bool {
+    update(store, key, |value| match value {
+        Some(v) if v == b"1" => None,
+        _ => Some((b"1".to_vec(), true)),
+    })
+    .unwrap_or(false)
+}
+
+/// Whether the pause flag is set.
+pub fn is_paused(store: &dyn SharedStore, key: &str) -> bool {
+    store.get(key).0.is_some_and(|v| v == b"1")
+}
+
 /// Slots per window.
 const SLOTS: u64 = 10;
 /// Latency histogram buckets: bucket i counts latencies in [2^i, 2^(i+1)) ms.

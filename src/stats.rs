@@ -64,6 +64,11 @@ pub fn redactions(experiment: &str, variant: &str, detector: &str) -> String {
     format!("llm_ab.experiment.{experiment}.variant.{variant}.detector.{detector}.redactions")
 }
 
+/// Gauge: 1 while the experiment is paused by an SLO breach.
+pub fn paused(experiment: &str) -> String {
+    format!("llm_ab.experiment.{experiment}.paused")
+}
+
 /// Status classes counted.
 pub const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 

@@ -179,3 +179,147 @@ fn canary_schedule_moves_weights_at_the_planned_times() {
     let step2 = expect(start + 3);
     assert!(step1.iter().zip(&step2).all(|(a, b)| !a || *b));
 }
+
+fn candidates(config: &str, n: usize) -> Vec<String> {
+    (0..)
+        .map(|i| format!("cand-{i}"))
+        .filter(|u| expected_variant(config, &[("x-user-id", u)]) == "candidate")
+        .take(n)
+        .collect()
+}
+
+#[test]
+fn circuit_breaker_opens_sends_control_then_probes_and_closes() {
+    let config = CONFIG.replace(
+        "\"enabled\": true,",
+        "\"enabled\": true, \"circuit_breaker\": {\"consecutive_failures\": 3, \"failure_rate\": 0.9, \"window_s\": 30, \"min_requests\": 100, \"open_s\": 2},",
+    );
+    let a = MockBackend::start("model_a", 0).unwrap();
+    let b = MockBackend::start("model_b", 0).unwrap();
+    b.set_behavior(llm_ab_mock::Behavior {
+        fail_rate: 1.0,
+        fail_status: 500,
+        ..Default::default()
+    });
+    let envoy = Envoy::start(&config, &[("model_a", a.port()), ("model_b", b.port())]);
+    let users = candidates(&config, 12);
+    let statuses: Vec<u16> = users
+        .iter()
+        .map(|u| envoy.chat(&[("x-user-id", u)], BODY).status)
+        .collect();
+    assert_eq!(
+        &statuses[..3],
+        &[500, 500, 500],
+        "three failures open the breaker"
+    );
+    assert!(statuses[3..].iter().all(|s| *s == 200), "{statuses:?}");
+    assert_eq!(
+        b.request_count(),
+        3,
+        "no more traffic to the failing variant"
+    );
+    let gauge = "llm_ab_circuit_open{experiment=\"chat-q4\",variant=\"candidate\"}";
+    assert_eq!(envoy.metric(gauge), 1);
+    assert_eq!(
+        envoy.metric(
+            "llm_ab_requests{experiment=\"chat-q4\",variant=\"control\",reason=\"circuit_open\"}"
+        ),
+        9
+    );
+
+    // The variant recovers; after open_s, probes close the breaker.
+    b.set_behavior(llm_ab_mock::Behavior::default());
+    std::thread::sleep(Duration::from_millis(2100));
+    for u in &users[..3] {
+        assert_eq!(
+            envoy
+                .chat(&[("x-user-id", u)], BODY)
+                .header("x-mock-backend"),
+            Some("model_b")
+        );
+    }
+    let back: Vec<Option<String>> = users
+        .iter()
+        .map(|u| {
+            envoy
+                .chat(&[("x-user-id", u)], BODY)
+                .header("x-mock-backend")
+                .map(str::to_string)
+        })
+        .collect();
+    assert!(
+        back.iter().all(|b| b.as_deref() == Some("model_b")),
+        "closed again: {back:?}"
+    );
+    assert_eq!(envoy.metric(gauge), 0);
+}
+
+#[test]
+fn slo_breach_pauses_the_experiment_until_the_configuration_changes() {
+    let config = CONFIG.replace(
+        "\"enabled\": true,",
+        "\"enabled\": true, \"slo\": {\"window_s\": 60, \"min_requests\": 10, \"max_error_rate\": 0.2},",
+    );
+    let a = MockBackend::start("model_a", 0).unwrap();
+    let b = MockBackend::start("model_b", 0).unwrap();
+    b.set_behavior(llm_ab_mock::Behavior {
+        fail_rate: 0.5,
+        fail_status: 503,
+        ..Default::default()
+    });
+    let envoy = Envoy::start_ecds(&config, &[("model_a", a.port()), ("model_b", b.port())]);
+    let users = candidates(&config, 40);
+    for u in &users {
+        envoy.chat(&[("x-user-id", u)], BODY);
+    }
+    let sent_to_b = b.request_count();
+    assert!(
+        (10..40).contains(&sent_to_b),
+        "paused after the window had enough evidence: {sent_to_b}"
+    );
+    assert_eq!(envoy.metric("llm_ab_paused{experiment=\"chat-q4\"}"), 1);
+    for u in &users {
+        let r = envoy.chat(&[("x-user-id", u)], BODY);
+        assert_eq!(
+            (r.status, r.header("x-llm-variant")),
+            (200, Some("control"))
+        );
+    }
+    assert_eq!(
+        b.request_count(),
+        sent_to_b,
+        "nobody reaches the candidate while paused"
+    );
+    assert!(
+        envoy.metric(
+            "llm_ab_requests{experiment=\"chat-q4\",variant=\"control\",reason=\"paused\"}"
+        ) >= 40
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !envoy.log().contains("experiment chat-q4 paused") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let lines: Vec<String> = envoy
+        .log()
+        .lines()
+        .filter(|l| l.contains("experiment chat-q4 paused"))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(lines.len(), 1, "one warning: {lines:?}");
+    assert!(lines[0].contains("breached max_error_rate"), "{}", lines[0]);
+
+    // A new configuration (the operator's answer) starts afresh.
+    b.set_behavior(llm_ab_mock::Behavior::default());
+    envoy.set_filter_config(&config.replace("\"max_error_rate\": 0.2", "\"max_error_rate\": 0.25"));
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let r = envoy.chat(&[("x-user-id", &users[0])], BODY);
+        if r.header("x-llm-variant") == Some("candidate") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still paused after a configuration change"
+        );
+    }
+}

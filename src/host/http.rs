@@ -8,11 +8,12 @@ use crate::budget::{self, Decision, Reservation, SharedStore, StoreError};
 use crate::config::{Plan, Variant};
 use crate::error::ApiError;
 use crate::output::{self, Policy, StreamAction, StreamGuard};
-use crate::record::{outcome_for_code, outcome_of, status_class, Record};
+use crate::record::{outcome_for_code, outcome_of, status_class, Outcome, Record};
 use crate::redact::sse::SseRedactor;
 use crate::redact::Counts;
 use crate::response::{EventKind, ResponseObserver};
 use crate::route::{Reason, RequestHeaders};
+use crate::slo;
 use crate::sse::SseParser;
 use crate::trace;
 use proxy_wasm::hostcalls;
@@ -119,7 +120,13 @@ fn now_nanos() -> u64 {
 #[derive(Clone, Copy)]
 struct Matched {
     experiment: usize,
+    /// The variant the assignment chose.
+    assigned: usize,
+    /// The variant serving the request (control when paused or the
+    /// assigned variant's breaker is open).
     variant: usize,
+    /// The request is a half-open breaker probe.
+    probe: bool,
     reason: Reason,
     bucket: Option<u16>,
 }
@@ -216,6 +223,97 @@ impl Exchange {
     fn variant(plan: &Plan, m: Matched) -> Option<(&str, &Variant)> {
         let e = plan.experiments.get(m.experiment)?;
         Some((e.id.as_str(), e.variants.get(m.variant)?))
+    }
+
+    /// Applies the experiment's safety state to an assignment: a paused
+    /// experiment or an open breaker sends the request to control.
+    /// Returns (served variant, reason, is a breaker probe).
+    fn safety(
+        plan: &Plan,
+        metrics: &Metrics,
+        a: crate::route::Assignment<'_>,
+        now_s: u64,
+    ) -> (usize, Reason, bool) {
+        let e = a.experiment;
+        let control = e.layout.control();
+        if a.variant_index == control {
+            return (control, a.reason, false);
+        }
+        if e.slo.is_some() && slo::is_paused(&HostStore, &slo::pause_key(plan.config_hash, &e.id)) {
+            metrics.set_paused(a.experiment_index, true);
+            return (control, Reason::Paused, false);
+        }
+        if let Some(b) = &e.breaker {
+            let key = slo::breaker_key(plan.config_hash, &e.id, &a.variant.name);
+            match b.admit(&HostStore, &key, now_s) {
+                slo::Admit::No => return (control, Reason::CircuitOpen, false),
+                slo::Admit::Yes { probe } => return (a.variant_index, a.reason, probe),
+            }
+        }
+        (a.variant_index, a.reason, false)
+    }
+
+    /// Feeds a finished exchange to the health window, the breaker and the
+    /// SLO check of its experiment.
+    fn update_health(
+        &self,
+        plan: &Plan,
+        metrics: &Metrics,
+        m: Matched,
+        outcome: Outcome,
+        latency_ms: u64,
+    ) {
+        let Some(e) = plan.experiments.get(m.experiment) else {
+            return;
+        };
+        let window_s = e.window_s();
+        if window_s == 0 || m.variant == e.layout.control() {
+            return;
+        }
+        let Some(v) = e.variants.get(m.variant) else {
+            return;
+        };
+        let now_s = now_ms() / 1000;
+        let failed = outcome == Outcome::Error;
+        let wkey = slo::window_key(plan.config_hash, &e.id, &v.name);
+        let sample = slo::Sample {
+            error: failed,
+            fallback: false,
+            schema: self.schema_pass,
+            latency_ms,
+        };
+        slo::record(&HostStore, &wkey, window_s, now_s, sample);
+        if let Some(b) = &e.breaker {
+            let window = slo::summary(&HostStore, &wkey, b.window_s, now_s);
+            let key = slo::breaker_key(plan.config_hash, &e.id, &v.name);
+            if b.report(&HostStore, &key, now_s, failed, m.probe, &window) {
+                log::warn!(
+                    "circuit breaker of {}/{} opened for {} s",
+                    e.id,
+                    v.name,
+                    b.open_s
+                );
+            }
+            metrics.set_circuit_open(
+                m.experiment,
+                m.variant,
+                slo::is_open(&HostStore, &key, now_s),
+            );
+        }
+        if let Some(s) = &e.slo {
+            let window = slo::summary(&HostStore, &wkey, s.window_s, now_s);
+            if let Some((bound, measured, limit)) = s.breach(&window) {
+                if slo::pause(&HostStore, &slo::pause_key(plan.config_hash, &e.id)) {
+                    log::warn!(
+                        "experiment {} paused: variant {} breached {bound} (measured {measured:.3}, bound {limit}) over {} requests",
+                        e.id,
+                        v.name,
+                        window.requests
+                    );
+                }
+                metrics.set_paused(m.experiment, true);
+            }
+        }
     }
 
     /// Answers the client with `err` and stops the request here.
@@ -665,8 +763,13 @@ impl Exchange {
                 },
             );
             metrics.count_redactions(m.experiment, m.variant, &self.redactions.0);
+            self.update_health(&plan, &metrics, m, outcome, latency_ms);
             record.experiment_id = Some(id.to_string());
-            record.assigned_variant = Some(v.name.clone());
+            record.assigned_variant = plan
+                .experiments
+                .get(m.experiment)
+                .and_then(|e| e.variants.get(m.assigned))
+                .map(|a| a.name.clone());
             record.served_variant = Some(v.name.clone());
             record.reason = m.reason.as_str();
             record.bucket = m.bucket;
@@ -695,10 +798,22 @@ impl HttpContext for Exchange {
         self.start_ms = start_nanos / 1_000_000;
         let headers = HeaderSnapshot::fetch();
         let path = headers.get(":path").unwrap_or_default();
-        let decision = plan.decide_at(path, &headers, start_nanos / 1_000_000_000);
+        let now_s = start_nanos / 1_000_000_000;
+        let decision = plan.decide_at(path, &headers, now_s);
+        let served = decision
+            .assignment
+            .map(|a| Self::safety(&plan, &metrics, a, now_s));
+        let cluster = match (decision.assignment, served) {
+            (Some(a), Some((v, _, _))) => a
+                .experiment
+                .variants
+                .get(v)
+                .map_or(decision.cluster, |v| v.cluster.as_str()),
+            _ => decision.cluster,
+        };
 
         // Always overwrite the routing header: a client never picks a cluster.
-        set_request_header(&plan.route_header, Some(decision.cluster));
+        set_request_header(&plan.route_header, Some(cluster));
         if let Some(o) = &plan.override_ {
             for name in [&o.variant_header, &o.token_header] {
                 if headers.has(name) {
@@ -728,28 +843,33 @@ impl HttpContext for Exchange {
         }
         self.trace_id = t.trace_id;
 
-        let Some(a) = decision.assignment else {
+        let (Some(a), Some((served, reason, probe))) = (decision.assignment, served) else {
             metrics.count_default_route();
+            return Action::Continue;
+        };
+        let Some(variant) = a.experiment.variants.get(served) else {
             return Action::Continue;
         };
         self.matched = Some(Matched {
             experiment: a.experiment_index,
-            variant: a.variant_index,
-            reason: a.reason,
+            assigned: a.variant_index,
+            variant: served,
+            probe,
+            reason,
             bucket: a.bucket,
         });
         self.observer = Some(ResponseObserver::new());
-        metrics.count_request(a.experiment_index, a.variant_index, a.reason);
+        metrics.count_request(a.experiment_index, served, reason);
         set_request_header("x-llm-experiment", Some(&a.experiment.id));
-        set_request_header("x-llm-variant", Some(&a.variant.name));
-        if let Some(v) = &a.variant.prompt_version {
+        set_request_header("x-llm-variant", Some(&variant.name));
+        if let Some(v) = &variant.prompt_version {
             set_request_header("x-llm-prompt-version", Some(v));
         }
-        if let Some(v) = &a.variant.rag_index_version {
+        if let Some(v) = &variant.rag_index_version {
             set_request_header("x-llm-rag-index-version", Some(v));
         }
         let budgets = plan.budgets_for(a.experiment_index);
-        if let Some(ms) = a.variant.timeout_ms.or(budgets.timeout_ms) {
+        if let Some(ms) = variant.timeout_ms.or(budgets.timeout_ms) {
             // The router takes the timeout budget from this header.
             set_request_header("x-envoy-upstream-rq-timeout-ms", Some(&ms.to_string()));
         }

@@ -93,6 +93,10 @@ pub struct Metrics {
     default_route: Option<u32>,
     /// `[sent, failed, dropped]` review copies.
     review: [Option<u32>; 3],
+    /// `[experiment]` paused gauges.
+    paused: Vec<Option<u32>>,
+    /// `[experiment][variant]` circuit-open gauges.
+    circuit_open: Vec<Vec<Option<u32>>>,
 }
 
 /// What one finished exchange adds to a variant's metrics.
@@ -138,6 +142,32 @@ impl Metrics {
                 .map(|e| counter(&names::unassigned(&e.id)))
                 .collect(),
             default_route: counter(names::DEFAULT_ROUTE_REQUESTS),
+            paused: plan
+                .experiments
+                .iter()
+                .map(|e| {
+                    e.slo
+                        .as_ref()
+                        .and_then(|_| define(MetricType::Gauge, &names::paused(&e.id)))
+                })
+                .collect(),
+            circuit_open: plan
+                .experiments
+                .iter()
+                .map(|e| {
+                    e.variants
+                        .iter()
+                        .map(|v| {
+                            e.breaker.as_ref().and_then(|_| {
+                                define(
+                                    MetricType::Gauge,
+                                    &names::per_variant(&e.id, &v.name, "circuit_open"),
+                                )
+                            })
+                        })
+                        .collect()
+                })
+                .collect(),
             review: if plan.guardrails.review.is_some() {
                 [
                     counter("llm_ab.review.result.sent.copies"),
@@ -199,6 +229,25 @@ impl Metrics {
     /// Counts a review copy by result: 0 sent, 1 failed, 2 dropped.
     pub fn count_review(&self, result: usize) {
         bump(self.review.get(result).copied().flatten(), 1);
+    }
+
+    /// Sets the experiment's paused gauge.
+    pub fn set_paused(&self, experiment: usize, paused: bool) {
+        record(
+            self.paused.get(experiment).copied().flatten(),
+            u64::from(paused),
+        );
+    }
+
+    /// Sets a variant's circuit-open gauge.
+    pub fn set_circuit_open(&self, experiment: usize, variant: usize, open: bool) {
+        let id = self
+            .circuit_open
+            .get(experiment)
+            .and_then(|v| v.get(variant))
+            .copied()
+            .flatten();
+        record(id, u64::from(open));
     }
 
     /// Counts a request that matched no experiment.
