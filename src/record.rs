@@ -20,16 +20,19 @@ pub enum Outcome {
     Blocked,
     /// The filter refused the request as invalid (bad JSON, too large).
     Invalid,
+    /// The treatment failed and control answered instead.
+    Fallback,
 }
 
 impl Outcome {
     /// Every outcome, for pre-defining metrics.
-    pub const ALL: [Outcome; 5] = [
+    pub const ALL: [Outcome; 6] = [
         Outcome::Success,
         Outcome::Error,
         Outcome::Refusal,
         Outcome::Blocked,
         Outcome::Invalid,
+        Outcome::Fallback,
     ];
 
     /// Stable name used in stats.
@@ -40,6 +43,7 @@ impl Outcome {
             Outcome::Refusal => "refusal",
             Outcome::Blocked => "blocked",
             Outcome::Invalid => "invalid",
+            Outcome::Fallback => "fallback",
         }
     }
 }
@@ -57,7 +61,8 @@ pub struct Record {
     pub assigned_variant: Option<String>,
     /// Variant that actually served the request.
     pub served_variant: Option<String>,
-    /// `hashed`, `forced`, `no_key`, `killed` or `default`.
+    /// `hashed`, `forced`, `no_key`, `killed`, `paused`, `circuit_open`,
+    /// `fallback` or `default`.
     pub reason: &'static str,
     /// The sticky key's bucket (0..9999), when it had one.
     pub bucket: Option<u16>,

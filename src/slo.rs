@@ -207,6 +207,38 @@ impl Slo {
     }
 }
 
+/// When a failed treatment request is re-issued to control.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Fallback {
+    /// On an upstream 5xx.
+    pub on_5xx: bool,
+    /// When the treatment's backend cannot be reached.
+    pub on_connect_failure: bool,
+    /// When the timeout budget runs out.
+    pub on_timeout: bool,
+    /// When the output fails its schema (`response_schema.on_fail: "fallback"`).
+    pub on_schema_fail: bool,
+    /// Most re-issues per request.
+    pub max_attempts: u32,
+}
+
+/// Envoy response flags that mean the upstream could not be used:
+/// no healthy upstream, connection failure, termination, reset, overflow.
+pub const CONNECT_FAILURE_FLAGS: u64 = 0x2 | 0x10 | 0x20 | 0x40 | 0x80;
+/// Envoy's upstream request timeout flag.
+pub const TIMEOUT_FLAG: u64 = 0x4;
+
+impl Fallback {
+    /// Whether a response with `status` and Envoy response `flags` qualifies.
+    pub fn wants(&self, status: u32, flags: u64) -> bool {
+        (self.on_timeout && flags & TIMEOUT_FLAG != 0)
+            || (self.on_connect_failure && flags & CONNECT_FAILURE_FLAGS != 0)
+            || (self.on_5xx
+                && (500..600).contains(&status)
+                && flags & (TIMEOUT_FLAG | CONNECT_FAILURE_FLAGS) == 0)
+    }
+}
+
 /// Circuit breaker settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Breaker {

@@ -323,3 +323,108 @@ fn slo_breach_pauses_the_experiment_until_the_configuration_changes() {
         );
     }
 }
+
+fn fallback_config(on: &str) -> String {
+    CONFIG
+        .replace(
+            "\"enabled\": true,",
+            &format!("\"enabled\": true, \"fallback\": {{\"on\": {on}, \"max_attempts\": 1}},"),
+        )
+        .replace(
+            "\"cluster\": \"model_b\", \"model\": \"gpt-4.1-mini\"}",
+            "\"cluster\": \"model_b\", \"model\": \"gpt-4.1-mini\", \"timeout_ms\": 300}",
+        )
+}
+
+#[test]
+fn failed_treatment_requests_fall_back_to_control() {
+    let config = fallback_config(r#"["5xx", "connect_failure", "timeout"]"#);
+    let a = MockBackend::start("model_a", 0).unwrap();
+    let b = MockBackend::start("model_b", 0).unwrap();
+    let envoy = Envoy::start(&config, &[("model_a", a.port()), ("model_b", b.port())]);
+    let users = candidates(&config, 3);
+
+    // 5xx, JSON and streaming: the client sees control's good answer.
+    let r = envoy.chat(&[("x-user-id", &users[0]), ("x-mock-status", "500")], BODY);
+    assert_eq!(
+        (r.status, r.header("x-mock-backend")),
+        (200, Some("model_a"))
+    );
+    assert_eq!(r.header("x-llm-variant"), Some("control"));
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["model"], "gpt-4o-mini", "control's model went to control");
+    let stream = r#"{"model":"x","stream":true,"messages":[]}"#;
+    let r = envoy.chat(
+        &[("x-user-id", &users[0]), ("x-mock-status", "503")],
+        stream,
+    );
+    assert_eq!(r.status, 200);
+    assert!(
+        r.text().ends_with("data: [DONE]\n\n") && r.text().contains("gpt-4o-mini"),
+        "{}",
+        r.text()
+    );
+
+    // Timeout of the treatment's budget (300 ms) against a slow backend.
+    let start = Instant::now();
+    let r = envoy.chat(
+        &[("x-user-id", &users[1]), ("x-mock-delay-ms", "3000")],
+        BODY,
+    );
+    assert_eq!(
+        (r.status, r.header("x-mock-backend")),
+        (200, Some("model_a"))
+    );
+    assert!(start.elapsed() < Duration::from_millis(2500));
+
+    let records: Vec<serde_json::Value> = envoy
+        .access_log_lines(3)
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for rec in &records {
+        assert_eq!(rec["assigned_variant"], "candidate");
+        assert_eq!(rec["served_variant"], "control");
+        assert_eq!(rec["reason"], "fallback");
+        assert_eq!(rec["outcome"], "fallback");
+    }
+    assert_eq!(
+        envoy.metric(
+            "llm_ab_outcomes{experiment=\"chat-q4\",variant=\"candidate\",outcome=\"fallback\"}"
+        ),
+        3
+    );
+    // The mocks saw one treatment try and one control answer each time.
+    assert_eq!(b.request_count(), 3);
+    assert_eq!(a.request_count(), 3);
+}
+
+#[test]
+fn unreachable_treatment_falls_back_on_connect_failure() {
+    let config = fallback_config(r#"["connect_failure"]"#);
+    let a = MockBackend::start("model_a", 0).unwrap();
+    let closed = support::free_port();
+    let envoy = Envoy::start(&config, &[("model_a", a.port()), ("model_b", closed)]);
+    let users = candidates(&config, 1);
+    let r = envoy.chat(&[("x-user-id", &users[0])], BODY);
+    assert_eq!(
+        (r.status, r.header("x-mock-backend")),
+        (200, Some("model_a"))
+    );
+    // Not configured for 5xx: a 500 from control-reachable treatments passes.
+}
+
+#[test]
+fn fallback_is_not_used_when_not_configured_for_the_failure() {
+    let config = fallback_config(r#"["timeout"]"#);
+    let a = MockBackend::start("model_a", 0).unwrap();
+    let b = MockBackend::start("model_b", 0).unwrap();
+    let envoy = Envoy::start(&config, &[("model_a", a.port()), ("model_b", b.port())]);
+    let users = candidates(&config, 1);
+    let r = envoy.chat(&[("x-user-id", &users[0]), ("x-mock-status", "500")], BODY);
+    assert_eq!(
+        (r.status, r.header("x-mock-backend")),
+        (500, Some("model_b"))
+    );
+    assert_eq!(a.request_count(), 0);
+}

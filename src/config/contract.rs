@@ -259,8 +259,26 @@ pub struct ExperimentConfig {
     /// SLO bounds of the treatments; a breach pauses the experiment.
     #[serde(default)]
     pub slo: Option<SloConfig>,
+    /// Re-issue a failed treatment request to control.
+    #[serde(default)]
+    pub fallback: Option<FallbackConfig>,
     /// The variants and their weights (percent, summing to 100).
     pub variants: Vec<VariantConfig>,
+}
+
+/// Fallback to control.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FallbackConfig {
+    /// Failures that trigger it: `5xx`, `connect_failure`, `timeout`, `schema_fail`.
+    pub on: Vec<String>,
+    /// Most re-issues per request.
+    #[serde(default = "default_attempts")]
+    pub max_attempts: u32,
+}
+
+fn default_attempts() -> u32 {
+    1
 }
 
 /// Circuit breaker settings.

@@ -156,6 +156,8 @@ pub struct Experiment {
     pub breaker: Option<crate::slo::Breaker>,
     /// SLO bounds of the treatments, when set.
     pub slo: Option<crate::slo::Slo>,
+    /// Fallback to control, when set.
+    pub fallback: Option<crate::slo::Fallback>,
 }
 
 impl Experiment {

@@ -515,10 +515,34 @@ fn compile_experiment(p: &mut Problems, path: &str, e: &ExperimentConfig) -> Opt
             min_schema_pass_rate: s.min_schema_pass_rate,
         }
     });
+    let fallback = e.fallback.as_ref().map(|f| {
+        let fp = format!("{path}.fallback");
+        let mut out = crate::slo::Fallback {
+            max_attempts: f.max_attempts,
+            ..Default::default()
+        };
+        for (i, on) in f.on.iter().enumerate() {
+            match on.as_str() {
+                "5xx" => out.on_5xx = true,
+                "connect_failure" => out.on_connect_failure = true,
+                "timeout" => out.on_timeout = true,
+                "schema_fail" => out.on_schema_fail = true,
+                other => p.add(
+                    format!("{fp}.on[{i}]"),
+                    format!("{other:?} must be one of 5xx, connect_failure, timeout, schema_fail"),
+                ),
+            }
+        }
+        if !(1..=3).contains(&f.max_attempts) {
+            p.add(format!("{fp}.max_attempts"), "must be between 1 and 3");
+        }
+        out
+    });
     if p.0.len() != before {
         return None;
     }
     Some(Experiment {
+        fallback,
         breaker,
         slo,
         budgets,

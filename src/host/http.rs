@@ -93,6 +93,15 @@ fn set_request_header(name: &str, value: Option<&str>) {
     let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, value);
 }
 
+/// Envoy's response flags of this stream (0 when unknown).
+fn response_flags() -> u64 {
+    hostcalls::get_property(vec!["response", "flags"])
+        .ok()
+        .flatten()
+        .and_then(|b| b.get(..8).and_then(|b| b.try_into().ok()))
+        .map_or(0, u64::from_le_bytes)
+}
+
 /// Envoy's `UT` response flag: the upstream request timed out.
 const UPSTREAM_REQUEST_TIMEOUT: u64 = 0x4;
 
@@ -188,6 +197,16 @@ pub struct Exchange {
     forwarded: bool,
     /// Copies kept for human review (request, response), when it is on.
     review_copy: Option<(Vec<u8>, Vec<u8>)>,
+    /// The request as control would get it, for a fallback.
+    fallback_body: Option<Vec<u8>>,
+    /// Request path, for a fallback.
+    path: String,
+    /// Fallback calls made.
+    fallback_attempts: u32,
+    /// A fallback call is under way (the treatment's response is held).
+    fallback_pending: bool,
+    /// Control answered instead of the failed treatment.
+    fell_back: bool,
 }
 
 impl Exchange {
@@ -217,6 +236,11 @@ impl Exchange {
             output_block: None,
             forwarded: false,
             review_copy: None,
+            fallback_body: None,
+            path: String::new(),
+            fallback_attempts: 0,
+            fallback_pending: false,
+            fell_back: false,
         }
     }
 
@@ -274,11 +298,12 @@ impl Exchange {
             return;
         };
         let now_s = now_ms() / 1000;
-        let failed = outcome == Outcome::Error;
+        // A fallback means the treatment itself failed.
+        let failed = outcome == Outcome::Error || self.fell_back;
         let wkey = slo::window_key(plan.config_hash, &e.id, &v.name);
         let sample = slo::Sample {
             error: failed,
-            fallback: false,
+            fallback: self.fell_back,
             schema: self.schema_pass,
             latency_ms,
         };
@@ -442,12 +467,93 @@ impl Exchange {
             }
         }
 
+        self.prepare_fallback(&plan, m, &bytes);
         if let Some(new) = new_body {
             let _ = hostcalls::set_buffer(BufferType::HttpRequestBody, 0, self.body_size, &new);
             set_request_header("content-length", Some(&new.len().to_string()));
         }
         self.forwarded = true;
         Action::Continue
+    }
+
+    /// Keeps the request as control would get it, when a treatment request
+    /// may fall back.
+    fn prepare_fallback(&mut self, plan: &Plan, m: Matched, bytes: &[u8]) {
+        let Some(e) = plan.experiments.get(m.experiment) else {
+            return;
+        };
+        if e.fallback.is_none() || m.variant == e.layout.control() {
+            return;
+        }
+        let budgets = plan.budgets_for(m.experiment);
+        let edits = Edits {
+            model: e.control().model.as_deref(),
+            // A fallback answer is sent whole: no usage chunk to strip.
+            ensure_stream_usage: false,
+            max_output_tokens: budgets.max_output_tokens,
+            allowed_tools: plan.guardrails.allowed_tools.as_deref(),
+            strip_tools: plan.guardrails.strip_tools,
+        };
+        let Ok(prepared) = body::prepare(bytes, edits) else {
+            return;
+        };
+        let mut out = prepared.body.unwrap_or_else(|| bytes.to_vec());
+        if let Some(r) = plan.redaction.as_ref().filter(|r| r.request) {
+            let mut scratch = crate::redact::Counts::default();
+            if let Ok(Some(redacted)) = std::str::from_utf8(&out)
+                .map_err(|_| crate::redact::Unscannable("utf-8"))
+                .and_then(|t| r.redact_valid_json(t, &mut scratch))
+            {
+                out = redacted;
+            }
+        }
+        self.fallback_body = Some(out);
+    }
+
+    /// Re-issues the request to control; `true` when the call is under way.
+    fn start_fallback(&mut self, plan: &Plan, m: Matched) -> bool {
+        let Some(e) = plan.experiments.get(m.experiment) else {
+            return false;
+        };
+        let (Some(fb), Some(body)) = (e.fallback, self.fallback_body.as_ref()) else {
+            return false;
+        };
+        if self.fallback_attempts >= fb.max_attempts {
+            return false;
+        }
+        let control = e.control();
+        let budget_ms = control
+            .timeout_ms
+            .or(plan.budgets_for(m.experiment).timeout_ms)
+            .unwrap_or(60_000);
+        let left = budget_ms.saturating_sub(now_ms().saturating_sub(self.start_ms));
+        if left == 0 {
+            return false;
+        }
+        let mut headers: Vec<(&str, &str)> = vec![
+            (":method", "POST"),
+            (":path", &self.path),
+            (":authority", "llm-ab-fallback"),
+            ("content-type", "application/json"),
+            ("x-llm-experiment", &e.id),
+            ("x-llm-variant", &control.name),
+        ];
+        if let Some(v) = &control.prompt_version {
+            headers.push(("x-llm-prompt-version", v));
+        }
+        if let Some(v) = &control.rag_index_version {
+            headers.push(("x-llm-rag-index-version", v));
+        }
+        let call = hostcalls::dispatch_http_call(
+            &control.cluster,
+            headers,
+            Some(body),
+            vec![],
+            std::time::Duration::from_millis(left),
+        );
+        self.fallback_attempts += 1;
+        self.fallback_pending = call.is_ok();
+        self.fallback_pending
     }
 
     /// Gives back every token reserved by this request.
@@ -667,6 +773,23 @@ impl Exchange {
             &mut self.redactions,
         );
         self.schema_pass = verdict.schema_pass;
+        if verdict.schema_pass == Some(false) {
+            let by_policy = plan
+                .guardrails
+                .schema
+                .as_ref()
+                .is_some_and(|s| s.on_fail == crate::guard::OnSchemaFail::Fallback);
+            let m = self.matched;
+            let configured = m
+                .and_then(|m| plan.experiments.get(m.experiment))
+                .and_then(|e| e.fallback)
+                .is_some_and(|f| f.on_schema_fail);
+            if let (true, true, Some(m)) = (by_policy, configured, m) {
+                if self.start_fallback(&plan, m) {
+                    return Action::Pause;
+                }
+            }
+        }
         if let Some(err) = verdict.error {
             return self.replace_response(&err);
         }
@@ -724,6 +847,7 @@ impl Exchange {
             let code = self.error_code.or(self.output_block);
             let outcome = match code {
                 Some(code) => outcome_for_code(code, self.status),
+                None if self.fell_back && (200..300).contains(&self.status) => Outcome::Fallback,
                 None => outcome_of(self.status, observer.refused(), complete),
             };
             let tokens = if self.forwarded {
@@ -772,6 +896,13 @@ impl Exchange {
                 .map(|a| a.name.clone());
             record.served_variant = Some(v.name.clone());
             record.reason = m.reason.as_str();
+            if self.fell_back {
+                record.served_variant = plan
+                    .experiments
+                    .get(m.experiment)
+                    .map(|e| e.control().name.clone());
+                record.reason = "fallback";
+            }
             record.bucket = m.bucket;
             record.model = model;
             record.prompt_version = v.prompt_version.clone();
@@ -787,7 +918,94 @@ impl Exchange {
     }
 }
 
-impl Context for Exchange {}
+impl Context for Exchange {
+    fn on_http_call_response(
+        &mut self,
+        _token: u32,
+        _headers: usize,
+        body_size: usize,
+        _trailers: usize,
+    ) {
+        if !self.fallback_pending {
+            return;
+        }
+        self.fallback_pending = false;
+        let headers = hostcalls::get_map(MapType::HttpCallResponseHeaders).unwrap_or_default();
+        let status = headers
+            .iter()
+            .find(|(k, _)| k == ":status")
+            .and_then(|(_, v)| v.parse::<u32>().ok())
+            .unwrap_or(0);
+        if status == 0 {
+            // Control could not be reached either: let the treatment's
+            // failure go on as it was.
+            let _ = hostcalls::resume_http_response();
+            return;
+        }
+        let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let (Some((plan, _)), Some(m)) = (self.loaded.clone(), self.matched) else {
+            return;
+        };
+        let content_type = headers
+            .iter()
+            .find(|(k, _)| k == "content-type")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| "application/json".into());
+        if let Some(o) = self.observer.as_mut() {
+            if content_type.starts_with("text/event-stream") {
+                for e in SseParser::new().feed(&body) {
+                    o.observe_event(&e.data, &plan.refusal_phrases);
+                }
+            } else {
+                o.observe_json(&body, &plan.refusal_phrases);
+            }
+        }
+        let mut out_body = body;
+        if content_type.contains("json") {
+            let verdict =
+                output::check_json(Self::policy(&plan, None), &out_body, &mut self.redactions);
+            if let Some(new) = verdict.body {
+                out_body = new;
+            }
+        }
+        let control = plan
+            .experiments
+            .get(m.experiment)
+            .map(|e| (e.id.clone(), e.control().name.clone()));
+        // Control's response headers, minus framing (the body is sent whole).
+        let mut reply: Vec<(&str, &str)> = headers
+            .iter()
+            .filter(|(k, _)| {
+                !k.starts_with(':')
+                    && !matches!(
+                        k.as_str(),
+                        "content-length"
+                            | "transfer-encoding"
+                            | "connection"
+                            | "keep-alive"
+                            | "x-llm-experiment"
+                            | "x-llm-variant"
+                    )
+            })
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        if !reply.iter().any(|(k, _)| *k == "content-type") {
+            reply.push(("content-type", &content_type));
+        }
+        if let (true, Some((id, name))) = (plan.expose_headers, &control) {
+            reply.push(("x-llm-experiment", id));
+            reply.push(("x-llm-variant", name));
+        }
+        self.fell_back = true;
+        self.status = status;
+        self.keep_response_copy(&out_body);
+        self.finalize(true);
+        let _ = hostcalls::send_http_response(status, reply, Some(&out_body));
+    }
+}
 
 impl HttpContext for Exchange {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
@@ -799,6 +1017,7 @@ impl HttpContext for Exchange {
         let headers = HeaderSnapshot::fetch();
         let path = headers.get(":path").unwrap_or_default();
         let now_s = start_nanos / 1_000_000_000;
+        self.path = path.to_string();
         let decision = plan.decide_at(path, &headers, now_s);
         let served = decision
             .assignment
@@ -935,6 +1154,15 @@ impl HttpContext for Exchange {
             }
             return Action::Continue;
         };
+        let wants_fallback = plan
+            .experiments
+            .get(m.experiment)
+            .and_then(|e| e.fallback)
+            .is_some_and(|f| f.wants(self.status, response_flags()));
+        if wants_fallback && self.start_fallback(&plan, m) {
+            // Hold the treatment's failure; control's answer replaces it.
+            return Action::Pause;
+        }
         if plan.expose_headers {
             if let Some((id, v)) = Self::variant(&plan, m) {
                 let set = |k, v| hostcalls::set_map_value(MapType::HttpResponseHeaders, k, Some(v));
@@ -997,6 +1225,9 @@ impl HttpContext for Exchange {
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if self.fallback_pending {
+            return Action::Pause; // hold the failed treatment's body
+        }
         if self.finalized || self.matched.is_none() {
             if end_of_stream {
                 self.finalize(true);
@@ -1020,7 +1251,9 @@ impl HttpContext for Exchange {
                 return Action::Pause;
             }
             let action = self.finish_json_response(body_size);
-            self.finalize(true);
+            if !self.fallback_pending {
+                self.finalize(true);
+            }
             return action;
         }
         if self.ttft_ms.is_none() && matches!(self.mode, ResponseMode::Sse { .. }) {
