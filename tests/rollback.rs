@@ -428,3 +428,38 @@ fn fallback_is_not_used_when_not_configured_for_the_failure() {
     );
     assert_eq!(a.request_count(), 0);
 }
+
+#[test]
+fn a_flaky_treatment_never_shows_through_fallback() {
+    let config = fallback_config(r#"["5xx"]"#);
+    let a = MockBackend::start("model_a", 0).unwrap();
+    let b = MockBackend::start("model_b", 0).unwrap();
+    b.set_behavior(llm_ab_mock::Behavior {
+        fail_rate: 0.3,
+        fail_status: 502,
+        ..Default::default()
+    });
+    let envoy = Envoy::start(&config, &[("model_a", a.port()), ("model_b", b.port())]);
+    let users = candidates(&config, 40);
+    let served: Vec<(u16, Option<String>)> = users
+        .iter()
+        .map(|u| {
+            let r = envoy.chat(&[("x-user-id", u)], BODY);
+            (r.status, r.header("x-mock-backend").map(str::to_string))
+        })
+        .collect();
+    assert!(served.iter().all(|(s, _)| *s == 200), "{served:?}");
+    let by_control = served
+        .iter()
+        .filter(|(_, b)| b.as_deref() == Some("model_a"))
+        .count();
+    assert_eq!(
+        by_control,
+        a.request_count(),
+        "every failure was answered by control"
+    );
+    assert!(
+        (4..=24).contains(&by_control),
+        "about 30 % fell back: {by_control}"
+    );
+}
