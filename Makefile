@@ -41,7 +41,7 @@ $(STAMP): requirements.txt
 
 build: toolchain
 	cargo build --release --target $(WASM_TARGET) -p llm-ab-filter
-	cargo build --release -p llm-ab-mock
+	cargo build --release -p llm-ab-mock -p llm-ab-cli
 	@ls -l $(WASM) | awk '{print "wasm size: " $$5 " bytes"}'
 
 fmt:

@@ -22,6 +22,7 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENVOY = os.environ.get("ENVOY_BIN", os.path.join(ROOT, ".venv/bin/envoy-bin"))
 MOCK = os.path.join(ROOT, "target/release/llm-ab-mock")
+CLI = os.path.join(ROOT, "target/release/llm-ab")
 LISTENER, ADMIN = 10000, 9901
 BACKENDS = {"model_a": 18001, "model_b": 18002}
 RUN_DIR = os.path.join(ROOT, ".run")
@@ -142,10 +143,16 @@ Where to look:
   try it     curl -si http://127.0.0.1:{LISTENER}/v1/chat/completions -H 'content-type: application/json' \\
                -H 'x-user-id: alice' -d '{{"model":"x","messages":[{{"role":"user","content":"hi"}}]}}'
 """)
-        stats = urllib.request.urlopen(f"http://127.0.0.1:{ADMIN}/stats/prometheus", timeout=5).read().decode()
-        for line in stats.splitlines():
-            if line.startswith("llm_ab_requests{") and not line.endswith(" 0"):
-                print("  " + line)
+        # The report of this demo's own traffic (histograms appear at Envoy's
+        # 5 s stats flush).
+        deadline = time.time() + 8
+        while time.time() < deadline:
+            stats = urllib.request.urlopen(f"http://127.0.0.1:{ADMIN}/stats/prometheus", timeout=5).read().decode()
+            if any(l.startswith("llm_ab_latency_ms_count{") and not l.endswith(" 0") for l in stats.splitlines()):
+                break
+            time.sleep(0.5)
+        print(f"$ llm-ab report --admin http://127.0.0.1:{ADMIN}\n", flush=True)
+        subprocess.run([CLI, "report", "--admin", f"http://127.0.0.1:{ADMIN}"], check=False)
         if args.once:
             stop()
         print("\nRunning. Press Ctrl-C to stop.")

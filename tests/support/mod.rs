@@ -19,9 +19,15 @@ use llm_ab::route::RequestHeaders;
 pub use llm_ab_mock::http::{send, Response};
 pub use llm_ab_mock::MockBackend;
 
-/// Repository root.
+/// Repository root (the first directory upwards holding `envoy/envoy.yaml`,
+/// so that crates in subdirectories can share this harness).
 pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    let start = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    start
+        .ancestors()
+        .find(|d| d.join("envoy/envoy.yaml").exists())
+        .map(Path::to_path_buf)
+        .unwrap_or(start)
 }
 
 /// The Envoy binary; panics (fails the test) when it is not there.
