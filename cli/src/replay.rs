@@ -41,6 +41,10 @@ pub struct Args {
     /// Override header carrying the token.
     #[arg(long, default_value = "x-llm-override-token")]
     token_header: String,
+    /// The filter configuration, to price tokens with its `pricing` table
+    /// and each variant's `model`.
+    #[arg(long)]
+    config: Option<std::path::PathBuf>,
 }
 
 /// One eval case.
@@ -73,6 +77,25 @@ struct Summary {
     p95_ms: u64,
     tokens_in: u64,
     tokens_out: u64,
+    /// Estimated cost in USD, when `--config` gives the pricing.
+    cost_usd: Option<f64>,
+}
+
+/// The estimated cost of `variant`'s tokens under the configuration's pricing.
+fn cost(
+    plan: &llm_ab::config::Plan,
+    variant: &str,
+    tokens_in: u64,
+    tokens_out: u64,
+) -> Option<f64> {
+    let model = plan
+        .experiments
+        .iter()
+        .flat_map(|e| e.variants.iter())
+        .find(|v| v.name == variant)?
+        .model
+        .clone()?;
+    Some(plan.cost_usd(Some(&model), tokens_in, tokens_out))
 }
 
 fn load(path: &std::path::Path) -> Result<Vec<Case>, String> {
@@ -211,6 +234,14 @@ fn percentile(sorted: &[u64], q: f64) -> u64 {
 /// Runs the replay.
 pub fn run(args: &Args) -> Result<ExitCode, String> {
     let cases = load(&args.dataset)?;
+    let plan = match &args.config {
+        Some(path) => {
+            let bytes =
+                std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            Some(llm_ab::config::load(&bytes).map_err(|e| format!("{}: {e}", path.display()))?)
+        }
+        None => None,
+    };
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
@@ -255,6 +286,10 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
         let mut lat: Vec<u64> = mine.iter().map(|o| o.latency_ms).collect();
         lat.sort_unstable();
         let passed = mine.iter().filter(|o| o.passed).count();
+        let (tokens_in, tokens_out) = (
+            mine.iter().map(|o| o.tokens_in).sum(),
+            mine.iter().map(|o| o.tokens_out).sum(),
+        );
         summaries.insert(
             variant.clone(),
             Summary {
@@ -263,19 +298,31 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
                 pass_rate: passed as f64 / mine.len().max(1) as f64,
                 p50_ms: percentile(&lat, 0.5),
                 p95_ms: percentile(&lat, 0.95),
-                tokens_in: mine.iter().map(|o| o.tokens_in).sum(),
-                tokens_out: mine.iter().map(|o| o.tokens_out).sum(),
+                tokens_in,
+                tokens_out,
+                cost_usd: plan
+                    .as_ref()
+                    .and_then(|p| cost(p, variant, tokens_in, tokens_out)),
             },
         );
     }
     println!(
-        "{:<14} {:>6} {:>7} {:>9} {:>8} {:>8} {:>10} {:>10}",
-        "variant", "cases", "passed", "pass rate", "p50 ms", "p95 ms", "tokens in", "tokens out"
+        "{:<14} {:>6} {:>7} {:>9} {:>8} {:>8} {:>10} {:>10} {:>10}",
+        "variant",
+        "cases",
+        "passed",
+        "pass rate",
+        "p50 ms",
+        "p95 ms",
+        "tokens in",
+        "tokens out",
+        "cost $"
     );
     for variant in &args.variants {
         if let Some(s) = summaries.get(variant) {
+            let cost = s.cost_usd.map_or("-".to_string(), |c| format!("{c:.6}"));
             println!(
-                "{:<14} {:>6} {:>7} {:>8.1}% {:>8} {:>8} {:>10} {:>10}",
+                "{:<14} {:>6} {:>7} {:>8.1}% {:>8} {:>8} {:>10} {:>10} {:>10}",
                 variant,
                 s.cases,
                 s.passed,
@@ -283,7 +330,8 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
                 s.p50_ms,
                 s.p95_ms,
                 s.tokens_in,
-                s.tokens_out
+                s.tokens_out,
+                cost
             );
         }
     }

@@ -153,6 +153,8 @@ fn report_and_replay_through_a_real_gateway() {
     // Replay the shipped sample eval set, forcing each variant.
     let dataset = support::repo().join("evals/sample.jsonl");
     let output = scratch("replay.json");
+    let config = scratch("replay-config.json");
+    std::fs::write(&config, CONFIG).unwrap();
     let gateway = format!("http://127.0.0.1:{}", envoy.port);
     let o = llm_ab(&[
         "replay",
@@ -166,6 +168,8 @@ fn report_and_replay_through_a_real_gateway() {
         "s3cret-token",
         "--output",
         output.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", text(&o));
     let result: Value = serde_json::from_str(&std::fs::read_to_string(&output).unwrap()).unwrap();
@@ -173,6 +177,9 @@ fn report_and_replay_through_a_real_gateway() {
     assert_eq!(result["variants"]["control"]["pass_rate"], 1.0);
     // The 8 model-pinned cases pass on control only.
     assert_eq!(result["variants"]["candidate"]["passed"], 24);
+    // Priced with the configuration: the candidate's model costs more.
+    let cost = |v: &str| result["variants"][v]["cost_usd"].as_f64().unwrap();
+    assert!(cost("candidate") > cost("control") && cost("control") > 0.0);
     let cases = result["cases"].as_array().unwrap();
     assert!(cases
         .iter()
