@@ -1,7 +1,8 @@
-//! A self-contained HTML report: tables plus SVG charts (success rate with
-//! 95 % error bars, latency percentiles, cost per 1,000 requests).
+//! A self-contained HTML report: SVG charts (success rate with 95 % error
+//! bars, latency percentiles, cost per 1,000 requests), the verdicts, and
+//! the numbers as a table. No scripts, no external files.
 
-use crate::report::ExperimentReport;
+use crate::report::{ExperimentReport, VariantReport};
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -10,46 +11,63 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// One color per variant, control first.
 const COLORS: [&str; 6] = [
     "#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2",
 ];
 
-/// One bar: label, value, optional interval.
-type Bar = (String, f64, Option<(f64, f64)>);
+/// One bar: label, value, optional interval, variant index (its color).
+type Bar = (String, f64, Option<(f64, f64)>, usize);
+
+/// How bar values are written.
+#[derive(Clone, Copy)]
+enum Unit {
+    Percent,
+    Millis,
+    Dollars,
+}
+
+fn value_text(v: f64, unit: Unit) -> String {
+    match unit {
+        Unit::Percent => format!("{v:.1}%"),
+        Unit::Millis => format!("{v:.0} ms"),
+        Unit::Dollars => format!("${v:.4}"),
+    }
+}
 
 /// A horizontal bar chart.
-fn bars(title: &str, unit: &str, rows: &[Bar]) -> String {
+fn bars(title: &str, unit: Unit, rows: &[Bar]) -> String {
     let max = rows
         .iter()
-        .map(|(_, v, ci)| ci.map_or(*v, |c| c.1).max(*v))
+        .map(|(_, v, ci, _)| ci.map_or(*v, |c| c.1).max(*v))
         .fold(0.0_f64, f64::max)
         .max(1e-9);
-    let (width, bar_h, left) = (560.0, 26.0, 150.0);
-    let height = 40.0 + rows.len() as f64 * (bar_h + 10.0);
-    let scale = |x: f64| left + (width - left - 60.0) * x / max;
+    let (width, bar_h, left) = (640.0, 24.0, 170.0);
+    let height = 36.0 + rows.len() as f64 * (bar_h + 8.0);
+    let scale = |x: f64| left + (width - left - 90.0) * x / max;
     let mut svg = format!(
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" aria-label="{t}"><text x="0" y="18" font-size="14" font-weight="bold">{t}</text>"#,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" aria-label="{t}"><text x="0" y="16" font-size="14" font-weight="bold">{t}</text>"#,
         t = esc(title)
     );
-    for (i, (label, v, ci)) in rows.iter().enumerate() {
-        let y = 30.0 + i as f64 * (bar_h + 10.0);
+    for (i, (label, v, ci, color)) in rows.iter().enumerate() {
+        let y = 28.0 + i as f64 * (bar_h + 8.0);
         svg.push_str(&format!(
-            r#"<text x="0" y="{ty}" font-size="12">{l}</text><rect x="{left}" y="{y}" width="{w:.1}" height="{bar_h}" fill="{c}"/><text x="{tx:.1}" y="{ty}" font-size="12">{v}{unit}</text>"#,
-            ty = y + 17.0,
+            r#"<text x="0" y="{ty}" font-size="12">{l}</text><rect x="{left}" y="{y}" width="{w:.1}" height="{bar_h}" rx="2" fill="{c}"/><text x="{tx:.1}" y="{ty}" font-size="12">{text}</text>"#,
+            ty = y + 16.0,
             l = esc(label),
             w = (scale(*v) - left).max(1.0),
-            c = COLORS[i % COLORS.len()],
+            c = COLORS[color % COLORS.len()],
             tx = scale(ci.map_or(*v, |c| c.1)) + 6.0,
-            v = if unit == "%" { format!("{:.1}", v) } else { format!("{:.4}", v).trim_end_matches('0').trim_end_matches('.').to_string() },
+            text = value_text(*v, unit),
         ));
         if let Some((lo, hi)) = ci {
             let ym = y + bar_h / 2.0;
             svg.push_str(&format!(
-                r#"<line x1="{a:.1}" y1="{ym}" x2="{b:.1}" y2="{ym}" stroke="black" stroke-width="2"/><line x1="{a:.1}" y1="{y1}" x2="{a:.1}" y2="{y2}" stroke="black"/><line x1="{b:.1}" y1="{y1}" x2="{b:.1}" y2="{y2}" stroke="black"/>"#,
+                r##"<line x1="{a:.1}" y1="{ym}" x2="{b:.1}" y2="{ym}" stroke="#222" stroke-width="2"/><line x1="{a:.1}" y1="{y1}" x2="{a:.1}" y2="{y2}" stroke="#222" stroke-width="2"/><line x1="{b:.1}" y1="{y1}" x2="{b:.1}" y2="{y2}" stroke="#222" stroke-width="2"/>"##,
                 a = scale(*lo),
                 b = scale(*hi),
-                y1 = ym - 6.0,
-                y2 = ym + 6.0
+                y1 = ym - 7.0,
+                y2 = ym + 7.0
             ));
         }
     }
@@ -57,55 +75,55 @@ fn bars(title: &str, unit: &str, rows: &[Bar]) -> String {
     svg
 }
 
+/// The numbers of one experiment as an HTML table.
+fn table(e: &ExperimentReport) -> String {
+    let pct = |x: f64| format!("{:.1}%", x * 100.0);
+    let ms = |x: Option<f64>| x.map_or("–".to_string(), |v| format!("{v:.0}"));
+    let mut out = String::from(
+        "<table><tr><th>variant</th><th>requests</th><th>success (95% CI)</th><th>error</th><th>fallback</th><th>refusal</th><th>blocked</th><th>p50 ms</th><th>p95 ms</th><th>p99 ms</th><th>TTFT p50</th><th>tokens in/1k</th><th>tokens out/1k</th><th>$/1k</th></tr>",
+    );
+    for v in &e.variants {
+        let rate = |k: &str| v.rates.get(k).map_or("–".to_string(), |r| pct(r.value));
+        let success = v.rates.get("success").map_or("–".to_string(), |r| {
+            format!(
+                "{} <small>[{}, {}]</small>",
+                pct(r.value),
+                pct(r.low),
+                pct(r.high)
+            )
+        });
+        out.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{success}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.0}</td><td>{:.0}</td><td>${:.4}</td></tr>",
+            esc(&v.variant),
+            v.requests,
+            rate("error"),
+            rate("fallback"),
+            rate("refusal"),
+            rate("blocked"),
+            ms(v.latency_ms.p50),
+            ms(v.latency_ms.p95),
+            ms(v.latency_ms.p99),
+            ms(v.ttft_ms.p50),
+            v.tokens_in_per_1k,
+            v.tokens_out_per_1k,
+            v.cost_usd_per_1k
+        ));
+    }
+    out.push_str("</table>");
+    out
+}
+
+type Pick = fn(&VariantReport) -> Option<f64>;
+
 /// The whole page.
-pub fn render(reports: &[ExperimentReport], table_markdown: &str, min_effect: f64) -> String {
+pub fn render(reports: &[ExperimentReport], min_effect: f64) -> String {
     let mut body = String::new();
     for e in reports {
         body.push_str(&format!(
-            "<h2>Experiment {} <small>(control: {})</small></h2>",
+            "<h2>Experiment {} <small>(control: {})</small></h2><ul>",
             esc(&e.experiment),
             esc(&e.control)
         ));
-        let success: Vec<_> = e
-            .variants
-            .iter()
-            .filter_map(|v| {
-                v.rates.get("success").map(|r| {
-                    (
-                        v.variant.clone(),
-                        r.value * 100.0,
-                        Some((r.low * 100.0, r.high * 100.0)),
-                    )
-                })
-            })
-            .collect();
-        body.push_str(&bars("Success rate (95% interval)", "%", &success));
-        let mut latency = Vec::new();
-        for v in &e.variants {
-            for (name, p) in [
-                ("p50", v.latency_ms.p50),
-                ("p95", v.latency_ms.p95),
-                ("p99", v.latency_ms.p99),
-            ] {
-                if let Some(p) = p {
-                    latency.push((format!("{} {name}", v.variant), p, None));
-                }
-            }
-        }
-        if !latency.is_empty() {
-            body.push_str(&bars("Latency (ms)", " ms", &latency));
-        }
-        let cost: Vec<_> = e
-            .variants
-            .iter()
-            .map(|v| (v.variant.clone(), v.cost_usd_per_1k, None))
-            .collect();
-        body.push_str(&bars(
-            "Estimated cost per 1,000 requests (USD)",
-            " $",
-            &cost,
-        ));
-        body.push_str("<ul>");
         for v in e.variants.iter().skip(1) {
             let class = match v.verdict.as_str() {
                 "better" => "good",
@@ -118,12 +136,59 @@ pub fn render(reports: &[ExperimentReport], table_markdown: &str, min_effect: f6
             ));
         }
         body.push_str("</ul>");
+        let success: Vec<Bar> = e
+            .variants
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| {
+                let r = v.rates.get("success")?;
+                Some((
+                    v.variant.clone(),
+                    r.value * 100.0,
+                    Some((r.low * 100.0, r.high * 100.0)),
+                    i,
+                ))
+            })
+            .collect();
+        body.push_str(&bars(
+            "Success rate (95% interval)",
+            Unit::Percent,
+            &success,
+        ));
+        let mut latency: Vec<Bar> = Vec::new();
+        let picks: [(&str, Pick); 3] = [
+            ("p50", |v| v.latency_ms.p50),
+            ("p95", |v| v.latency_ms.p95),
+            ("p99", |v| v.latency_ms.p99),
+        ];
+        for (name, pick) in picks {
+            for (i, v) in e.variants.iter().enumerate() {
+                if let Some(p) = pick(v) {
+                    latency.push((format!("{} {name}", v.variant), p, None, i));
+                }
+            }
+        }
+        if !latency.is_empty() {
+            body.push_str(&bars("Latency (ms)", Unit::Millis, &latency));
+        }
+        let cost: Vec<Bar> = e
+            .variants
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (v.variant.clone(), v.cost_usd_per_1k, None, i))
+            .collect();
+        body.push_str(&bars(
+            "Estimated cost per 1,000 requests (USD)",
+            Unit::Dollars,
+            &cost,
+        ));
+        body.push_str(&table(e));
     }
-    let table = esc(table_markdown);
     format!(
         r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>llm-ab report</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:960px;margin:2em auto;color:#222}}svg{{display:block;margin:1em 0}}
-.good{{color:#1a7f37}}.bad{{color:#cf222e}}.wait{{color:#9a6700}}pre{{background:#f6f8fa;padding:1em;overflow:auto;font-size:12px}}</style></head>
-<body><h1>llm-ab experiment report</h1>{body}<h2>Numbers</h2><pre>{table}</pre></body></html>"#
+<style>body{{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;color:#222}}svg{{display:block;margin:1.2em 0}}
+.good{{color:#1a7f37}}.bad{{color:#cf222e}}.wait{{color:#9a6700}}
+table{{border-collapse:collapse;font-size:13px;margin:1em 0}}td,th{{border-bottom:1px solid #ddd;padding:4px 8px;text-align:right}}td:first-child,th:first-child{{text-align:left}}</style></head>
+<body><h1>llm-ab experiment report</h1>{body}</body></html>"#
     )
 }

@@ -152,11 +152,7 @@ fn report(
         }
     }
     if let Some(path) = html {
-        let page = html::render(
-            &reports,
-            &report::render_table(&reports, true, min_effect),
-            min_effect,
-        );
+        let page = html::render(&reports, min_effect);
         std::fs::write(&path, page).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     Ok(ExitCode::SUCCESS)
