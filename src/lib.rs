@@ -17,6 +17,8 @@ pub mod body;
 pub mod budget;
 pub mod config;
 pub mod error;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod fuzzing;
 pub mod guard;
 pub mod json;
 pub mod output;
