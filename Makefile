@@ -19,7 +19,7 @@ STAMP         := $(VENV)/.installed
 export ENVOY_BIN   := $(abspath $(ENVOY))
 export LLM_AB_WASM := $(abspath $(WASM))
 
-.PHONY: all setup toolchain envoy build fmt lint test run bench clean
+.PHONY: all setup toolchain envoy build fmt lint test run bench fuzz clean
 
 all: build
 
@@ -61,6 +61,19 @@ run: setup build
 bench: setup build
 	cargo run --quiet --release --example redact_throughput
 	$(PY) bench/bench.py
+
+# Each fuzz target for FUZZ_SECONDS (nightly + cargo-fuzz, installed here
+# when missing); new corpus entries land in fuzz/corpus/<target>/, which
+# make test replays.
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS := config_load request_body sse_stream redaction schema
+
+fuzz:
+	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+	for t in $(FUZZ_TARGETS); do \
+	  cargo +nightly fuzz run --fuzz-dir fuzz $$t fuzz/corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 || exit 1; \
+	done
 
 clean:
 	cargo clean
