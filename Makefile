@@ -59,6 +59,7 @@ run: setup build
 	$(PY) scripts/run.py
 
 bench: setup build
+	cargo bench --quiet --bench core -- --warm-up-time 1 --measurement-time 3
 	cargo run --quiet --release --example redact_throughput
 	$(PY) bench/bench.py
 
