@@ -280,6 +280,80 @@ def redaction_bench(tmp, upstream, seconds, connections):
     return rows
 
 
+def ecds_configs(tmp, port, admin, upstream, filter_json):
+    """envoy-ecds.yaml re-pointed at `tmp`, and a writer of its ECDS file."""
+    with open(os.path.join(ROOT, "envoy/envoy-ecds.yaml")) as f:
+        cfg = yaml.safe_load(f)
+    cfg["admin"]["address"]["socket_address"]["port_value"] = admin
+    listener = cfg["static_resources"]["listeners"][0]
+    listener["address"]["socket_address"]["port_value"] = port
+    hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
+    hcm["access_log"][0]["typed_config"]["path"] = "/dev/null"
+    source = hcm["http_filters"][0]["config_discovery"]["config_source"]["path_config_source"]
+    ecds_path = os.path.join(tmp, "llm-ab-filter.json")
+    source["path"] = ecds_path
+    source["watched_directory"]["path"] = tmp
+    for cluster in cfg["static_resources"]["clusters"]:
+        ep = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
+        ep["address"]["socket_address"]["port_value"] = upstream
+    with open(os.path.join(ROOT, "envoy/llm-ab-filter.yaml")) as f:
+        resource = yaml.safe_load(f)
+
+    def write(config_value):
+        r = copy.deepcopy(resource)
+        c = r["resources"][0]["typed_config"]["config"]
+        c["vm_config"]["code"]["local"]["filename"] = WASM
+        c["configuration"]["value"] = config_value
+        tmp_path = ecds_path + ".tmp"
+        with open(tmp_path, "w") as f:
+            json.dump(r, f)
+        os.replace(tmp_path, ecds_path)
+
+    write(filter_json)
+    return cfg, write
+
+
+def memory_bench(tmp, upstream, requests, reloads, connections):
+    """RSS of an Envoy + filter (ECDS) before and after `requests` requests
+    and `reloads` configuration reloads."""
+    port, admin = free_port(), free_port()
+    with open(os.path.join(ROOT, "envoy/envoy.yaml")) as f:
+        shipped = yaml.safe_load(f)
+    value = (shipped["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+             ["typed_config"]["http_filters"][0]["typed_config"]["config"]["configuration"]["value"])
+    cfg, write = ecds_configs(tmp, port, admin, upstream, value)
+    envoy = Envoy("memory", cfg, tmp, cpu=0)
+    try:
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        script = wrk_script(tmp, chat_body(2048))
+        run_wrk(port, script, 3, connections)  # warm-up
+        before = envoy.rss_mib()
+        served = 0
+        while served < requests:
+            served += run_wrk(port, script, 4, connections)["requests"]
+        for i in range(reloads):
+            # Alternate two valid configurations: each replace is a reload.
+            write(value if i % 2 else value.replace('"enabled": true', '"enabled": false'))
+            time.sleep(0.05)
+        time.sleep(1)
+        run_wrk(port, script, 2, connections)
+        after = envoy.rss_mib()
+        with urllib.request.urlopen(f"http://127.0.0.1:{admin}/stats?filter=extension_config", timeout=5) as r:
+            stats = r.read().decode()
+        updates = sum(int(l.rsplit(" ", 1)[1]) for l in stats.splitlines() if "config_reload:" in l)
+        return {"requests": served, "reloads": reloads, "reloads_applied": updates,
+                "rss_before_mib": before, "rss_after_mib": after,
+                "growth_pct": (after - before) * 100.0 / before if before else 0.0}
+    finally:
+        envoy.stop()
+
+
 def ttft_once(port, headers):
     """Seconds from sending a streaming request to the first SSE byte, and
     the whole response's duration."""
@@ -342,7 +416,9 @@ def main():
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--body-bytes", type=int, default=2048)
     ap.add_argument("--ttft-requests", type=int, default=200, help="streaming requests per proxy")
-    ap.add_argument("--cpu-only", action="store_true", help="skip the redaction and TTFT phases")
+    ap.add_argument("--cpu-only", action="store_true", help="skip the redaction, TTFT and memory phases")
+    ap.add_argument("--memory-requests", type=int, default=200_000)
+    ap.add_argument("--memory-reloads", type=int, default=200)
     ap.add_argument("--json", help="also write the results to this file")
     args = ap.parse_args()
     for tool, path in (("Envoy", ENVOY), ("filter", WASM), ("mock backend", MOCK)):
@@ -417,6 +493,10 @@ filter with vs without redaction, alternating, medians of 3 rounds:
             print(f"| {kib} KiB | {med['plain']['cpu_us_per_req']:.1f} | {med['redact']['cpu_us_per_req']:.1f} | "
                   f"{added_cpu:+.1f} | {mbps:.0f} | {med['redact']['p50_us'] - med['plain']['p50_us']:+.0f} | {errors} |")
         print()
+        mem = memory_bench(tmp, up_port, args.memory_requests, args.memory_reloads, args.connections)
+        print(f"""Memory of Envoy + llm-ab (1 worker, ECDS) over {mem['requests']} requests and {mem['reloads']} configuration
+reloads ({mem['reloads_applied']} applied): RSS {mem['rss_before_mib']:.1f} MiB -> {mem['rss_after_mib']:.1f} MiB, growth {mem['growth_pct']:+.1f} %
+""")
         for p in reversed(procs):
             p.stop()
         procs.clear()
@@ -432,7 +512,7 @@ mock model backend; the filter parses every SSE event and strips the usage chunk
 """)
         if args.json:
             with open(args.json, "w") as f:
-                json.dump({"runs": runs, "summary": summary, "added_cpu_us": added, "added_cpu_us_everything": added_full, "ttft": ttft,
+                json.dump({"memory": mem, "runs": runs, "summary": summary, "added_cpu_us": added, "added_cpu_us_everything": added_full, "ttft": ttft,
                            "redaction": [{"kib": k, "bytes": b, "median": m, "added_cpu_us": a, "errors": e}
                                          for k, b, m, a, e in red_rows],
                            "wasm_bytes": wasm_size, "body_bytes": len(body)}, f, indent=2)
