@@ -104,7 +104,7 @@ EVERYTHING = {
 }
 
 
-def proxy_config(port, admin, upstream, with_filter, redaction=None, extra=None):
+def proxy_config(port, admin, upstream, with_filter, redaction=None, extra=None, routing_only=False):
     with open(os.path.join(ROOT, "envoy/envoy.yaml")) as f:
         cfg = yaml.safe_load(f)
     cfg = copy.deepcopy(cfg)
@@ -116,6 +116,12 @@ def proxy_config(port, admin, upstream, with_filter, redaction=None, extra=None)
     if with_filter:
         config = filters[0]["typed_config"]["config"]
         config["vm_config"]["code"]["local"]["filename"] = WASM
+        if routing_only:
+            hcm.pop("access_log", None)
+            filter_json = json.loads(config["configuration"]["value"])
+            filter_json.pop("pricing", None)
+            filter_json.pop("refusal_phrases", None)
+            config["configuration"]["value"] = json.dumps(filter_json)
         if redaction is not None or extra is not None:
             filter_json = json.loads(config["configuration"]["value"])
             if redaction is not None:
@@ -124,9 +130,8 @@ def proxy_config(port, admin, upstream, with_filter, redaction=None, extra=None)
             config["configuration"]["value"] = json.dumps(filter_json)
         # Keep the filter's access log (it is part of the telemetry cost),
         # written to /dev/null.
-        hcm["access_log"][0]["typed_config"]["path"] = "/dev/null"
-        if os.environ.get("BENCH_NO_ACCESS_LOG"):
-            hcm.pop("access_log", None)
+        if "access_log" in hcm:
+            hcm["access_log"][0]["typed_config"]["path"] = "/dev/null"
     else:
         hcm["http_filters"] = [f for f in filters if f["name"] != "envoy.filters.http.wasm"]
         hcm.pop("access_log", None)
@@ -426,60 +431,70 @@ def main():
             sys.exit(f"{tool} not found at {path}: run `make bench` (it installs and builds)")
 
     tmp = tempfile.mkdtemp(prefix="llm-ab-bench-")
-    body = chat_body(args.body_bytes)
-    script = wrk_script(tmp, body)
-    up_port, bare_port, filt_port = free_port(), free_port(), free_port()
+    up_port = free_port()
     procs = []
     try:
         procs.append(Envoy("upstream", upstream_config(up_port, free_port()), tmp, cpu=1))
-        bare = Envoy("bare", proxy_config(bare_port, free_port(), up_port, False), tmp, cpu=0)
-        procs.append(bare)
-        filt = Envoy("filter", proxy_config(filt_port, free_port(), up_port, True), tmp, cpu=0)
-        procs.append(filt)
-        full_port = free_port()
-        full = Envoy("everything", proxy_config(full_port, free_port(), up_port, True, extra=EVERYTHING),
-                     tmp, cpu=0)
-        procs.append(full)
-        # Warm up both (connection pools; V8 compiles hot wasm functions
-        # with its optimizing tier after a while).
-        run_wrk(bare_port, script, 5, args.connections)
-        run_wrk(filt_port, script, 5, args.connections)
-        run_wrk(full_port, script, 5, args.connections)
+        # The proxies measured side by side, each on the same core in turn.
+        configs = {
+            "bare": ("bare Envoy", proxy_config(free_port(), free_port(), up_port, False)),
+            "routing": ("llm-ab: routing + model rewrite (no access log, no pricing)",
+                        proxy_config(free_port(), free_port(), up_port, True, routing_only=True)),
+            "filter": ("llm-ab: routing + telemetry (JSON access log, pricing)",
+                       proxy_config(free_port(), free_port(), up_port, True)),
+            "everything": ("llm-ab: everything on (+ redaction, budgets, quota, guardrails)",
+                           proxy_config(free_port(), free_port(), up_port, True, extra=EVERYTHING)),
+        }
+        proxies = {}
+        for name, (_, cfg) in configs.items():
+            proxies[name] = (Envoy(name, cfg, tmp, cpu=0),
+                             cfg["static_resources"]["listeners"][0]["address"]["socket_address"]["port_value"])
+            procs.append(proxies[name][0])
+        filt, filt_port = proxies["filter"]
         rss_before = filt.rss_mib()
-        runs = {"bare": [], "filter": [], "everything": []}
-        for i in range(args.rounds):
-            for name, envoy, port in (("bare", bare, bare_port), ("filter", filt, filt_port),
-                                      ("everything", full, full_port)):
-                r = measure(envoy, port, script, args.seconds, args.connections)
-                runs[name].append(r)
-                print(f"round {i + 1} {name:<6} {r['cpu_us_per_req']:7.1f} µs CPU/req  "
-                      f"{r['rps']:8.0f} req/s  p50 {r['p50_us']:7.0f} µs  p99 {r['p99_us']:7.0f} µs  "
-                      f"errors {r['errors']}", flush=True)
-
-        def med(name, key):
-            return statistics.median(r[key] for r in runs[name])
-
-        wasm_size = os.path.getsize(WASM)
-        summary = {name: {k: med(name, k) for k in ("cpu_us_per_req", "rps", "p50_us", "p99_us")}
-                   for name in runs}
-        for name in runs:
-            summary[name]["errors"] = sum(r["errors"] for r in runs[name])
-        added = summary["filter"]["cpu_us_per_req"] - summary["bare"]["cpu_us_per_req"]
-        added_full = summary["everything"]["cpu_us_per_req"] - summary["bare"]["cpu_us_per_req"]
-        print(f"""
+        all_runs, summaries = {}, {}
+        for size in (args.body_bytes, 16384):
+            body = chat_body(size)
+            script = wrk_script(tmp, body)
+            # Warm up (connection pools; V8 compiles hot wasm functions with
+            # its optimizing tier after a while).
+            for envoy, port in proxies.values():
+                run_wrk(port, script, 5 if size == args.body_bytes else 2, args.connections)
+            runs = {name: [] for name in proxies}
+            for i in range(args.rounds):
+                for name, (envoy, port) in proxies.items():
+                    r = measure(envoy, port, script, args.seconds, args.connections)
+                    runs[name].append(r)
+                    print(f"{len(body)} B round {i + 1} {name:<10} {r['cpu_us_per_req']:7.1f} µs CPU/req  "
+                          f"{r['rps']:8.0f} req/s  p50 {r['p50_us']:7.0f} µs  p99 {r['p99_us']:7.0f} µs  "
+                          f"errors {r['errors']}", flush=True)
+            summary = {name: {k: statistics.median(r[k] for r in rs) for k in ("cpu_us_per_req", "rps", "p50_us", "p99_us")}
+                       for name, rs in runs.items()}
+            for name in runs:
+                summary[name]["errors"] = sum(r["errors"] for r in runs[name])
+            bare = summary["bare"]
+            print(f"""
 Body {len(body)} bytes, {args.rounds} alternating rounds of {args.seconds} s, {args.connections} connections,
-one Envoy worker each, medians:
+one Envoy worker each, medians; "added" is against bare Envoy in the same run:
 
-| | CPU µs/request | requests/s | p50 µs | p99 µs | errors |
-|---|---|---|---|---|---|
-| bare Envoy | {summary['bare']['cpu_us_per_req']:.1f} | {summary['bare']['rps']:.0f} | {summary['bare']['p50_us']:.0f} | {summary['bare']['p99_us']:.0f} | {summary['bare']['errors']} |
-| Envoy + llm-ab (routing, model rewrite, telemetry, access log) | {summary['filter']['cpu_us_per_req']:.1f} | {summary['filter']['rps']:.0f} | {summary['filter']['p50_us']:.0f} | {summary['filter']['p99_us']:.0f} | {summary['filter']['errors']} |
-| added by the filter | **{added:+.1f}** | {summary['filter']['rps'] / summary['bare']['rps']:.2f}× | {summary['filter']['p50_us'] - summary['bare']['p50_us']:+.0f} | {summary['filter']['p99_us'] - summary['bare']['p99_us']:+.0f} | |
-| Envoy + llm-ab, everything on (+ redaction, budgets, quota, guardrails) | {summary['everything']['cpu_us_per_req']:.1f} | {summary['everything']['rps']:.0f} | {summary['everything']['p50_us']:.0f} | {summary['everything']['p99_us']:.0f} | {summary['everything']['errors']} |
-| added, everything on | **{added_full:+.1f}** | {summary['everything']['rps'] / summary['bare']['rps']:.2f}× | {summary['everything']['p50_us'] - summary['bare']['p50_us']:+.0f} | {summary['everything']['p99_us'] - summary['bare']['p99_us']:+.0f} | |
-
-wasm size: {wasm_size} bytes; filter Envoy RSS {rss_before:.0f} MiB -> {filt.rss_mib():.0f} MiB over the run
-""")
+| | CPU µs/request | added | requests/s | p50 µs | p99 µs | p99 added | errors |
+|---|---|---|---|---|---|---|---|""")
+            for name, (label, _) in configs.items():
+                m = summary[name]
+                added_cpu = m["cpu_us_per_req"] - bare["cpu_us_per_req"]
+                added_p99 = m["p99_us"] - bare["p99_us"]
+                cpu_cell = "" if name == "bare" else f"**{added_cpu:+.1f}**"
+                p99_cell = "" if name == "bare" else f"{added_p99:+.0f}"
+                print(f"| {label} | {m['cpu_us_per_req']:.1f} | {cpu_cell} | {m['rps']:.0f} | "
+                      f"{m['p50_us']:.0f} | {m['p99_us']:.0f} | {p99_cell} | {m['errors']} |")
+            print()
+            all_runs[len(body)] = runs
+            summaries[len(body)] = summary
+        runs, summary = all_runs, summaries
+        added = summaries[len(chat_body(args.body_bytes))]["filter"]["cpu_us_per_req"] - summaries[len(chat_body(args.body_bytes))]["bare"]["cpu_us_per_req"]
+        added_full = summaries[len(chat_body(args.body_bytes))]["everything"]["cpu_us_per_req"] - summaries[len(chat_body(args.body_bytes))]["bare"]["cpu_us_per_req"]
+        wasm_size = os.path.getsize(WASM)
+        print(f"wasm size: {wasm_size} bytes; filter Envoy RSS {rss_before:.0f} MiB -> {filt.rss_mib():.0f} MiB over the runs\n")
         if args.cpu_only:
             return
         red_rows = redaction_bench(tmp, up_port, args.seconds // 2 or 1, 4)
