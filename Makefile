@@ -18,6 +18,8 @@ STAMP         := $(VENV)/.installed
 
 export ENVOY_BIN   := $(abspath $(ENVOY))
 export LLM_AB_WASM := $(abspath $(WASM))
+# A test-only build whose VM traps on a header (tests/failure_policy.rs).
+export LLM_AB_CRASH_WASM := $(abspath target/crash-hook/$(WASM_TARGET)/release/llm_ab.wasm)
 
 .PHONY: all setup toolchain envoy build fmt lint test run bench fuzz clean
 
@@ -42,6 +44,7 @@ $(STAMP): requirements.txt
 build: toolchain
 	cargo build --release --target $(WASM_TARGET) -p llm-ab-filter
 	cargo build --release -p llm-ab-mock -p llm-ab-cli
+	cargo build --release --target $(WASM_TARGET) -p llm-ab-filter --features crash-hook --target-dir target/crash-hook
 	@ls -l $(WASM) | awk '{print "wasm size: " $$5 " bytes"}'
 
 fmt:

@@ -1015,6 +1015,10 @@ impl HttpContext for Exchange {
         let start_nanos = now_nanos();
         self.start_ms = start_nanos / 1_000_000;
         let headers = HeaderSnapshot::fetch();
+        #[cfg(feature = "crash-hook")]
+        if headers.has("x-llm-ab-test-crash") {
+            std::process::abort();
+        }
         let path = headers.get(":path").unwrap_or_default();
         let now_s = start_nanos / 1_000_000_000;
         self.path = path.to_string();

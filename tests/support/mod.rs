@@ -172,6 +172,16 @@ impl Envoy {
 
     /// Starts Envoy; `Err` when it exits before it is ready.
     pub fn try_start(filter_config: &str, clusters: &[(&str, u16)]) -> Result<Envoy, Refused> {
+        Self::try_start_with(filter_config, clusters, |_| {})
+    }
+
+    /// [`Envoy::try_start`] with `adjust` applied to the bootstrap's wasm
+    /// filter `config` (the `PluginConfig`) before Envoy starts.
+    pub fn try_start_with(
+        filter_config: &str,
+        clusters: &[(&str, u16)],
+        adjust: impl FnOnce(&mut Value),
+    ) -> Result<Envoy, Refused> {
         let dir = scratch_dir();
         let (port, admin) = (free_port(), free_port());
         let mut cfg = shipped_config();
@@ -184,6 +194,7 @@ impl Envoy {
             ["http_filters"][0]["typed_config"]["config"];
         filter["vm_config"]["code"]["local"]["filename"] = json!(wasm_path().to_string_lossy());
         filter["configuration"]["value"] = json!(filter_config);
+        adjust(filter);
         cfg["static_resources"]["clusters"] = Value::Array(
             clusters
                 .iter()
