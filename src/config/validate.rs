@@ -437,107 +437,19 @@ fn compile_experiment(p: &mut Problems, path: &str, e: &ExperimentConfig) -> Opt
         .budgets
         .as_ref()
         .map(|b| compile_budgets(p, &format!("{path}.budgets"), b));
-    let rollout = e.rollout.as_ref().map(|r| {
-        if r.steps.is_empty() {
-            p.add(
-                format!("{path}.rollout.steps"),
-                "must list at least one step",
-            );
-        }
-        let lane = lane_width(e.variants.len().saturating_sub(1));
-        let steps = r
-            .steps
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                let sp = format!("{path}.rollout.steps[{i}].weight");
-                let b = weight_buckets(p, &sp, s.weight);
-                if b > lane {
-                    p.add(
-                        sp,
-                        format!(
-                            "{} exceeds {}, the most each treatment can have",
-                            percent(u64::from(b)),
-                            percent(u64::from(lane))
-                        ),
-                    );
-                }
-                (b, s.hold_s)
-            })
-            .collect();
-        crate::rollout::Rollout {
-            start_unix_s: r.start_unix_s,
-            steps,
-        }
-    });
-    let breaker = e.circuit_breaker.as_ref().map(|b| {
-        let bp = format!("{path}.circuit_breaker");
-        if b.consecutive_failures == 0 {
-            p.add(format!("{bp}.consecutive_failures"), "must be at least 1");
-        }
-        if !(b.failure_rate > 0.0 && b.failure_rate <= 1.0) {
-            p.add(format!("{bp}.failure_rate"), "must be in (0, 1]");
-        }
-        if b.window_s == 0 || b.window_s > 3600 {
-            p.add(format!("{bp}.window_s"), "must be between 1 and 3600");
-        }
-        if b.open_s == 0 || b.open_s > 86_400 {
-            p.add(format!("{bp}.open_s"), "must be between 1 and 86400");
-        }
-        crate::slo::Breaker {
-            consecutive_failures: b.consecutive_failures,
-            failure_rate: b.failure_rate,
-            window_s: b.window_s,
-            min_requests: b.min_requests,
-            open_s: b.open_s,
-        }
-    });
-    let slo = e.slo.as_ref().map(|s| {
-        let sp = format!("{path}.slo");
-        if s.window_s == 0 || s.window_s > 3600 {
-            p.add(format!("{sp}.window_s"), "must be between 1 and 3600");
-        }
-        for (field, v) in [
-            ("max_error_rate", s.max_error_rate),
-            ("max_fallback_rate", s.max_fallback_rate),
-            ("min_schema_pass_rate", s.min_schema_pass_rate),
-        ] {
-            if v.is_some_and(|v| !(0.0..=1.0).contains(&v)) {
-                p.add(format!("{sp}.{field}"), "must be between 0 and 1");
-            }
-        }
-        crate::slo::Slo {
-            window_s: s.window_s,
-            min_requests: s.min_requests,
-            max_error_rate: s.max_error_rate,
-            max_p95_latency_ms: s.max_p95_latency_ms,
-            max_fallback_rate: s.max_fallback_rate,
-            min_schema_pass_rate: s.min_schema_pass_rate,
-        }
-    });
-    let fallback = e.fallback.as_ref().map(|f| {
-        let fp = format!("{path}.fallback");
-        let mut out = crate::slo::Fallback {
-            max_attempts: f.max_attempts,
-            ..Default::default()
-        };
-        for (i, on) in f.on.iter().enumerate() {
-            match on.as_str() {
-                "5xx" => out.on_5xx = true,
-                "connect_failure" => out.on_connect_failure = true,
-                "timeout" => out.on_timeout = true,
-                "schema_fail" => out.on_schema_fail = true,
-                other => p.add(
-                    format!("{fp}.on[{i}]"),
-                    format!("{other:?} must be one of 5xx, connect_failure, timeout, schema_fail"),
-                ),
-            }
-        }
-        if !(1..=3).contains(&f.max_attempts) {
-            p.add(format!("{fp}.max_attempts"), "must be between 1 and 3");
-        }
-        out
-    });
+    let rollout = e.rollout.as_ref().map(|r| compile_rollout(p, path, e, r));
+    let breaker = e
+        .circuit_breaker
+        .as_ref()
+        .map(|b| compile_breaker(p, &format!("{path}.circuit_breaker"), b));
+    let slo = e
+        .slo
+        .as_ref()
+        .map(|s| compile_slo(p, &format!("{path}.slo"), s));
+    let fallback = e
+        .fallback
+        .as_ref()
+        .map(|f| compile_fallback(p, &format!("{path}.fallback"), f));
     if p.0.len() != before {
         return None;
     }
@@ -556,6 +468,121 @@ fn compile_experiment(p: &mut Problems, path: &str, e: &ExperimentConfig) -> Opt
         layout: Layout::new(&buckets, control),
         variants,
     })
+}
+
+fn compile_rollout(
+    p: &mut Problems,
+    path: &str,
+    e: &ExperimentConfig,
+    r: &super::contract::RolloutConfig,
+) -> crate::rollout::Rollout {
+    if r.steps.is_empty() {
+        p.add(
+            format!("{path}.rollout.steps"),
+            "must list at least one step",
+        );
+    }
+    let lane = lane_width(e.variants.len().saturating_sub(1));
+    let steps = r
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let sp = format!("{path}.rollout.steps[{i}].weight");
+            let b = weight_buckets(p, &sp, s.weight);
+            if b > lane {
+                p.add(
+                    sp,
+                    format!(
+                        "{} exceeds {}, the most each treatment can have",
+                        percent(u64::from(b)),
+                        percent(u64::from(lane))
+                    ),
+                );
+            }
+            (b, s.hold_s)
+        })
+        .collect();
+    crate::rollout::Rollout {
+        start_unix_s: r.start_unix_s,
+        steps,
+    }
+}
+
+fn compile_breaker(
+    p: &mut Problems,
+    bp: &str,
+    b: &super::contract::BreakerConfig,
+) -> crate::slo::Breaker {
+    if b.consecutive_failures == 0 {
+        p.add(format!("{bp}.consecutive_failures"), "must be at least 1");
+    }
+    if !(b.failure_rate > 0.0 && b.failure_rate <= 1.0) {
+        p.add(format!("{bp}.failure_rate"), "must be in (0, 1]");
+    }
+    if b.window_s == 0 || b.window_s > 3600 {
+        p.add(format!("{bp}.window_s"), "must be between 1 and 3600");
+    }
+    if b.open_s == 0 || b.open_s > 86_400 {
+        p.add(format!("{bp}.open_s"), "must be between 1 and 86400");
+    }
+    crate::slo::Breaker {
+        consecutive_failures: b.consecutive_failures,
+        failure_rate: b.failure_rate,
+        window_s: b.window_s,
+        min_requests: b.min_requests,
+        open_s: b.open_s,
+    }
+}
+
+fn compile_slo(p: &mut Problems, sp: &str, s: &super::contract::SloConfig) -> crate::slo::Slo {
+    if s.window_s == 0 || s.window_s > 3600 {
+        p.add(format!("{sp}.window_s"), "must be between 1 and 3600");
+    }
+    for (field, v) in [
+        ("max_error_rate", s.max_error_rate),
+        ("max_fallback_rate", s.max_fallback_rate),
+        ("min_schema_pass_rate", s.min_schema_pass_rate),
+    ] {
+        if v.is_some_and(|v| !(0.0..=1.0).contains(&v)) {
+            p.add(format!("{sp}.{field}"), "must be between 0 and 1");
+        }
+    }
+    crate::slo::Slo {
+        window_s: s.window_s,
+        min_requests: s.min_requests,
+        max_error_rate: s.max_error_rate,
+        max_p95_latency_ms: s.max_p95_latency_ms,
+        max_fallback_rate: s.max_fallback_rate,
+        min_schema_pass_rate: s.min_schema_pass_rate,
+    }
+}
+
+fn compile_fallback(
+    p: &mut Problems,
+    fp: &str,
+    f: &super::contract::FallbackConfig,
+) -> crate::slo::Fallback {
+    let mut out = crate::slo::Fallback {
+        max_attempts: f.max_attempts,
+        ..Default::default()
+    };
+    for (i, on) in f.on.iter().enumerate() {
+        match on.as_str() {
+            "5xx" => out.on_5xx = true,
+            "connect_failure" => out.on_connect_failure = true,
+            "timeout" => out.on_timeout = true,
+            "schema_fail" => out.on_schema_fail = true,
+            other => p.add(
+                format!("{fp}.on[{i}]"),
+                format!("{other:?} must be one of 5xx, connect_failure, timeout, schema_fail"),
+            ),
+        }
+    }
+    if !(1..=3).contains(&f.max_attempts) {
+        p.add(format!("{fp}.max_attempts"), "must be between 1 and 3");
+    }
+    out
 }
 
 fn compile_variants(

@@ -1021,7 +1021,6 @@ impl HttpContext for Exchange {
         }
         let path = headers.get(":path").unwrap_or_default();
         let now_s = start_nanos / 1_000_000_000;
-        self.path = path.to_string();
         let decision = plan.decide_at(path, &headers, now_s);
         let served = decision
             .assignment
@@ -1082,6 +1081,9 @@ impl HttpContext for Exchange {
             bucket: a.bucket,
         });
         self.observer = Some(ResponseObserver::new());
+        if a.experiment.fallback.is_some() {
+            self.path = path.to_string(); // kept for a fallback call only
+        }
         metrics.count_request(a.experiment_index, served, reason);
         set_request_header("x-llm-experiment", Some(&a.experiment.id));
         set_request_header("x-llm-variant", Some(&variant.name));
