@@ -62,6 +62,7 @@ run: setup build
 	$(PY) scripts/run.py
 
 bench: setup build
+	@command -v wrk >/dev/null || (apt-get update -q && apt-get install -y -q wrk)
 	cargo bench --quiet --bench core -- --warm-up-time 1 --measurement-time 3
 	cargo run --quiet --release --example redact_throughput
 	$(PY) bench/bench.py
