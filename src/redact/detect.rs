@@ -181,11 +181,18 @@ fn emails(s: &[u8], out: &mut Vec<Found>) {
 struct Groups {
     len: usize,
     g: [usize; 8],
+    /// Byte offset just past each group.
+    ends: [usize; 8],
 }
 
 impl Groups {
-    fn as_slice(&self) -> &[usize] {
-        &self.g[..self.len]
+    /// The first `k` groups, as (end offset, group lengths), when the run
+    /// may be cut there: only at a space, so a following number written
+    /// apart ("… 6789 10 days") does not hide the value before it.
+    fn prefix(&self, s: &[u8], k: usize) -> Option<(usize, &[usize])> {
+        let end = *self.ends.get(k.checked_sub(1)?)?;
+        let cut_ok = k == self.len || s.get(end) == Some(&b' ');
+        cut_ok.then(|| (end, &self.g[..k]))
     }
 }
 
@@ -194,13 +201,18 @@ impl Groups {
 fn digit_run(s: &[u8], i: usize, seps: &[u8]) -> (usize, usize, Groups) {
     let mut end = i;
     let mut digits = 0;
-    let mut groups = Groups { len: 1, g: [0; 8] };
+    let mut groups = Groups {
+        len: 1,
+        g: [0; 8],
+        ends: [0; 8],
+    };
     while end < s.len() {
         let b = s[end];
         if b.is_ascii_digit() {
             digits += 1;
             groups.g[groups.len - 1] += 1;
             end += 1;
+            groups.ends[groups.len - 1] = end;
         } else if seps.contains(&b)
             && groups.len < 8
             && s.get(end + 1).is_some_and(u8::is_ascii_digit)
@@ -286,29 +298,35 @@ fn card_prefix_ok(d: &[u8]) -> bool {
 
 fn cards(s: &[u8], starts: &[usize], out: &mut Vec<Found>) {
     for &i in starts {
-        let (end, count, groups) = digit_run(s, i, b" -");
-        if !(13..=19).contains(&count) || !clean_end(s, end) {
-            continue;
-        }
-        // Either one block or groups of 4 (Amex 4-6-5, some 4-4-4-4-3).
-        let groups = groups.as_slice();
-        let grouped_ok = groups.len() == 1
-            || groups
-                .iter()
-                .all(|g| (4..=6).contains(g) || *g == 3 && groups.len() == 5);
-        let mut buf = [0u8; 19];
-        let mut n = 0;
-        for &b in s[i..end].iter().filter(|b| b.is_ascii_digit()) {
-            buf[n] = b;
-            n += 1;
-        }
-        let digits = &buf[..n];
-        if grouped_ok && card_prefix_ok(digits) && luhn(digits) {
-            out.push(Found {
-                start: i,
-                end,
-                kind: Kind::CreditCard,
-            });
+        let (_, _, groups) = digit_run(s, i, b" -");
+        // The longest prefix of the run's groups that is a card.
+        for k in (1..=groups.len).rev() {
+            let Some((end, g)) = groups.prefix(s, k) else {
+                continue;
+            };
+            let count: usize = g.iter().sum();
+            if !(13..=19).contains(&count) || !(k < groups.len || clean_end(s, end)) {
+                continue;
+            }
+            // Either one block or groups of 4 (Amex 4-6-5, some 4-4-4-4-3).
+            let grouped_ok = g.len() == 1
+                || g.iter()
+                    .all(|n| (4..=6).contains(n) || *n == 3 && g.len() == 5);
+            let mut buf = [0u8; 19];
+            let mut n = 0;
+            for &b in s[i..end].iter().filter(|b| b.is_ascii_digit()) {
+                buf[n] = b;
+                n += 1;
+            }
+            let digits = &buf[..n];
+            if grouped_ok && card_prefix_ok(digits) && luhn(digits) {
+                out.push(Found {
+                    start: i,
+                    end,
+                    kind: Kind::CreditCard,
+                });
+                break;
+            }
         }
     }
 }
@@ -317,8 +335,11 @@ fn cards(s: &[u8], starts: &[usize], out: &mut Vec<Found>) {
 
 fn ssns(s: &[u8], starts: &[usize], out: &mut Vec<Found>) {
     for &i in starts {
-        let (end, count, groups) = digit_run(s, i, b"- ");
-        if count != 9 || groups.as_slice() != [3, 2, 4] || !clean_end(s, end) {
+        let (_, _, groups) = digit_run(s, i, b"- ");
+        let Some((end, g)) = groups.prefix(s, 3) else {
+            continue;
+        };
+        if g != [3, 2, 4] || !(groups.len > 3 || clean_end(s, end)) {
             continue;
         }
         let sep1 = s[i + 3];
@@ -848,6 +869,22 @@ mod tests {
         assert!(found("4111 1111 1111 1112", Kind::CreditCard).is_empty());
         assert!(found("order 1234567890123456", Kind::CreditCard).is_empty());
         assert!(found("id 41111111111111110", Kind::CreditCard).is_empty());
+    }
+
+    #[test]
+    fn a_number_written_after_does_not_hide_a_value() {
+        assert_eq!(
+            found("SSN 123-45-6789 10 days ago", Kind::UsSsn),
+            vec!["123-45-6789"]
+        );
+        assert_eq!(
+            found("4111 1111 1111 1111 2 items", Kind::CreditCard),
+            vec!["4111 1111 1111 1111"]
+        );
+        assert!(
+            found("123-45-6789-10", Kind::UsSsn).is_empty(),
+            "a longer dashed number is not an SSN"
+        );
     }
 
     #[test]
