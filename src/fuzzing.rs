@@ -103,9 +103,19 @@ pub fn redaction(data: &[u8]) {
         let twice = r
             .redact_text(&once, &mut Counts::default())
             .unwrap_or_else(|| once.clone());
+        // Well-formed tokens only: `[REDACTED:` + a detector name + `]`
+        // (the input itself may contain look-alikes).
         let tokens = |s: &str| -> Vec<String> {
             s.match_indices("[REDACTED:")
-                .filter_map(|(i, _)| s[i..].find(']').map(|j| s[i..=i + j].to_string()))
+                .filter_map(|(i, prefix)| {
+                    let name = &s[i + prefix.len()..];
+                    let n = name
+                        .bytes()
+                        .take_while(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_')
+                        .count();
+                    (n > 0 && name.as_bytes().get(n) == Some(&b']'))
+                        .then(|| s[i..i + prefix.len() + n + 1].to_string())
+                })
                 .collect()
         };
         let mut rest = twice.as_str();
