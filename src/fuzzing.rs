@@ -121,7 +121,10 @@ pub fn redaction(data: &[u8]) {
         let mut rest = twice.as_str();
         for token in tokens(&once) {
             let at = rest.find(&token);
-            assert!(at.is_some(), "a second pass altered the replacement {token}");
+            assert!(
+                at.is_some(),
+                "a second pass altered the replacement {token}"
+            );
             rest = at.map_or("", |at| &rest[at + token.len()..]);
         }
     }
