@@ -121,6 +121,7 @@ def proxy_config(port, admin, upstream, with_filter, redaction=None, extra=None,
             filter_json = json.loads(config["configuration"]["value"])
             filter_json.pop("pricing", None)
             filter_json.pop("refusal_phrases", None)
+            filter_json["telemetry"] = False
             config["configuration"]["value"] = json.dumps(filter_json)
         if redaction is not None or extra is not None:
             filter_json = json.loads(config["configuration"]["value"])
@@ -438,7 +439,7 @@ def main():
         # The proxies measured side by side, each on the same core in turn.
         configs = {
             "bare": ("bare Envoy", proxy_config(free_port(), free_port(), up_port, False)),
-            "routing": ("llm-ab: routing + model rewrite (no access log, no pricing)",
+            "routing": ("llm-ab: routing + model rewrite (telemetry off)",
                         proxy_config(free_port(), free_port(), up_port, True, routing_only=True)),
             "filter": ("llm-ab: routing + telemetry (JSON access log, pricing)",
                        proxy_config(free_port(), free_port(), up_port, True)),

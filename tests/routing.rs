@@ -478,3 +478,30 @@ fn streaming_responses_pass_through_with_the_variant_headers() {
         "{text}"
     );
 }
+
+#[test]
+fn routing_only_mode_routes_without_telemetry() {
+    let config = CONFIG.replacen('{', r#"{"telemetry": false,"#, 1);
+    let rig = rig(&config);
+    let user = (0..)
+        .map(|i| format!("u{i}"))
+        .find(|u| expected_variant(CONFIG, u) == "candidate")
+        .unwrap();
+    let r = rig
+        .envoy
+        .chat(&[("x-tenant", "acme"), ("x-user-id", &user)], BODY);
+    assert_eq!(r.header("x-mock-backend"), Some("model_b"));
+    assert_eq!(r.header("x-llm-variant"), Some("candidate"));
+    let seen = rig.b.requests();
+    assert_eq!(seen[0].header("traceparent"), None, "no trace header added");
+    let v: Value = serde_json::from_slice(&seen[0].body).unwrap();
+    assert_eq!(v["model"], "gpt-4.1-mini");
+    let log = rig.envoy.access_log_lines(1);
+    assert_eq!(log, vec!["-"], "no record");
+    assert_eq!(
+        rig.envoy.metric(
+            "llm_ab_requests{experiment=\"chat-q4\",variant=\"candidate\",reason=\"hashed\"}"
+        ),
+        1
+    );
+}

@@ -42,6 +42,10 @@ pub struct FilterConfig {
     /// PII and secret redaction; off when absent.
     #[serde(default)]
     pub redaction: Option<RedactionConfig>,
+    /// `false`: routing only, no trace ids, records or response metrics
+    /// (features that need them are refused with it).
+    #[serde(default = "default_true")]
+    pub telemetry: bool,
     /// Token, quota and time budgets; none when absent.
     #[serde(default)]
     pub budgets: Option<BudgetsConfig>,

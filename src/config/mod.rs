@@ -94,6 +94,8 @@ pub struct Plan {
     pub budgets: crate::budget::Budgets,
     /// Guardrails.
     pub guardrails: crate::guard::Guardrails,
+    /// Trace ids, records and response metrics are on.
+    pub telemetry: bool,
     /// Hash of the configuration text: shared state (SLO windows, breakers,
     /// pauses) is keyed by it, so a new configuration starts afresh.
     pub config_hash: u32,

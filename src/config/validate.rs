@@ -113,7 +113,34 @@ pub fn compile(cfg: &FilterConfig) -> Result<Plan, ConfigErrors> {
     if !p.0.is_empty() {
         return Err(ConfigErrors(p.0));
     }
+    if !cfg.telemetry {
+        // These read the response or the record.
+        let needs = [
+            ("budgets", cfg.budgets.is_some()),
+            ("guardrails", cfg.guardrails.is_some()),
+            ("redaction", cfg.redaction.is_some()),
+            ("pricing", !cfg.pricing.is_empty()),
+            (
+                "experiments[].slo/circuit_breaker/fallback",
+                cfg.experiments.iter().any(|e| {
+                    e.slo.is_some() || e.circuit_breaker.is_some() || e.fallback.is_some()
+                }),
+            ),
+        ];
+        for (what, set) in needs {
+            if set {
+                p.add(
+                    "telemetry",
+                    format!("must be true when {what} is configured"),
+                );
+            }
+        }
+    }
+    if !p.0.is_empty() {
+        return Err(ConfigErrors(p.0));
+    }
     Ok(Plan {
+        telemetry: cfg.telemetry,
         config_hash: 0,
         redaction,
         budgets,
@@ -1070,6 +1097,17 @@ mod tests {
             r#"{"start_unix_s": 1, "steps": [{"weight": 101, "hold_s": 1}]}"#
         ))
         .starts_with("experiments[0].rollout.steps[0].weight"));
+    }
+
+    #[test]
+    fn routing_only_mode_refuses_features_that_need_telemetry() {
+        let off = VALID.replacen('{', r#"{"telemetry": false,"#, 1);
+        assert!(!load(off.as_bytes()).unwrap().telemetry);
+        let with_budgets = off.replacen('{', r#"{"budgets": {"max_input_tokens": 5},"#, 1);
+        assert_eq!(
+            first_error(&with_budgets),
+            "telemetry: must be true when budgets is configured"
+        );
     }
 
     #[test]

@@ -826,6 +826,9 @@ impl Exchange {
         let Some((plan, metrics)) = self.loaded.clone() else {
             return;
         };
+        if !plan.telemetry {
+            return;
+        }
         let latency_ms = now_ms().saturating_sub(self.start_ms);
         let mut record = Record {
             trace_id: std::mem::take(&mut self.trace_id),
@@ -1050,20 +1053,26 @@ impl HttpContext for Exchange {
         }
 
         // One trace id from the client through the upstream to the record.
-        let sequence = SEQUENCE.with(|s| {
-            s.set(s.get().wrapping_add(1));
-            s.get()
-        });
-        self.request_id = headers.get("x-request-id").map(str::to_string);
-        let t = trace::trace_for(
-            headers.get("traceparent"),
-            self.request_id.as_deref(),
-            start_nanos ^ sequence.rotate_left(32),
-        );
-        if let Some(tp) = &t.new_traceparent {
-            set_request_header("traceparent", Some(tp));
+        let sequence = if !plan.telemetry {
+            0
+        } else {
+            SEQUENCE.with(|s| {
+                s.set(s.get().wrapping_add(1));
+                s.get()
+            })
+        };
+        if plan.telemetry {
+            self.request_id = headers.get("x-request-id").map(str::to_string);
+            let t = trace::trace_for(
+                headers.get("traceparent"),
+                self.request_id.as_deref(),
+                start_nanos ^ sequence.rotate_left(32),
+            );
+            if let Some(tp) = &t.new_traceparent {
+                set_request_header("traceparent", Some(tp));
+            }
+            self.trace_id = t.trace_id;
         }
-        self.trace_id = t.trace_id;
 
         let (Some(a), Some((served, reason, probe))) = (decision.assignment, served) else {
             metrics.count_default_route();
@@ -1160,6 +1169,19 @@ impl HttpContext for Exchange {
             }
             return Action::Continue;
         };
+        if !plan.telemetry {
+            // Routing only: the variant headers, nothing read from the response.
+            if plan.expose_headers {
+                if let Some((id, v)) = Self::variant(&plan, m) {
+                    let set =
+                        |k, v| hostcalls::set_map_value(MapType::HttpResponseHeaders, k, Some(v));
+                    let _ = set("x-llm-experiment", id);
+                    let _ = set("x-llm-variant", &v.name);
+                }
+            }
+            self.finalized = true;
+            return Action::Continue;
+        }
         let wants_fallback = plan
             .experiments
             .get(m.experiment)
