@@ -1053,15 +1053,11 @@ impl HttpContext for Exchange {
         }
 
         // One trace id from the client through the upstream to the record.
-        let sequence = if !plan.telemetry {
-            0
-        } else {
-            SEQUENCE.with(|s| {
+        if plan.telemetry {
+            let sequence = SEQUENCE.with(|s| {
                 s.set(s.get().wrapping_add(1));
                 s.get()
-            })
-        };
-        if plan.telemetry {
+            });
             self.request_id = headers.get("x-request-id").map(str::to_string);
             let t = trace::trace_for(
                 headers.get("traceparent"),
