@@ -48,6 +48,28 @@ impl Outcome {
     }
 }
 
+/// The fields every record carries (a value may be `null`): the access-log
+/// contract that log pipelines and dashboards read.
+pub const FIELDS: [&str; 17] = [
+    "trace_id",
+    "experiment_id",
+    "assigned_variant",
+    "served_variant",
+    "reason",
+    "bucket",
+    "model",
+    "prompt_version",
+    "rag_index_version",
+    "tokens_in",
+    "tokens_out",
+    "tokens_source",
+    "cost_usd_est",
+    "latency_ms",
+    "ttft_ms",
+    "status",
+    "outcome",
+];
+
 /// One request, as written to the access log.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Record {
@@ -152,25 +174,7 @@ mod tests {
             ..Record::default()
         };
         let v: serde_json::Value = serde_json::from_slice(&r.to_json()).unwrap_or_default();
-        for field in [
-            "trace_id",
-            "experiment_id",
-            "assigned_variant",
-            "served_variant",
-            "reason",
-            "bucket",
-            "model",
-            "prompt_version",
-            "rag_index_version",
-            "tokens_in",
-            "tokens_out",
-            "tokens_source",
-            "cost_usd_est",
-            "latency_ms",
-            "ttft_ms",
-            "status",
-            "outcome",
-        ] {
+        for field in FIELDS {
             assert!(v.get(field).is_some(), "missing {field}");
         }
         assert_eq!(v["outcome"], "success");

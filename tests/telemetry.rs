@@ -190,25 +190,7 @@ fn records_stats_tokens_and_traces_add_up_per_variant() {
         .collect();
     let mut per_variant: HashMap<String, (u64, u64, u64, u64)> = HashMap::new(); // in, out, cost µ$, n
     for (s, rec) in sent.iter().zip(&recs) {
-        for field in [
-            "trace_id",
-            "experiment_id",
-            "assigned_variant",
-            "served_variant",
-            "reason",
-            "bucket",
-            "model",
-            "prompt_version",
-            "rag_index_version",
-            "tokens_in",
-            "tokens_out",
-            "tokens_source",
-            "cost_usd_est",
-            "latency_ms",
-            "ttft_ms",
-            "status",
-            "outcome",
-        ] {
+        for field in llm_ab::record::FIELDS {
             assert!(rec.get(field).is_some(), "record lacks {field}: {rec}");
         }
         assert_eq!(rec["experiment_id"], "chat-q4");
