@@ -156,16 +156,22 @@ fn report_and_replay_through_a_real_gateway() {
     let config = scratch("replay-config.json");
     std::fs::write(&config, CONFIG).unwrap();
     let gateway = format!("http://127.0.0.1:{}", envoy.port);
-    let o = llm_ab(&[
-        "replay",
-        "--dataset",
-        dataset.to_str().unwrap(),
-        "--gateway",
-        &gateway,
-        "--variants",
-        "control,candidate",
-        "--token",
-        "s3cret-token",
+    let replay = |extra: &[&str]| {
+        let mut args = vec![
+            "replay",
+            "--dataset",
+            dataset.to_str().unwrap(),
+            "--gateway",
+            &gateway,
+            "--variants",
+            "control,candidate",
+            "--token",
+            "s3cret-token",
+        ];
+        args.extend_from_slice(extra);
+        llm_ab(&args)
+    };
+    let o = replay(&[
         "--output",
         output.to_str().unwrap(),
         "--config",
@@ -185,19 +191,7 @@ fn report_and_replay_through_a_real_gateway() {
         .iter()
         .any(|c| c["variant"] == "candidate"
             && c["failures"][0] == "does not contain \"gpt-4o-mini\""));
-    let o = llm_ab(&[
-        "replay",
-        "--dataset",
-        dataset.to_str().unwrap(),
-        "--gateway",
-        &gateway,
-        "--variants",
-        "control,candidate",
-        "--token",
-        "s3cret-token",
-        "--fail-if-worse",
-        "10",
-    ]);
+    let o = replay(&["--fail-if-worse", "10"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("candidate passes 25.0 points fewer cases than control"));
 }
