@@ -25,6 +25,13 @@ impl Problems {
             message: message.into(),
         });
     }
+
+    /// Adds a problem at `path` unless `lo <= v <= hi`.
+    fn range(&mut self, path: impl Into<String>, v: u64, lo: u64, hi: u64) {
+        if !(lo..=hi).contains(&v) {
+            self.add(path, format!("must be between {lo} and {hi}"));
+        }
+    }
 }
 
 /// Validates `cfg` and compiles it, or returns every problem found.
@@ -33,12 +40,7 @@ pub fn compile(cfg: &FilterConfig) -> Result<Plan, ConfigErrors> {
 
     let route_header = header_name(&mut p, "route_header", &cfg.route_header);
     non_empty_value(&mut p, "default_cluster", &cfg.default_cluster);
-    if cfg.max_body_bytes == 0 || cfg.max_body_bytes > MAX_BODY_LIMIT {
-        p.add(
-            "max_body_bytes",
-            format!("must be between 1 and {MAX_BODY_LIMIT}"),
-        );
-    }
+    p.range("max_body_bytes", cfg.max_body_bytes, 1, MAX_BODY_LIMIT);
     let override_ = cfg
         .override_
         .as_ref()
@@ -163,11 +165,8 @@ fn compile_budgets(p: &mut Problems, path: &str, b: &BudgetsConfig) -> Budgets {
         ("max_output_tokens", b.max_output_tokens, 10_000_000),
         ("timeout_ms", b.timeout_ms, 3_600_000),
     ] {
-        if v.is_some_and(|v| v == 0 || v > max) {
-            p.add(
-                format!("{path}.{field}"),
-                format!("must be between 1 and {max}"),
-            );
+        if let Some(v) = v {
+            p.range(format!("{path}.{field}"), v, 1, max);
         }
     }
     let quotas = b
@@ -282,12 +281,7 @@ fn compile_guardrails(p: &mut Problems, g: &GuardrailsConfig) -> Guardrails {
                 );
             }
         }
-        if r.timeout_ms == 0 || r.timeout_ms > 60_000 {
-            p.add(
-                "guardrails.review.timeout_ms",
-                "must be between 1 and 60000",
-            );
-        }
+        p.range("guardrails.review.timeout_ms", r.timeout_ms, 1, 60_000);
         out.review = Some(Review {
             cluster: r.cluster.clone(),
             sample_per_10000: (r.sample_rate.clamp(0.0, 1.0) * 10_000.0).round() as u32,
@@ -547,12 +541,8 @@ fn compile_breaker(
     if !(b.failure_rate > 0.0 && b.failure_rate <= 1.0) {
         p.add(format!("{bp}.failure_rate"), "must be in (0, 1]");
     }
-    if b.window_s == 0 || b.window_s > 3600 {
-        p.add(format!("{bp}.window_s"), "must be between 1 and 3600");
-    }
-    if b.open_s == 0 || b.open_s > 86_400 {
-        p.add(format!("{bp}.open_s"), "must be between 1 and 86400");
-    }
+    p.range(format!("{bp}.window_s"), b.window_s, 1, 3600);
+    p.range(format!("{bp}.open_s"), b.open_s, 1, 86_400);
     crate::slo::Breaker {
         consecutive_failures: b.consecutive_failures,
         failure_rate: b.failure_rate,
@@ -563,9 +553,7 @@ fn compile_breaker(
 }
 
 fn compile_slo(p: &mut Problems, sp: &str, s: &super::contract::SloConfig) -> crate::slo::Slo {
-    if s.window_s == 0 || s.window_s > 3600 {
-        p.add(format!("{sp}.window_s"), "must be between 1 and 3600");
-    }
+    p.range(format!("{sp}.window_s"), s.window_s, 1, 3600);
     for (field, v) in [
         ("max_error_rate", s.max_error_rate),
         ("max_fallback_rate", s.max_fallback_rate),
@@ -606,9 +594,12 @@ fn compile_fallback(
             ),
         }
     }
-    if !(1..=3).contains(&f.max_attempts) {
-        p.add(format!("{fp}.max_attempts"), "must be between 1 and 3");
-    }
+    p.range(
+        format!("{fp}.max_attempts"),
+        u64::from(f.max_attempts),
+        1,
+        3,
+    );
     out
 }
 
@@ -655,8 +646,8 @@ fn compile_variants(
             rag_index_version: v.rag_index_version.clone(),
             timeout_ms: v.timeout_ms,
         });
-        if v.timeout_ms.is_some_and(|t| t == 0 || t > 3_600_000) {
-            p.add(format!("{vp}.timeout_ms"), "must be between 1 and 3600000");
+        if let Some(t) = v.timeout_ms {
+            p.range(format!("{vp}.timeout_ms"), t, 1, 3_600_000);
         }
     }
     if total != u64::from(BUCKETS) {
