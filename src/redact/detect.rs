@@ -80,29 +80,117 @@ fn before(s: &[u8], i: usize) -> Option<u8> {
     i.checked_sub(1).and_then(|j| s.get(j).copied())
 }
 
+/// Byte classes of the trigger pass.
+const DIGIT: u8 = 1;
+/// First bytes of the prefixed secrets (`sk-`, `AKIA`, `ghp_`, `xox`, `eyJ`, `Bearer`).
+const SECRET_FIRST: u8 = 8;
+const AT: u8 = 16;
+const COLON: u8 = 32;
+
+/// The trigger bits a byte before a position clears: after a digit no
+/// digit run starts; after a word character or a dash no secret starts.
+const BLOCKS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_digit() {
+            t[b] |= DIGIT;
+        }
+        if c.is_ascii_alphanumeric() || c == b'_' || c == b'-' {
+            t[b] |= SECRET_FIRST;
+        }
+        b += 1;
+    }
+    t
+};
+
+/// The class bits of every byte.
+const CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_digit() {
+            t[b] |= DIGIT;
+        }
+        b += 1;
+    }
+    t[b'@' as usize] |= AT;
+    t[b':' as usize] |= COLON;
+    let firsts = b"sAgxeBb";
+    let mut i = 0;
+    while i < firsts.len() {
+        t[firsts[i] as usize] |= SECRET_FIRST;
+        i += 1;
+    }
+    t
+};
+
+/// Where the detectors look, from one pass over the text: every format
+/// starts at a trigger this pass records, so each detector visits its few
+/// candidates instead of every byte.
+struct Triggers {
+    /// Digits not preceded by a digit (numbers, phones, IBAN check digits).
+    digit_runs: Vec<usize>,
+    /// Word starts whose first byte may begin a prefixed secret.
+    secret_starts: Vec<usize>,
+    /// Union of the class bits seen.
+    seen: u8,
+}
+
+impl Triggers {
+    fn of(s: &[u8]) -> Triggers {
+        let mut t = Triggers {
+            digit_runs: Vec::new(),
+            secret_starts: Vec::new(),
+            seen: 0,
+        };
+        let mut blocked = 0u8;
+        for (i, &b) in s.iter().enumerate() {
+            let c = CLASS[b as usize];
+            t.seen |= c;
+            // One rarely taken branch per byte.
+            let hit = c & !blocked & (DIGIT | SECRET_FIRST);
+            if hit != 0 {
+                if hit & DIGIT != 0 {
+                    t.digit_runs.push(i);
+                } else {
+                    t.secret_starts.push(i);
+                }
+            }
+            blocked = BLOCKS[b as usize];
+        }
+        t
+    }
+}
+
 /// Runs `kinds` over `text`; matches are sorted and never overlap (the
 /// earlier, then longer, match wins).
 pub fn scan(text: &str, kinds: &[Kind]) -> Vec<Found> {
     let s = text.as_bytes();
     let mut out = Vec::new();
+    let t = Triggers::of(s);
     let numeric = kinds
         .iter()
         .any(|k| matches!(k, Kind::CreditCard | Kind::UsSsn | Kind::Ipv4));
     let starts: Vec<usize> = if numeric {
-        number_starts(s).collect()
+        number_starts(s, &t.digit_runs).collect()
     } else {
         Vec::new()
     };
     for kind in kinds {
         match kind {
-            Kind::Email => emails(s, &mut out),
-            Kind::Phone => phones(s, &mut out),
+            Kind::Email if t.seen & AT != 0 => emails(s, &mut out),
+            Kind::Phone => phones(s, &t.digit_runs, &mut out),
             Kind::CreditCard => cards(s, &starts, &mut out),
             Kind::UsSsn => ssns(s, &starts, &mut out),
             Kind::Ipv4 => ipv4s(s, &starts, &mut out),
-            Kind::Ipv6 => ipv6s(text, &mut out),
-            Kind::Iban => ibans(s, &mut out),
-            Kind::Secret => secrets(s, &mut out),
+            // An IPv6 address has at least two colons.
+            Kind::Ipv6 if t.seen & COLON != 0 => ipv6s(text, &mut out),
+            Kind::Iban => ibans(s, &t.digit_runs, &mut out),
+            Kind::Secret => secrets(s, &t.secret_starts, &mut out),
+            _ => {}
         }
     }
     resolve_overlaps(out)
@@ -133,7 +221,7 @@ fn is_domain(b: u8) -> bool {
 
 fn emails(s: &[u8], out: &mut Vec<Found>) {
     let mut from = 0;
-    while let Some(at) = s[from..].iter().position(|b| *b == b'@').map(|p| p + from) {
+    while let Some(at) = memchr::memchr(b'@', &s[from..]).map(|p| p + from) {
         from = at + 1;
         let mut start = at;
         while start > 0 && is_local(s[start - 1]) && at - start < 64 {
@@ -229,8 +317,9 @@ fn digit_run(s: &[u8], i: usize, seps: &[u8]) -> (usize, usize, Groups) {
 
 /// Positions where a number may start: a digit not preceded by a word
 /// character, a digit, or a `.`/`,` glued to a digit (decimals, prices).
-fn number_starts(s: &[u8]) -> impl Iterator<Item = usize> + '_ {
-    (0..s.len()).filter(move |&i| {
+/// Each is the first digit of a run (`digit_runs`).
+fn number_starts<'a>(s: &'a [u8], digit_runs: &'a [usize]) -> impl Iterator<Item = usize> + 'a {
+    digit_runs.iter().copied().filter(move |&i| {
         s[i].is_ascii_digit()
             && match before(s, i) {
                 None => true,
@@ -365,26 +454,31 @@ fn ssns(s: &[u8], starts: &[usize], out: &mut Vec<Found>) {
 
 // ---------------------------------------------------------------- phone
 
-fn phones(s: &[u8], out: &mut Vec<Found>) {
-    let mut i = 0;
-    while i < s.len() {
-        let b = s[i];
-        let starts = (b == b'+' && s.get(i + 1).is_some_and(u8::is_ascii_digit))
-            || (b == b'(' && s.get(i + 1).is_some_and(u8::is_ascii_digit))
-            || b.is_ascii_digit();
-        if !starts || before(s, i).is_some_and(|p| is_word(p) || p == b'+' || p == b'.') {
-            i += 1;
-            continue;
-        }
-        if let Some(end) = phone_at(s, i) {
-            out.push(Found {
-                start: i,
-                end,
-                kind: Kind::Phone,
-            });
-            i = end;
-        } else {
-            i += 1;
+/// A phone number may start at `i`: a digit, or `+`/`(` before a digit,
+/// not glued to a word, a `+` or a `.`.
+fn phone_start(s: &[u8], i: usize) -> bool {
+    let b = s[i];
+    let starts = ((b == b'+' || b == b'(') && s.get(i + 1).is_some_and(u8::is_ascii_digit))
+        || b.is_ascii_digit();
+    starts && !before(s, i).is_some_and(|p| is_word(p) || p == b'+' || p == b'.')
+}
+
+/// Phones start at the first digit of a run or at the `+`/`(` just before it.
+fn phones(s: &[u8], digit_runs: &[usize], out: &mut Vec<Found>) {
+    let mut next = 0;
+    for &d in digit_runs {
+        for i in [d.checked_sub(1), Some(d)].into_iter().flatten() {
+            if i < next || !phone_start(s, i) {
+                continue;
+            }
+            if let Some(end) = phone_at(s, i) {
+                out.push(Found {
+                    start: i,
+                    end,
+                    kind: Kind::Phone,
+                });
+                next = end;
+            }
         }
     }
 }
@@ -394,36 +488,38 @@ fn phone_at(s: &[u8], i: usize) -> Option<usize> {
     let plus = s[i] == b'+';
     let mut j = if plus { i + 1 } else { i };
     let mut digits = 0;
-    let mut groups: Vec<usize> = vec![0];
+    // Digit groups: at most 16 digits, so at most 17 groups.
+    let mut groups = [0usize; 18];
+    let mut n = 1;
     let mut seps = 0;
     let mut parens = false;
     let mut last_sep: Option<u8> = None;
     while j < s.len() {
         let b = s[j];
+        let last = groups[n - 1];
         if b.is_ascii_digit() {
             digits += 1;
-            if let Some(g) = groups.last_mut() {
-                *g += 1;
-            }
-        } else if b == b'(' && !parens && groups.last() == Some(&0) {
+            groups[n - 1] += 1;
+        } else if b == b'(' && !parens && last == 0 {
             parens = true;
-        } else if b == b')' && parens && groups.last().is_some_and(|g| *g > 0) {
-            groups.push(0);
+        } else if b == b')' && parens && last > 0 && n < groups.len() {
+            n += 1;
             seps += 1;
             if s.get(j + 1) == Some(&b' ') {
                 j += 1;
             }
         } else if matches!(b, b' ' | b'-' | b'.')
-            && groups.last().is_some_and(|g| *g > 0)
+            && last > 0
+            && n < groups.len()
             && s.get(j + 1)
                 .is_some_and(|n| n.is_ascii_digit() || *n == b'(')
         {
             // One separator style per number (a space may follow a country code).
-            if last_sep.is_some_and(|l| l != b && !(plus && groups.len() <= 2)) {
+            if last_sep.is_some_and(|l| l != b && !(plus && n <= 2)) {
                 break;
             }
             last_sep = Some(b);
-            groups.push(0);
+            n += 1;
             seps += 1;
         } else {
             break;
@@ -433,25 +529,21 @@ fn phone_at(s: &[u8], i: usize) -> Option<usize> {
             return None;
         }
     }
-    while groups.last() == Some(&0) {
-        groups.pop();
+    while n > 1 && groups[n - 1] == 0 {
+        n -= 1;
     }
-    if !clean_end(s, j) {
+    let g = &groups[..n];
+    if g == [0] || !clean_end(s, j) {
         return None;
     }
     let ok = if plus {
-        (8..=15).contains(&digits) && groups.iter().all(|g| *g <= 8 || groups.len() == 1)
+        (8..=15).contains(&digits) && g.iter().all(|x| *x <= 8 || n == 1)
     } else {
         // NANP: (415) 555-0100, 415-555-0100, 415.555.0100, 1-415-555-0100.
-        let g: Vec<usize> = groups.clone();
-        seps >= 2 && (g == [3, 3, 4] || g == [1, 3, 3, 4]) && (g.len() == 3 || s[i] == b'1')
+        seps >= 2 && (g == [3, 3, 4] || g == [1, 3, 3, 4]) && (n == 3 || s[i] == b'1')
     };
-    if !ok {
-        return None;
-    }
-    // Timestamps and dates never have 3-3-4 groups; but reject a dotted
-    // form glued to letters like versions ("v415.555.0100" is not a phone).
-    Some(j)
+    // Timestamps and dates never have 3-3-4 groups.
+    ok.then_some(j)
 }
 
 // ----------------------------------------------------------------- IPv4
@@ -597,16 +689,20 @@ fn mod97(chars: &[u8]) -> u32 {
     r
 }
 
-fn ibans(s: &[u8], out: &mut Vec<Found>) {
-    let mut i = 0;
-    while i + 4 <= s.len() {
+/// An IBAN starts two letters before its check digits, the first digits
+/// of a run.
+fn ibans(s: &[u8], digit_runs: &[usize], out: &mut Vec<Found>) {
+    let mut next = 0;
+    for i in digit_runs.iter().filter_map(|d| d.checked_sub(2)) {
+        if i < next || i + 4 > s.len() {
+            continue;
+        }
         let starts = s[i].is_ascii_uppercase()
             && s[i + 1].is_ascii_uppercase()
             && s[i + 2].is_ascii_digit()
             && s[i + 3].is_ascii_digit()
             && !before(s, i).is_some_and(is_word);
         let Some(len) = starts.then(|| iban_length(&s[i..i + 2])).flatten() else {
-            i += 1;
             continue;
         };
         // Collect alphanumerics, allowing single spaces between groups of 4.
@@ -632,9 +728,7 @@ fn ibans(s: &[u8], out: &mut Vec<Found>) {
                 end: j,
                 kind: Kind::Iban,
             });
-            i = j;
-        } else {
-            i += 1;
+            next = j;
         }
     }
 }
@@ -652,63 +746,80 @@ fn b64url(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
 }
 
-/// Bytes that can start a secret pattern (one table lookup per byte).
-const SECRET_FIRST: [bool; 256] = {
-    let mut t = [false; 256];
-    let firsts = b"sAgxe-BbSa";
-    let mut i = 0;
-    while i < firsts.len() {
-        t[firsts[i] as usize] = true;
-        i += 1;
-    }
-    t
-};
-
-/// Second byte check, so that common letters rarely reach `secret_at`.
-fn secret_second(first: u8, second: Option<u8>) -> bool {
-    let Some(b) = second else { return false };
-    match first {
-        b's' => matches!(b, b'k' | b'e' | b'E'),
-        b'S' => matches!(b, b'e' | b'E'),
-        b'a' => matches!(b, b'w' | b'W'),
-        b'A' => matches!(b, b'K' | b'S' | b'G' | b'I' | b'R' | b'N'),
-        b'g' => matches!(b, b'h' | b'i'),
-        b'x' => b == b'o',
-        b'e' => b == b'y',
-        b'-' => b == b'-',
-        b'B' | b'b' => matches!(b, b'e' | b'E'),
-        _ => false,
-    }
-}
-
 fn starts_with_at(s: &[u8], i: usize, prefix: &[u8]) -> bool {
     s.get(i..i + prefix.len()) == Some(prefix)
 }
 
-fn secrets(s: &[u8], out: &mut Vec<Found>) {
+/// Where a secret may start: prefixed tokens at a word start
+/// (`secret_starts`), keyed AWS secrets at their keyword (anywhere: it may
+/// follow `MY_`), PEM blocks at `-----BEGIN `. In order, without repeats.
+fn secret_candidates(s: &[u8], secret_starts: &[usize]) -> Vec<usize> {
+    let mut keyed = Vec::new();
+    let mut from = 2;
+    // Every keyword contains "secret", found case-insensitively from its
+    // rarest letter.
+    while let Some(c) = s
+        .get(from..)
+        .and_then(|rest| memchr::memchr2(b'c', b'C', rest))
+    {
+        let p = from + c - 2;
+        from = p + 3;
+        if s.get(p..p + 6)
+            .is_some_and(|w| w.eq_ignore_ascii_case(b"secret"))
+        {
+            if p >= 4 && s[p - 4..p].eq_ignore_ascii_case(b"aws_") {
+                keyed.push(p - 4);
+            }
+            keyed.push(p);
+        }
+    }
+    let mut from = 0;
+    while let Some(p) = s.get(from..).and_then(|rest| memchr::memchr(b'-', rest)) {
+        let p = from + p;
+        from = p + 1;
+        if starts_with_at(s, p, b"-----BEGIN ") {
+            keyed.push(p);
+            from = p + 11;
+        }
+    }
+    if keyed.is_empty() {
+        return secret_starts.to_vec();
+    }
+    keyed.extend_from_slice(secret_starts);
+    keyed.sort_unstable();
+    keyed.dedup();
+    keyed
+}
+
+fn secrets(s: &[u8], secret_starts: &[usize], out: &mut Vec<Found>) {
     let word_start = |i: usize| !before(s, i).is_some_and(|b| is_word(b) || b == b'-');
-    let mut i = 0;
-    while i < s.len() {
-        if !SECRET_FIRST[s[i] as usize] || !secret_second(s[i], s.get(i + 1).copied()) {
-            i += 1;
+    let mut next = 0;
+    for i in secret_candidates(s, secret_starts) {
+        if i < next {
             continue;
         }
-        match secret_at(s, i, word_start(i)) {
-            Some((start, end)) => {
-                out.push(Found {
-                    start,
-                    end,
-                    kind: Kind::Secret,
-                });
-                i = end.max(i + 1);
-            }
-            None => i += 1,
+        if let Some((start, end)) = secret_at(s, i, word_start(i)) {
+            out.push(Found {
+                start,
+                end,
+                kind: Kind::Secret,
+            });
+            next = end.max(i + 1);
         }
     }
 }
 
 /// A secret starting at (or, for keyed values, announced at) `i`.
 fn secret_at(s: &[u8], i: usize, word_start: bool) -> Option<(usize, usize)> {
+    prefixed_secret(s, i, word_start).or_else(|| {
+        matches!(s[i].to_ascii_lowercase(), b'a' | b's')
+            .then(|| aws_secret_in_context(s, i))
+            .flatten()
+    })
+}
+
+/// A token recognised by its prefix, starting at `i`.
+fn prefixed_secret(s: &[u8], i: usize, word_start: bool) -> Option<(usize, usize)> {
     let alnum = |b: u8| b.is_ascii_alphanumeric();
     match s[i] {
         // OpenAI-style keys: sk-..., sk-proj-...
@@ -716,7 +827,6 @@ fn secret_at(s: &[u8], i: usize, word_start: bool) -> Option<(usize, usize)> {
             let n = run_len(s, i + 3, b64url);
             (n >= 20).then_some((i, i + 3 + n))
         }
-        b's' | b'S' | b'a' => aws_secret_in_context(s, i),
         // AWS access key ids.
         b'A' if word_start
             && [
@@ -819,6 +929,10 @@ fn aws_secret_in_context(s: &[u8], i: usize) -> Option<(usize, usize)> {
         b"aws_secret",
         b"secretaccesskey",
     ];
+    let head = s.get(i..i + 3)?;
+    if !(head.eq_ignore_ascii_case(b"aws") || head.eq_ignore_ascii_case(b"sec")) {
+        return None;
+    }
     let kw = keywords.iter().find(|k| {
         s.get(i..i + k.len())
             .is_some_and(|w| w.eq_ignore_ascii_case(k))
@@ -837,6 +951,136 @@ fn aws_secret_in_context(s: &[u8], i: usize) -> Option<(usize, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The detectors tried at every byte (no trigger pass): what the
+    /// trigger-driven [`scan`] must equal.
+    fn scan_every_byte(text: &str, kinds: &[Kind]) -> Vec<Found> {
+        let s = text.as_bytes();
+        let every: Vec<usize> = (0..s.len()).collect();
+        let starts: Vec<usize> = number_starts(s, &every).collect();
+        let mut out = Vec::new();
+        for kind in kinds {
+            match kind {
+                Kind::Email => super::emails(s, &mut out),
+                Kind::Phone => super::phones(s, &every, &mut out),
+                Kind::CreditCard => cards(s, &starts, &mut out),
+                Kind::UsSsn => ssns(s, &starts, &mut out),
+                Kind::Ipv4 => ipv4s(s, &starts, &mut out),
+                Kind::Ipv6 => ipv6s(text, &mut out),
+                Kind::Iban => ibans(s, &every, &mut out),
+                Kind::Secret => super::secrets(s, &every, &mut out),
+            }
+        }
+        resolve_overlaps(out)
+    }
+
+    /// Text made of the pieces the detectors trigger on, shuffled.
+    fn trigger_soup(seed: &mut u64, len: usize) -> String {
+        const PIECES: [&str; 40] = [
+            "0",
+            "1",
+            "4",
+            "5",
+            "9",
+            "12",
+            "415",
+            "555",
+            "0100",
+            "4111",
+            " ",
+            " ",
+            "-",
+            ".",
+            ",",
+            "(",
+            ")",
+            "+",
+            ":",
+            "::",
+            "@",
+            "_",
+            "a",
+            "s",
+            "S",
+            "x",
+            "e",
+            "A",
+            "B",
+            "DE",
+            "GB",
+            "sk-",
+            "AKIA",
+            "ghp_",
+            "xoxb-",
+            "eyJ",
+            "Bearer ",
+            "secret_access_key=",
+            "aws_",
+            "-----BEGIN ",
+        ];
+        let mut out = String::new();
+        while out.len() < len {
+            *seed ^= *seed << 13;
+            *seed ^= *seed >> 7;
+            *seed ^= *seed << 17;
+            let piece = PIECES[(*seed % PIECES.len() as u64) as usize];
+            out.push_str(piece);
+            if *seed % 7 == 0 {
+                // Long runs, so that tokens and numbers reach their lengths.
+                out.push_str(&"7Ab".repeat((*seed % 13) as usize));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn triggers_find_what_every_byte_finds() {
+        let mut texts: Vec<String> = Vec::new();
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for n in 0..4000 {
+            texts.push(trigger_soup(&mut seed, 8 + n % 160));
+        }
+        let root = env!("CARGO_MANIFEST_DIR");
+        for file in ["redaction_positives.jsonl", "redaction_negatives.jsonl"] {
+            let corpus = std::fs::read_to_string(format!("{root}/tests/corpus/{file}")).unwrap();
+            texts.extend(corpus.lines().map(str::to_string));
+        }
+        let fuzz = std::path::Path::new(root).join("fuzz/corpus/redaction");
+        for entry in std::fs::read_dir(fuzz).unwrap().take(3000) {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            texts.push(String::from_utf8_lossy(&bytes).into_owned());
+        }
+        let mut found = 0;
+        for text in &texts {
+            for kinds in Kind::ALL
+                .iter()
+                .map(|k| vec![*k])
+                .chain([Kind::ALL.to_vec()])
+            {
+                let fast = scan(text, &kinds);
+                assert_eq!(fast, scan_every_byte(text, &kinds), "{kinds:?} in {text:?}");
+                found += fast.len();
+            }
+        }
+        assert!(
+            found > 1000,
+            "the texts exercise the detectors ({found} matches)"
+        );
+    }
+
+    #[test]
+    fn keyed_aws_secrets_in_any_case() {
+        let value = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+        for key in [
+            "aws_secret_access_key",
+            "AWS_SECRET_ACCESS_KEY",
+            "Aws_Secret",
+            "MY_SECRET_ACCESS_KEY",
+        ] {
+            let text = format!("{key}={value}");
+            assert_eq!(found(&text, Kind::Secret), vec![value], "{key}");
+        }
+    }
 
     fn found(text: &str, kind: Kind) -> Vec<&str> {
         scan(text, &[kind])
