@@ -44,10 +44,7 @@ pub fn contains_ignore_ascii_case(hay: &str, needle: &str) -> bool {
     let (lo, up) = (first.to_ascii_lowercase(), first.to_ascii_uppercase());
     let mut i = 0;
     while i + n.len() <= h.len() {
-        match h[i..=h.len() - n.len()]
-            .iter()
-            .position(|&b| b == lo || b == up)
-        {
+        match memchr::memchr2(lo, up, &h[i..=h.len() - n.len()]) {
             None => return false,
             Some(p) => {
                 let at = i + p;

@@ -398,12 +398,32 @@ impl Exchange {
         self.info = prepared.info;
         let mut new_body = prepared.body;
 
-        if let Some(r) = plan.redaction.as_ref().filter(|r| r.request) {
+        // Redaction and request moderation share one walk over the string
+        // values of the body as it will be forwarded (moderation sees them
+        // before redaction).
+        let redactor = plan.redaction.as_ref().filter(|r| r.request);
+        let moderate = !plan.guardrails.request_patterns.is_empty();
+        let (scanned, blocked) = if redactor.is_some() || moderate {
             // `prepare` validated the body, and its edits keep it valid.
             let current = new_body.as_deref().unwrap_or(&bytes);
-            let scanned = std::str::from_utf8(current)
-                .map_err(|_| crate::redact::Unscannable("body is not UTF-8"))
-                .and_then(|text| r.redact_valid_json(text, &mut self.redactions));
+            let values = std::str::from_utf8(current)
+                .map_err(|_| "body is not UTF-8")
+                .and_then(|text| Ok((text, crate::json::string_values(text)?)));
+            match values {
+                Ok((text, values)) => (
+                    Ok(redactor.and_then(|r| r.redact_values(text, &values, &mut self.redactions))),
+                    moderate
+                        && plan
+                            .guardrails
+                            .blocked_request(values.iter().map(|v| v.text.as_ref()))
+                            .is_some(),
+                ),
+                Err(why) => (Err(crate::redact::Unscannable(why)), false),
+            }
+        } else {
+            (Ok(None), false)
+        };
+        if let Some(r) = redactor {
             match scanned {
                 Ok(Some(redacted)) => new_body = Some(redacted),
                 Ok(None) => {}
@@ -430,16 +450,8 @@ impl Exchange {
             let err = ApiError::tool_not_allowed(&self.info.disallowed_tools);
             return self.reject(&err);
         }
-        if !plan.guardrails.request_patterns.is_empty() {
-            let text = std::str::from_utf8(&bytes).unwrap_or("");
-            let values = crate::json::string_values(text).unwrap_or_default();
-            if plan
-                .guardrails
-                .blocked_request(values.iter().map(|v| v.text.as_ref()))
-                .is_some()
-            {
-                return self.reject(&ApiError::content_blocked());
-            }
+        if blocked {
+            return self.reject(&ApiError::content_blocked());
         }
         self.schema = self.info.response_schema.take().or_else(|| {
             plan.guardrails

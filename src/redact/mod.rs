@@ -260,10 +260,22 @@ impl Redactor {
         text: &str,
         counts: &mut Counts,
     ) -> Result<Option<Vec<u8>>, Unscannable> {
+        let values = crate::json::string_values(text).map_err(Unscannable)?;
+        Ok(self.redact_values(text, &values, counts))
+    }
+
+    /// Redacts the string values `values` of the JSON document `text`
+    /// (from [`crate::json::string_values`]); `None` when nothing changed.
+    pub fn redact_values(
+        &self,
+        text: &str,
+        values: &[crate::json::StringValue<'_>],
+        counts: &mut Counts,
+    ) -> Option<Vec<u8>> {
         let s = text.as_bytes();
         let mut out: Option<Vec<u8>> = None;
         let mut copied = 0;
-        for value in crate::json::string_values(text).map_err(Unscannable)? {
+        for value in values {
             if let Some(redacted) = self.redact_text(&value.text, counts) {
                 let buf = out.get_or_insert_with(|| Vec::with_capacity(s.len() + 64));
                 buf.extend_from_slice(&s[copied..value.start]);
@@ -271,10 +283,10 @@ impl Redactor {
                 copied = value.end;
             }
         }
-        Ok(out.map(|mut buf| {
+        out.map(|mut buf| {
             buf.extend_from_slice(&s[copied..]);
             buf
-        }))
+        })
     }
 }
 
