@@ -117,6 +117,8 @@ fn benches(c: &mut Criterion) {
     );
     g.finish();
 
+    pipeline(c);
+
     let schema: serde_json::Value = serde_json::from_str(
         r#"{"type":"object","required":["answer","sources"],"properties":{"answer":{"type":"string","maxLength":2000},
             "sources":{"type":"array","items":{"type":"object","required":["url"],"properties":{"url":{"type":"string"}}}}},
@@ -130,6 +132,93 @@ fn benches(c: &mut Criterion) {
     c.bench_function("schema: validate a small answer", |b| {
         b.iter(|| black_box(llm_ab::guard::schema::validate(&schema, black_box(&doc)).is_ok()))
     });
+}
+
+/// The filter's configuration in `make bench`'s "everything on" run.
+const EVERYTHING: &str = r#"{"default_cluster": "a",
+  "redaction": {"request": true, "response": true, "custom": [{"name": "employee_id", "pattern": "EMP-[0-9]{6}"}]},
+  "budgets": {"max_input_tokens": 8000, "max_output_tokens": 1024, "timeout_ms": 30000,
+              "quotas": [{"key": "x-org-id", "tokens_per_minute": 1000000000000}]},
+  "guardrails": {"moderation": {"request_patterns": ["(?i)how to make a bomb"], "response_patterns": ["(?i)as an evil ai"]},
+                 "tools": {"allow": ["search_docs", "get_weather"], "on_violation": "block"},
+                 "response_schema": {"on_fail": "count"},
+                 "review": {"cluster": "a", "sample_rate": 0, "always": ["blocked"]}},
+  "experiments": [{"id": "chat-q4", "sticky_keys": ["x-user-id"], "variants": [
+    {"name": "control", "weight": 90, "cluster": "a", "model": "gpt-4o-mini"},
+    {"name": "candidate", "weight": 10, "cluster": "b", "model": "gpt-4.1-mini"}]}]}"#;
+
+/// The per-request work of the "everything on" configuration, step by
+/// step, on the 2 KB request of `make bench` and its upstream's answer.
+fn pipeline(c: &mut Criterion) {
+    let plan = load(EVERYTHING.as_bytes()).unwrap();
+    let filler = "Summarise the quarterly report for the board, keep it short. ".repeat(40);
+    let body = serde_json::json!({"model": "app-default", "temperature": 0.2, "messages": [
+        {"role": "system", "content": "You are a careful assistant."},
+        {"role": "user", "content": &filler[..1900]}]})
+    .to_string()
+    .into_bytes();
+    let response = br#"{"id":"chatcmpl-bench","object":"chat.completion","model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":500,"completion_tokens":1,"total_tokens":501}}"#;
+    let redactor = plan.redaction.as_ref().unwrap();
+    let edits = || Edits {
+        model: Some("gpt-4.1-mini"),
+        ensure_stream_usage: true,
+        max_output_tokens: Some(1024),
+        allowed_tools: plan.guardrails.allowed_tools.as_deref(),
+        strip_tools: plan.guardrails.strip_tools,
+    };
+    let mut g = c.benchmark_group("everything on, 2 KB request");
+    g.bench_function("prepare (validate, model, usage, cap, tools)", |b| {
+        b.iter(|| black_box(prepare(black_box(&body), edits()).ok()))
+    });
+    let prepared = prepare(&body, edits()).unwrap().body.unwrap();
+    let text = std::str::from_utf8(&prepared).unwrap();
+    g.bench_function("redact request", |b| {
+        b.iter(|| black_box(redactor.redact_valid_json(black_box(text), &mut Counts::default())))
+    });
+    g.bench_function("request moderation", |b| {
+        b.iter(|| {
+            let values = llm_ab::json::string_values(black_box(text)).unwrap();
+            black_box(
+                plan.guardrails
+                    .blocked_request(values.iter().map(|v| v.text.as_ref())),
+            )
+        })
+    });
+    let policy = llm_ab::output::Policy {
+        redactor: Some(redactor),
+        guard: &plan.guardrails,
+        schema: None,
+    };
+    g.bench_function("check response (tools, moderation, redaction)", |b| {
+        b.iter(|| {
+            black_box(llm_ab::output::check_json(
+                policy,
+                black_box(response),
+                &mut Counts::default(),
+            ))
+        })
+    });
+    g.bench_function("observe response usage", |b| {
+        b.iter(|| {
+            let mut o = ResponseObserver::new();
+            o.observe_json(black_box(response), &[]);
+            black_box(o.tokens(0))
+        })
+    });
+    let record = llm_ab::record::Record {
+        trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
+        experiment_id: Some("chat-q4".into()),
+        served_variant: Some("control".into()),
+        assigned_variant: Some("control".into()),
+        model: Some("gpt-4o-mini".into()),
+        tokens_in: 500,
+        tokens_out: 1,
+        latency_ms: 3,
+        status: 200,
+        ..Default::default()
+    };
+    g.bench_function("record to JSON", |b| b.iter(|| black_box(record.to_json())));
+    g.finish();
 }
 
 criterion_group!(core, benches);
