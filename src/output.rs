@@ -104,7 +104,14 @@ pub fn check_json(policy: Policy<'_>, body: &[u8], counts: &mut Counts) -> Verdi
     }
     if let Some(r) = policy.redactor {
         let current = verdict.body.as_deref().unwrap_or(body);
-        match r.redact_json(current, counts) {
+        // A body that parsed above is valid JSON: no second validation.
+        let redacted = match parsed {
+            Some(_) => std::str::from_utf8(current)
+                .map_err(|_| Unscannable("body is not UTF-8"))
+                .and_then(|text| r.redact_valid_json(text, counts)),
+            None => r.redact_json(current, counts),
+        };
+        match redacted {
             Ok(Some(new)) => verdict.body = Some(new),
             Ok(None) => {}
             Err(Unscannable(why)) => verdict.unscannable = Some(why),
