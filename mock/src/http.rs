@@ -172,16 +172,26 @@ pub fn send(
     let mut out = head.into_bytes();
     out.extend_from_slice(body);
     stream.write_all(&out)?;
-    let mut r = BufReader::new(stream);
+    read_response(&mut BufReader::new(stream), true)
+}
+
+/// Reads one response; with neither a length nor chunked framing the body
+/// runs to EOF when `to_eof` is set (else it is empty).
+pub fn read_response<R: BufRead>(r: &mut R, to_eof: bool) -> io::Result<Response> {
     let mut line = String::new();
-    r.read_line(&mut line)?;
+    if r.read_line(&mut line)? == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "connection closed",
+        ));
+    }
     let status = line
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| bad("bad status line"))?;
-    let headers = read_headers(&mut r)?;
-    let body = read_body(&mut r, &headers, true)?;
+    let headers = read_headers(r)?;
+    let body = read_body(r, &headers, to_eof)?;
     Ok(Response {
         status,
         headers,

@@ -23,6 +23,7 @@
 //! request asks for it with `stream_options.include_usage`.
 
 pub mod http;
+pub mod load;
 
 use http::Request;
 use serde_json::{json, Value};
