@@ -8,7 +8,10 @@ In one run on this machine it starts
 each proxy with one worker (--concurrency 1), and drives them alternately
 (A B A B ...) with wrk: a ~2 KB chat request, a distinct x-user-id per
 request. The headline figure is the proxy process's CPU time (user+sys from
-/proc) per request served; requests/s and p50/p99 are printed too.
+/proc) per request served; requests/s and latency at saturation are printed
+too. Latency proper is then measured at a fixed request rate with
+llm-ab-load (open loop: from each request's due time), because a closed
+loop at saturation reports queueing, i.e. throughput, not added latency.
 Benchmarks are measured, never asserted: nothing here fails on a number.
 """
 
@@ -31,6 +34,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENVOY = os.environ.get("ENVOY_BIN", os.path.join(ROOT, ".venv/bin/envoy-bin"))
 WASM = os.environ.get("LLM_AB_WASM", os.path.join(ROOT, "target/wasm32-wasip1/release/llm_ab.wasm"))
 MOCK = os.path.join(ROOT, "target/release/llm-ab-mock")
+LOAD = os.path.join(ROOT, "target/release/llm-ab-load")
 TICK = os.sysconf("SC_CLK_TCK")
 
 UPSTREAM_BODY = json.dumps({
@@ -47,7 +51,8 @@ def free_port():
 
 
 def chat_body(size):
-    filler = "Summarise the quarterly report for the board, keep it short. " * 200
+    """A chat request of exactly `size` bytes (for sizes above ~150)."""
+    filler = "Summarise the quarterly report for the board, keep it short. " * (size // 60 + 1)
     body = {"model": "app-default", "temperature": 0.2, "messages": [
         {"role": "system", "content": "You are a careful assistant."},
         {"role": "user", "content": ""}]}
@@ -245,6 +250,17 @@ def measure(envoy, port, script, seconds, connections):
     return r
 
 
+def fixed_rate(port, body_path, rate, seconds):
+    """Latency at a fixed request rate (open loop, measured from each
+    request's due time): the latency a request sees when the proxy is not
+    saturated."""
+    out = subprocess.run(
+        [*pin(1), LOAD, "--port", str(port), "--rate", str(rate), "--seconds", str(seconds),
+         "--connections", "16", "--body", body_path, "--header", "x-llm-cluster: model_a"],
+        capture_output=True, text=True, check=True).stdout
+    return json.loads(out)
+
+
 def pii_prompt(size):
     """A chat request of about `size` bytes of prose with PII sprinkled in."""
     prose = ("The quarterly review covered revenue, churn and the roadmap for the next two releases. "
@@ -415,6 +431,39 @@ def ttft_bench(tmp, requests):
         mock.wait(timeout=5)
 
 
+def latency_phase(args, proxies, configs, tmp, body):
+    """p50/p99 at a fixed rate, each proxy in turn, medians of the rounds."""
+    body_path = os.path.join(tmp, "body.json")
+    with open(body_path, "w") as f:
+        f.write(body)
+    seconds = max(2, args.seconds // 2)
+    runs = {name: [] for name in proxies}
+    for i in range(args.rounds):
+        for name, (_, port) in proxies.items():
+            r = fixed_rate(port, body_path, args.latency_rate, seconds)
+            runs[name].append(r)
+            print(f"{len(body)} B at {args.latency_rate}/s round {i + 1} {name:<10} p50 {r['p50_us']:6d} µs  "
+                  f"p99 {r['p99_us']:6d} µs  p99.9 {r['p999_us']:6d} µs  errors {r['errors']}", flush=True)
+    med = {name: {k: statistics.median(r[k] for r in rs) for k in ("p50_us", "p99_us", "p999_us")}
+           for name, rs in runs.items()}
+    bare = med["bare"]
+    print(f"""
+Latency at a fixed {args.latency_rate} requests/s (open loop, from each request's due time), body {len(body)} bytes,
+{args.rounds} alternating rounds of {seconds} s, medians; "added" is against bare Envoy:
+
+| | p50 µs | p50 added | p99 µs | p99 added | p99.9 µs | errors |
+|---|---|---|---|---|---|---|""")
+    for name, (label, _) in configs.items():
+        m = med[name]
+        cells = ("", "") if name == "bare" else (f"{m['p50_us'] - bare['p50_us']:+.0f}",
+                                                 f"**{m['p99_us'] - bare['p99_us']:+.0f}**")
+        errors = sum(r["errors"] for r in runs[name])
+        print(f"| {label} | {m['p50_us']:.0f} | {cells[0]} | {m['p99_us']:.0f} | {cells[1]} | "
+              f"{m['p999_us']:.0f} | {errors} |")
+    print()
+    return {"runs": runs, "median": med}
+
+
 def main():
     ap = argparse.ArgumentParser(description="bare Envoy vs Envoy + llm-ab, CPU per request")
     ap.add_argument("--seconds", type=int, default=8, help="load per round and proxy")
@@ -422,12 +471,14 @@ def main():
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--body-bytes", type=int, default=2048)
     ap.add_argument("--ttft-requests", type=int, default=200, help="streaming requests per proxy")
+    ap.add_argument("--latency-rate", type=int, default=2000,
+                    help="requests/s of the fixed-rate latency phase (0 skips it)")
     ap.add_argument("--cpu-only", action="store_true", help="skip the redaction, TTFT and memory phases")
     ap.add_argument("--memory-requests", type=int, default=200_000)
     ap.add_argument("--memory-reloads", type=int, default=200)
     ap.add_argument("--json", help="also write the results to this file")
     args = ap.parse_args()
-    for tool, path in (("Envoy", ENVOY), ("filter", WASM), ("mock backend", MOCK)):
+    for tool, path in (("Envoy", ENVOY), ("filter", WASM), ("mock backend", MOCK), ("load generator", LOAD)):
         if not os.path.exists(path):
             sys.exit(f"{tool} not found at {path}: run `make bench` (it installs and builds)")
 
@@ -453,7 +504,7 @@ def main():
             procs.append(proxies[name][0])
         filt, filt_port = proxies["filter"]
         rss_before = filt.rss_mib()
-        all_runs, summaries = {}, {}
+        all_runs, summaries, latencies = {}, {}, {}
         for size in (args.body_bytes, 16384):
             body = chat_body(size)
             script = wrk_script(tmp, body)
@@ -478,19 +529,19 @@ def main():
 Body {len(body)} bytes, {args.rounds} alternating rounds of {args.seconds} s, {args.connections} connections,
 one Envoy worker each, medians; "added" is against bare Envoy in the same run:
 
-| | CPU µs/request | added | requests/s | p50 µs | p99 µs | p99 added | errors |
-|---|---|---|---|---|---|---|---|""")
+| | CPU µs/request | added | requests/s (saturated) | p50 µs saturated | p99 µs saturated | errors |
+|---|---|---|---|---|---|---|""")
             for name, (label, _) in configs.items():
                 m = summary[name]
                 added_cpu = m["cpu_us_per_req"] - bare["cpu_us_per_req"]
-                added_p99 = m["p99_us"] - bare["p99_us"]
                 cpu_cell = "" if name == "bare" else f"**{added_cpu:+.1f}**"
-                p99_cell = "" if name == "bare" else f"{added_p99:+.0f}"
                 print(f"| {label} | {m['cpu_us_per_req']:.1f} | {cpu_cell} | {m['rps']:.0f} | "
-                      f"{m['p50_us']:.0f} | {m['p99_us']:.0f} | {p99_cell} | {m['errors']} |")
+                      f"{m['p50_us']:.0f} | {m['p99_us']:.0f} | {m['errors']} |")
             print()
             all_runs[len(body)] = runs
             summaries[len(body)] = summary
+            if args.latency_rate:
+                latencies[len(body)] = latency_phase(args, proxies, configs, tmp, body)
         runs, summary = all_runs, summaries
         added = summaries[len(chat_body(args.body_bytes))]["filter"]["cpu_us_per_req"] - summaries[len(chat_body(args.body_bytes))]["bare"]["cpu_us_per_req"]
         added_full = summaries[len(chat_body(args.body_bytes))]["everything"]["cpu_us_per_req"] - summaries[len(chat_body(args.body_bytes))]["bare"]["cpu_us_per_req"]
@@ -528,7 +579,7 @@ mock model backend; the filter parses every SSE event and strips the usage chunk
 """)
         if args.json:
             with open(args.json, "w") as f:
-                json.dump({"memory": mem, "runs": runs, "summary": summary, "added_cpu_us": added, "added_cpu_us_everything": added_full, "ttft": ttft,
+                json.dump({"memory": mem, "runs": runs, "summary": summary, "latency": latencies, "added_cpu_us": added, "added_cpu_us_everything": added_full, "ttft": ttft,
                            "redaction": [{"kib": k, "bytes": b, "median": m, "added_cpu_us": a, "errors": e}
                                          for k, b, m, a, e in red_rows],
                            "wasm_bytes": wasm_size, "body_bytes": len(body)}, f, indent=2)
