@@ -9,6 +9,9 @@
 /// Requests that matched no experiment and went to `default_cluster`.
 pub const DEFAULT_ROUTE_REQUESTS: &str = "llm_ab.default_route.requests";
 
+/// Gauge: the linear memory of every filter VM of the proxy, in bytes (sum).
+pub const VM_MEMORY_BYTES: &str = "llm_ab.vm_memory_bytes";
+
 /// Codes of the local replies the routing layer can send.
 pub const REJECT_CODES: [&str; 10] = [
     "invalid_json",

@@ -199,6 +199,7 @@ fn grafana_dashboard_queries_metrics_the_filter_exports() {
         "llm_ab_rejected",
         "llm_ab_redactions",
         "llm_ab_schema_checks",
+        "llm_ab_vm_memory_bytes",
     ];
     let metric = regex_lite::Regex::new(r"llm_ab_[a-z_]+").unwrap();
     let mut used = HashSet::new();

@@ -5,6 +5,7 @@
 //! for `wasm32` only; everything it calls is tested natively.
 
 mod http;
+mod memory;
 mod metrics;
 mod review;
 mod root;

@@ -2,6 +2,7 @@
 //! [`Exchange`] per HTTP stream.
 
 use super::http::Exchange;
+use super::memory;
 use super::metrics::Metrics;
 use super::review;
 use crate::config::{self, Plan};
@@ -14,6 +15,9 @@ use std::time::Duration;
 /// How often queued review copies are sent.
 const REVIEW_TICK: Duration = Duration::from_millis(100);
 
+/// How often the VM memory gauge is refreshed when nothing else ticks.
+const MEMORY_TICK: Duration = Duration::from_secs(5);
+
 /// Per-VM root context holding the compiled plan.
 #[derive(Default)]
 pub struct Root {
@@ -21,6 +25,13 @@ pub struct Root {
 }
 
 impl Context for Root {
+    fn on_done(&mut self) -> bool {
+        if self.loaded.take().is_some() {
+            memory::root_done();
+        }
+        true
+    }
+
     fn on_http_call_response(
         &mut self,
         _token: u32,
@@ -58,8 +69,14 @@ impl RootContext for Root {
                     "configuration loaded: {} experiment(s)",
                     plan.experiments.len()
                 );
-                if plan.guardrails.review.is_some() {
-                    let _ = hostcalls::set_tick_period(REVIEW_TICK);
+                let tick = if plan.guardrails.review.is_some() {
+                    REVIEW_TICK
+                } else {
+                    MEMORY_TICK
+                };
+                let _ = hostcalls::set_tick_period(tick);
+                if self.loaded.is_none() {
+                    memory::root_started();
                 }
                 self.loaded = Some((Rc::new(plan), Rc::new(metrics)));
                 true
@@ -72,6 +89,7 @@ impl RootContext for Root {
     }
 
     fn on_tick(&mut self) {
+        memory::refresh();
         for item in review::drain() {
             let sent = hostcalls::dispatch_http_call(
                 &item.cluster,
