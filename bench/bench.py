@@ -256,7 +256,7 @@ def fixed_rate(port, body_path, rate, seconds):
     saturated."""
     out = subprocess.run(
         [*pin(1), LOAD, "--port", str(port), "--rate", str(rate), "--seconds", str(seconds),
-         "--connections", "16", "--body", body_path, "--header", "x-llm-cluster: model_a"],
+         "--connections", "4", "--body", body_path, "--header", "x-llm-cluster: model_a"],
         capture_output=True, text=True, check=True).stdout
     return json.loads(out)
 
@@ -335,6 +335,16 @@ def ecds_configs(tmp, port, admin, upstream, filter_json):
     return cfg, write
 
 
+def vm_memory_mib(admin):
+    """The filter's `llm_ab.vm_memory_bytes` gauge (all its VMs), MiB."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{admin}/stats?filter=vm_memory_bytes", timeout=5) as r:
+        for line in r.read().decode().splitlines():
+            name, _, value = line.partition(": ")
+            if name.endswith("llm_ab.vm_memory_bytes"):
+                return int(value) / 1048576
+    return 0.0
+
+
 def memory_bench(tmp, upstream, requests, reloads, connections):
     """RSS of an Envoy + filter (ECDS) before and after `requests` requests
     and `reloads` configuration reloads."""
@@ -355,7 +365,9 @@ def memory_bench(tmp, upstream, requests, reloads, connections):
                 time.sleep(0.1)
         script = wrk_script(tmp, chat_body(2048))
         run_wrk(port, script, 3, connections)  # warm-up
+        time.sleep(6)  # the VMs refresh the memory gauge every 5 s
         before = envoy.rss_mib()
+        vm_before = vm_memory_mib(admin)
         served = 0
         while served < requests:
             served += run_wrk(port, script, 4, connections)["requests"]
@@ -365,12 +377,15 @@ def memory_bench(tmp, upstream, requests, reloads, connections):
             time.sleep(0.05)
         time.sleep(1)
         run_wrk(port, script, 2, connections)
+        time.sleep(6)
         after = envoy.rss_mib()
+        vm_after = vm_memory_mib(admin)
         with urllib.request.urlopen(f"http://127.0.0.1:{admin}/stats?filter=extension_config", timeout=5) as r:
             stats = r.read().decode()
         updates = sum(int(l.rsplit(" ", 1)[1]) for l in stats.splitlines() if "config_reload:" in l)
         return {"requests": served, "reloads": reloads, "reloads_applied": updates,
                 "rss_before_mib": before, "rss_after_mib": after,
+                "vm_before_mib": vm_before, "vm_after_mib": vm_after,
                 "growth_pct": (after - before) * 100.0 / before if before else 0.0}
     finally:
         envoy.stop()
@@ -438,7 +453,7 @@ def latency_phase(args, proxies, configs, tmp, body):
         f.write(body)
     seconds = max(2, args.seconds // 2)
     runs = {name: [] for name in proxies}
-    for i in range(args.rounds):
+    for i in range(args.latency_rounds):
         for name, (_, port) in proxies.items():
             r = fixed_rate(port, body_path, args.latency_rate, seconds)
             runs[name].append(r)
@@ -449,7 +464,7 @@ def latency_phase(args, proxies, configs, tmp, body):
     bare = med["bare"]
     print(f"""
 Latency at a fixed {args.latency_rate} requests/s (open loop, from each request's due time), body {len(body)} bytes,
-{args.rounds} alternating rounds of {seconds} s, medians; "added" is against bare Envoy:
+{args.latency_rounds} alternating rounds of {seconds} s, medians; "added" is against bare Envoy:
 
 | | p50 µs | p50 added | p99 µs | p99 added | p99.9 µs | errors |
 |---|---|---|---|---|---|---|""")
@@ -464,6 +479,58 @@ Latency at a fixed {args.latency_rate} requests/s (open loop, from each request'
     return {"runs": runs, "median": med}
 
 
+def without(part):
+    """EVERYTHING minus one part (`budgets.quotas`, `guardrails.review`, ...)."""
+    cfg = copy.deepcopy(EVERYTHING)
+    section, _, key = part.partition(".")
+    if key:
+        cfg[section].pop(key, None)
+    else:
+        cfg.pop(section, None)
+    return cfg
+
+
+PARTS = ["redaction", "budgets.quotas", "guardrails.moderation", "guardrails.tools",
+         "guardrails.review", "guardrails.response_schema"]
+
+
+def parts_bench(args):
+    """Where the everything-on CPU goes: everything on minus one part at a
+    time, alternating with bare Envoy and everything on."""
+    tmp = tempfile.mkdtemp(prefix="llm-ab-parts-")
+    up = free_port()
+    procs = [Envoy("upstream", upstream_config(up, free_port()), tmp, cpu=1)]
+    try:
+        configs = {"bare": proxy_config(free_port(), free_port(), up, False),
+                   "everything": proxy_config(free_port(), free_port(), up, True, extra=EVERYTHING)}
+        for part in PARTS:
+            configs[f"- {part}"] = proxy_config(free_port(), free_port(), up, True, extra=without(part))
+        proxies = {}
+        for name, cfg in configs.items():
+            proxies[name] = (Envoy(name.replace(" ", "").replace(".", "_"), cfg, tmp, cpu=0),
+                             cfg["static_resources"]["listeners"][0]["address"]["socket_address"]["port_value"])
+            procs.append(proxies[name][0])
+        script = wrk_script(tmp, chat_body(args.body_bytes))
+        for _, port in proxies.values():
+            run_wrk(port, script, 3, args.connections)
+        runs = {name: [] for name in proxies}
+        for _ in range(args.rounds):
+            for name, (envoy, port) in proxies.items():
+                runs[name].append(measure(envoy, port, script, args.seconds, args.connections)["cpu_us_per_req"])
+        med = {name: statistics.median(v) for name, v in runs.items()}
+        print(f"""Everything on minus one part, {args.body_bytes} B request, {args.rounds} alternating rounds of {args.seconds} s, medians:
+
+| | CPU µs/request | added vs bare | the part costs |
+|---|---|---|---|""")
+        for name, cpu in med.items():
+            part = "" if name in ("bare", "everything") else f"{med['everything'] - cpu:+.1f}"
+            added = "" if name == "bare" else f"{cpu - med['bare']:+.1f}"
+            print(f"| {name} | {cpu:.1f} | {added} | {part} |")
+    finally:
+        for p in reversed(procs):
+            p.stop()
+
+
 def main():
     ap = argparse.ArgumentParser(description="bare Envoy vs Envoy + llm-ab, CPU per request")
     ap.add_argument("--seconds", type=int, default=8, help="load per round and proxy")
@@ -473,15 +540,21 @@ def main():
     ap.add_argument("--ttft-requests", type=int, default=200, help="streaming requests per proxy")
     ap.add_argument("--latency-rate", type=int, default=2000,
                     help="requests/s of the fixed-rate latency phase (0 skips it)")
+    ap.add_argument("--latency-rounds", type=int, default=5, help="rounds of the fixed-rate phase")
     ap.add_argument("--cpu-only", action="store_true", help="skip the redaction, TTFT and memory phases")
     ap.add_argument("--memory-requests", type=int, default=200_000)
     ap.add_argument("--memory-reloads", type=int, default=200)
     ap.add_argument("--json", help="also write the results to this file")
+    ap.add_argument("--parts", action="store_true",
+                    help="only measure what each part of the everything-on configuration costs")
     args = ap.parse_args()
     for tool, path in (("Envoy", ENVOY), ("filter", WASM), ("mock backend", MOCK), ("load generator", LOAD)):
         if not os.path.exists(path):
             sys.exit(f"{tool} not found at {path}: run `make bench` (it installs and builds)")
 
+    if args.parts:
+        parts_bench(args)
+        return
     tmp = tempfile.mkdtemp(prefix="llm-ab-bench-")
     up_port = free_port()
     procs = []
@@ -562,7 +635,8 @@ filter with vs without redaction, alternating, medians of 3 rounds:
         print()
         mem = memory_bench(tmp, up_port, args.memory_requests, args.memory_reloads, args.connections)
         print(f"""Memory of Envoy + llm-ab (1 worker, ECDS) over {mem['requests']} requests and {mem['reloads']} configuration
-reloads ({mem['reloads_applied']} applied): RSS {mem['rss_before_mib']:.1f} MiB -> {mem['rss_after_mib']:.1f} MiB, growth {mem['growth_pct']:+.1f} %
+reloads ({mem['reloads_applied']} applied): RSS {mem['rss_before_mib']:.1f} MiB -> {mem['rss_after_mib']:.1f} MiB, growth {mem['growth_pct']:+.1f} %;
+the filter's wasm VMs (llm_ab_vm_memory_bytes): {mem['vm_before_mib']:.2f} MiB -> {mem['vm_after_mib']:.2f} MiB
 """)
         for p in reversed(procs):
             p.stop()
