@@ -34,6 +34,7 @@ pub mod sse;
 pub mod stats;
 pub mod tokens;
 pub mod trace;
+pub mod vm_memory;
 
 #[cfg(target_arch = "wasm32")]
 mod host;

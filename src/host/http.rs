@@ -3,8 +3,9 @@
 
 use super::metrics::{Finished, Metrics};
 use super::review;
+use super::store::HostStore;
 use crate::body::{self, Edits, RequestInfo};
-use crate::budget::{self, Decision, Reservation, SharedStore, StoreError};
+use crate::budget::{self, Decision, Reservation};
 use crate::config::{Plan, Variant};
 use crate::error::ApiError;
 use crate::output::{self, Policy, StreamAction, StreamGuard};
@@ -69,23 +70,6 @@ impl HeaderSnapshot {
 impl RequestHeaders for HeaderSnapshot {
     fn header(&self, name: &str) -> Option<String> {
         self.get(name).map(str::to_string)
-    }
-}
-
-/// Envoy shared data: one map for every worker VM of the proxy.
-struct HostStore;
-
-impl SharedStore for HostStore {
-    fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
-        hostcalls::get_shared_data(key).unwrap_or((None, None))
-    }
-
-    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), StoreError> {
-        match hostcalls::set_shared_data(key, Some(value), cas) {
-            Ok(()) => Ok(()),
-            Err(proxy_wasm::types::Status::CasMismatch) => Err(StoreError::CasMismatch),
-            Err(_) => Err(StoreError::Failed),
-        }
     }
 }
 

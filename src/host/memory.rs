@@ -1,25 +1,19 @@
-//! The `llm_ab.vm_memory_bytes` gauge: the linear memory of every filter VM
-//! of the proxy, summed.
-//!
-//! Envoy runs one VM per worker and all of them share the gauge, so each VM
-//! adds the change of its own memory since it last reported; the gauge is
-//! then the sum over live VMs. A VM whose last root context ends takes its
-//! share back out, so reloads that replace VMs do not inflate it.
+//! The `llm_ab.vm_memory_bytes` gauge: the linear memory of the filter's
+//! live VMs, summed over the proxy (see [`crate::vm_memory`]).
 
+use super::store::HostStore;
 use crate::stats::VM_MEMORY_BYTES;
+use crate::vm_memory::{claim_slot, publish, total};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
 use std::cell::Cell;
 
-thread_local! {
-    /// Bytes this VM has added to the gauge.
-    static REPORTED: Cell<u64> = const { Cell::new(0) };
-    /// Live root contexts of this VM with a loaded configuration.
-    static ROOTS: Cell<u32> = const { Cell::new(0) };
-}
+/// Period of the refresh; a VM silent for two periods no longer counts.
+pub const REFRESH_S: u64 = 5;
 
-fn gauge() -> Option<u32> {
-    hostcalls::define_metric(MetricType::Gauge, VM_MEMORY_BYTES).ok()
+thread_local! {
+    /// This VM's slot, claimed on its first refresh.
+    static SLOT: Cell<Option<u32>> = const { Cell::new(None) };
 }
 
 /// This VM's linear memory in bytes.
@@ -34,42 +28,18 @@ fn linear_memory() -> u64 {
     }
 }
 
-/// Moves this VM's share of the gauge to `bytes`.
-fn report(bytes: u64) {
-    let before = REPORTED.with(Cell::get);
-    if bytes == before {
-        return;
-    }
-    if let Some(id) = gauge() {
-        let delta =
-            i64::try_from(bytes).unwrap_or(i64::MAX) - i64::try_from(before).unwrap_or(i64::MAX);
-        if hostcalls::increment_metric(id, delta).is_ok() {
-            REPORTED.with(|r| r.set(bytes));
-        }
-    }
-}
-
-/// A root context of this VM loaded its configuration.
-pub fn root_started() {
-    ROOTS.with(|r| r.set(r.get().saturating_add(1)));
-    report(linear_memory());
-}
-
-/// Periodic update from a root context's tick.
-pub fn refresh() {
-    if ROOTS.with(Cell::get) > 0 {
-        report(linear_memory());
-    }
-}
-
-/// A root context that had started ended; the last one of the VM takes the
-/// VM's share out of the gauge.
-pub fn root_done() {
-    let left = ROOTS.with(|r| {
-        r.set(r.get().saturating_sub(1));
-        r.get()
+/// Publishes this VM's memory and sets the gauge to the live total.
+pub fn refresh(now_s: u64) {
+    let slot = SLOT.with(Cell::get).or_else(|| {
+        let slot = claim_slot(&HostStore)?;
+        SLOT.with(|s| s.set(Some(slot)));
+        Some(slot)
     });
-    if left == 0 {
-        report(0);
+    let Some(slot) = slot else {
+        return;
+    };
+    publish(&HostStore, slot, now_s, linear_memory());
+    if let Ok(id) = hostcalls::define_metric(MetricType::Gauge, VM_MEMORY_BYTES) {
+        let _ = hostcalls::record_metric(id, total(&HostStore, now_s, 2 * REFRESH_S + 1));
     }
 }

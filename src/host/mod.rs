@@ -9,6 +9,7 @@ mod memory;
 mod metrics;
 mod review;
 mod root;
+mod store;
 
 use proxy_wasm::types::LogLevel;
 

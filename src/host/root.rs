@@ -15,23 +15,32 @@ use std::time::Duration;
 /// How often queued review copies are sent.
 const REVIEW_TICK: Duration = Duration::from_millis(100);
 
-/// How often the VM memory gauge is refreshed when nothing else ticks.
-const MEMORY_TICK: Duration = Duration::from_secs(5);
+/// The tick when nothing but the VM memory gauge needs one.
+const MEMORY_TICK: Duration = Duration::from_secs(memory::REFRESH_S);
 
 /// Per-VM root context holding the compiled plan.
 #[derive(Default)]
 pub struct Root {
     loaded: Option<(Rc<Plan>, Rc<Metrics>)>,
+    /// Second of the last VM memory refresh.
+    memory_at: u64,
+}
+
+impl Root {
+    /// Refreshes the VM memory gauge every `memory::REFRESH_S` (or now).
+    fn refresh_memory(&mut self, now: bool) {
+        let now_s = hostcalls::get_current_time()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs());
+        if now || now_s >= self.memory_at + memory::REFRESH_S {
+            self.memory_at = now_s;
+            memory::refresh(now_s);
+        }
+    }
 }
 
 impl Context for Root {
-    fn on_done(&mut self) -> bool {
-        if self.loaded.take().is_some() {
-            memory::root_done();
-        }
-        true
-    }
-
     fn on_http_call_response(
         &mut self,
         _token: u32,
@@ -75,9 +84,7 @@ impl RootContext for Root {
                     MEMORY_TICK
                 };
                 let _ = hostcalls::set_tick_period(tick);
-                if self.loaded.is_none() {
-                    memory::root_started();
-                }
+                self.refresh_memory(true);
                 self.loaded = Some((Rc::new(plan), Rc::new(metrics)));
                 true
             }
@@ -89,7 +96,7 @@ impl RootContext for Root {
     }
 
     fn on_tick(&mut self) {
-        memory::refresh();
+        self.refresh_memory(false);
         for item in review::drain() {
             let sent = hostcalls::dispatch_http_call(
                 &item.cluster,
