@@ -35,25 +35,44 @@ pub fn literal_prefix(pattern: &str) -> String {
     prefix
 }
 
-/// Whether `needle` occurs in `hay`, ignoring ASCII case.
+/// How rare byte `b` is in prose (higher is rarer): English letter
+/// frequency order, space the most common, anything else rare.
+fn rarity(b: u8) -> usize {
+    const BY_FREQUENCY: &[u8] = b"etaoinshrdlcumwfgypbvkjxqz";
+    match b.to_ascii_lowercase() {
+        b' ' => 0,
+        l => BY_FREQUENCY
+            .iter()
+            .position(|&c| c == l)
+            .map_or(BY_FREQUENCY.len() + 1, |p| p + 1),
+    }
+}
+
+/// Whether `needle` occurs in `hay`, ignoring ASCII case. Candidates come
+/// from a fast search for the needle's rarest byte (`k` in "how to make
+/// a bomb"), so common letters do not stop the search at every word.
 pub fn contains_ignore_ascii_case(hay: &str, needle: &str) -> bool {
     let (h, n) = (hay.as_bytes(), needle.as_bytes());
-    let Some((&first, rest)) = n.split_first() else {
+    if n.is_empty() || n.len() > h.len() {
         return false;
-    };
-    let (lo, up) = (first.to_ascii_lowercase(), first.to_ascii_uppercase());
-    let mut i = 0;
-    while i + n.len() <= h.len() {
-        match memchr::memchr2(lo, up, &h[i..=h.len() - n.len()]) {
-            None => return false,
-            Some(p) => {
-                let at = i + p;
-                if h[at + 1..at + n.len()].eq_ignore_ascii_case(rest) {
-                    return true;
-                }
-                i = at + 1;
-            }
+    }
+    let rare = (0..n.len())
+        .rev()
+        .max_by_key(|&i| rarity(n[i]))
+        .unwrap_or(0);
+    let (lo, up) = (n[rare].to_ascii_lowercase(), n[rare].to_ascii_uppercase());
+    // The rare byte sits at `rare` within a match: search where it can.
+    let mut from = rare;
+    let last = h.len() - n.len() + rare;
+    while from <= last {
+        let Some(p) = memchr::memchr2(lo, up, &h[from..=last]) else {
+            return false;
+        };
+        let start = from + p - rare;
+        if h[start..start + n.len()].eq_ignore_ascii_case(n) {
+            return true;
         }
+        from += p + 1;
     }
     false
 }
@@ -116,6 +135,18 @@ mod tests {
         assert!(!contains_ignore_ascii_case("", "a"));
         assert!(!contains_ignore_ascii_case("abc", ""));
         assert!(contains_ignore_ascii_case("日本 ABC", "abc"));
+        assert!(contains_ignore_ascii_case("make a bomb", "make a bomb"));
+        assert!(contains_ignore_ascii_case("kk make a bomB", "make a bomb"));
+        assert!(!contains_ignore_ascii_case("make a bom", "make a bomb"));
+        assert!(contains_ignore_ascii_case("ak", "k"));
+        // Against a plain scan, over every split of a short alphabet.
+        let hay = "kaKbkAkkabKab k";
+        for needle in ["k", "ka", "akb", "b k", "kab", "Kk", "abK", "zz"] {
+            let plain = hay
+                .to_ascii_lowercase()
+                .contains(&needle.to_ascii_lowercase());
+            assert_eq!(contains_ignore_ascii_case(hay, needle), plain, "{needle}");
+        }
     }
 
     #[test]
