@@ -2,16 +2,17 @@
 //!
 //! Envoy runs one VM per worker (and a few on the main thread) and may
 //! destroy a VM without telling it, so a VM cannot take its own share out
-//! of a total. Instead each VM claims a slot once and writes
-//! `"<second>:<bytes>"` there on every tick; the total counts the slots
-//! written recently, and a VM that is gone simply stops counting.
+//! of a total. Instead each VM holds a slot and writes
+//! `"<second>:<bytes>:<token>"` there on every refresh; the total counts the
+//! slots written recently, so a VM that is gone simply stops counting, and
+//! its slot is reused by the next VM that needs one.
 
 use crate::shared::{update, SharedStore};
 
-/// Shared-data key of the number of slots claimed so far.
+/// Shared-data key of the number of slots ever opened.
 const SLOTS_KEY: &str = "llm_ab.vm_memory.slots";
 
-/// Most slots read when summing (one per VM ever created).
+/// Most slots read (slots are reused, so this is a bound on live VMs).
 const MAX_SLOTS: u32 = 4096;
 
 fn slot_key(slot: u32) -> String {
@@ -25,33 +26,80 @@ fn parse_u64(bytes: Option<&[u8]>) -> u64 {
         .unwrap_or(0)
 }
 
-/// Claims the next free slot for a new VM; `None` when the store refused.
-pub fn claim_slot(store: &dyn SharedStore) -> Option<u32> {
-    update(store, SLOTS_KEY, |value| {
-        let slot = u32::try_from(parse_u64(value)).unwrap_or(u32::MAX);
-        let next = slot.checked_add(1)?;
-        Some((next.to_string().into_bytes(), slot))
-    })
+/// A slot's entry: when it was written, the bytes, and the writer's token.
+fn entry(value: &[u8]) -> Option<(u64, u64, u64)> {
+    let text = std::str::from_utf8(value).ok()?;
+    let mut parts = text.split(':');
+    let at = parts.next()?.parse().ok()?;
+    let bytes = parts.next()?.parse().ok()?;
+    let token = parts.next().and_then(|t| t.parse().ok()).unwrap_or(0);
+    Some((at, bytes, token))
 }
 
-/// Writes this VM's memory at `now_s`.
-pub fn publish(store: &dyn SharedStore, slot: u32, now_s: u64, bytes: u64) {
-    let _ = store.set(&slot_key(slot), format!("{now_s}:{bytes}").as_bytes(), None);
+fn is_fresh(at: u64, now_s: u64, fresh_s: u64) -> bool {
+    at.abs_diff(now_s) <= fresh_s
 }
 
-/// Memory of the VMs that published within the last `fresh_s` seconds.
-pub fn total(store: &dyn SharedStore, now_s: u64, fresh_s: u64) -> u64 {
-    let slots = u32::try_from(parse_u64(store.get(SLOTS_KEY).0.as_deref()))
+fn slot_count(store: &dyn SharedStore) -> u32 {
+    u32::try_from(parse_u64(store.get(SLOTS_KEY).0.as_deref()))
         .unwrap_or(MAX_SLOTS)
-        .min(MAX_SLOTS);
-    (0..slots)
+        .min(MAX_SLOTS)
+}
+
+/// One VM's place in the shared total.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot {
+    /// Slot number.
+    pub index: u32,
+    /// The VM's token (unique per VM, e.g. its creation time in ns).
+    pub token: u64,
+}
+
+/// Takes a slot for the VM with `token`: a stale one when there is one
+/// (compare-and-swap on the existing entry), else a new one.
+pub fn claim_slot(store: &dyn SharedStore, token: u64, now_s: u64, fresh_s: u64) -> Option<Slot> {
+    let mine = format!("{now_s}:0:{token}");
+    for index in 0..slot_count(store) {
+        let (value, cas) = store.get(&slot_key(index));
+        let stale = value
+            .as_deref()
+            .and_then(entry)
+            .is_none_or(|(at, _, _)| !is_fresh(at, now_s, 2 * fresh_s));
+        if stale && cas.is_some() && store.set(&slot_key(index), mine.as_bytes(), cas).is_ok() {
+            return Some(Slot { index, token });
+        }
+    }
+    let index = update(store, SLOTS_KEY, |value| {
+        let slot = u32::try_from(parse_u64(value)).ok()?;
+        let next = slot.checked_add(1).filter(|n| *n <= MAX_SLOTS)?;
+        Some((next.to_string().into_bytes(), slot))
+    })?;
+    let _ = store.set(&slot_key(index), mine.as_bytes(), None);
+    Some(Slot { index, token })
+}
+
+/// Writes this VM's memory at `now_s`. Returns `false` when another VM
+/// wrote the slot recently (two VMs took it at once): claim a new one.
+pub fn publish(store: &dyn SharedStore, slot: Slot, now_s: u64, fresh_s: u64, bytes: u64) -> bool {
+    let key = slot_key(slot.index);
+    let (value, cas) = store.get(&key);
+    let taken = value
+        .as_deref()
+        .and_then(entry)
+        .is_some_and(|(at, _, token)| token != slot.token && is_fresh(at, now_s, fresh_s));
+    if taken {
+        return false;
+    }
+    let value = format!("{now_s}:{bytes}:{}", slot.token);
+    store.set(&key, value.as_bytes(), cas).is_ok()
+}
+
+/// Memory of the VMs that published within `fresh_s` seconds of `now_s`.
+pub fn total(store: &dyn SharedStore, now_s: u64, fresh_s: u64) -> u64 {
+    (0..slot_count(store))
         .filter_map(|slot| {
-            let value = store.get(&slot_key(slot)).0?;
-            let text = std::str::from_utf8(&value).ok()?;
-            let (at, bytes) = text.split_once(':')?;
-            let at: u64 = at.parse().ok()?;
-            let fresh = at <= now_s && now_s - at <= fresh_s;
-            fresh.then(|| bytes.parse::<u64>().ok()).flatten()
+            let (at, bytes, _) = entry(&store.get(&slot_key(slot)).0?)?;
+            is_fresh(at, now_s, fresh_s).then_some(bytes)
         })
         .sum()
 }
@@ -61,36 +109,68 @@ mod tests {
     use super::*;
     use crate::shared::tests::MemStore;
 
+    const FRESH: u64 = 11;
+
     #[test]
     fn live_vms_are_summed_and_silent_ones_drop_out() {
         let store = MemStore::default();
-        let a = claim_slot(&store).unwrap();
-        let b = claim_slot(&store).unwrap();
-        assert_eq!((a, b), (0, 1));
-        publish(&store, a, 100, 1_114_112);
-        publish(&store, b, 100, 1_179_648);
-        assert_eq!(total(&store, 100, 11), 2_293_760);
+        let a = claim_slot(&store, 1, 100, FRESH).unwrap();
+        let b = claim_slot(&store, 2, 100, FRESH).unwrap();
+        assert_eq!((a.index, b.index), (0, 1));
+        assert!(publish(&store, a, 100, FRESH, 1_114_112));
+        assert!(publish(&store, b, 100, FRESH, 1_179_648));
+        assert_eq!(total(&store, 100, FRESH), 2_293_760);
         // b is destroyed without a word; a keeps publishing.
-        publish(&store, a, 110, 1_179_648);
-        assert_eq!(total(&store, 110, 11), 2_359_296);
-        assert_eq!(total(&store, 112, 11), 1_179_648);
-        // A VM created later gets its own slot.
-        let c = claim_slot(&store).unwrap();
-        publish(&store, c, 112, 1_114_112);
-        assert_eq!(c, 2);
-        assert_eq!(total(&store, 112, 11), 2_293_760);
+        assert!(publish(&store, a, 110, FRESH, 1_179_648));
+        assert_eq!(total(&store, 110, FRESH), 2_359_296);
+        assert_eq!(total(&store, 112, FRESH), 1_179_648);
+        // Once b's slot is stale, the next VM reuses it.
+        let c = claim_slot(&store, 3, 130, FRESH).unwrap();
+        assert_eq!(c.index, 1);
+        assert!(publish(&store, a, 130, FRESH, 1_179_648));
+        assert!(publish(&store, c, 130, FRESH, 1_114_112));
+        assert_eq!(total(&store, 130, FRESH), 2_293_760);
+    }
+
+    #[test]
+    fn two_vms_on_one_slot_part_ways() {
+        // Both read "no slots yet" and both took slot 0 (Envoy's first
+        // write of a key cannot be compare-and-swapped).
+        let store = MemStore::default();
+        let a = Slot { index: 0, token: 1 };
+        let b = Slot { index: 0, token: 2 };
+        store.set(SLOTS_KEY, b"1", None).unwrap();
+        assert!(publish(&store, a, 100, FRESH, 10));
+        assert!(
+            !publish(&store, b, 101, FRESH, 20),
+            "b sees a's fresh entry"
+        );
+        let b = claim_slot(&store, 2, 101, FRESH).unwrap();
+        assert_eq!(b.index, 1);
+        assert!(publish(&store, b, 101, FRESH, 20));
+        assert_eq!(total(&store, 101, FRESH), 30);
+    }
+
+    #[test]
+    fn a_clock_step_back_keeps_entries() {
+        let store = MemStore::default();
+        let a = claim_slot(&store, 1, 100, FRESH).unwrap();
+        assert!(publish(&store, a, 100, FRESH, 10));
+        assert_eq!(total(&store, 95, FRESH), 10);
     }
 
     #[test]
     fn garbage_in_the_store_counts_as_nothing() {
         let store = MemStore::default();
-        assert_eq!(total(&store, 5, 11), 0);
+        assert_eq!(total(&store, 5, FRESH), 0);
         store.set(SLOTS_KEY, b"3", None).unwrap();
         store.set(&slot_key(0), b"nonsense", None).unwrap();
         store.set(&slot_key(1), b"4:x", None).unwrap();
-        store.set(&slot_key(2), b"99:10", None).unwrap(); // from the future
-        assert_eq!(total(&store, 5, 11), 0);
+        store.set(&slot_key(2), b"99:10", None).unwrap(); // far in the future
+        assert_eq!(total(&store, 5, FRESH), 0);
+        // A garbage slot is free to take.
+        assert_eq!(claim_slot(&store, 7, 5, FRESH).map(|s| s.index), Some(0));
         store.set(SLOTS_KEY, b"-1", None).unwrap();
-        assert_eq!(claim_slot(&store), Some(0));
+        assert_eq!(total(&store, 5, FRESH), 0);
     }
 }

@@ -3,17 +3,20 @@
 
 use super::store::HostStore;
 use crate::stats::VM_MEMORY_BYTES;
-use crate::vm_memory::{claim_slot, publish, total};
+use crate::vm_memory::{claim_slot, publish, total, Slot};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
 use std::cell::Cell;
 
-/// Period of the refresh; a VM silent for two periods no longer counts.
+/// Period of the refresh.
 pub const REFRESH_S: u64 = 5;
+
+/// A VM silent this long no longer counts (two refreshes and a second).
+const FRESH_S: u64 = 2 * REFRESH_S + 1;
 
 thread_local! {
     /// This VM's slot, claimed on its first refresh.
-    static SLOT: Cell<Option<u32>> = const { Cell::new(None) };
+    static SLOT: Cell<Option<Slot>> = const { Cell::new(None) };
 }
 
 /// This VM's linear memory in bytes.
@@ -28,18 +31,31 @@ fn linear_memory() -> u64 {
     }
 }
 
-/// Publishes this VM's memory and sets the gauge to the live total.
-pub fn refresh(now_s: u64) {
-    let slot = SLOT.with(Cell::get).or_else(|| {
-        let slot = claim_slot(&HostStore)?;
+/// Publishes this VM's memory and sets the gauge to the live total;
+/// `token_ns` tells this VM apart (its first refresh time, in ns).
+pub fn refresh(now_s: u64, token_ns: u64) {
+    let bytes = linear_memory();
+    let mut published = false;
+    for _ in 0..2 {
+        let slot = match SLOT.with(Cell::get) {
+            Some(slot) => slot,
+            None => match claim_slot(&HostStore, token_ns, now_s, FRESH_S) {
+                Some(slot) => slot,
+                None => return,
+            },
+        };
         SLOT.with(|s| s.set(Some(slot)));
-        Some(slot)
-    });
-    let Some(slot) = slot else {
+        if publish(&HostStore, slot, now_s, FRESH_S, bytes) {
+            published = true;
+            break;
+        }
+        // Another VM holds this slot: take another one.
+        SLOT.with(|s| s.set(None));
+    }
+    if !published {
         return;
-    };
-    publish(&HostStore, slot, now_s, linear_memory());
+    }
     if let Ok(id) = hostcalls::define_metric(MetricType::Gauge, VM_MEMORY_BYTES) {
-        let _ = hostcalls::record_metric(id, total(&HostStore, now_s, 2 * REFRESH_S + 1));
+        let _ = hostcalls::record_metric(id, total(&HostStore, now_s, FRESH_S));
     }
 }

@@ -29,13 +29,15 @@ pub struct Root {
 impl Root {
     /// Refreshes the VM memory gauge every `memory::REFRESH_S` (or now).
     fn refresh_memory(&mut self, now: bool) {
-        let now_s = hostcalls::get_current_time()
+        let now_ns = hostcalls::get_current_time()
             .ok()
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_secs());
-        if now || now_s >= self.memory_at + memory::REFRESH_S {
+            .map_or(0, |d| d.as_nanos() as u64);
+        let now_s = now_ns / 1_000_000_000;
+        // A clock stepped back refreshes at once.
+        if now || now_s >= self.memory_at + memory::REFRESH_S || now_s < self.memory_at {
             self.memory_at = now_s;
-            memory::refresh(now_s);
+            memory::refresh(now_s, now_ns);
         }
     }
 }
