@@ -7,6 +7,7 @@
 //! map for all worker VMs of a proxy — updated with compare-and-swap, so
 //! two workers never lose each other's updates.
 
+use crate::shared::update;
 pub use crate::shared::{SharedStore, StoreError};
 use std::io::Cursor;
 
@@ -31,9 +32,6 @@ pub struct Quota {
     /// Tokens per one-minute window.
     pub tokens_per_minute: u64,
 }
-
-/// Most compare-and-swap attempts before giving up on one update.
-const MAX_ATTEMPTS: usize = 32;
 
 /// Tokens held by one request in one quota window.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,29 +86,24 @@ pub fn reserve(
     now_s: u64,
 ) -> Decision {
     let minute = now_s / 60;
-    for _ in 0..MAX_ATTEMPTS {
-        let (value, cas) = store.get(key);
-        let (window, used) = parse(value.as_deref());
+    let mut exceeded = false;
+    let granted = update(store, key, |value| {
+        let (window, used) = parse(value);
         let used = if window == minute { used } else { 0 };
-        if used.saturating_add(tokens) > limit {
-            return Decision::Exceeded {
-                retry_after_s: 60 - now_s % 60,
-            };
-        }
-        let next = format!("{minute}:{}", used + tokens);
-        match store.set(key, next.as_bytes(), cas) {
-            Ok(()) => {
-                return Decision::Granted(Reservation {
-                    key: key.to_string(),
-                    minute,
-                    tokens,
-                })
-            }
-            Err(StoreError::CasMismatch) => continue,
-            Err(StoreError::Failed) => return Decision::Contended,
-        }
+        exceeded = used.saturating_add(tokens) > limit;
+        (!exceeded).then(|| (format!("{minute}:{}", used + tokens).into_bytes(), ()))
+    });
+    match granted {
+        Some(()) => Decision::Granted(Reservation {
+            key: key.to_string(),
+            minute,
+            tokens,
+        }),
+        None if exceeded => Decision::Exceeded {
+            retry_after_s: 60 - now_s % 60,
+        },
+        None => Decision::Contended,
     }
-    Decision::Contended
 }
 
 /// Replaces a reservation by the tokens really used (the window it was
@@ -119,18 +112,11 @@ pub fn settle(store: &dyn SharedStore, r: &Reservation, actual_tokens: u64) {
     if actual_tokens == r.tokens {
         return;
     }
-    for _ in 0..MAX_ATTEMPTS {
-        let (value, cas) = store.get(&r.key);
-        let (window, used) = parse(value.as_deref());
-        if window != r.minute {
-            return;
-        }
+    update(store, &r.key, |value| {
+        let (window, used) = parse(value);
         let used = (used + actual_tokens).saturating_sub(r.tokens);
-        match store.set(&r.key, format!("{window}:{used}").as_bytes(), cas) {
-            Err(StoreError::CasMismatch) => continue,
-            _ => return,
-        }
-    }
+        (window == r.minute).then(|| (format!("{window}:{used}").into_bytes(), ()))
+    });
 }
 
 #[cfg(test)]
