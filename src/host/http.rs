@@ -91,11 +91,7 @@ const UPSTREAM_REQUEST_TIMEOUT: u64 = 0x4;
 
 /// Whether the response is Envoy's own reply to an upstream timeout.
 fn is_timeout_reply() -> bool {
-    hostcalls::get_property(vec!["response", "flags"])
-        .ok()
-        .flatten()
-        .and_then(|b| b.get(..8).and_then(|b| b.try_into().ok()))
-        .is_some_and(|b: [u8; 8]| u64::from_le_bytes(b) & UPSTREAM_REQUEST_TIMEOUT != 0)
+    response_flags() & UPSTREAM_REQUEST_TIMEOUT != 0
 }
 
 fn now_ms() -> u64 {

@@ -19,16 +19,9 @@ thread_local! {
     static SLOT: Cell<Option<Slot>> = const { Cell::new(None) };
 }
 
-/// This VM's linear memory in bytes.
+/// This VM's linear memory in bytes (`host` is compiled for wasm32 only).
 fn linear_memory() -> u64 {
-    #[cfg(target_arch = "wasm32")]
-    {
-        core::arch::wasm32::memory_size(0) as u64 * 65_536
-    }
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        0
-    }
+    core::arch::wasm32::memory_size(0) as u64 * 65_536
 }
 
 /// Publishes this VM's memory and sets the gauge to the live total;
