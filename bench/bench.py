@@ -191,6 +191,17 @@ class Envoy:
             self.proc.kill()
 
 
+def start_proxies(configs, tmp, procs):
+    """Starts one proxy per `{name: config}` on core 0 (each appended to
+    `procs` for the caller to stop); returns `{name: (Envoy, port)}`."""
+    proxies = {}
+    for name, cfg in configs.items():
+        envoy = Envoy(re.sub(r"[^A-Za-z0-9_-]", "_", name), cfg, tmp, cpu=0)
+        procs.append(envoy)
+        proxies[name] = (envoy, cfg["static_resources"]["listeners"][0]["address"]["socket_address"]["port_value"])
+    return proxies
+
+
 def pin(cpu):
     """taskset prefix: proxies on one core, load generator and upstream on
     the other, so the proxy under test is not time-sliced with them."""
@@ -505,11 +516,7 @@ def parts_bench(args):
                    "everything": proxy_config(free_port(), free_port(), up, True, extra=EVERYTHING)}
         for part in PARTS:
             configs[f"- {part}"] = proxy_config(free_port(), free_port(), up, True, extra=without(part))
-        proxies = {}
-        for name, cfg in configs.items():
-            proxies[name] = (Envoy(name.replace(" ", "").replace(".", "_"), cfg, tmp, cpu=0),
-                             cfg["static_resources"]["listeners"][0]["address"]["socket_address"]["port_value"])
-            procs.append(proxies[name][0])
+        proxies = start_proxies(configs, tmp, procs)
         script = wrk_script(tmp, chat_body(args.body_bytes))
         for _, port in proxies.values():
             run_wrk(port, script, 3, args.connections)
@@ -570,11 +577,7 @@ def main():
             "everything": ("llm-ab: everything on (+ redaction, budgets, quota, guardrails)",
                            proxy_config(free_port(), free_port(), up_port, True, extra=EVERYTHING)),
         }
-        proxies = {}
-        for name, (_, cfg) in configs.items():
-            proxies[name] = (Envoy(name, cfg, tmp, cpu=0),
-                             cfg["static_resources"]["listeners"][0]["address"]["socket_address"]["port_value"])
-            procs.append(proxies[name][0])
+        proxies = start_proxies({name: cfg for name, (_, cfg) in configs.items()}, tmp, procs)
         filt, filt_port = proxies["filter"]
         rss_before = filt.rss_mib()
         all_runs, summaries, latencies = {}, {}, {}
