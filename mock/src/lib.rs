@@ -18,21 +18,46 @@
 //! | `x-mock-chunk-chars: N` | stream the reply in pieces of N characters (not words) |
 //! | `x-mock-raw: TEXT` | answer 200 with TEXT as an `application/json` body, as is |
 //! | `x-mock-tool-call: NAME` | answer with a call of tool NAME (message or stream delta) |
+//! | `x-mock-cached-tokens: N` | report min(N, prompt tokens) as `cached_tokens` |
+//! | `x-mock-identity: 1` | never compress, whatever `accept-encoding` says |
+//! | `x-mock-lenient: 1` | skip the refusals of the real API (below) |
+//!
+//! It is as strict as api.openai.com where clients notice:
+//!
+//! | behaviour | like the real API |
+//! |---|---|
+//! | compression | per `accept-encoding` (q-values, `*`): gzip, else deflate (zlib), else none; with `content-encoding` and `vary: accept-encoding`. JSON bodies, error bodies and `x-mock-raw` are compressed whole; a stream is one compressed stream with a sync flush after every event. `/healthz`, `/mock/requests` and `/review` are never compressed ([`encoding`]) |
+//! | usage details | `prompt_tokens_details {cached_tokens, audio_tokens}` and `completion_tokens_details {reasoning_tokens, audio_tokens, accepted_prediction_tokens, rejected_prediction_tokens}` in every usage object |
+//! | prompt tokens | request body bytes / 4 (at least 1) |
+//! | completion tokens | reply pieces (words or `x-mock-chunk-chars` pieces) plus reasoning tokens: 4 per piece for reasoning models (`o1`, `o3`, `o4-mini`, `o1-…`, `o3-…`, `o4-…`, `gpt-5…`), else 0 |
+//! | cached tokens | `x-mock-cached-tokens`, else automatic: a prompt of ≥ 1024 tokens whose `messages` this backend already answered reports the largest multiple of 128 ≤ prompt tokens (the last 10 000 `messages` are remembered) |
+//! | refusals (400, `invalid_request_error`) | reasoning models: `max_tokens` present (even `null`) → `unsupported_parameter`, `temperature` ≠ 1 → `unsupported_value`; every model: `max_tokens`/`max_completion_tokens` not `null` and not an integer ≥ 1 → `integer_below_min_value` (or `invalid_type` when not an integer), `stream_options` without `stream: true` → code `null` ([`strict`]) |
+//! | metadata | `created` (Unix time), `service_tier: "default"`, `system_fingerprint` on the completion and on every chunk |
 //!
 //! Like OpenAI, a stream carries the final `usage` chunk only when the
 //! request asks for it with `stream_options.include_usage`.
+//!
+//! Order of answers: `x-mock-delay-ms`, then `x-mock-status`/failure rate,
+//! 404 for other paths, 400 for a non-JSON body, the refusals, `x-mock-raw`,
+//! then the completion.
 
+pub mod encoding;
 pub mod http;
 pub mod load;
+pub mod strict;
 
+use encoding::{Coding, StreamEncoder};
 use http::Request;
 use serde_json::{json, Value};
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{HashSet, VecDeque};
+use std::hash::{Hash, Hasher};
 use std::io::{self, BufReader};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// How the backend misbehaves.
 #[derive(Debug, Clone, Default)]
@@ -51,6 +76,7 @@ struct Shared {
     requests: Mutex<Vec<Request>>,
     served: AtomicU64,
     stop: AtomicBool,
+    seen: Mutex<SeenMessages>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -74,6 +100,7 @@ impl MockBackend {
             requests: Mutex::new(Vec::new()),
             served: AtomicU64::new(0),
             stop: AtomicBool::new(false),
+            seen: Mutex::new(SeenMessages::default()),
         });
         let s = shared.clone();
         thread::spawn(move || {
@@ -163,6 +190,7 @@ fn handle(s: &Shared, req: &Request, w: &mut TcpStream) -> io::Result<()> {
     }
     let n = s.served.fetch_add(1, Ordering::SeqCst);
     let behavior = lock(&s.behavior).clone();
+    let flag = |h: &str| req.header(h) == Some("1");
 
     let delay = req
         .header("x-mock-delay-ms")
@@ -171,6 +199,18 @@ fn handle(s: &Shared, req: &Request, w: &mut TcpStream) -> io::Result<()> {
     if delay > 0 {
         thread::sleep(Duration::from_millis(delay));
     }
+    let coding = if flag("x-mock-identity") {
+        Coding::Identity
+    } else {
+        encoding::negotiate(req.header("accept-encoding"))
+    };
+    let json_headers = [
+        ("x-mock-backend", name),
+        ("content-type", "application/json"),
+    ];
+    let respond = |w: &mut TcpStream, status: u16, headers: &[(&str, &str)], body: &[u8]| {
+        encoding::write_response(w, coding, status, headers, body)
+    };
     let forced_status = req
         .header("x-mock-status")
         .and_then(|v| v.parse::<u16>().ok());
@@ -185,152 +225,266 @@ fn handle(s: &Shared, req: &Request, w: &mut TcpStream) -> io::Result<()> {
     });
     if let Some(status) = fail.filter(|s| *s >= 400) {
         let body = json!({"error": {"message": format!("mock {name} failure"), "type": "server_error", "code": "mock_failure"}});
-        return http::write_response(
-            w,
-            status,
-            &[
-                ("x-mock-backend", name),
-                ("content-type", "application/json"),
-            ],
-            body.to_string().as_bytes(),
-        );
+        return respond(w, status, &json_headers, body.to_string().as_bytes());
     }
     if req.method != "POST" || !req.path.starts_with("/v1/chat/completions") {
-        return http::write_response(w, 404, &base, b"not found");
+        return respond(w, 404, &base, b"not found");
     }
     let parsed: Value = match serde_json::from_slice(&req.body) {
         Ok(v) => v,
         Err(_) => {
             let body = json!({"error": {"message": "mock: body is not JSON", "type": "invalid_request_error", "code": "invalid_json"}});
-            return http::write_response(w, 400, &base, body.to_string().as_bytes());
+            return respond(w, 400, &base, body.to_string().as_bytes());
         }
     };
-    let model = parsed["model"].as_str().unwrap_or("unknown").to_string();
-    let flag = |h: &str| req.header(h) == Some("1");
-    let prompt_tokens = (req.body.len() / 4).max(1) as u64;
-    let reply = req
-        .header("x-mock-reply")
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("Hello from {name} running {model}."));
+    if !flag("x-mock-lenient") {
+        if let Some(refusal) = strict::check(&parsed) {
+            return respond(w, 400, &json_headers, refusal.body().to_string().as_bytes());
+        }
+    }
     if let Some(raw) = req.header("x-mock-raw") {
-        return http::write_response(
-            w,
-            200,
-            &[
-                ("x-mock-backend", name),
-                ("content-type", "application/json"),
-            ],
-            raw.as_bytes(),
-        );
+        return respond(w, 200, &json_headers, raw.as_bytes());
     }
-    let chunk_chars: Option<usize> = req
-        .header("x-mock-chunk-chars")
-        .and_then(|v| v.parse().ok());
-    let words: Vec<String> = match chunk_chars.filter(|n| *n > 0) {
-        // Pieces of N characters, spaces included (joined back with "").
-        Some(n) => reply
-            .chars()
-            .collect::<Vec<_>>()
-            .chunks(n)
-            .map(|c| c.iter().collect())
-            .collect(),
-        None => reply.split(' ').map(str::to_string).collect(),
-    };
-    let completion_tokens = words.len() as u64;
-    let usage = (!flag("x-mock-no-usage")).then(|| {
-        json!({"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-               "total_tokens": prompt_tokens + completion_tokens})
-    });
-    let tool_call = req.header("x-mock-tool-call").map(|name| {
-        json!([{"index": 0, "id": "call_1", "type": "function",
-                "function": {"name": name, "arguments": "{}"}}])
-    });
-    let finish = if flag("x-mock-refuse") {
-        "content_filter"
-    } else {
-        "stop"
-    };
-    let id = format!("chatcmpl-{name}-{n}");
+    let answer = Answer::new(s, req, &parsed, n);
     if parsed["stream"].as_bool() == Some(true) {
-        http::start_chunked(
-            w,
-            200,
-            &[
-                ("x-mock-backend", name),
-                ("content-type", "text/event-stream"),
-            ],
-        )?;
-        let split = flag("x-mock-split");
-        let gap = req
-            .header("x-mock-event-gap-ms")
-            .and_then(|v| v.parse().ok())
-            .map(Duration::from_millis);
-        let send_event = |w: &mut TcpStream, data: String| -> io::Result<()> {
-            let event = format!("data: {data}\n\n");
-            if split {
-                let (a, b) = event.split_at(event.len() / 2);
-                http::write_chunk(w, a.as_bytes())?;
-                thread::sleep(Duration::from_millis(2));
-                http::write_chunk(w, b.as_bytes())
-            } else {
-                http::write_chunk(w, event.as_bytes())
-            }
-        };
-        for (i, word) in words.iter().enumerate() {
-            if flag("x-mock-abort") && i == 2 {
-                // Drop the connection mid-stream: no terminating chunk.
-                return Err(io::Error::other("mock abort"));
-            }
-            if let (Some(gap), true) = (gap, i > 0) {
-                thread::sleep(gap);
-            }
-            let text = if i == 0 || chunk_chars.is_some() {
-                word.clone()
-            } else {
-                format!(" {word}")
-            };
-            let chunk = json!({"id": id, "object": "chat.completion.chunk", "model": model,
-                "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": null}]});
-            send_event(w, chunk.to_string())?;
-        }
-        if let Some(calls) = &tool_call {
-            let chunk = json!({"id": id, "object": "chat.completion.chunk", "model": model,
-                "choices": [{"index": 0, "delta": {"tool_calls": calls}, "finish_reason": null}]});
-            send_event(w, chunk.to_string())?;
-        }
-        let last = json!({"id": id, "object": "chat.completion.chunk", "model": model,
-            "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]});
-        send_event(w, last.to_string())?;
         let wants_usage = parsed["stream_options"]["include_usage"].as_bool() == Some(true);
-        if let (true, Some(usage)) = (wants_usage, &usage) {
-            let usage_chunk = json!({"id": id, "object": "chat.completion.chunk", "model": model,
-                "choices": [], "usage": usage});
-            send_event(w, usage_chunk.to_string())?;
+        return write_stream(w, coding, req, name, &answer, wants_usage);
+    }
+    respond(w, 200, &json_headers, answer.json().to_string().as_bytes())
+}
+
+/// What one chat completion answers, shared by the JSON and the stream form.
+struct Answer {
+    id: String,
+    model: String,
+    created: u64,
+    fingerprint: String,
+    reply: String,
+    /// The reply cut into stream pieces (words, or N characters).
+    pieces: Vec<String>,
+    /// Pieces are N characters (joined with ""), not words (joined with " ").
+    by_chars: bool,
+    usage: Option<Value>,
+    tool_call: Option<Value>,
+    finish: &'static str,
+}
+
+impl Answer {
+    fn new(s: &Shared, req: &Request, parsed: &Value, n: u64) -> Answer {
+        let name = s.name.as_str();
+        let model = parsed["model"].as_str().unwrap_or("unknown").to_string();
+        let flag = |h: &str| req.header(h) == Some("1");
+        let reply = req
+            .header("x-mock-reply")
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("Hello from {name} running {model}."));
+        let chunk_chars: Option<usize> = req
+            .header("x-mock-chunk-chars")
+            .and_then(|v| v.parse().ok());
+        let pieces: Vec<String> = match chunk_chars.filter(|n| *n > 0) {
+            // Pieces of N characters, spaces included (joined back with "").
+            Some(n) => reply
+                .chars()
+                .collect::<Vec<_>>()
+                .chunks(n)
+                .map(|c| c.iter().collect())
+                .collect(),
+            None => reply.split(' ').map(str::to_string).collect(),
+        };
+        let prompt = (req.body.len() / 4).max(1) as u64;
+        let cached = cached_tokens(s, req, parsed, prompt);
+        let visible = pieces.len() as u64;
+        let reasoning = if strict::is_reasoning_model(&model) {
+            4 * visible
+        } else {
+            0
+        };
+        let usage =
+            (!flag("x-mock-no-usage")).then(|| usage_json(prompt, cached, visible, reasoning));
+        let tool_call = req.header("x-mock-tool-call").map(|name| {
+            json!([{"index": 0, "id": "call_1", "type": "function",
+                    "function": {"name": name, "arguments": "{}"}}])
+        });
+        let finish = if flag("x-mock-refuse") {
+            "content_filter"
+        } else {
+            "stop"
+        };
+        let created = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        Answer {
+            id: format!("chatcmpl-{name}-{n}"),
+            model,
+            created,
+            fingerprint: fingerprint(name),
+            reply,
+            pieces,
+            by_chars: chunk_chars.is_some(),
+            usage,
+            tool_call,
+            finish,
         }
-        send_event(w, "[DONE]".to_string())?;
-        return http::end_chunks(w);
     }
-    let mut body = json!({
-        "id": id, "object": "chat.completion", "created": 0, "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": reply},
-                     "finish_reason": finish}],
-    });
-    if let Some(usage) = usage {
-        body["usage"] = usage;
+
+    /// The non-streaming `chat.completion` body.
+    fn json(&self) -> Value {
+        let mut body = json!({
+            "id": self.id, "object": "chat.completion", "created": self.created,
+            "model": self.model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": self.reply},
+                         "finish_reason": self.finish}],
+            "service_tier": "default", "system_fingerprint": self.fingerprint,
+        });
+        if let Some(usage) = &self.usage {
+            body["usage"] = usage.clone();
+        }
+        if let Some(calls) = &self.tool_call {
+            body["choices"][0]["message"]["tool_calls"] = calls.clone();
+            body["choices"][0]["finish_reason"] = json!("tool_calls");
+        }
+        body
     }
-    if let Some(calls) = tool_call {
-        body["choices"][0]["message"]["tool_calls"] = calls;
-        body["choices"][0]["finish_reason"] = json!("tool_calls");
+
+    /// A `chat.completion.chunk` with these `choices`.
+    fn chunk(&self, choices: Value) -> Value {
+        json!({"id": self.id, "object": "chat.completion.chunk", "created": self.created,
+               "model": self.model, "service_tier": "default",
+               "system_fingerprint": self.fingerprint, "choices": choices})
     }
-    http::write_response(
+}
+
+/// Streams `a` as SSE events, compressed with `coding` as one stream with
+/// a sync flush after every event (or after each half, with `x-mock-split`).
+fn write_stream(
+    w: &mut TcpStream,
+    coding: Coding,
+    req: &Request,
+    name: &str,
+    a: &Answer,
+    wants_usage: bool,
+) -> io::Result<()> {
+    let flag = |h: &str| req.header(h) == Some("1");
+    encoding::start_chunked(
         w,
+        coding,
         200,
         &[
             ("x-mock-backend", name),
-            ("content-type", "application/json"),
+            ("content-type", "text/event-stream"),
         ],
-        body.to_string().as_bytes(),
-    )
+    )?;
+    let split = flag("x-mock-split");
+    let gap = req
+        .header("x-mock-event-gap-ms")
+        .and_then(|v| v.parse().ok())
+        .map(Duration::from_millis);
+    let mut encoder = StreamEncoder::new(coding);
+    let mut send_event = |w: &mut TcpStream, data: String| -> io::Result<()> {
+        let event = format!("data: {data}\n\n");
+        if split {
+            let (first, second) = event.as_bytes().split_at(event.len() / 2);
+            http::write_chunk(w, &encoder.encode(first)?)?;
+            thread::sleep(Duration::from_millis(2));
+            http::write_chunk(w, &encoder.encode(second)?)
+        } else {
+            http::write_chunk(w, &encoder.encode(event.as_bytes())?)
+        }
+    };
+    for (i, piece) in a.pieces.iter().enumerate() {
+        if flag("x-mock-abort") && i == 2 {
+            // Drop the connection mid-stream: no terminating chunk.
+            return Err(io::Error::other("mock abort"));
+        }
+        if let (Some(gap), true) = (gap, i > 0) {
+            thread::sleep(gap);
+        }
+        let text = if i == 0 || a.by_chars {
+            piece.clone()
+        } else {
+            format!(" {piece}")
+        };
+        let choices = json!([{"index": 0, "delta": {"content": text}, "finish_reason": null}]);
+        send_event(w, a.chunk(choices).to_string())?;
+    }
+    if let Some(calls) = &a.tool_call {
+        let choices = json!([{"index": 0, "delta": {"tool_calls": calls}, "finish_reason": null}]);
+        send_event(w, a.chunk(choices).to_string())?;
+    }
+    let choices = json!([{"index": 0, "delta": {}, "finish_reason": a.finish}]);
+    send_event(w, a.chunk(choices).to_string())?;
+    if let (true, Some(usage)) = (wants_usage, &a.usage) {
+        let mut chunk = a.chunk(json!([]));
+        chunk["usage"] = usage.clone();
+        send_event(w, chunk.to_string())?;
+    }
+    send_event(w, "[DONE]".to_string())?;
+    http::write_chunk(w, &encoder.finish()?)?;
+    http::end_chunks(w)
+}
+
+/// A usage object as OpenAI reports it: `completion_tokens` counts the
+/// `reasoning` tokens too, and `cached` is part of `prompt`.
+fn usage_json(prompt: u64, cached: u64, visible: u64, reasoning: u64) -> Value {
+    let completion = visible + reasoning;
+    json!({"prompt_tokens": prompt, "completion_tokens": completion,
+           "total_tokens": prompt + completion,
+           "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
+           "completion_tokens_details": {"reasoning_tokens": reasoning, "audio_tokens": 0,
+               "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}})
+}
+
+/// The cached part of the prompt: `x-mock-cached-tokens: N` (at most the
+/// prompt), else OpenAI's automatic caching: a prompt of ≥ 1024 tokens whose
+/// `messages` were already answered is cached in steps of 128 tokens.
+fn cached_tokens(s: &Shared, req: &Request, parsed: &Value, prompt: u64) -> u64 {
+    let mut h = DefaultHasher::new();
+    parsed["messages"].to_string().hash(&mut h);
+    let seen = !lock(&s.seen).insert(h.finish());
+    if let Some(n) = req
+        .header("x-mock-cached-tokens")
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        return n.min(prompt);
+    }
+    if prompt >= 1024 && seen {
+        prompt / 128 * 128
+    } else {
+        0
+    }
+}
+
+/// A `system_fingerprint` that stays the same for a backend name.
+fn fingerprint(name: &str) -> String {
+    let mut h = DefaultHasher::new();
+    name.hash(&mut h);
+    format!("fp_{:010x}", h.finish() & 0xff_ffff_ffff)
+}
+
+/// Hashes of the `messages` already answered (for automatic prompt
+/// caching), the oldest forgotten beyond [`SeenMessages::MAX`].
+#[derive(Default)]
+struct SeenMessages {
+    set: HashSet<u64>,
+    order: VecDeque<u64>,
+}
+
+impl SeenMessages {
+    const MAX: usize = 10_000;
+
+    /// Records `hash`; `false` when it was already there.
+    fn insert(&mut self, hash: u64) -> bool {
+        if !self.set.insert(hash) {
+            return false;
+        }
+        self.order.push_back(hash);
+        if self.order.len() > Self::MAX {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+        true
+    }
 }
 
 /// Deterministic pseudo-random number in [0, 1) for request `n`.
