@@ -13,6 +13,7 @@
 //! | `x-mock-no-usage: 1` | never report `usage` (JSON or stream) |
 //! | `x-mock-refuse: 1` | answer with `finish_reason: content_filter` |
 //! | `x-mock-abort: 1` | stop a stream after two events, without `[DONE]` |
+//! | `x-mock-linger-ms: N` | wait N ms between a stream's `[DONE]` and the end of its body |
 //! | `x-mock-reply: TEXT` | answer with TEXT as the assistant content |
 //! | `x-mock-event-gap-ms: N` | wait N ms before each stream event after the first |
 //! | `x-mock-chunk-chars: N` | stream the reply in pieces of N characters (not words) |
@@ -20,6 +21,7 @@
 //! | `x-mock-tool-call: NAME` | answer with a call of tool NAME (message or stream delta) |
 //! | `x-mock-cached-tokens: N` | report min(N, prompt tokens) as `cached_tokens` |
 //! | `x-mock-identity: 1` | never compress, whatever `accept-encoding` says |
+//! | `x-mock-encoding: gzip\|deflate` | always compress with that coding, whatever `accept-encoding` says (an upstream that ignores `identity`) |
 //! | `x-mock-lenient: 1` | skip the refusals of the real API (below) |
 //!
 //! It is as strict as api.openai.com where clients notice:
@@ -199,10 +201,12 @@ fn handle(s: &Shared, req: &Request, w: &mut TcpStream) -> io::Result<()> {
     if delay > 0 {
         thread::sleep(Duration::from_millis(delay));
     }
-    let coding = if flag("x-mock-identity") {
-        Coding::Identity
-    } else {
-        encoding::negotiate(req.header("accept-encoding"))
+    let coding = match req.header("x-mock-encoding") {
+        // An upstream that compresses whatever it was asked for.
+        Some("gzip") => Coding::Gzip,
+        Some("deflate") => Coding::Deflate,
+        _ if flag("x-mock-identity") => Coding::Identity,
+        _ => encoding::negotiate(req.header("accept-encoding")),
     };
     let json_headers = [
         ("x-mock-backend", name),
@@ -419,6 +423,11 @@ fn write_stream(
         send_event(w, chunk.to_string())?;
     }
     send_event(w, "[DONE]".to_string())?;
+    if let Some(ms) = req.header("x-mock-linger-ms").and_then(|v| v.parse().ok()) {
+        // The end of the body arrives well after `[DONE]`: a client that
+        // closes at `[DONE]` (the SDKs do) closes before it.
+        thread::sleep(Duration::from_millis(ms));
+    }
     http::write_chunk(w, &encoder.finish()?)?;
     http::end_chunks(w)
 }

@@ -354,6 +354,17 @@ fn accept_encoding_quality_values_pick_the_coding() {
         ]),
         none
     );
+    // An upstream that compresses whatever it was asked for.
+    assert_eq!(
+        coding(&[("accept-encoding", "identity"), ("x-mock-encoding", "gzip")])
+            .0
+            .as_deref(),
+        Some("gzip")
+    );
+    assert_eq!(
+        coding(&[("x-mock-encoding", "deflate")]).0.as_deref(),
+        Some("deflate")
+    );
 }
 
 #[test]
