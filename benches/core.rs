@@ -163,6 +163,7 @@ fn pipeline(c: &mut Criterion) {
         model: Some("gpt-4.1-mini"),
         ensure_stream_usage: true,
         max_output_tokens: Some(1024),
+        cap_param: llm_ab::body::CapParam::MaxCompletionTokens,
         allowed_tools: plan.guardrails.allowed_tools.as_deref(),
         strip_tools: plan.guardrails.strip_tools,
     };

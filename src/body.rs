@@ -100,15 +100,38 @@ pub struct Edits<'a> {
     /// For streaming requests, make sure `stream_options.include_usage` is
     /// true so the provider reports usage in a final chunk.
     pub ensure_stream_usage: bool,
-    /// Cap `max_tokens` / `max_completion_tokens` (insert `max_tokens`
-    /// when neither is set).
+    /// Cap whichever of `max_tokens` / `max_completion_tokens` the client
+    /// sent; when it sent neither, insert `cap_param`.
     pub max_output_tokens: Option<u64>,
+    /// The parameter inserted when the client sent no output limit.
+    pub cap_param: CapParam,
     /// Tool names allowed; others are reported in
     /// [`RequestInfo::disallowed_tools`] (or removed with `strip_tools`).
     pub allowed_tools: Option<&'a [String]>,
     /// Remove disallowed tools instead of reporting them (when at least
     /// one allowed tool remains).
     pub strip_tools: bool,
+}
+
+/// The name of the output-token limit the filter inserts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CapParam {
+    /// `max_completion_tokens`: the current OpenAI name, accepted by every
+    /// OpenAI model (reasoning models refuse `max_tokens`) and by vLLM.
+    #[default]
+    MaxCompletionTokens,
+    /// `max_tokens`: for backends that only know the older name.
+    MaxTokens,
+}
+
+impl CapParam {
+    /// The JSON member name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CapParam::MaxCompletionTokens => "max_completion_tokens",
+            CapParam::MaxTokens => "max_tokens",
+        }
+    }
 }
 
 /// What the filter learned from a request body.
@@ -200,10 +223,11 @@ pub fn prepare(body: &[u8], edits: Edits<'_>) -> Result<Prepared, ApiError> {
             );
         }
         if !seen {
+            let name = edits.cap_param.as_str();
             splices.push((
                 brace,
                 brace,
-                format!("\"max_tokens\":{cap}").into_bytes().into(),
+                format!("\"{name}\":{cap}").into_bytes().into(),
             ));
             info.output_cap = Some(cap);
         }
@@ -565,7 +589,24 @@ mod tests {
             cap(r#"{"max_completion_tokens":9999}"#).0,
             r#"{"max_completion_tokens":100}"#
         );
-        assert_eq!(cap(r#"{"n":1}"#).0, r#"{"max_tokens":100,"n":1}"#);
+        assert_eq!(
+            cap(r#"{"n":1}"#).0,
+            r#"{"max_completion_tokens":100,"n":1}"#
+        );
+        let old_name = with(
+            r#"{"n":1}"#,
+            Edits {
+                max_output_tokens: Some(100),
+                cap_param: CapParam::MaxTokens,
+                ..Edits::default()
+            },
+        );
+        assert_eq!(old_name.0, r#"{"max_tokens":100,"n":1}"#);
+        // Both sent: each is lowered, neither is added.
+        assert_eq!(
+            cap(r#"{"max_tokens":500,"max_completion_tokens":20}"#).0,
+            r#"{"max_tokens":100,"max_completion_tokens":20}"#
+        );
         assert_eq!(cap(r#"{"max_tokens":null}"#).0, r#"{"max_tokens":100}"#);
         assert_eq!(cap(r#"{"max_tokens":"lots"}"#).0, r#"{"max_tokens":100}"#);
         assert_eq!(

@@ -140,6 +140,33 @@ impl ApiError {
         }
     }
 
+    /// 415: the request body is compressed and the filter cannot read it.
+    pub fn request_encoded(encoding: &str) -> ApiError {
+        ApiError {
+            status: 415,
+            kind: "invalid_request_error",
+            code: "unsupported_content_encoding",
+            message: format!(
+                "the request body is {encoding}-encoded and the gateway reads request bodies \
+                 uncompressed: send it without content-encoding (or add Envoy's decompressor \
+                 filter before llm-ab)"
+            ),
+        }
+    }
+
+    /// 502: the model's response is compressed, so it could not be checked.
+    pub fn response_encoded(encoding: &str) -> ApiError {
+        ApiError {
+            status: 502,
+            kind: "server_error",
+            code: "unsupported_content_encoding",
+            message: format!(
+                "the model response is {encoding}-encoded and could not be checked: the gateway \
+                 needs Envoy's decompressor filter after llm-ab (or upstreams asked for identity)"
+            ),
+        }
+    }
+
     /// The JSON body sent to the client.
     pub fn body(&self) -> Vec<u8> {
         let envelope = Envelope {
@@ -168,5 +195,15 @@ mod tests {
             "request body exceeds the limit of 10 bytes"
         );
         assert_eq!(e.status, 413);
+    }
+
+    #[test]
+    fn encoding_errors_name_the_encoding() {
+        let e = ApiError::request_encoded("gzip");
+        assert_eq!((e.status, e.code), (415, "unsupported_content_encoding"));
+        assert!(e.message.contains("gzip-encoded"), "{}", e.message);
+        let e = ApiError::response_encoded("br");
+        assert_eq!((e.status, e.kind), (502, "server_error"));
+        assert!(e.message.contains("br-encoded"), "{}", e.message);
     }
 }

@@ -38,6 +38,7 @@ pub fn request_body(data: &[u8]) {
         model: Some("fuzz-model"),
         ensure_stream_usage: true,
         max_output_tokens: Some(256),
+        cap_param: crate::body::CapParam::MaxCompletionTokens,
         allowed_tools: Some(&allowed),
         strip_tools: true,
     };

@@ -6,8 +6,10 @@
 //! - [`assign`]: sticky bucket hashing and the ramp-safe bucket layout;
 //! - [`route`]: which experiment and variant a request gets, and its cluster;
 //! - [`body`]: request JSON validation, `model` rewrite, usage request, prompt estimate;
-//! - [`sse`], [`response`], [`tokens`]: reading usage and refusals from JSON and SSE responses;
+//! - [`sse`], [`response`], [`usage`], [`tokens`]: reading usage (cached and reasoning tokens
+//!   included) and refusals from JSON and SSE responses;
 //! - [`trace`], [`record`]: the trace id and the per-request access-log record;
+//! - [`encoding`]: which `content-encoding` the filter cannot read;
 //! - [`error`]: client errors in the OpenAI error shape;
 //! - [`stats`]: names of the Envoy stats;
 //! - `host` (wasm32 only): the proxy-wasm glue that calls all of the above.
@@ -16,6 +18,7 @@ pub mod assign;
 pub mod body;
 pub mod budget;
 pub mod config;
+pub mod encoding;
 pub mod error;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod fuzzing;
@@ -34,6 +37,7 @@ pub mod sse;
 pub mod stats;
 pub mod tokens;
 pub mod trace;
+pub mod usage;
 pub mod vm_memory;
 
 #[cfg(target_arch = "wasm32")]

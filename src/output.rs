@@ -28,6 +28,22 @@ impl Policy<'_> {
             || self.schema.is_some()
     }
 
+    /// Whether a response the filter cannot read (a `content-encoding` it
+    /// cannot decode) may go on unchecked: only when redaction is off (or
+    /// `on_error: pass`) and no output guardrail needs to read it (a schema
+    /// check that only counts may miss one).
+    pub fn passes_unreadable(&self) -> bool {
+        self.redactor.is_none_or(|r| r.pass_on_error)
+            && self.guard.response_patterns.is_empty()
+            && self.guard.allowed_tools.is_none()
+            && (self.schema.is_none()
+                || self
+                    .guard
+                    .schema
+                    .as_ref()
+                    .is_none_or(|s| s.on_fail == crate::guard::OnSchemaFail::Count))
+    }
+
     /// Whether stream events must be inspected one by one.
     pub fn watches_stream(&self) -> bool {
         !self.guard.response_patterns.is_empty()

@@ -50,7 +50,7 @@ impl Outcome {
 
 /// The fields every record carries (a value may be `null`): the access-log
 /// contract that log pipelines and dashboards read.
-pub const FIELDS: [&str; 17] = [
+pub const FIELDS: [&str; 19] = [
     "trace_id",
     "experiment_id",
     "assigned_variant",
@@ -61,7 +61,9 @@ pub const FIELDS: [&str; 17] = [
     "prompt_version",
     "rag_index_version",
     "tokens_in",
+    "tokens_in_cached",
     "tokens_out",
+    "tokens_reasoning",
     "tokens_source",
     "cost_usd_est",
     "latency_ms",
@@ -96,11 +98,15 @@ pub struct Record {
     pub rag_index_version: Option<String>,
     /// Whether the client asked for a stream.
     pub stream: bool,
-    /// Prompt tokens.
+    /// Prompt tokens (cached included).
     pub tokens_in: u64,
-    /// Completion tokens.
+    /// Prompt tokens the provider served from its prompt cache.
+    pub tokens_in_cached: u64,
+    /// Completion tokens (reasoning included).
     pub tokens_out: u64,
-    /// `usage` or `estimated`.
+    /// Completion tokens spent on reasoning.
+    pub tokens_reasoning: u64,
+    /// `usage`, `estimated` or `unreadable`.
     pub tokens_source: &'static str,
     /// Estimated cost in USD from the configured pricing.
     pub cost_usd_est: f64,

@@ -6,6 +6,8 @@
 //! refusal phrases through a bounded tail, then dropped.
 
 use crate::tokens::TokenCounter;
+use crate::usage::UsageJson;
+pub use crate::usage::{Tokens, TokensSource};
 use serde::Deserialize;
 use std::borrow::Cow;
 
@@ -35,14 +37,6 @@ struct Message<'a> {
     refusal: Option<Cow<'a, str>>,
 }
 
-#[derive(Debug, Deserialize, Clone, Copy)]
-struct UsageJson {
-    #[serde(default)]
-    prompt_tokens: u64,
-    #[serde(default)]
-    completion_tokens: u64,
-}
-
 /// How a stream event was classified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
@@ -54,36 +48,6 @@ pub enum EventKind {
     Done,
     /// Anything else (comments, unparseable data).
     Other,
-}
-
-/// Where token counts came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokensSource {
-    /// The provider's `usage`.
-    Usage,
-    /// The filter's estimate.
-    Estimated,
-}
-
-impl TokensSource {
-    /// Name used in records.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TokensSource::Usage => "usage",
-            TokensSource::Estimated => "estimated",
-        }
-    }
-}
-
-/// Token counts of one exchange.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Tokens {
-    /// Prompt tokens.
-    pub input: u64,
-    /// Completion tokens.
-    pub output: u64,
-    /// Where they came from.
-    pub source: TokensSource,
 }
 
 /// Finds configured phrases (ASCII case-insensitive) in text that arrives
@@ -131,6 +95,7 @@ pub struct ResponseObserver {
     refusal: bool,
     phrases: PhraseScanner,
     saw_done: bool,
+    unreadable: bool,
 }
 
 impl ResponseObserver {
@@ -189,6 +154,12 @@ impl ResponseObserver {
         }
     }
 
+    /// The response body could not be read (an unknown `content-encoding`):
+    /// its tokens are reported as [`TokensSource::Unreadable`].
+    pub fn mark_unreadable(&mut self) {
+        self.unreadable = true;
+    }
+
     /// Whether the stream ended with `[DONE]`.
     pub fn saw_done(&self) -> bool {
         self.saw_done
@@ -202,16 +173,13 @@ impl ResponseObserver {
     /// Token counts: the provider's usage when reported, else estimates.
     pub fn tokens(&self, prompt_estimate: u64) -> Tokens {
         match self.usage {
-            Some(u) => Tokens {
-                input: u.prompt_tokens,
-                output: u.completion_tokens,
-                source: TokensSource::Usage,
-            },
-            None => Tokens {
-                input: prompt_estimate,
-                output: self.output.tokens(),
-                source: TokensSource::Estimated,
-            },
+            _ if self.unreadable => Tokens::estimated(prompt_estimate, 0, TokensSource::Unreadable),
+            Some(u) => Tokens::from_usage(&u),
+            None => Tokens::estimated(
+                prompt_estimate,
+                self.output.tokens(),
+                TokensSource::Estimated,
+            ),
         }
     }
 }
@@ -228,11 +196,48 @@ mod tests {
             o.tokens(99),
             Tokens {
                 input: 12,
+                cached: 0,
                 output: 3,
+                reasoning: 0,
                 source: TokensSource::Usage
             }
         );
         assert!(!o.refused());
+    }
+
+    #[test]
+    fn cached_and_reasoning_tokens_are_read_from_json_and_streams() {
+        let usage = r#""usage":{"prompt_tokens":1200,"completion_tokens":40,"prompt_tokens_details":{"cached_tokens":1152},"completion_tokens_details":{"reasoning_tokens":32}}"#;
+        let mut o = ResponseObserver::new();
+        o.observe_json(
+            format!(r#"{{"choices":[{{"message":{{"content":"hi"}}}}],{usage}}}"#).as_bytes(),
+            &[],
+        );
+        let t = o.tokens(0);
+        assert_eq!(
+            (t.input, t.cached, t.output, t.reasoning),
+            (1200, 1152, 40, 32)
+        );
+        let mut o = ResponseObserver::new();
+        o.observe_event(r#"{"choices":[{"delta":{"content":"hi"}}]}"#, &[]);
+        let kind = o.observe_event(&format!(r#"{{"choices":[],{usage}}}"#), &[]);
+        assert_eq!(kind, EventKind::UsageOnly);
+        let t = o.tokens(0);
+        assert_eq!(
+            (t.cached, t.reasoning, t.source),
+            (1152, 32, TokensSource::Usage)
+        );
+    }
+
+    #[test]
+    fn an_unreadable_response_reports_no_output_and_says_so() {
+        let mut o = ResponseObserver::new();
+        o.mark_unreadable();
+        assert_eq!(
+            o.tokens(17),
+            Tokens::estimated(17, 0, TokensSource::Unreadable)
+        );
+        assert_eq!(o.tokens(17).source.as_str(), "unreadable");
     }
 
     #[test]

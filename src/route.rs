@@ -89,11 +89,16 @@ pub fn is_json_content_type(value: &str) -> bool {
             .is_some_and(|tail| tail.eq_ignore_ascii_case("+json"))
 }
 
+/// Methods whose requests carry a body an experiment reads.
+fn takes_body(method: &str) -> bool {
+    matches!(method, "POST" | "PUT" | "PATCH")
+}
+
 impl Plan {
     /// Decides the route of a request given its path and headers.
     ///
-    /// Only JSON requests can match an experiment: everything else goes to
-    /// `default_cluster` untouched.
+    /// Only requests with a body (`POST`, `PUT`, `PATCH`) can match an
+    /// experiment: everything else goes to `default_cluster` untouched.
     pub fn decide(&self, path: &str, headers: &dyn RequestHeaders) -> Decision<'_> {
         self.decide_at(path, headers, 0)
     }
@@ -107,10 +112,12 @@ impl Plan {
         if self.experiments.is_empty() {
             return default;
         }
-        let json = headers
-            .header("content-type")
-            .is_some_and(|ct| is_json_content_type(&ct));
-        if !json {
+        // Only requests with a body can match: `GET /v1/chat/completions`
+        // (stored completions) and the like go on untouched. The
+        // content-type is not consulted: a body at a matched path is read
+        // as JSON whatever it is declared as, so that no label can carry a
+        // request past the experiment, redaction and guardrails.
+        if headers.header(":method").is_some_and(|m| !takes_body(&m)) {
             return default;
         }
         let path = path.split('?').next().unwrap_or(path);
@@ -218,6 +225,7 @@ mod tests {
     fn h(pairs: &[(&'static str, &'static str)]) -> Map {
         let mut m: HashMap<_, _> = pairs.iter().copied().collect();
         m.entry("content-type").or_insert("application/json");
+        m.entry(":method").or_insert("POST");
         Map(m)
     }
 
@@ -246,9 +254,21 @@ mod tests {
         assert!(d.assignment.is_none());
         let d = p.decide(
             "/v1/chat/completions",
-            &Map([("x-tenant", "acme"), ("content-type", "text/plain")].into()),
+            &Map([("x-tenant", "acme"), (":method", "GET")].into()),
         );
-        assert!(d.assignment.is_none(), "non-JSON content passes through");
+        assert!(d.assignment.is_none(), "a GET carries no body to read");
+        for ct in ["text/plain", ""] {
+            let d = p.decide(
+                "/v1/chat/completions",
+                &Map([
+                    ("x-tenant", "acme"),
+                    (":method", "POST"),
+                    ("content-type", ct),
+                ]
+                .into()),
+            );
+            assert!(d.assignment.is_some(), "{ct:?}: no content-type bypass");
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ pub const DEFAULT_ROUTE_REQUESTS: &str = "llm_ab.default_route.requests";
 pub const VM_MEMORY_BYTES: &str = "llm_ab.vm_memory_bytes";
 
 /// Codes of the local replies the routing layer can send.
-pub const REJECT_CODES: [&str; 10] = [
+pub const REJECT_CODES: [&str; 11] = [
     "invalid_json",
     "request_too_large",
     "redaction_failed",
@@ -24,6 +24,7 @@ pub const REJECT_CODES: [&str; 10] = [
     "token_quota_exceeded",
     "upstream_timeout",
     "schema_validation_failed",
+    "unsupported_content_encoding",
 ];
 
 /// Counter of output schema checks by result (`pass`, `fail`).

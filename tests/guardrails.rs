@@ -95,7 +95,8 @@ fn request_side_budgets_and_guardrails() {
         "blocked requests never reach the upstream"
     );
 
-    // The output cap: lowered when above, inserted when missing.
+    // The output cap: lowered when above, inserted when missing (as
+    // `max_completion_tokens`, which reasoning models require).
     let r = envoy.chat(&user, r#"{"model":"x","messages":[],"max_tokens":5000}"#);
     assert_eq!(r.status, 200);
     let r = envoy.chat(
@@ -111,7 +112,8 @@ fn request_side_budgets_and_guardrails() {
         .collect();
     assert_eq!(seen[0]["max_tokens"], 64);
     assert_eq!(seen[1]["max_completion_tokens"], 10);
-    assert_eq!(seen[2]["max_tokens"], 64);
+    assert_eq!(seen[2]["max_completion_tokens"], 64);
+    assert!(seen[2].get("max_tokens").is_none());
 
     for code in [
         "context_budget_exceeded",

@@ -370,8 +370,10 @@ fn bad_bodies_get_openai_errors_and_are_never_forwarded() {
 }
 
 #[test]
-fn non_json_and_unmatched_requests_pass_through_untouched() {
+fn matched_bodies_are_read_as_json_whatever_their_content_type() {
     let rig = rig(CONFIG);
+    // A form body at a matched path: refused, never forwarded (it used to
+    // slip past the experiment, redaction and guardrails by its label).
     let body = b"model=gpt&text=not-json";
     let r = send(
         rig.envoy.port,
@@ -385,10 +387,44 @@ fn non_json_and_unmatched_requests_pass_through_untouched() {
         body,
     )
     .expect("request");
-    assert_eq!(r.header("x-mock-backend"), Some("model_a"));
+    assert_eq!(r.status, 400);
+    assert_eq!(json(&r)["error"]["code"], "invalid_json");
+    assert_eq!(rig.a.request_count() + rig.b.request_count(), 0);
+
+    // JSON labelled text/plain, or not labelled at all: the experiment applies.
+    let user = (0..500)
+        .map(|i| format!("label-user-{i}"))
+        .find(|u| expected_variant(CONFIG, u) == "candidate")
+        .expect("a candidate user");
+    for ct in [Some("text/plain"), None] {
+        let mut headers = vec![("x-tenant", "acme"), ("x-user-id", user.as_str())];
+        if let Some(ct) = ct {
+            headers.push(("content-type", ct));
+        }
+        let r = send(
+            rig.envoy.port,
+            "POST",
+            "/v1/chat/completions",
+            &headers,
+            br#"{"model":"client-model","messages":[]}"#,
+        )
+        .expect("request");
+        assert_eq!(r.status, 200, "{ct:?}");
+        assert_eq!(r.header("x-mock-backend"), Some("model_b"), "{ct:?}");
+        assert_eq!(json(&r)["model"], "gpt-4.1-mini", "{ct:?}: model rewritten");
+    }
+
+    // A GET at the matched path carries no body: it goes on untouched.
+    let r = send(
+        rig.envoy.port,
+        "GET",
+        "/v1/chat/completions?limit=1",
+        &[("x-tenant", "acme"), ("x-user-id", "u1")],
+        b"",
+    )
+    .expect("request");
     assert_eq!(r.header("x-llm-variant"), None);
-    let seen = rig.a.requests();
-    assert_eq!(seen.last().map(|r| r.body.as_slice()), Some(&body[..]));
+    assert_eq!(r.header("x-mock-backend"), Some("model_a"));
 
     // Another tenant: not matched, so invalid JSON is not the filter's business.
     let r = rig.envoy.chat(

@@ -2,7 +2,8 @@
 //! per variant (forced with the token-guarded override header), scored by
 //! each case's checks.
 
-use serde::Serialize;
+use llm_ab::usage::{Tokens, TokensSource, UsageJson};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -64,7 +65,9 @@ struct Outcome {
     failures: Vec<String>,
     latency_ms: u64,
     tokens_in: u64,
+    tokens_in_cached: u64,
     tokens_out: u64,
+    tokens_reasoning: u64,
 }
 
 /// One variant's summary.
@@ -76,18 +79,15 @@ struct Summary {
     p50_ms: u64,
     p95_ms: u64,
     tokens_in: u64,
+    tokens_in_cached: u64,
     tokens_out: u64,
+    tokens_reasoning: u64,
     /// Estimated cost in USD, when `--config` gives the pricing.
     cost_usd: Option<f64>,
 }
 
 /// The estimated cost of `variant`'s tokens under the configuration's pricing.
-fn cost(
-    plan: &llm_ab::config::Plan,
-    variant: &str,
-    tokens_in: u64,
-    tokens_out: u64,
-) -> Option<f64> {
+fn cost(plan: &llm_ab::config::Plan, variant: &str, tokens: &Tokens) -> Option<f64> {
     let model = plan
         .experiments
         .iter()
@@ -95,7 +95,7 @@ fn cost(
         .find(|v| v.name == variant)?
         .model
         .clone()?;
-    Some(plan.cost_usd(Some(&model), tokens_in, tokens_out))
+    Some(plan.cost_usd(Some(&model), tokens))
 }
 
 fn load(path: &std::path::Path) -> Result<Vec<Case>, String> {
@@ -211,6 +211,8 @@ fn send(args: &Args, agent: &ureq::Agent, case: &Case, variant: &str) -> Outcome
     if status == 200 && v["choices"].is_null() {
         failures.push("no choices in the answer".into());
     }
+    // The provider's usage, read by the filter's own parser.
+    let usage = Tokens::from_usage(&UsageJson::deserialize(&v["usage"]).unwrap_or_default());
     Outcome {
         id: case.id.clone(),
         variant: variant.to_string(),
@@ -218,8 +220,10 @@ fn send(args: &Args, agent: &ureq::Agent, case: &Case, variant: &str) -> Outcome
         passed: failures.is_empty(),
         failures,
         latency_ms,
-        tokens_in: v["usage"]["prompt_tokens"].as_u64().unwrap_or(0),
-        tokens_out: v["usage"]["completion_tokens"].as_u64().unwrap_or(0),
+        tokens_in: usage.input,
+        tokens_in_cached: usage.cached,
+        tokens_out: usage.output,
+        tokens_reasoning: usage.reasoning,
     }
 }
 
@@ -286,10 +290,13 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
         let mut lat: Vec<u64> = mine.iter().map(|o| o.latency_ms).collect();
         lat.sort_unstable();
         let passed = mine.iter().filter(|o| o.passed).count();
-        let (tokens_in, tokens_out) = (
-            mine.iter().map(|o| o.tokens_in).sum(),
-            mine.iter().map(|o| o.tokens_out).sum(),
-        );
+        let tokens = Tokens {
+            input: mine.iter().map(|o| o.tokens_in).sum(),
+            cached: mine.iter().map(|o| o.tokens_in_cached).sum(),
+            output: mine.iter().map(|o| o.tokens_out).sum(),
+            reasoning: mine.iter().map(|o| o.tokens_reasoning).sum(),
+            source: TokensSource::Usage,
+        };
         summaries.insert(
             variant.clone(),
             Summary {
@@ -298,11 +305,11 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
                 pass_rate: passed as f64 / mine.len().max(1) as f64,
                 p50_ms: percentile(&lat, 0.5),
                 p95_ms: percentile(&lat, 0.95),
-                tokens_in,
-                tokens_out,
-                cost_usd: plan
-                    .as_ref()
-                    .and_then(|p| cost(p, variant, tokens_in, tokens_out)),
+                tokens_in: tokens.input,
+                tokens_in_cached: tokens.cached,
+                tokens_out: tokens.output,
+                tokens_reasoning: tokens.reasoning,
+                cost_usd: plan.as_ref().and_then(|p| cost(p, variant, &tokens)),
             },
         );
     }

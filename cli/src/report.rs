@@ -70,8 +70,12 @@ pub struct VariantReport {
     pub ttft_ms: Percentiles,
     /// Prompt tokens per 1,000 finished requests.
     pub tokens_in_per_1k: f64,
+    /// Share of prompt tokens the provider served from its prompt cache.
+    pub cached_share: f64,
     /// Completion tokens per 1,000 finished requests.
     pub tokens_out_per_1k: f64,
+    /// Reasoning tokens (part of the completion tokens) per 1,000 finished requests.
+    pub tokens_reasoning_per_1k: f64,
     /// Estimated cost per 1,000 finished requests, USD.
     pub cost_usd_per_1k: f64,
     /// `better`, `worse`, `not yet significant`, or `control`.
@@ -204,7 +208,17 @@ pub fn build(samples: &[Sample], control: Option<&str>, min_effect: f64) -> Vec<
                     latency_ms: percentiles(&buckets(samples, "llm_ab_latency_ms_bucket", &e, v)),
                     ttft_ms: percentiles(&buckets(samples, "llm_ab_ttft_ms_bucket", &e, v)),
                     tokens_in_per_1k: per_1k(sum("llm_ab_tokens_in", &e, v, None)),
+                    cached_share: {
+                        let input = sum("llm_ab_tokens_in", &e, v, None);
+                        let cached = sum("llm_ab_tokens_in_cached", &e, v, None);
+                        if input == 0 {
+                            0.0
+                        } else {
+                            cached as f64 / input as f64
+                        }
+                    },
                     tokens_out_per_1k: per_1k(sum("llm_ab_tokens_out", &e, v, None)),
+                    tokens_reasoning_per_1k: per_1k(sum("llm_ab_tokens_reasoning", &e, v, None)),
                     cost_usd_per_1k: per_1k(sum("llm_ab_cost_micro_usd", &e, v, None)) / 1e6,
                     verdict: "control".into(),
                     needed_per_arm: None,
@@ -307,7 +321,9 @@ pub fn render_table(reports: &[ExperimentReport], markdown: bool, min_effect: f6
         "p99 ms",
         "TTFT p50",
         "tok in/1k",
+        "cached",
         "tok out/1k",
+        "reasoning/1k",
         "$/1k",
     ];
     for e in reports {
@@ -339,7 +355,9 @@ pub fn render_table(reports: &[ExperimentReport], markdown: bool, min_effect: f6
                     ms(v.latency_ms.p99),
                     ms(v.ttft_ms.p50),
                     format!("{:.0}", v.tokens_in_per_1k),
+                    pct(v.cached_share),
                     format!("{:.0}", v.tokens_out_per_1k),
+                    format!("{:.0}", v.tokens_reasoning_per_1k),
                     format!("{:.4}", v.cost_usd_per_1k),
                 ]
             })
@@ -406,6 +424,9 @@ llm_ab_outcomes{experiment="e",variant="control",outcome="error"} 50
 llm_ab_outcomes{experiment="e",variant="candidate",outcome="success"} 900
 llm_ab_outcomes{experiment="e",variant="candidate",outcome="error"} 100
 llm_ab_tokens_in{experiment="e",variant="control"} 50000
+llm_ab_tokens_in_cached{experiment="e",variant="control"} 20000
+llm_ab_tokens_out{experiment="e",variant="control"} 8000
+llm_ab_tokens_reasoning{experiment="e",variant="control"} 3000
 llm_ab_cost_micro_usd{experiment="e",variant="control"} 2000000
 llm_ab_latency_ms_bucket{experiment="e",variant="control",le="100"} 500
 llm_ab_latency_ms_bucket{experiment="e",variant="control",le="200"} 1000
@@ -425,6 +446,9 @@ llm_ab_latency_ms_bucket{experiment="e",variant="control",le="+Inf"} 1000
         );
         assert_eq!(c.rates["success"].value, 0.95);
         assert_eq!(c.tokens_in_per_1k, 50_000.0);
+        assert_eq!(c.cached_share, 0.4);
+        assert_eq!(c.tokens_reasoning_per_1k, 3_000.0);
+        assert_eq!(t.cached_share, 0.0);
         assert!((c.cost_usd_per_1k - 2.0).abs() < 1e-9);
         assert_eq!(c.latency_ms.p50, Some(100.0));
         let cmp = t.vs_control.unwrap_or(Comparison {

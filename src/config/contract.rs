@@ -215,8 +215,12 @@ fn default_on_error() -> String {
 pub struct PriceConfig {
     /// USD per million prompt tokens.
     pub input_per_mtok: f64,
-    /// USD per million completion tokens.
+    /// USD per million completion tokens (reasoning tokens included).
     pub output_per_mtok: f64,
+    /// USD per million prompt tokens served from the provider's prompt
+    /// cache (defaults to `input_per_mtok`).
+    #[serde(default)]
+    pub cached_input_per_mtok: Option<f64>,
 }
 
 /// Forced-variant override guarded by a shared token.
@@ -377,6 +381,10 @@ pub struct VariantConfig {
     /// Upstream timeout for this variant, overriding the budgets' one.
     #[serde(default)]
     pub timeout_ms: Option<u64>,
+    /// Output limit inserted by `budgets.max_output_tokens` when the client
+    /// sent none: `"max_completion_tokens"` (default) or `"max_tokens"`.
+    #[serde(default)]
+    pub output_cap_param: Option<String>,
 }
 
 fn default_route_header() -> String {

@@ -82,8 +82,8 @@ pub struct Plan {
     pub max_body_bytes: usize,
     /// Experiments in match order.
     pub experiments: Vec<Experiment>,
-    /// `(input, output)` USD per million tokens by model.
-    pub pricing: std::collections::HashMap<String, (f64, f64)>,
+    /// USD per million tokens by model.
+    pub pricing: std::collections::HashMap<String, Price>,
     /// Lowercase refusal phrases.
     pub refusal_phrases: Vec<String>,
     /// Non-fatal remarks to log once at load (e.g. unpriced models).
@@ -110,13 +110,34 @@ impl Plan {
             .unwrap_or(&self.budgets)
     }
 
-    /// Estimated cost in USD of `input` and `output` tokens of `model`
-    /// (0 for a model missing from `pricing`).
-    pub fn cost_usd(&self, model: Option<&str>, input: u64, output: u64) -> f64 {
-        match model.and_then(|m| self.pricing.get(m)) {
-            Some((i, o)) => (input as f64 * i + output as f64 * o) / 1_000_000.0,
-            None => 0.0,
-        }
+    /// Estimated cost in USD of `tokens` of `model` (0 for a model missing
+    /// from `pricing`).
+    pub fn cost_usd(&self, model: Option<&str>, tokens: &crate::usage::Tokens) -> f64 {
+        model
+            .and_then(|m| self.pricing.get(m))
+            .map_or(0.0, |p| p.cost_usd(tokens))
+    }
+}
+
+/// Prices of one model, USD per million tokens.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Price {
+    /// Prompt tokens.
+    pub input: f64,
+    /// Prompt tokens read from the provider's prompt cache.
+    pub cached_input: f64,
+    /// Completion tokens (reasoning tokens are part of them).
+    pub output: f64,
+}
+
+impl Price {
+    /// `(in − cached) × input + cached × cached_input + out × output`, in USD.
+    pub fn cost_usd(&self, t: &crate::usage::Tokens) -> f64 {
+        let cached = t.cached.min(t.input);
+        ((t.input - cached) as f64 * self.input
+            + cached as f64 * self.cached_input
+            + t.output as f64 * self.output)
+            / 1_000_000.0
     }
 }
 
@@ -195,4 +216,6 @@ pub struct Variant {
     pub rag_index_version: Option<String>,
     /// Upstream timeout of this variant, when set.
     pub timeout_ms: Option<u64>,
+    /// Output limit the budget inserts when the client sent none.
+    pub cap_param: crate::body::CapParam,
 }

@@ -6,6 +6,7 @@ use super::contract::{
 };
 use super::{ConfigError, ConfigErrors, Experiment, Override, Plan, Variant};
 use crate::assign::{lane_width, Layout, BUCKETS};
+use crate::body::CapParam;
 use crate::budget::{Budgets, Quota};
 use crate::guard::{Guardrails, OnSchemaFail, Review, SchemaCheck};
 use crate::pattern::Pattern;
@@ -63,9 +64,11 @@ pub fn compile(cfg: &FilterConfig) -> Result<Plan, ConfigErrors> {
 
     let mut pricing = std::collections::HashMap::new();
     for (model, price) in &cfg.pricing {
+        let cached = price.cached_input_per_mtok.unwrap_or(price.input_per_mtok);
         for (field, v) in [
             ("input_per_mtok", price.input_per_mtok),
             ("output_per_mtok", price.output_per_mtok),
+            ("cached_input_per_mtok", cached),
         ] {
             if !v.is_finite() || v < 0.0 {
                 p.add(
@@ -74,7 +77,14 @@ pub fn compile(cfg: &FilterConfig) -> Result<Plan, ConfigErrors> {
                 );
             }
         }
-        pricing.insert(model.clone(), (price.input_per_mtok, price.output_per_mtok));
+        pricing.insert(
+            model.clone(),
+            crate::config::Price {
+                input: price.input_per_mtok,
+                cached_input: cached,
+                output: price.output_per_mtok,
+            },
+        );
     }
     for (i, phrase) in cfg.refusal_phrases.iter().enumerate() {
         if phrase.trim().is_empty() || phrase.chars().count() > 200 {
@@ -645,6 +655,17 @@ fn compile_variants(
             prompt_version: v.prompt_version.clone(),
             rag_index_version: v.rag_index_version.clone(),
             timeout_ms: v.timeout_ms,
+            cap_param: match v.output_cap_param.as_deref() {
+                None | Some("max_completion_tokens") => CapParam::MaxCompletionTokens,
+                Some("max_tokens") => CapParam::MaxTokens,
+                Some(_) => {
+                    p.add(
+                        format!("{vp}.output_cap_param"),
+                        "must be \"max_completion_tokens\" or \"max_tokens\"",
+                    );
+                    CapParam::MaxCompletionTokens
+                }
+            },
         });
         if let Some(t) = v.timeout_ms {
             p.range(format!("{vp}.timeout_ms"), t, 1, 3_600_000);
@@ -746,6 +767,7 @@ fn label(p: &mut Problems, path: &str, value: &str) {
 
 #[cfg(test)]
 mod tests {
+    use crate::body::CapParam;
     use crate::config::{load, ConfigError};
 
     const VALID: &str = r#"{
@@ -953,6 +975,26 @@ mod tests {
     }
 
     #[test]
+    fn output_cap_param_is_per_variant() {
+        let old = VALID.replace(
+            r#""prompt_version": "p13"}"#,
+            r#""prompt_version": "p13", "output_cap_param": "max_tokens"}"#,
+        );
+        let plan = load(old.as_bytes()).unwrap();
+        let variants = &plan.experiments[0].variants;
+        assert_eq!(variants[0].cap_param, CapParam::MaxCompletionTokens);
+        assert_eq!(variants[1].cap_param, CapParam::MaxTokens);
+        let bad = VALID.replace(
+            r#""prompt_version": "p13"}"#,
+            r#""prompt_version": "p13", "output_cap_param": "max_output_tokens"}"#,
+        );
+        assert_eq!(
+            first_error(&bad),
+            "experiments[0].variants[1].output_cap_param: must be \"max_completion_tokens\" or \"max_tokens\""
+        );
+    }
+
+    #[test]
     fn pricing_is_checked_and_unpriced_models_warned_once() {
         let json = VALID.replacen(
             "{",
@@ -964,9 +1006,39 @@ mod tests {
             plan.warnings,
             vec!["pricing: no price for model(s) gpt-4.1-mini; their cost is counted as 0"]
         );
-        let cost = plan.cost_usd(Some("gpt-4o-mini"), 1_000_000, 2_000_000);
+        let tokens = |input, cached, output| crate::usage::Tokens {
+            input,
+            cached,
+            output,
+            reasoning: 0,
+            source: crate::usage::TokensSource::Usage,
+        };
+        let cost = plan.cost_usd(Some("gpt-4o-mini"), &tokens(1_000_000, 0, 2_000_000));
         assert!((cost - 1.35).abs() < 1e-9);
-        assert_eq!(plan.cost_usd(Some("gpt-4.1-mini"), 10, 10), 0.0);
+        // Without a cached price, cached tokens cost the input price.
+        let cost = plan.cost_usd(Some("gpt-4o-mini"), &tokens(1_000_000, 400_000, 0));
+        assert!((cost - 0.15).abs() < 1e-9);
+        assert_eq!(plan.cost_usd(Some("gpt-4.1-mini"), &tokens(10, 0, 10)), 0.0);
+        // (in − cached) × input + cached × cached_input + out × output:
+        // gpt-4o-mini's published prices, 0.15 / 0.075 / 0.60 USD per Mtok.
+        let cached = VALID.replacen(
+            "{",
+            r#"{"pricing": {"gpt-4o-mini": {"input_per_mtok": 0.15, "cached_input_per_mtok": 0.075, "output_per_mtok": 0.6}},"#,
+            1,
+        );
+        let plan = load(cached.as_bytes()).unwrap();
+        let cost = plan.cost_usd(Some("gpt-4o-mini"), &tokens(2_000, 1_536, 100));
+        let expected = (464.0 * 0.15 + 1_536.0 * 0.075 + 100.0 * 0.6) / 1e6;
+        assert!((cost - expected).abs() < 1e-15, "{cost} vs {expected}");
+        let negative = VALID.replacen(
+            "{",
+            r#"{"pricing": {"m": {"input_per_mtok": 1, "cached_input_per_mtok": -0.5, "output_per_mtok": 0.6}},"#,
+            1,
+        );
+        assert_eq!(
+            first_error(&negative),
+            "pricing.m.cached_input_per_mtok: must be a non-negative number"
+        );
         let bad = VALID.replacen(
             "{",
             r#"{"pricing": {"m": {"input_per_mtok": -1, "output_per_mtok": 0.6}},"#,

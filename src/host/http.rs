@@ -368,6 +368,7 @@ impl Exchange {
             model: variant.model.as_deref(),
             ensure_stream_usage: true,
             max_output_tokens: budgets.max_output_tokens,
+            cap_param: variant.cap_param,
             allowed_tools: plan.guardrails.allowed_tools.as_deref(),
             strip_tools: plan.guardrails.strip_tools,
         };
@@ -483,6 +484,7 @@ impl Exchange {
             // A fallback answer is sent whole: no usage chunk to strip.
             ensure_stream_usage: false,
             max_output_tokens: budgets.max_output_tokens,
+            cap_param: e.control().cap_param,
             allowed_tools: plan.guardrails.allowed_tools.as_deref(),
             strip_tools: plan.guardrails.strip_tools,
         };
@@ -527,6 +529,8 @@ impl Exchange {
             (":path", &self.path),
             (":authority", "llm-ab-fallback"),
             ("content-type", "application/json"),
+            // The answer is checked before it goes out: ask for plaintext.
+            ("accept-encoding", "identity"),
             ("x-llm-experiment", &e.id),
             ("x-llm-variant", &control.name),
         ];
@@ -724,6 +728,36 @@ impl Exchange {
         Action::Pause
     }
 
+    /// A response whose `content-encoding` the filter cannot decode: refused
+    /// when a check must read it (redaction with `on_error: block`, output
+    /// guardrails), else passed on as it is and recorded as unreadable.
+    fn unreadable_response(
+        &mut self,
+        plan: &Plan,
+        m: Matched,
+        encoding: &str,
+        end_of_stream: bool,
+    ) -> Action {
+        if let Some(o) = self.observer.as_mut() {
+            o.mark_unreadable();
+        }
+        self.mode = ResponseMode::Ignore;
+        // Upstream errors go on as they are: nothing in them is checked.
+        if (200..300).contains(&self.status) {
+            let policy = Self::policy(plan, self.schema.as_ref());
+            if !policy.passes_unreadable() {
+                return self.replace_response(&ApiError::response_encoded(encoding));
+            }
+            if let (Some(_), Some((_, metrics))) = (policy.redactor, &self.loaded) {
+                metrics.count_redaction_skipped(m.experiment, m.variant);
+            }
+        }
+        if end_of_stream {
+            self.finalize(true);
+        }
+        Action::Continue
+    }
+
     /// A JSON response too large to hold for the output checks.
     fn finish_json_response_too_large(&mut self) -> Action {
         let pass = self
@@ -840,6 +874,13 @@ impl Exchange {
         {
             let observer = self.observer.take().unwrap_or_default();
             let code = self.error_code.or(self.output_block);
+            // A stream is complete once `[DONE]` went through, whatever the
+            // client does with the connection afterwards; before it, it is
+            // cut (by the upstream or the client) however it ended.
+            let complete = match self.mode {
+                ResponseMode::Sse { .. } => observer.saw_done(),
+                _ => complete,
+            };
             let outcome = match code {
                 Some(code) => outcome_for_code(code, self.status),
                 None if self.fell_back && (200..300).contains(&self.status) => Outcome::Fallback,
@@ -849,11 +890,7 @@ impl Exchange {
                 observer.tokens(self.info.prompt_tokens_est)
             } else {
                 // Refused before it reached the model: nothing was spent.
-                crate::response::Tokens {
-                    input: 0,
-                    output: 0,
-                    source: crate::response::TokensSource::Estimated,
-                }
+                crate::usage::Tokens::NONE
             };
             for r in self.reservations.drain(..) {
                 budget::settle(&HostStore, &r, tokens.input + tokens.output);
@@ -867,15 +904,14 @@ impl Exchange {
             record.error_code = code;
             record.schema_pass = self.schema_pass;
             let model = v.model.clone().or_else(|| self.info.client_model.take());
-            let cost = plan.cost_usd(model.as_deref(), tokens.input, tokens.output);
+            let cost = plan.cost_usd(model.as_deref(), &tokens);
             metrics.record_finished(
                 m.experiment,
                 m.variant,
                 &Finished {
                     status_class: status_class(self.status),
                     outcome,
-                    tokens_in: tokens.input,
-                    tokens_out: tokens.output,
+                    tokens,
                     cost_micro_usd: (cost * 1_000_000.0).round() as u64,
                     latency_ms,
                     ttft_ms: self.ttft_ms,
@@ -903,7 +939,9 @@ impl Exchange {
             record.prompt_version = v.prompt_version.clone();
             record.rag_index_version = v.rag_index_version.clone();
             record.tokens_in = tokens.input;
+            record.tokens_in_cached = tokens.cached;
             record.tokens_out = tokens.output;
+            record.tokens_reasoning = tokens.reasoning;
             record.tokens_source = tokens.source.as_str();
             record.cost_usd_est = cost;
             record.outcome = Some(outcome);
@@ -931,9 +969,14 @@ impl Context for Exchange {
             .find(|(k, _)| k == ":status")
             .and_then(|(_, v)| v.parse::<u32>().ok())
             .unwrap_or(0);
-        if status == 0 {
-            // Control could not be reached either: let the treatment's
-            // failure go on as it was.
+        let encoded = headers
+            .iter()
+            .find(|(k, _)| k == "content-encoding")
+            .and_then(|(_, v)| crate::encoding::unreadable(Some(v)));
+        if status == 0 || encoded.is_some() {
+            // Control could not be reached either (or answered in a coding
+            // the filter cannot check): let the treatment's failure go on
+            // as it was.
             let _ = hostcalls::resume_http_response();
             return;
         }
@@ -962,6 +1005,15 @@ impl Context for Exchange {
         if content_type.contains("json") {
             let verdict =
                 output::check_json(Self::policy(&plan, None), &out_body, &mut self.redactions);
+            let blocks = plan
+                .redaction
+                .as_ref()
+                .is_some_and(|r| r.response && !r.pass_on_error);
+            if verdict.unscannable.is_some() && blocks {
+                // Control's answer cannot be redacted: never sent unscanned.
+                let _ = hostcalls::resume_http_response();
+                return;
+            }
             if let Some(new) = verdict.body {
                 out_body = new;
             }
@@ -1104,6 +1156,11 @@ impl HttpContext for Exchange {
         if end_of_stream {
             return self.reject(&ApiError::invalid_json("request body is empty"));
         }
+        // A compressed body is never parsed as text (the shipped envoy.yaml
+        // decompresses it before the filter).
+        if let Some(encoding) = crate::encoding::unreadable(headers.get("content-encoding")) {
+            return self.reject(&ApiError::request_encoded(encoding));
+        }
         let declared = headers
             .get("content-length")
             .and_then(|v| v.trim().parse::<u64>().ok());
@@ -1209,6 +1266,9 @@ impl HttpContext for Exchange {
             }
             return Action::Continue;
         }
+        if let Some(encoding) = crate::encoding::unreadable(get("content-encoding").as_deref()) {
+            return self.unreadable_response(&plan, m, encoding, end_of_stream);
+        }
         let policy = Self::policy(&plan, self.schema.as_ref());
         self.mode = if content_type.starts_with("text/event-stream") {
             let strip_usage = self.info.usage_injected;
@@ -1223,7 +1283,11 @@ impl HttpContext for Exchange {
                 redact: redact.then(SseRedactor::new),
                 guard: watch.then(StreamGuard::new),
             }
-        } else if crate::route::is_json_content_type(&content_type) {
+        } else if crate::route::is_json_content_type(&content_type)
+            || (200..300).contains(&self.status)
+        {
+            // A successful answer is checked as JSON whatever its declared
+            // type: one that is not JSON cannot be scanned (`on_error`).
             if policy.holds_json() && !end_of_stream {
                 // Hold the headers too: a response refused by a guardrail is
                 // replaced by an error, which needs its own status.

@@ -32,7 +32,10 @@ pub struct VariantMetrics {
     responses: Vec<Option<u32>>,
     outcomes: Vec<Option<u32>>,
     tokens_in: Option<u32>,
+    tokens_in_cached: Option<u32>,
     tokens_out: Option<u32>,
+    tokens_reasoning: Option<u32>,
+    unreadable: Option<u32>,
     cost_micro_usd: Option<u32>,
     latency_ms: Option<u32>,
     ttft_ms: Option<u32>,
@@ -64,7 +67,10 @@ impl VariantMetrics {
                 .map(|o| counter(&names::outcomes(e, v, o.as_str())))
                 .collect(),
             tokens_in: counter(&names::per_variant(e, v, "tokens_in")),
+            tokens_in_cached: counter(&names::per_variant(e, v, "tokens_in_cached")),
             tokens_out: counter(&names::per_variant(e, v, "tokens_out")),
+            tokens_reasoning: counter(&names::per_variant(e, v, "tokens_reasoning")),
+            unreadable: counter(&names::per_variant(e, v, "unreadable_responses")),
             cost_micro_usd: counter(&names::per_variant(e, v, "cost_micro_usd")),
             latency_ms: hist("latency_ms"),
             ttft_ms: hist("ttft_ms"),
@@ -105,10 +111,8 @@ pub struct Finished<'a> {
     pub status_class: &'a str,
     /// Outcome.
     pub outcome: Outcome,
-    /// Prompt tokens.
-    pub tokens_in: u64,
-    /// Completion tokens.
-    pub tokens_out: u64,
+    /// Tokens, as reported or estimated.
+    pub tokens: crate::usage::Tokens,
     /// Estimated cost, micro-USD.
     pub cost_micro_usd: u64,
     /// End-to-end latency.
@@ -269,8 +273,13 @@ impl Metrics {
             outcome.and_then(|o| m.outcomes.get(o).copied().flatten()),
             1,
         );
-        bump(m.tokens_in, f.tokens_in);
-        bump(m.tokens_out, f.tokens_out);
+        bump(m.tokens_in, f.tokens.input);
+        bump(m.tokens_in_cached, f.tokens.cached);
+        bump(m.tokens_out, f.tokens.output);
+        bump(m.tokens_reasoning, f.tokens.reasoning);
+        if f.tokens.source == crate::usage::TokensSource::Unreadable {
+            bump(m.unreadable, 1);
+        }
         bump(m.cost_micro_usd, f.cost_micro_usd);
         record(m.latency_ms, f.latency_ms);
         if let Some(ttft) = f.ttft_ms {
