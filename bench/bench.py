@@ -109,6 +109,35 @@ EVERYTHING = {
 }
 
 
+WASM_FILTER = "envoy.filters.http.wasm"  # llm-ab in envoy/envoy.yaml
+ECDS_FILTER = "llm-ab"  # llm-ab in envoy/envoy-ecds.yaml
+# Envoy's gzip filters around llm-ab in the shipped configurations.
+COMPRESSION_FILTERS = ("envoy.extensions.filters.http.decompressor.v3.Decompressor",
+                       "envoy.extensions.filters.http.compressor.v3.Compressor")
+
+
+def http_filter(hcm, name):
+    """The HTTP filter named `name` of the connection manager `hcm`."""
+    for f in hcm["http_filters"]:
+        if f["name"] == name:
+            return f
+    sys.exit(f"no HTTP filter named {name}")
+
+
+def without_compression(hcm):
+    """Drops the decompressors, the compressor and the routes'
+    `accept-encoding: identity` from the connection manager `hcm`."""
+    hcm["http_filters"] = [f for f in hcm["http_filters"]
+                           if not f.get("typed_config", {}).get("@type", "").endswith(COMPRESSION_FILTERS)]
+    for vh in hcm["route_config"]["virtual_hosts"]:
+        for route in vh["routes"]:
+            route["request_headers_to_add"] = [
+                h for h in route.get("request_headers_to_add", [])
+                if h["header"]["key"].lower() != "accept-encoding"]
+            if not route["request_headers_to_add"]:
+                del route["request_headers_to_add"]
+
+
 def proxy_config(port, admin, upstream, with_filter, redaction=None, extra=None, routing_only=False):
     with open(os.path.join(ROOT, "envoy/envoy.yaml")) as f:
         cfg = yaml.safe_load(f)
@@ -119,7 +148,7 @@ def proxy_config(port, admin, upstream, with_filter, redaction=None, extra=None,
     hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
     filters = hcm["http_filters"]
     if with_filter:
-        config = filters[0]["typed_config"]["config"]
+        config = http_filter(hcm, WASM_FILTER)["typed_config"]["config"]
         config["vm_config"]["code"]["local"]["filename"] = WASM
         if routing_only:
             hcm.pop("access_log", None)
@@ -139,7 +168,9 @@ def proxy_config(port, admin, upstream, with_filter, redaction=None, extra=None,
         if "access_log" in hcm:
             hcm["access_log"][0]["typed_config"]["path"] = "/dev/null"
     else:
-        hcm["http_filters"] = [f for f in filters if f["name"] != "envoy.filters.http.wasm"]
+        # Bare Envoy: no llm-ab, no access log, no compression filters.
+        hcm["http_filters"] = [f for f in filters if f["name"] != WASM_FILTER]
+        without_compression(hcm)
         hcm.pop("access_log", None)
     for cluster in cfg["static_resources"]["clusters"]:
         ep = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
@@ -322,7 +353,7 @@ def ecds_configs(tmp, port, admin, upstream, filter_json):
     listener["address"]["socket_address"]["port_value"] = port
     hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
     hcm["access_log"][0]["typed_config"]["path"] = "/dev/null"
-    source = hcm["http_filters"][0]["config_discovery"]["config_source"]["path_config_source"]
+    source = http_filter(hcm, ECDS_FILTER)["config_discovery"]["config_source"]["path_config_source"]
     ecds_path = os.path.join(tmp, "llm-ab-filter.json")
     source["path"] = ecds_path
     source["watched_directory"]["path"] = tmp
@@ -362,8 +393,8 @@ def memory_bench(tmp, upstream, requests, reloads, connections):
     port, admin = free_port(), free_port()
     with open(os.path.join(ROOT, "envoy/envoy.yaml")) as f:
         shipped = yaml.safe_load(f)
-    value = (shipped["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
-             ["typed_config"]["http_filters"][0]["typed_config"]["config"]["configuration"]["value"])
+    hcm = shipped["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    value = http_filter(hcm, WASM_FILTER)["typed_config"]["config"]["configuration"]["value"]
     cfg, write = ecds_configs(tmp, port, admin, upstream, value)
     envoy = Envoy("memory", cfg, tmp, cpu=0)
     try:

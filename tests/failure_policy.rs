@@ -52,8 +52,8 @@ fn crash(envoy: &Envoy) -> u16 {
 #[test]
 fn shipped_policy_is_fail_reload_and_traffic_recovers() {
     let shipped = support::shipped_config();
-    let policy = &shipped["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
-        ["typed_config"]["http_filters"][0]["typed_config"]["config"]["failure_policy"];
+    let policy = &support::http_filter(&shipped, support::WASM_FILTER)["typed_config"]["config"]
+        ["failure_policy"];
     assert_eq!(policy, "FAIL_RELOAD");
 
     let (_a, envoy) = start("FAIL_RELOAD");

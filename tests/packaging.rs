@@ -192,7 +192,10 @@ fn grafana_dashboard_queries_metrics_the_filter_exports() {
         "llm_ab_latency_ms_bucket",
         "llm_ab_ttft_ms_bucket",
         "llm_ab_tokens_in",
+        "llm_ab_tokens_in_cached",
         "llm_ab_tokens_out",
+        "llm_ab_tokens_reasoning",
+        "llm_ab_unreadable_responses",
         "llm_ab_cost_micro_usd",
         "llm_ab_paused",
         "llm_ab_circuit_open",
@@ -223,7 +226,193 @@ fn grafana_dashboard_queries_metrics_the_filter_exports() {
         "llm_ab_cost_micro_usd",
         "llm_ab_paused",
         "llm_ab_outcomes",
+        "llm_ab_tokens_in_cached",
+        "llm_ab_tokens_reasoning",
+        "llm_ab_unreadable_responses",
     ] {
         assert!(used.contains(needed), "dashboard lacks {needed}");
+    }
+}
+
+// Envoy's gzip filters around llm-ab (see the comments in envoy/envoy.yaml).
+const DECOMPRESS_REQUEST: &str = "llm-ab.decompress-request";
+const COMPRESS_RESPONSE: &str = "llm-ab.compress-response";
+const DECOMPRESSOR: &str =
+    "type.googleapis.com/envoy.extensions.filters.http.decompressor.v3.Decompressor";
+const COMPRESSOR: &str =
+    "type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor";
+
+fn hcm(cfg: &Value) -> &Value {
+    &cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+}
+
+/// Whether a direction config's runtime flag is on by default (an absent
+/// flag is on).
+fn on_by_default(direction: &Value) -> bool {
+    direction["common_config"]["enabled"]["default_value"]
+        .as_bool()
+        .unwrap_or(true)
+}
+
+/// llm-ab (`wasm`) reads plaintext: the request decompressor and the
+/// compressor come before it (encoder filters run in reverse order, so the
+/// compressor compresses what llm-ab produced), the router last; each works
+/// in one direction only and none adds gzip to the upstream's
+/// Accept-Encoding. No decompressor runs on responses: it would end bodies
+/// with trailers, which Envoy 1.40 never delivers to a filter holding the
+/// body, so responses llm-ab holds would hang.
+fn assert_compression_around(filters: &[Value], wasm: &str, what: &str) {
+    let names: Vec<&str> = filters
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    let at = |n: &str| {
+        names
+            .iter()
+            .position(|x| *x == n)
+            .unwrap_or_else(|| panic!("{what}: no {n} in {names:?}"))
+    };
+    assert!(
+        at(DECOMPRESS_REQUEST) < at(wasm) && at(COMPRESS_RESPONSE) < at(wasm),
+        "{what}: {names:?}"
+    );
+    let decompressors = filters
+        .iter()
+        .filter(|f| f["typed_config"]["@type"] == DECOMPRESSOR)
+        .count();
+    assert_eq!(decompressors, 1, "{what}: only the request decompressor");
+    assert_eq!(names.last(), Some(&"envoy.filters.http.router"), "{what}");
+    let config = |n: &str| &filters[at(n)]["typed_config"];
+
+    let d = config(DECOMPRESS_REQUEST);
+    assert_eq!(d["@type"], DECOMPRESSOR, "{what}");
+    assert!(on_by_default(&d["request_direction_config"]), "{what}");
+    assert!(!on_by_default(&d["response_direction_config"]), "{what}");
+    assert_eq!(
+        d["request_direction_config"]["advertise_accept_encoding"], false,
+        "{what}"
+    );
+
+    let c = config(COMPRESS_RESPONSE);
+    assert_eq!(c["@type"], COMPRESSOR, "{what}");
+    assert_eq!(
+        c["compressor_library"]["typed_config"]["@type"],
+        "type.googleapis.com/envoy.extensions.compression.gzip.compressor.v3.Gzip"
+    );
+    assert!(!on_by_default(&c["request_direction_config"]), "{what}");
+    assert!(on_by_default(&c["response_direction_config"]), "{what}");
+    let types: Vec<&str> = c["response_direction_config"]["common_config"]["content_type"]
+        .as_array()
+        .expect("an explicit content_type list")
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert!(types.contains(&"application/json"), "{what}: {types:?}");
+    assert!(
+        !types.iter().any(|t| t.starts_with("text/event-stream")),
+        "{what}: streams must keep their time to first token"
+    );
+}
+
+#[test]
+fn shipped_envoy_configs_keep_bodies_plaintext_for_the_filter() {
+    for (path, wasm) in [
+        ("envoy/envoy.yaml", "envoy.filters.http.wasm"),
+        ("envoy/envoy-ecds.yaml", "llm-ab"),
+    ] {
+        let cfg = &documents(path)[0];
+        let hcm = hcm(cfg);
+        assert_compression_around(hcm["http_filters"].as_array().unwrap(), wasm, path);
+        // The upstream is asked for identity; the compressor has read the
+        // client's own Accept-Encoding before the router sets this.
+        for vh in hcm["route_config"]["virtual_hosts"].as_array().unwrap() {
+            for route in vh["routes"].as_array().unwrap() {
+                let added = route["request_headers_to_add"].as_array();
+                assert!(
+                    added
+                        .into_iter()
+                        .flatten()
+                        .any(|h| h["header"]["key"] == "accept-encoding"
+                            && h["header"]["value"] == "identity"
+                            && h["append_action"] == "OVERWRITE_IF_EXISTS_OR_ADD"),
+                    "{path}: a route without accept-encoding: identity"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn istio_patches_put_the_same_compression_filters_around_the_wasm_plugin() {
+    let docs = documents("envoy/istio/wasm-plugin.yaml");
+    let wasm = docs
+        .iter()
+        .find(|d| {
+            d["kind"] == "EnvoyFilter"
+                && d["spec"]["configPatches"][0]["applyTo"] == "EXTENSION_CONFIG"
+        })
+        .expect("the stop-iteration patch")["spec"]["configPatches"][0]["patch"]["value"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let patch = docs
+        .iter()
+        .find(|d| d["kind"] == "EnvoyFilter" && d["metadata"]["name"] == "llm-ab-compression")
+        .expect("the compression EnvoyFilter");
+    assert_eq!(patch["apiVersion"], "networking.istio.io/v1alpha3");
+    assert_eq!(
+        patch["spec"]["workloadSelector"]["labels"]["app"],
+        "llm-gateway"
+    );
+    let shipped = documents("envoy/envoy.yaml");
+    let shipped_filters = hcm(&shipped[0])["http_filters"].as_array().unwrap();
+    for context in ["SIDECAR_OUTBOUND", "GATEWAY"] {
+        // The chain Istio generates around a STATS-phase WasmPlugin, patched.
+        let mut chain = vec![
+            serde_json::json!({"name": wasm}),
+            serde_json::json!({"name": "istio.stats"}),
+            serde_json::json!({"name": "envoy.filters.http.router"}),
+        ];
+        for p in patch["spec"]["configPatches"].as_array().unwrap() {
+            only(p, &["applyTo", "match", "patch"], "configPatch");
+            assert_eq!(p["applyTo"], "HTTP_FILTER");
+            let m = &p["match"];
+            assert!(["SIDECAR_OUTBOUND", "GATEWAY"].contains(&m["context"].as_str().unwrap()));
+            if m["context"] != context {
+                continue;
+            }
+            let f = &m["listener"]["filterChain"]["filter"];
+            assert_eq!(f["name"], "envoy.filters.network.http_connection_manager");
+            let i = chain
+                .iter()
+                .position(|c| c["name"] == f["subFilter"]["name"])
+                .expect("patches are placed next to the WasmPlugin's filter");
+            let value = p["patch"]["value"].clone();
+            // The same filter as in envoy/envoy.yaml.
+            assert!(
+                shipped_filters.contains(&value),
+                "{context}: {} differs from envoy/envoy.yaml",
+                value["name"]
+            );
+            match p["patch"]["operation"].as_str().unwrap() {
+                "INSERT_BEFORE" => chain.insert(i, value),
+                "INSERT_AFTER" => chain.insert(i + 1, value),
+                other => panic!("unexpected operation {other}"),
+            }
+        }
+        assert_compression_around(&chain, &wasm, context);
+    }
+
+    // The VirtualService asks every provider for identity.
+    for d in documents("envoy/istio/routing.yaml") {
+        if d["kind"] != "VirtualService" {
+            continue;
+        }
+        for route in d["spec"]["http"].as_array().unwrap() {
+            assert_eq!(
+                route["headers"]["request"]["set"]["accept-encoding"], "identity",
+                "every route sets accept-encoding: identity"
+            );
+        }
     }
 }

@@ -91,9 +91,30 @@ pub fn shipped_filter_config() -> String {
         .to_string()
 }
 
+/// Name of the llm-ab wasm filter in `envoy/envoy.yaml`'s HTTP filter chain.
+pub const WASM_FILTER: &str = "envoy.filters.http.wasm";
+/// Name of the llm-ab ECDS filter in `envoy/envoy-ecds.yaml`'s HTTP filter chain.
+pub const ECDS_FILTER: &str = "llm-ab";
+
 fn wasm_filter(cfg: &Value) -> &Value {
-    &cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
-        ["http_filters"][0]
+    http_filter(cfg, WASM_FILTER)
+}
+
+/// The listener's HTTP filter named `name` (the chain also holds Envoy's
+/// decompressors and compressor around llm-ab, and the router).
+pub fn http_filter<'a>(cfg: &'a Value, name: &str) -> &'a Value {
+    cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+        ["http_filters"]
+        .as_array()
+        .and_then(|filters| filters.iter().find(|f| f["name"] == name))
+        .unwrap_or_else(|| panic!("no HTTP filter named {name}"))
+}
+
+fn http_filter_mut<'a>(hcm: &'a mut Value, name: &str) -> &'a mut Value {
+    hcm["http_filters"]
+        .as_array_mut()
+        .and_then(|filters| filters.iter_mut().find(|f| f["name"] == name))
+        .unwrap_or_else(|| panic!("no HTTP filter named {name}"))
 }
 
 /// A running Envoy.
@@ -139,8 +160,8 @@ impl Envoy {
         let hcm = &mut listener["filter_chains"][0]["filters"][0]["typed_config"];
         hcm["access_log"][0]["typed_config"]["path"] =
             json!(dir.join("access.log").to_string_lossy());
-        let source =
-            &mut hcm["http_filters"][0]["config_discovery"]["config_source"]["path_config_source"];
+        let source = &mut http_filter_mut(hcm, ECDS_FILTER)["config_discovery"]["config_source"]
+            ["path_config_source"];
         source["path"] = json!(dir.join("llm-ab-filter.json").to_string_lossy());
         source["watched_directory"]["path"] = json!(dir.to_string_lossy());
         cfg["static_resources"]["clusters"] =
@@ -182,16 +203,39 @@ impl Envoy {
         clusters: &[(&str, u16)],
         adjust: impl FnOnce(&mut Value),
     ) -> Result<Envoy, Refused> {
+        Self::try_start_full(filter_config, clusters, adjust, |_| {})
+    }
+
+    /// [`Envoy::start`] with `adjust` applied to the whole bootstrap (after
+    /// ports, clusters and the filter configuration were set), e.g. to
+    /// remove the shipped compression filters.
+    pub fn start_bootstrap_with(
+        filter_config: &str,
+        clusters: &[(&str, u16)],
+        adjust: impl FnOnce(&mut Value),
+    ) -> Envoy {
+        match Self::try_start_full(filter_config, clusters, |_| {}, adjust) {
+            Ok(e) => e,
+            Err(r) => panic!("Envoy did not start (exit {:?}):\n{}", r.code, r.log),
+        }
+    }
+
+    fn try_start_full(
+        filter_config: &str,
+        clusters: &[(&str, u16)],
+        adjust: impl FnOnce(&mut Value),
+        adjust_bootstrap: impl FnOnce(&mut Value),
+    ) -> Result<Envoy, Refused> {
         let dir = scratch_dir();
         let (port, admin) = (free_port(), free_port());
         let mut cfg = shipped_config();
         cfg["admin"]["address"]["socket_address"]["port_value"] = json!(admin);
         let listener = &mut cfg["static_resources"]["listeners"][0];
         listener["address"]["socket_address"]["port_value"] = json!(port);
-        listener["filter_chains"][0]["filters"][0]["typed_config"]["access_log"][0]
-            ["typed_config"]["path"] = json!(dir.join("access.log").to_string_lossy());
-        let filter = &mut listener["filter_chains"][0]["filters"][0]["typed_config"]
-            ["http_filters"][0]["typed_config"]["config"];
+        let hcm = &mut listener["filter_chains"][0]["filters"][0]["typed_config"];
+        hcm["access_log"][0]["typed_config"]["path"] =
+            json!(dir.join("access.log").to_string_lossy());
+        let filter = &mut http_filter_mut(hcm, WASM_FILTER)["typed_config"]["config"];
         filter["vm_config"]["code"]["local"]["filename"] = json!(wasm_path().to_string_lossy());
         filter["configuration"]["value"] = json!(filter_config);
         adjust(filter);
@@ -201,6 +245,7 @@ impl Envoy {
                 .map(|(name, port)| cluster(name, *port))
                 .collect(),
         );
+        adjust_bootstrap(&mut cfg);
         let file = dir.join("envoy.json");
         fs::write(&file, serde_json::to_vec_pretty(&cfg).expect("json")).expect("write config");
         Self::spawn(&file, dir, port, admin)
