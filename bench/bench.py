@@ -61,7 +61,15 @@ def chat_body(size):
     return json.dumps(body)
 
 
-def upstream_config(port, admin):
+def answer_body(size):
+    """A chat completion of about `size` bytes (a longer answer)."""
+    text = "The quarterly numbers improved on every line; churn fell and exports doubled. " * (size // 80 + 1)
+    body = json.loads(UPSTREAM_BODY)
+    body["choices"][0]["message"]["content"] = text[: max(0, size - len(UPSTREAM_BODY))]
+    return json.dumps(body)
+
+
+def upstream_config(port, admin, body=UPSTREAM_BODY):
     return {
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin}}},
         "static_resources": {"listeners": [{
@@ -74,7 +82,7 @@ def upstream_config(port, admin):
                     "stat_prefix": "upstream",
                     "route_config": {"virtual_hosts": [{"name": "up", "domains": ["*"], "routes": [{
                         "match": {"prefix": "/"},
-                        "direct_response": {"status": 200, "body": {"inline_string": UPSTREAM_BODY}},
+                        "direct_response": {"status": 200, "body": {"inline_string": body}},
                         "response_headers_to_add": [{"header": {"key": "content-type", "value": "application/json"}}],
                     }]}]},
                     # Read the whole request before answering: a response sent
@@ -138,7 +146,11 @@ def without_compression(hcm):
                 del route["request_headers_to_add"]
 
 
-def proxy_config(port, admin, upstream, with_filter, redaction=None, extra=None, routing_only=False):
+def proxy_config(port, admin, upstream, with_filter, redaction=None, extra=None, routing_only=False,
+                 compression=False):
+    """The shipped envoy.yaml re-pointed at `upstream`; without the filter
+    it is bare Envoy (no access log, and no compression filters unless
+    `compression`)."""
     with open(os.path.join(ROOT, "envoy/envoy.yaml")) as f:
         cfg = yaml.safe_load(f)
     cfg = copy.deepcopy(cfg)
@@ -170,7 +182,8 @@ def proxy_config(port, admin, upstream, with_filter, redaction=None, extra=None,
     else:
         # Bare Envoy: no llm-ab, no access log, no compression filters.
         hcm["http_filters"] = [f for f in filters if f["name"] != WASM_FILTER]
-        without_compression(hcm)
+        if not compression:
+            without_compression(hcm)
         hcm.pop("access_log", None)
     for cluster in cfg["static_resources"]["clusters"]:
         ep = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
@@ -240,8 +253,11 @@ def pin(cpu):
     return ["taskset", "-c", str(cpu % ncpu)] if ncpu > 1 else []
 
 
-def wrk_script(tmp, body):
-    path = os.path.join(tmp, "chat.lua")
+def wrk_script(tmp, body, headers=None):
+    """A wrk script POSTing `body` with a distinct x-user-id per request,
+    plus `headers` (e.g. an SDK's Accept-Encoding)."""
+    extra = "".join(f"    [{json.dumps(k)}] = {json.dumps(v)},\n" for k, v in (headers or {}).items())
+    path = os.path.join(tmp, f"chat-{len(body)}-{len(headers or {})}.lua")
     with open(path, "w") as f:
         f.write(f"""
 local counter = 0
@@ -253,7 +269,7 @@ request = function()
     ["x-user-id"] = "user-" .. counter,
     ["x-llm-cluster"] = "model_a",
     ["x-org-id"] = "org-" .. (counter % 50),
-  }}, body)
+{extra}  }}, body)
 end
 """)
     return path
@@ -521,6 +537,40 @@ Latency at a fixed {args.latency_rate} requests/s (open loop, from each request'
     return {"runs": runs, "median": med}
 
 
+SDK_HEADERS = {"accept-encoding": "gzip, deflate"}
+
+
+def gzip_phase(args, proxies, configs, tmp):
+    """CPU per request for a client that accepts gzip, as the official SDKs
+    do: the compressor then gzips every JSON answer."""
+    names = ["bare", "compression", "everything"]
+    body = chat_body(args.body_bytes)
+    script = wrk_script(tmp, body, SDK_HEADERS)
+    for name in names:
+        run_wrk(proxies[name][1], script, 2, args.connections)
+    runs = {name: [] for name in names}
+    for i in range(args.rounds):
+        for name in names:
+            envoy, port = proxies[name]
+            r = measure(envoy, port, script, args.seconds, args.connections)
+            runs[name].append(r)
+            print(f"{len(body)} B gzip client round {i + 1} {name:<12} {r['cpu_us_per_req']:7.1f} µs CPU/req  "
+                  f"errors {r['errors']}", flush=True)
+    med = {name: statistics.median(r["cpu_us_per_req"] for r in rs) for name, rs in runs.items()}
+    print(f"""
+Client sending `Accept-Encoding: gzip, deflate` (the official SDKs), body {len(body)} bytes, {args.rounds} alternating
+rounds of {args.seconds} s, medians; bare Envoy ignores the header, the shipped compression filters gzip the answer:
+
+| | CPU µs/request | added | errors |
+|---|---|---|---|""")
+    for name in names:
+        errors = sum(r["errors"] for r in runs[name])
+        added = "" if name == "bare" else f"**{med[name] - med['bare']:+.1f}**"
+        print(f"| {configs[name][0]} | {med[name]:.1f} | {added} | {errors} |")
+    print()
+    return {"runs": runs, "median": med}
+
+
 def without(part):
     """EVERYTHING minus one part (`budgets.quotas`, `guardrails.review`, ...)."""
     cfg = copy.deepcopy(EVERYTHING)
@@ -601,6 +651,8 @@ def main():
         # The proxies measured side by side, each on the same core in turn.
         configs = {
             "bare": ("bare Envoy", proxy_config(free_port(), free_port(), up_port, False)),
+            "compression": ("bare Envoy + the shipped compression filters (no llm-ab)",
+                            proxy_config(free_port(), free_port(), up_port, False, compression=True)),
             "routing": ("llm-ab: routing + model rewrite (telemetry off)",
                         proxy_config(free_port(), free_port(), up_port, True, routing_only=True)),
             "filter": ("llm-ab: routing + telemetry (JSON access log, pricing)",
@@ -649,6 +701,7 @@ one Envoy worker each, medians; "added" is against bare Envoy in the same run:
             summaries[len(body)] = summary
             if args.latency_rate:
                 latencies[len(body)] = latency_phase(args, proxies, configs, tmp, body)
+        gzip = gzip_phase(args, proxies, configs, tmp)
         runs, summary = all_runs, summaries
         added = summaries[len(chat_body(args.body_bytes))]["filter"]["cpu_us_per_req"] - summaries[len(chat_body(args.body_bytes))]["bare"]["cpu_us_per_req"]
         added_full = summaries[len(chat_body(args.body_bytes))]["everything"]["cpu_us_per_req"] - summaries[len(chat_body(args.body_bytes))]["bare"]["cpu_us_per_req"]
@@ -687,7 +740,7 @@ mock model backend; the filter parses every SSE event and strips the usage chunk
 """)
         if args.json:
             with open(args.json, "w") as f:
-                json.dump({"memory": mem, "runs": runs, "summary": summary, "latency": latencies, "added_cpu_us": added, "added_cpu_us_everything": added_full, "ttft": ttft,
+                json.dump({"memory": mem, "gzip_client": gzip, "runs": runs, "summary": summary, "latency": latencies, "added_cpu_us": added, "added_cpu_us_everything": added_full, "ttft": ttft,
                            "redaction": [{"kib": k, "bytes": b, "median": m, "added_cpu_us": a, "errors": e}
                                          for k, b, m, a, e in red_rows],
                            "wasm_bytes": wasm_size, "body_bytes": len(body)}, f, indent=2)

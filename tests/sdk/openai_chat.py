@@ -21,6 +21,7 @@ from openai import OpenAI
 
 PII_PROMPT = "My e-mail is jane.doe@example.com, please confirm."
 PII_REPLY = "Sure, I will write to john.roe@example.org today."
+LONG_TAIL = " The figures for every region follow in the attached summary." * 24
 
 # The trace id of the scenario running: every request it makes carries it
 # in `traceparent`, so the test finds the scenario's access-log records.
@@ -134,8 +135,12 @@ def scenarios(args):
     big = "lorem ipsum " * 8000  # ~96 KB, over the test's max_body_bytes
     return {
         # Answers parse, PII is redacted both ways, the provider's usage is read.
+        # A long answer (over the compressor's 1 KiB minimum).
         "json_control": lambda: chat(
-            args, "control", "gpt-4o-mini", {"x-mock-cached-tokens": "16"}
+            args,
+            "control",
+            "gpt-4o-mini",
+            {"x-mock-cached-tokens": "16", "x-mock-reply": PII_REPLY + LONG_TAIL},
         ),
         # A reasoning model: the inserted cap must be max_completion_tokens.
         "json_reasoning": lambda: chat(args, "treatment", "gpt-5-mini"),
