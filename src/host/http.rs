@@ -46,13 +46,13 @@ thread_local! {
     static SEQUENCE: Cell<u64> = const { Cell::new(0) };
 }
 
-/// The request headers, fetched from the host in one call: a handful of
-/// lookups per request is cheaper locally than one hostcall each.
+/// Request or response headers, fetched from the host in one call: a
+/// handful of lookups per request is cheaper locally than one hostcall each.
 struct HeaderSnapshot(Vec<(String, String)>);
 
 impl HeaderSnapshot {
-    fn fetch() -> HeaderSnapshot {
-        HeaderSnapshot(hostcalls::get_map(MapType::HttpRequestHeaders).unwrap_or_default())
+    fn fetch(map: MapType) -> HeaderSnapshot {
+        HeaderSnapshot(hostcalls::get_map(map).unwrap_or_default())
     }
 
     fn has(&self, name: &str) -> bool {
@@ -1061,7 +1061,7 @@ impl HttpContext for Exchange {
         };
         let start_nanos = now_nanos();
         self.start_ms = start_nanos / 1_000_000;
-        let headers = HeaderSnapshot::fetch();
+        let headers = HeaderSnapshot::fetch(MapType::HttpRequestHeaders);
         #[cfg(feature = "crash-hook")]
         if headers.has("x-llm-ab-test-crash") {
             std::process::abort();
@@ -1202,10 +1202,15 @@ impl HttpContext for Exchange {
         if self.finalized {
             return Action::Continue;
         }
-        let get = |name| {
-            hostcalls::get_map_value(MapType::HttpResponseHeaders, name)
+        // A response the filter reads needs three headers: one call for all.
+        let reads =
+            self.matched.is_some() && self.loaded.as_ref().is_some_and(|(p, _)| p.telemetry);
+        let snapshot = reads.then(|| HeaderSnapshot::fetch(MapType::HttpResponseHeaders));
+        let get = |name| match &snapshot {
+            Some(s) => s.get(name).map(str::to_string),
+            None => hostcalls::get_map_value(MapType::HttpResponseHeaders, name)
                 .ok()
-                .flatten()
+                .flatten(),
         };
         self.status = get(":status").and_then(|s| s.parse().ok()).unwrap_or(0);
         let (Some((plan, _)), Some(m)) = (self.loaded.clone(), self.matched) else {
