@@ -634,6 +634,57 @@ def parts_bench(args):
             p.stop()
 
 
+def baseline_bench(args):
+    """This build against an earlier one (`--baseline WASM`, e.g. built from
+    an older commit) in the same run: routing only, routing + telemetry and
+    everything on, the baseline with the envoy.yaml of its time (no
+    compression filters), this build with the shipped one and without its
+    compression filters; alternating rounds, medians."""
+    global WASM
+    tmp = tempfile.mkdtemp(prefix="llm-ab-baseline-")
+    up = free_port()
+    procs = [Envoy("upstream", upstream_config(up, free_port()), tmp, cpu=1)]
+    current = WASM
+
+    def filtered(wasm, compression, **kw):
+        global WASM
+        WASM = wasm
+        cfg = proxy_config(free_port(), free_port(), up, True, **kw)
+        WASM = current
+        if not compression:
+            without_compression(cfg["static_resources"]["listeners"][0]["filter_chains"][0]
+                                ["filters"][0]["typed_config"])
+        return cfg
+
+    configs = {"bare": proxy_config(free_port(), free_port(), up, False)}
+    for name, kw in (("routing", {"routing_only": True}), ("telemetry", {}),
+                     ("everything", {"extra": EVERYTHING})):
+        configs[f"baseline {name}"] = filtered(args.baseline, False, **kw)
+        configs[f"this build {name}"] = filtered(current, True, **kw)
+    configs["this build everything, no compression filters"] = filtered(current, False, extra=EVERYTHING)
+    try:
+        proxies = start_proxies(configs, tmp, procs)
+        script = wrk_script(tmp, chat_body(args.body_bytes))
+        for _, port in proxies.values():
+            run_wrk(port, script, 4, args.connections)
+        runs = {name: [] for name in proxies}
+        for _ in range(args.rounds):
+            for name, (envoy, port) in proxies.items():
+                runs[name].append(measure(envoy, port, script, args.seconds, args.connections))
+        med = {name: statistics.median(r["cpu_us_per_req"] for r in rs) for name, rs in runs.items()}
+        print(f"""This build against {args.baseline}, {args.body_bytes} B request, {args.rounds} alternating rounds of {args.seconds} s, medians:
+
+| | CPU µs/request | added vs bare | rounds | errors |
+|---|---|---|---|---|""")
+        for name, rs in runs.items():
+            added = "" if name == "bare" else f"{med[name] - med['bare']:+.1f}"
+            each = " ".join(f"{r['cpu_us_per_req']:.1f}" for r in rs)
+            print(f"| {name} | {med[name]:.1f} | {added} | {each} | {sum(r['errors'] for r in rs)} |")
+    finally:
+        for p in reversed(procs):
+            p.stop()
+
+
 def main():
     ap = argparse.ArgumentParser(description="bare Envoy vs Envoy + llm-ab, CPU per request")
     ap.add_argument("--seconds", type=int, default=8, help="load per round and proxy")
@@ -650,6 +701,8 @@ def main():
     ap.add_argument("--json", help="also write the results to this file")
     ap.add_argument("--parts", action="store_true",
                     help="only measure what each part of the everything-on configuration costs")
+    ap.add_argument("--baseline", metavar="WASM",
+                    help="only compare this build with an earlier .wasm in the same run")
     args = ap.parse_args()
     for tool, path in (("Envoy", ENVOY), ("filter", WASM), ("mock backend", MOCK), ("load generator", LOAD)):
         if not os.path.exists(path):
@@ -657,6 +710,9 @@ def main():
 
     if args.parts:
         parts_bench(args)
+        return
+    if args.baseline:
+        baseline_bench(args)
         return
     tmp = tempfile.mkdtemp(prefix="llm-ab-bench-")
     up_port = free_port()
