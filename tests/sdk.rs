@@ -140,6 +140,7 @@ fn the_official_sdk_through_the_shipped_gateway() {
             "stream_with_usage",
             "stream_close_after_done",
             "stream_client_leaves",
+            "stream_no_done",
             "gzip_request",
             "error_400",
             "error_413",
@@ -225,6 +226,11 @@ fn the_official_sdk_through_the_shipped_gateway() {
     assert_eq!(r["outcome"], "success", "{r}");
     assert_eq!(r["status"], 200);
     let r = one_record(&envoy, &seen["stream_client_leaves"]);
+    assert_eq!(r["outcome"], "error", "{r}");
+    // A body that ends cleanly without [DONE] is a cut stream too (the
+    // upstream reset mid-stream is tests/telemetry.rs's aborted stream).
+    assert_eq!(seen["stream_no_done"]["content"], REDACTED_REPLY);
+    let r = one_record(&envoy, &seen["stream_no_done"]);
     assert_eq!(r["outcome"], "error", "{r}");
 
     // A gzip request body: Envoy's decompressor hands the filter plaintext,

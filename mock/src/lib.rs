@@ -13,6 +13,7 @@
 //! | `x-mock-no-usage: 1` | never report `usage` (JSON or stream) |
 //! | `x-mock-refuse: 1` | answer with `finish_reason: content_filter` |
 //! | `x-mock-abort: 1` | stop a stream after two events, without `[DONE]` |
+//! | `x-mock-no-done: 1` | end a stream cleanly but without its `[DONE]` event |
 //! | `x-mock-linger-ms: N` | wait N ms between a stream's `[DONE]` and the end of its body |
 //! | `x-mock-reply: TEXT` | answer with TEXT as the assistant content |
 //! | `x-mock-event-gap-ms: N` | wait N ms before each stream event after the first |
@@ -422,7 +423,9 @@ fn write_stream(
         chunk["usage"] = usage.clone();
         send_event(w, chunk.to_string())?;
     }
-    send_event(w, "[DONE]".to_string())?;
+    if !flag("x-mock-no-done") {
+        send_event(w, "[DONE]".to_string())?;
+    }
     if let Some(ms) = req.header("x-mock-linger-ms").and_then(|v| v.parse().ok()) {
         // The end of the body arrives well after `[DONE]`: a client that
         // closes at `[DONE]` (the SDKs do) closes before it.

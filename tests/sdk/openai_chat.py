@@ -156,6 +156,8 @@ def scenarios(args):
         "stream_close_after_done": lambda: stream(
             args, "control", "gpt-4o-mini", {"x-mock-linger-ms": "400"}
         ),
+        # The provider ends the body cleanly, but without [DONE].
+        "stream_no_done": lambda: stream(args, "control", "gpt-4o-mini", {"x-mock-no-done": "1"}),
         # The app stops reading after two chunks (client reset before [DONE]).
         "stream_client_leaves": lambda: stream(
             args, "control", "gpt-4o-mini", {"x-mock-event-gap-ms": "50"}, stop_after=2
