@@ -20,10 +20,12 @@ pub mod budget;
 pub mod config;
 pub mod encoding;
 pub mod error;
+pub mod exchange;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod fuzzing;
 pub mod guard;
 pub mod json;
+pub mod metrics;
 pub mod output;
 pub mod pattern;
 pub mod record;

@@ -1,12 +1,12 @@
 //! The proxy-wasm glue: the only code that calls the host.
 //!
-//! It reads headers and bodies, hands them to the pure core
-//! ([`crate::route`], [`crate::body`]) and applies the decisions. Compiled
-//! for `wasm32` only; everything it calls is tested natively.
+//! [`http`] adapts the SDK to [`crate::exchange`] (one hostcall per `Host`
+//! method); [`root`] loads the configuration, defines the metrics and runs
+//! the timers (review copies, the VM memory gauge). Compiled for `wasm32`
+//! only; everything it calls is tested natively.
 
 mod http;
 mod memory;
-mod metrics;
 mod review;
 mod root;
 mod store;

@@ -10,14 +10,7 @@ use std::collections::VecDeque;
 pub const MAX_QUEUED: usize = 1000;
 
 /// One copy for review.
-pub struct Item {
-    /// Review cluster.
-    pub cluster: String,
-    /// Call timeout.
-    pub timeout_ms: u64,
-    /// JSON body: `{"record": …, "request": …, "response": …}`.
-    pub body: Vec<u8>,
-}
+pub use crate::exchange::ReviewItem as Item;
 
 thread_local! {
     /// This VM's queue (one VM per worker thread).

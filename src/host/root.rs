@@ -1,11 +1,11 @@
 //! Root context: loads the configuration once per VM and creates one
-//! [`Exchange`] per HTTP stream.
+//! [`HttpFilter`] per HTTP stream.
 
-use super::http::Exchange;
+use super::http::{HttpFilter, WasmHost};
 use super::memory;
-use super::metrics::Metrics;
 use super::review;
 use crate::config::{self, Plan};
+use crate::metrics::{MetricType, Metrics};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType};
@@ -42,6 +42,22 @@ impl Root {
     }
 }
 
+/// Defines one Envoy metric; `None` (and one warning) when Envoy refuses.
+fn define_metric(kind: MetricType, name: &str) -> Option<u32> {
+    let kind = match kind {
+        MetricType::Counter => proxy_wasm::types::MetricType::Counter,
+        MetricType::Gauge => proxy_wasm::types::MetricType::Gauge,
+        MetricType::Histogram => proxy_wasm::types::MetricType::Histogram,
+    };
+    match hostcalls::define_metric(kind, name) {
+        Ok(id) => Some(id),
+        Err(status) => {
+            log::warn!("could not define metric {name}: {status:?}");
+            None
+        }
+    }
+}
+
 impl Context for Root {
     fn on_http_call_response(
         &mut self,
@@ -59,7 +75,7 @@ impl Context for Root {
         .and_then(|s| s.parse::<u32>().ok());
         if let Some((_, metrics)) = &self.loaded {
             let ok = status.is_some_and(|s| (200..300).contains(&s));
-            metrics.count_review(if ok { 0 } else { 1 });
+            metrics.count_review(&WasmHost, if ok { 0 } else { 1 });
         }
     }
 }
@@ -72,7 +88,7 @@ impl RootContext for Root {
         };
         match config::load(&bytes) {
             Ok(plan) => {
-                let metrics = Metrics::define(&plan);
+                let metrics = Metrics::define(&plan, &mut define_metric);
                 for warning in &plan.warnings {
                     log::warn!("{warning}");
                 }
@@ -114,14 +130,14 @@ impl RootContext for Root {
             );
             if sent.is_err() {
                 if let Some((_, metrics)) = &self.loaded {
-                    metrics.count_review(1);
+                    metrics.count_review(&WasmHost, 1);
                 }
             }
         }
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Exchange::new(self.loaded.clone())))
+        Some(Box::new(HttpFilter::new(self.loaded.clone())))
     }
 
     fn get_type(&self) -> Option<ContextType> {

@@ -1,0 +1,185 @@
+//! Fallback to control: the request as control would get it is kept when
+//! a treatment may fall back; a failed treatment's answer is held while the
+//! request is re-issued to control's cluster, whose answer (checked and
+//! redacted like any other) replaces it.
+
+use super::{Exchange, Host, Matched, Phase};
+use crate::body::{self, Edits};
+use crate::config::Plan;
+use crate::output;
+use crate::sse::SseParser;
+
+impl<H: Host> Exchange<H> {
+    /// Keeps the request as control would get it, when a treatment request
+    /// may fall back.
+    pub(super) fn prepare_fallback(&mut self, plan: &Plan, m: Matched, bytes: &[u8]) {
+        let Some(e) = plan.experiments.get(m.experiment) else {
+            return;
+        };
+        if e.fallback.is_none() || m.variant == e.layout.control() {
+            return;
+        }
+        let budgets = plan.budgets_for(m.experiment);
+        let edits = Edits {
+            model: e.control().model.as_deref(),
+            // A fallback answer is sent whole: no usage chunk to strip.
+            ensure_stream_usage: false,
+            max_output_tokens: budgets.max_output_tokens,
+            cap_param: e.control().cap_param,
+            allowed_tools: plan.guardrails.allowed_tools.as_deref(),
+            strip_tools: plan.guardrails.strip_tools,
+        };
+        let Ok(prepared) = body::prepare(bytes, edits) else {
+            return;
+        };
+        let mut out = prepared.body.unwrap_or_else(|| bytes.to_vec());
+        if let Some(r) = plan.redaction.as_ref().filter(|r| r.request) {
+            let mut scratch = crate::redact::Counts::default();
+            if let Ok(Some(redacted)) = std::str::from_utf8(&out)
+                .map_err(|_| crate::redact::Unscannable("utf-8"))
+                .and_then(|t| r.redact_valid_json(t, &mut scratch))
+            {
+                out = redacted;
+            }
+        }
+        self.fallback_body = Some(out);
+    }
+
+    /// Re-issues the request to control; `true` when the call is under way.
+    pub(super) fn start_fallback(&mut self, plan: &Plan, m: Matched) -> bool {
+        let Some(e) = plan.experiments.get(m.experiment) else {
+            return false;
+        };
+        let (Some(fb), Some(body)) = (e.fallback, self.fallback_body.as_ref()) else {
+            return false;
+        };
+        if self.fallback_attempts >= fb.max_attempts {
+            return false;
+        }
+        let control = e.control();
+        let budget_ms = control
+            .timeout_ms
+            .or(plan.budgets_for(m.experiment).timeout_ms)
+            .unwrap_or(60_000);
+        let left = budget_ms.saturating_sub(self.now_ms().saturating_sub(self.start_ms));
+        if left == 0 {
+            return false;
+        }
+        let mut headers: Vec<(&str, &str)> = vec![
+            (":method", "POST"),
+            (":path", &self.path),
+            (":authority", "llm-ab-fallback"),
+            ("content-type", "application/json"),
+            // The answer is checked before it goes out: ask for plaintext.
+            ("accept-encoding", "identity"),
+            ("x-llm-experiment", &e.id),
+            ("x-llm-variant", &control.name),
+        ];
+        if let Some(v) = &control.prompt_version {
+            headers.push(("x-llm-prompt-version", v));
+        }
+        if let Some(v) = &control.rag_index_version {
+            headers.push(("x-llm-rag-index-version", v));
+        }
+        let started = self.host.dispatch(&control.cluster, &headers, body, left);
+        self.fallback_attempts += 1;
+        if started {
+            self.phase = Phase::Fallback;
+        }
+        started
+    }
+
+    /// Control answered the fallback call: its answer replaces the held one.
+    pub(super) fn fallback_answered(&mut self, body_size: usize) {
+        if self.phase != Phase::Fallback {
+            return;
+        }
+        self.phase = Phase::Upstream;
+        let headers = self.host.call_response_headers();
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        let status = header(":status")
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or(0);
+        let encoded = crate::encoding::unreadable(header("content-encoding"));
+        if status == 0 || encoded.is_some() {
+            // Control could not be reached either (or answered in a coding
+            // the filter cannot check): let the treatment's failure go on
+            // as it was.
+            self.apply_response_edits();
+            self.host.resume_response();
+            return;
+        }
+        let body = self.host.call_response_body(body_size);
+        let (Some((plan, _)), Some(m)) = (self.loaded.clone(), self.matched) else {
+            return;
+        };
+        let content_type = header("content-type")
+            .unwrap_or("application/json")
+            .to_string();
+        if let Some(o) = self.observer.as_mut() {
+            if content_type.starts_with("text/event-stream") {
+                for e in SseParser::new().feed(&body) {
+                    o.observe_event(&e.data, &plan.refusal_phrases);
+                }
+            } else {
+                o.observe_json(&body, &plan.refusal_phrases);
+            }
+        }
+        let mut out_body = body;
+        if content_type.contains("json") {
+            let verdict =
+                output::check_json(Self::policy(&plan, None), &out_body, &mut self.redactions);
+            let blocks = plan
+                .redaction
+                .as_ref()
+                .is_some_and(|r| r.response && !r.pass_on_error);
+            if verdict.unscannable.is_some() && blocks {
+                // Control's answer cannot be redacted: never sent unscanned.
+                self.apply_response_edits();
+                self.host.resume_response();
+                return;
+            }
+            if let Some(new) = verdict.body {
+                out_body = new;
+            }
+        }
+        let control = plan
+            .experiments
+            .get(m.experiment)
+            .map(|e| (e.id.clone(), e.control().name.clone()));
+        // Control's response headers, minus framing (the body is sent whole).
+        let mut reply: Vec<(&str, &str)> = headers
+            .iter()
+            .filter(|(k, _)| {
+                !k.starts_with(':')
+                    && !matches!(
+                        k.as_str(),
+                        "content-length"
+                            | "transfer-encoding"
+                            | "connection"
+                            | "keep-alive"
+                            | "x-llm-experiment"
+                            | "x-llm-variant"
+                    )
+            })
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        if !reply.iter().any(|(k, _)| *k == "content-type") {
+            reply.push(("content-type", &content_type));
+        }
+        if let (true, Some((id, name))) = (plan.expose_headers, &control) {
+            reply.push(("x-llm-experiment", id));
+            reply.push(("x-llm-variant", name));
+        }
+        self.fell_back = true;
+        self.status = status;
+        self.keep_response_copy(&out_body);
+        self.finalize(true);
+        self.host.send_reply(status, &reply, &out_body);
+    }
+}

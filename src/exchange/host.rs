@@ -1,0 +1,82 @@
+//! What the exchange asks of its host. Each method is one hostcall of the
+//! proxy-wasm adapter (`src/host/`), so counting calls on a fake host counts
+//! what a request costs in Envoy.
+
+use crate::metrics::MetricSink;
+use crate::shared::SharedStore;
+
+/// What a callback tells the host to do with the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Go on.
+    Continue,
+    /// Hold the stream here (buffering, or the filter answered itself).
+    Pause,
+}
+
+/// Header pairs as the host hands them over.
+pub type Headers = Vec<(String, String)>;
+
+/// A copy of an exchange for human review.
+pub struct ReviewItem {
+    /// Review cluster.
+    pub cluster: String,
+    /// Call timeout.
+    pub timeout_ms: u64,
+    /// JSON body: `{"record": …, "request": …, "response": …}`.
+    pub body: Vec<u8>,
+}
+
+/// The host of one HTTP exchange: Envoy through proxy-wasm in the filter,
+/// a recorder in tests and benchmarks.
+pub trait Host: MetricSink + SharedStore {
+    /// Every request header (one call).
+    fn request_headers(&self) -> Headers;
+    /// Replaces every request header with `headers` (one call, however
+    /// many changed).
+    fn set_request_headers(&self, headers: &[(&str, &str)]);
+    /// The buffered request body.
+    fn request_body(&self, size: usize) -> Vec<u8>;
+    /// Replaces the buffered request body (`size` bytes of it).
+    fn set_request_body(&self, size: usize, body: &[u8]);
+
+    /// Every response header (one call).
+    fn response_headers(&self) -> Headers;
+    /// One response header.
+    fn response_header(&self, name: &str) -> Option<String>;
+    /// Replaces every response header with `headers` (one call).
+    fn set_response_headers(&self, headers: &[(&str, &str)]);
+    /// Sets (or with `None` removes) one response header.
+    fn set_response_header(&self, name: &str, value: Option<&str>);
+    /// The buffered response body.
+    fn response_body(&self, size: usize) -> Vec<u8>;
+    /// Replaces the buffered response body (`size` bytes of it).
+    fn set_response_body(&self, size: usize, body: &[u8]);
+    /// Envoy's response flags of the stream (0 when unknown).
+    fn response_flags(&self) -> u64;
+
+    /// Answers the client with `status`, `headers` and `body`.
+    fn send_reply(&self, status: u32, headers: &[(&str, &str)], body: &[u8]);
+    /// Lets a held response go on.
+    fn resume_response(&self);
+    /// Starts a side call; `false` when it could not start.
+    fn dispatch(
+        &self,
+        cluster: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        timeout_ms: u64,
+    ) -> bool;
+    /// Headers of the side call's response.
+    fn call_response_headers(&self) -> Headers;
+    /// Body of the side call's response.
+    fn call_response_body(&self, size: usize) -> Vec<u8>;
+
+    /// Writes filter state `name` (read by the access log).
+    fn set_filter_state(&self, name: &str, value: &[u8]);
+    /// Wall-clock time, nanoseconds since the Unix epoch.
+    fn now_nanos(&self) -> u64;
+    /// Queues a review copy for the root context to send; `false` when the
+    /// queue is full (no hostcall: the queue is the VM's own memory).
+    fn queue_review(&self, item: ReviewItem) -> bool;
+}

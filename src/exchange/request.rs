@@ -1,0 +1,415 @@
+//! The request side: assignment and routing headers when the headers
+//! arrive, then the checks of the complete body of a matched request
+//! (edits, redaction, budgets, guardrails, quotas), or a refusal. Nothing
+//! refused here reaches the upstream.
+
+use super::{Exchange, Flow, Headers, Host, Matched, Phase, MAX_REVIEW_COPY};
+use crate::body::{self, Edits};
+use crate::budget::{self, Decision};
+use crate::error::ApiError;
+use crate::response::ResponseObserver;
+use crate::route::RequestHeaders;
+use crate::trace;
+
+/// Upstream request headers the filter owns: client values are dropped.
+const OWNED_REQUEST_HEADERS: [&str; 4] = [
+    "x-llm-experiment",
+    "x-llm-variant",
+    "x-llm-prompt-version",
+    "x-llm-rag-index-version",
+];
+
+/// The request headers, read from the host in one call: a handful of
+/// lookups per request is cheaper locally than one hostcall each.
+pub(super) struct Snapshot(pub(super) Headers);
+
+impl Snapshot {
+    fn has(&self, name: &str) -> bool {
+        self.0.iter().any(|(k, _)| k == name)
+    }
+
+    pub(super) fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl RequestHeaders for Snapshot {
+    fn header(&self, name: &str) -> Option<String> {
+        self.get(name).map(str::to_string)
+    }
+}
+
+/// Request header changes, applied to the host in one call.
+#[derive(Default)]
+pub(super) struct HeaderEdits(Vec<(String, Option<String>)>);
+
+impl HeaderEdits {
+    /// No change.
+    pub(super) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub(super) fn set(&mut self, name: &str, value: &str) {
+        self.0.push((name.to_string(), Some(value.to_string())));
+    }
+
+    pub(super) fn remove(&mut self, name: &str) {
+        self.0.push((name.to_string(), None));
+    }
+
+    /// The headers after the edits, in their original order (set headers
+    /// replace the client's value in place or are appended).
+    pub(super) fn apply(&self, headers: &Headers) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = headers
+            .iter()
+            .filter(|(k, _)| !self.0.iter().any(|(name, _)| name == k))
+            .cloned()
+            .collect();
+        for (name, value) in &self.0 {
+            if let Some(v) = value {
+                out.retain(|(k, _)| k != name);
+                out.push((name.clone(), v.clone()));
+            }
+        }
+        out
+    }
+}
+
+impl<H: Host> Exchange<H> {
+    /// Assigns the request, writes the routing headers, and holds a matched
+    /// request until its body is complete.
+    pub(super) fn request_headers(&mut self, end_of_stream: bool) -> Flow {
+        let Some((plan, metrics)) = self.loaded.clone() else {
+            return Flow::Continue;
+        };
+        let start_nanos = self.host.now_nanos();
+        self.start_ms = start_nanos / 1_000_000;
+        let headers = Snapshot(self.host.request_headers());
+        #[cfg(feature = "crash-hook")]
+        if headers.has("x-llm-ab-test-crash") {
+            std::process::abort();
+        }
+        let path = headers.get(":path").unwrap_or_default();
+        let now_s = start_nanos / 1_000_000_000;
+        let decision = plan.decide_at(path, &headers, now_s);
+        let served = decision
+            .assignment
+            .map(|a| self.safety(&plan, &metrics, a, now_s));
+        let cluster = match (decision.assignment, served) {
+            (Some(a), Some((v, _, _))) => a
+                .experiment
+                .variants
+                .get(v)
+                .map_or(decision.cluster, |v| v.cluster.as_str()),
+            _ => decision.cluster,
+        };
+
+        // Always overwrite the routing header: a client never picks a cluster.
+        let mut edits = HeaderEdits::default();
+        edits.set(&plan.route_header, cluster);
+        if let Some(o) = &plan.override_ {
+            for name in [&o.variant_header, &o.token_header] {
+                if headers.has(name) {
+                    edits.remove(name);
+                }
+            }
+        }
+        for name in OWNED_REQUEST_HEADERS {
+            if headers.has(name) {
+                edits.remove(name);
+            }
+        }
+
+        // One trace id from the client through the upstream to the record.
+        if plan.telemetry {
+            self.request_id = headers.get("x-request-id").map(str::to_string);
+            let t = trace::trace_for(
+                headers.get("traceparent"),
+                self.request_id.as_deref(),
+                start_nanos ^ self.sequence.rotate_left(32),
+            );
+            if let Some(tp) = &t.new_traceparent {
+                edits.set("traceparent", tp);
+            }
+            self.trace_id = t.trace_id;
+        }
+
+        let (Some(a), Some((served, reason, probe))) = (decision.assignment, served) else {
+            self.apply_request_edits(&headers, &edits);
+            metrics.count_default_route(&self.host);
+            self.phase = Phase::Upstream;
+            return Flow::Continue;
+        };
+        let Some(variant) = a.experiment.variants.get(served) else {
+            self.apply_request_edits(&headers, &edits);
+            self.phase = Phase::Upstream;
+            return Flow::Continue;
+        };
+        let path = path.to_string();
+        self.matched = Some(Matched {
+            experiment: a.experiment_index,
+            assigned: a.variant_index,
+            variant: served,
+            probe,
+            reason,
+            bucket: a.bucket,
+        });
+        self.observer = Some(ResponseObserver::new());
+        if a.experiment.fallback.is_some() {
+            self.path = path; // kept for a fallback call only
+        }
+        metrics.count_request(&self.host, a.experiment_index, served, reason);
+        edits.set("x-llm-experiment", &a.experiment.id);
+        edits.set("x-llm-variant", &variant.name);
+        if let Some(v) = &variant.prompt_version {
+            edits.set("x-llm-prompt-version", v);
+        }
+        if let Some(v) = &variant.rag_index_version {
+            edits.set("x-llm-rag-index-version", v);
+        }
+        let budgets = plan.budgets_for(a.experiment_index);
+        if let Some(ms) = variant.timeout_ms.or(budgets.timeout_ms) {
+            // The router takes the timeout budget from this header.
+            edits.set("x-envoy-upstream-rq-timeout-ms", &ms.to_string());
+        }
+        self.quota_keys = budgets
+            .quotas
+            .iter()
+            .map(|q| headers.get(&q.key_header).map(str::to_string))
+            .collect();
+
+        if end_of_stream {
+            return self.reject(&ApiError::invalid_json("request body is empty"));
+        }
+        // A compressed body is never parsed as text (the shipped envoy.yaml
+        // decompresses it before the filter).
+        if let Some(encoding) = crate::encoding::unreadable(headers.get("content-encoding")) {
+            return self.reject(&ApiError::request_encoded(encoding));
+        }
+        let declared = headers
+            .get("content-length")
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if declared.is_some_and(|n| n > plan.max_body_bytes as u64) {
+            return self.reject(&ApiError::too_large(plan.max_body_bytes));
+        }
+        // Hold the headers until the whole body is validated: nothing is
+        // forwarded for a request that will be refused. The header changes
+        // go out with the body's (one call), or never for a refusal.
+        self.pending_headers = Some((headers, edits));
+        self.phase = Phase::RequestBody;
+        Flow::Pause
+    }
+
+    /// Writes the request header changes: one call for all of them.
+    fn apply_request_edits(&self, headers: &Snapshot, edits: &HeaderEdits) {
+        let all = edits.apply(&headers.0);
+        let pairs: Vec<(&str, &str)> = all.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        self.host.set_request_headers(&pairs);
+    }
+
+    /// Answers the client with `err` and stops the request here.
+    pub(super) fn reject(&mut self, err: &ApiError) -> Flow {
+        let Some((plan, metrics)) = self.loaded.clone() else {
+            return Flow::Pause;
+        };
+        let body = err.body();
+        let retry_after = self.retry_after.map(|s| s.to_string());
+        let mut headers: Vec<(&str, &str)> = vec![("content-type", "application/json")];
+        if let Some(r) = &retry_after {
+            headers.push(("retry-after", r));
+        }
+        if let Some(m) = self.matched {
+            metrics.count_rejected(&self.host, m.experiment, m.variant, err.code);
+            if plan.expose_headers {
+                if let Some((id, v)) = Self::variant(&plan, m) {
+                    headers.push(("x-llm-experiment", id));
+                    headers.push(("x-llm-variant", &v.name));
+                }
+            }
+        }
+        self.status = err.status;
+        self.error_code = Some(err.code);
+        self.keep_response_copy(&body);
+        self.finalize(true);
+        self.host.send_reply(err.status, &headers, &body);
+        Flow::Pause
+    }
+
+    /// Checks the complete body; when the request goes on, writes its
+    /// header changes (with the new `content-length`) in one call.
+    pub(super) fn finish_request_body(&mut self) -> Flow {
+        self.phase = Phase::Upstream;
+        let mut length = None;
+        let flow = self.check_request_body(&mut length);
+        if let (Flow::Continue, Some((headers, mut edits))) = (flow, self.pending_headers.take()) {
+            if let Some(n) = length {
+                edits.set("content-length", &n.to_string());
+            }
+            self.apply_request_edits(&headers, &edits);
+        }
+        flow
+    }
+
+    /// Validates and rewrites the complete buffered request body; `length`
+    /// gets the new body's size when it changed.
+    fn check_request_body(&mut self, length: &mut Option<usize>) -> Flow {
+        let (Some((plan, metrics)), Some(m)) = (self.loaded.clone(), self.matched) else {
+            return Flow::Continue;
+        };
+        let Some((_, variant)) = Self::variant(&plan, m) else {
+            return Flow::Continue;
+        };
+        let budgets = plan.budgets_for(m.experiment);
+        let bytes = self.host.request_body(self.body_size);
+        let edits = Edits {
+            model: variant.model.as_deref(),
+            ensure_stream_usage: true,
+            max_output_tokens: budgets.max_output_tokens,
+            cap_param: variant.cap_param,
+            allowed_tools: plan.guardrails.allowed_tools.as_deref(),
+            strip_tools: plan.guardrails.strip_tools,
+        };
+        let prepared = match body::prepare(&bytes, edits) {
+            Ok(p) => p,
+            Err(err) => return self.reject(&err),
+        };
+        self.info = prepared.info;
+        let mut new_body = prepared.body;
+
+        // Redaction and request moderation share one walk over the string
+        // values of the body as it will be forwarded (moderation sees them
+        // before redaction).
+        let redactor = plan.redaction.as_ref().filter(|r| r.request);
+        let moderate = !plan.guardrails.request_patterns.is_empty();
+        let (scanned, blocked) = if redactor.is_some() || moderate {
+            // `prepare` validated the body, and its edits keep it valid.
+            let current = new_body.as_deref().unwrap_or(&bytes);
+            let values = std::str::from_utf8(current)
+                .map_err(|_| "body is not UTF-8")
+                .and_then(|text| Ok((text, crate::json::string_values(text)?)));
+            match values {
+                Ok((text, values)) => (
+                    Ok(redactor.and_then(|r| r.redact_values(text, &values, &mut self.redactions))),
+                    moderate
+                        && plan
+                            .guardrails
+                            .blocked_request(values.iter().map(|v| v.text.as_ref()))
+                            .is_some(),
+                ),
+                Err(why) => (Err(crate::redact::Unscannable(why)), false),
+            }
+        } else {
+            (Ok(None), false)
+        };
+        if let Some(r) = redactor {
+            match scanned {
+                Ok(Some(redacted)) => new_body = Some(redacted),
+                Ok(None) => {}
+                Err(why) if r.pass_on_error => {
+                    log::debug!("request body forwarded unscanned: {}", why.0);
+                    metrics.count_redaction_skipped(&self.host, m.experiment, m.variant);
+                }
+                Err(why) => return self.reject(&ApiError::request_unscannable(why.0)),
+            }
+        }
+
+        if plan.guardrails.review.is_some() {
+            let sent = new_body.as_deref().unwrap_or(&bytes);
+            self.review_copy = Some((sent[..sent.len().min(MAX_REVIEW_COPY)].to_vec(), Vec::new()));
+        }
+        // Budgets and guardrails, cheapest first; nothing refused here is forwarded.
+        if let Some(limit) = budgets.max_input_tokens {
+            if self.info.prompt_tokens_est > limit {
+                let err = ApiError::context_budget_exceeded(self.info.prompt_tokens_est, limit);
+                return self.reject(&err);
+            }
+        }
+        if !self.info.disallowed_tools.is_empty() {
+            let err = ApiError::tool_not_allowed(&self.info.disallowed_tools);
+            return self.reject(&err);
+        }
+        if blocked {
+            return self.reject(&ApiError::content_blocked());
+        }
+        self.schema = self.info.response_schema.take().or_else(|| {
+            plan.guardrails
+                .schema
+                .as_ref()
+                .and_then(|s| s.default_schema.clone())
+        });
+
+        // Quotas last: a request refused above holds no tokens. The clock
+        // of the request headers is the window's (no second read).
+        let tokens = self.info.prompt_tokens_est + self.info.output_cap.unwrap_or(0);
+        let now_s = self.start_ms / 1000;
+        for (i, q) in budgets.quotas.iter().enumerate() {
+            let Some(key) = self.quota_keys.get(i).cloned().flatten() else {
+                continue;
+            };
+            let store_key = budget::store_key(i, &key);
+            match budget::reserve(&self.host, &store_key, q.tokens_per_minute, tokens, now_s) {
+                Decision::Granted(r) => self.reservations.push(r),
+                Decision::Contended => log::warn!("quota store contended; request let through"),
+                Decision::Exceeded { retry_after_s } => {
+                    self.release_reservations();
+                    self.retry_after = Some(retry_after_s);
+                    return self.reject(&ApiError::token_quota_exceeded(retry_after_s));
+                }
+            }
+        }
+
+        self.prepare_fallback(&plan, m, &bytes);
+        if let Some(new) = new_body {
+            self.host.set_request_body(self.body_size, &new);
+            *length = Some(new.len());
+        }
+        self.forwarded = true;
+        Flow::Continue
+    }
+
+    /// Gives back every token reserved by this request.
+    pub(super) fn release_reservations(&mut self) {
+        for r in self.reservations.drain(..) {
+            budget::settle(&self.host, &r, 0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> Headers {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn edits_replace_remove_and_append_in_one_list() {
+        let mut e = HeaderEdits::default();
+        e.set("x-llm-cluster", "model_b");
+        e.remove("x-llm-variant");
+        e.set("traceparent", "00-abc-def-01");
+        let out = e.apply(&headers(&[
+            (":path", "/v1/chat/completions"),
+            ("x-llm-cluster", "evil"),
+            ("x-llm-variant", "forced"),
+            ("x-user-id", "u1"),
+        ]));
+        let out: Vec<(&str, &str)> = out.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(
+            out,
+            vec![
+                (":path", "/v1/chat/completions"),
+                ("x-user-id", "u1"),
+                ("x-llm-cluster", "model_b"),
+                ("traceparent", "00-abc-def-01"),
+            ]
+        );
+    }
+}

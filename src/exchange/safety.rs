@@ -1,0 +1,106 @@
+//! Safety decisions of an experiment: a paused experiment or an open
+//! breaker sends a treatment's users to control; every finished treatment
+//! exchange feeds the health window, the breaker and the SLO check.
+
+use super::{Exchange, Host, Matched};
+use crate::config::Plan;
+use crate::metrics::Metrics;
+use crate::record::Outcome;
+use crate::route::{Assignment, Reason};
+use crate::slo;
+
+impl<H: Host> Exchange<H> {
+    /// Applies the experiment's safety state to an assignment.
+    /// Returns (served variant, reason, is a breaker probe).
+    pub(super) fn safety(
+        &self,
+        plan: &Plan,
+        metrics: &Metrics,
+        a: Assignment<'_>,
+        now_s: u64,
+    ) -> (usize, Reason, bool) {
+        let e = a.experiment;
+        let control = e.layout.control();
+        if a.variant_index == control {
+            return (control, a.reason, false);
+        }
+        if e.slo.is_some() && slo::is_paused(&self.host, &slo::pause_key(plan.config_hash, &e.id)) {
+            metrics.set_paused(&self.host, a.experiment_index, true);
+            return (control, Reason::Paused, false);
+        }
+        if let Some(b) = &e.breaker {
+            let key = slo::breaker_key(plan.config_hash, &e.id, &a.variant.name);
+            match b.admit(&self.host, &key, now_s) {
+                slo::Admit::No => return (control, Reason::CircuitOpen, false),
+                slo::Admit::Yes { probe } => return (a.variant_index, a.reason, probe),
+            }
+        }
+        (a.variant_index, a.reason, false)
+    }
+
+    /// Feeds a finished exchange to the health window, the breaker and the
+    /// SLO check of its experiment (`now_s`: the finish clock).
+    pub(super) fn update_health(
+        &self,
+        plan: &Plan,
+        metrics: &Metrics,
+        m: Matched,
+        outcome: Outcome,
+        latency_ms: u64,
+        now_s: u64,
+    ) {
+        let Some(e) = plan.experiments.get(m.experiment) else {
+            return;
+        };
+        let window_s = e.window_s();
+        if window_s == 0 || m.variant == e.layout.control() {
+            return;
+        }
+        let Some(v) = e.variants.get(m.variant) else {
+            return;
+        };
+        let host = &self.host;
+        // A fallback means the treatment itself failed.
+        let failed = outcome == Outcome::Error || self.fell_back;
+        let wkey = slo::window_key(plan.config_hash, &e.id, &v.name);
+        let sample = slo::Sample {
+            error: failed,
+            fallback: self.fell_back,
+            schema: self.schema_pass,
+            latency_ms,
+        };
+        slo::record(host, &wkey, window_s, now_s, sample);
+        if let Some(b) = &e.breaker {
+            let window = slo::summary(host, &wkey, b.window_s, now_s);
+            let key = slo::breaker_key(plan.config_hash, &e.id, &v.name);
+            if b.report(host, &key, now_s, failed, m.probe, &window) {
+                log::warn!(
+                    "circuit breaker of {}/{} opened for {} s",
+                    e.id,
+                    v.name,
+                    b.open_s
+                );
+            }
+            metrics.set_circuit_open(
+                host,
+                m.experiment,
+                m.variant,
+                slo::is_open(host, &key, now_s),
+            );
+        }
+        if let Some(s) = &e.slo {
+            let window = slo::summary(host, &wkey, s.window_s, now_s);
+            if let Some((bound, measured, limit)) = s.breach(&window) {
+                if slo::pause(host, &slo::pause_key(plan.config_hash, &e.id)) {
+                    log::warn!(
+                        "experiment {} paused: variant {} breached {bound} (measured {measured:.3}, bound {limit}) over {} requests",
+                        e.id,
+                        v.name,
+                        window.requests
+                    );
+                }
+                metrics.set_paused(host, m.experiment, true);
+            }
+        }
+    }
+}

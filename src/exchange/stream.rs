@@ -1,0 +1,109 @@
+//! Server-sent events as they flow: every complete event is observed (usage,
+//! refusals), checked by the stream guardrails and redacted; the usage-only
+//! chunk the filter asked for on the client's behalf is dropped. Events are
+//! re-emitted at once; only an incomplete tail waits for its end.
+
+use super::{Exchange, Host, ResponseMode};
+use crate::output::{Policy, StreamAction, StreamGuard};
+use crate::response::EventKind;
+
+impl<H: Host> Exchange<H> {
+    /// Passes one SSE chunk on, observing every completed event; returns
+    /// the bytes to send instead when the stream is rewritten.
+    pub(super) fn on_sse_chunk(&mut self, chunk: &[u8], end_of_stream: bool) -> Option<Vec<u8>> {
+        let plan = self.loaded.as_ref().map(|(p, _)| p.clone())?;
+        let schema = self.schema.take();
+        let policy = Self::policy(&plan, schema.as_ref());
+        let out = self.rewrite_sse(policy, chunk, end_of_stream);
+        self.schema = schema;
+        out
+    }
+
+    pub(super) fn rewrite_sse(
+        &mut self,
+        policy: Policy<'_>,
+        chunk: &[u8],
+        end_of_stream: bool,
+    ) -> Option<Vec<u8>> {
+        let ResponseMode::Sse {
+            parser,
+            strip_usage,
+            redact,
+            guard,
+        } = &mut self.mode
+        else {
+            return None;
+        };
+        let observer = self.observer.as_mut()?;
+        let refusal_phrases = self
+            .loaded
+            .as_ref()
+            .map_or(&[][..], |(p, _)| &p.refusal_phrases[..]);
+        let events = parser.feed(chunk);
+        if !*strip_usage && redact.is_none() && guard.is_none() {
+            for e in &events {
+                observer.observe_event(&e.data, refusal_phrases);
+            }
+            return None;
+        }
+        // Re-emit complete events only: minus the usage chunk the client did
+        // not ask for, checked by the guardrails, with redacted content; an
+        // incomplete tail waits for its end.
+        let mut out = Vec::with_capacity(chunk.len() + 64);
+        let emit = |out: &mut Vec<u8>, data: &str| {
+            out.extend_from_slice(b"data: ");
+            out.extend_from_slice(data.as_bytes());
+            out.extend_from_slice(b"\n\n");
+        };
+        for e in events {
+            if guard.as_ref().is_some_and(StreamGuard::stopped) {
+                break;
+            }
+            let kind = observer.observe_event(&e.data, refusal_phrases);
+            if *strip_usage && kind == EventKind::UsageOnly {
+                continue;
+            }
+            if let Some(g) = guard.as_mut() {
+                if let StreamAction::Stop(replacements) = g.on_event(policy, &e.data) {
+                    for data in replacements {
+                        emit(&mut out, &data);
+                    }
+                    emit(&mut out, "[DONE]");
+                    self.output_block = Some(if g.tool_blocked {
+                        "tool_not_allowed"
+                    } else {
+                        "output_blocked"
+                    });
+                    break;
+                }
+            }
+            match (redact.as_mut(), policy.redactor) {
+                (Some(sse), Some(r)) => {
+                    if kind == EventKind::Done {
+                        for data in sse.finish(r, &mut self.redactions) {
+                            emit(&mut out, &data);
+                        }
+                    }
+                    match sse.rewrite(r, &e.data, &mut self.redactions) {
+                        Some(data) => emit(&mut out, &data),
+                        None => out.extend_from_slice(&e.raw),
+                    }
+                }
+                _ => out.extend_from_slice(&e.raw),
+            }
+        }
+        let stopped = guard.as_ref().is_some_and(StreamGuard::stopped);
+        if end_of_stream && !stopped {
+            if let (Some(sse), Some(r)) = (redact.as_mut(), policy.redactor) {
+                for data in sse.finish(r, &mut self.redactions) {
+                    emit(&mut out, &data);
+                }
+            }
+            out.extend(parser.take_pending());
+        }
+        if end_of_stream {
+            self.schema_pass = guard.as_ref().and_then(|g| g.schema_pass(policy));
+        }
+        (out != chunk).then_some(out)
+    }
+}

@@ -1,0 +1,459 @@
+//! Lifecycle tests over the fake host: what only the end-to-end suite
+//! could check before, natively, plus the hostcall budget of a request.
+
+use super::fake::{Call, FakeHost};
+use super::{Exchange, Flow};
+use crate::config::load;
+use crate::metrics::Metrics;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::rc::Rc;
+
+/// Request headers for the pure routing core.
+struct Pairs<'a>(Vec<(&'a str, &'a str)>);
+
+impl crate::route::RequestHeaders for Pairs<'_> {
+    fn header(&self, name: &str) -> Option<String> {
+        self.0
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+    }
+}
+
+/// A plan, its metrics, and the metric ids by name.
+struct Setup {
+    loaded: super::Loaded,
+    ids: HashMap<String, u32>,
+    host: FakeHost,
+}
+
+fn setup(config: &Value) -> Setup {
+    let plan = load(config.to_string().as_bytes()).unwrap_or_else(|e| panic!("config: {e}"));
+    let mut ids = HashMap::new();
+    let mut next = 0u32;
+    let metrics = Metrics::define(&plan, &mut |_, name: &str| {
+        next += 1;
+        ids.insert(name.to_string(), next);
+        Some(next)
+    });
+    Setup {
+        loaded: Some((Rc::new(plan), Rc::new(metrics))),
+        ids,
+        host: FakeHost::at(1_767_225_600),
+    }
+}
+
+impl Setup {
+    fn counter(&self, name: &str) -> u64 {
+        self.ids.get(name).map_or(0, |id| self.host.counter(*id))
+    }
+
+    /// A user the plan assigns to `variant`.
+    fn user_of(&self, variant: &str) -> String {
+        let plan = &self.loaded.as_ref().unwrap().0;
+        (0..1000)
+            .map(|i| format!("user-{i}"))
+            .find(|u| {
+                let h = Pairs(vec![("x-user-id", u.as_str())]);
+                plan.decide("/v1/chat/completions", &h)
+                    .assignment
+                    .is_some_and(|a| a.variant.name == variant)
+            })
+            .unwrap()
+    }
+
+    fn exchange(&self, user: &str, extra: &[(&str, &str)]) -> Exchange<FakeHost> {
+        let host = self.host.clone();
+        let mut headers = vec![
+            (":method".to_string(), "POST".to_string()),
+            (":path".to_string(), "/v1/chat/completions".to_string()),
+            ("content-type".to_string(), "application/json".to_string()),
+            ("x-user-id".to_string(), user.to_string()),
+            (
+                "x-request-id".to_string(),
+                "5b1e2e07-6c1c-4a4e-9a1c-2c8b9f0d3e11".to_string(),
+            ),
+        ];
+        headers.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        host.wire.borrow_mut().request_headers = headers;
+        Exchange::new(host, self.loaded.clone(), 1)
+    }
+}
+
+const CHAT: &str = r#"{"model":"app","messages":[{"role":"user","content":"hello there"}]}"#;
+
+fn answer(content: &str) -> String {
+    json!({"id": "c1", "object": "chat.completion", "model": "m",
+           "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+           "usage": {"prompt_tokens": 12, "completion_tokens": 3}})
+    .to_string()
+}
+
+/// Sends the request body and the upstream's answer through `ex`.
+fn run(ex: &mut Exchange<FakeHost>, body: &str, status: u32, content_type: &str, response: &str) {
+    assert_eq!(
+        ex.on_request_headers(false),
+        Flow::Pause,
+        "a matched request is held"
+    );
+    ex.host().wire.borrow_mut().request_body = body.as_bytes().to_vec();
+    if ex.on_request_body(body.len(), true) == Flow::Pause {
+        return; // refused
+    }
+    respond(ex, status, content_type, response);
+}
+
+fn respond(ex: &mut Exchange<FakeHost>, status: u32, content_type: &str, response: &str) {
+    {
+        let mut wire = ex.host().wire.borrow_mut();
+        wire.response_headers = vec![
+            (":status".into(), status.to_string()),
+            ("content-type".into(), content_type.into()),
+        ];
+        wire.response_body = response.as_bytes().to_vec();
+    }
+    if ex.on_response_headers(false) == Flow::Pause && ex.phase == super::Phase::Fallback {
+        return;
+    }
+    ex.on_response_body(response.len(), true);
+    ex.on_log();
+}
+
+fn base() -> Value {
+    json!({
+        "default_cluster": "a",
+        "experiments": [{
+            "id": "e", "sticky_keys": ["x-user-id"], "control": "control",
+            "match": {"path_prefix": "/v1/chat/completions"},
+            "variants": [
+                {"name": "control", "weight": 50, "cluster": "a", "model": "m-a"},
+                {"name": "cand", "weight": 50, "cluster": "b", "model": "m-b"}
+            ]
+        }]
+    })
+}
+
+fn records(host: &FakeHost) -> Vec<Value> {
+    host.calls()
+        .iter()
+        .filter_map(|c| match c {
+            Call::SetFilterState(_, v) => serde_json::from_slice(v).ok(),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_request_is_routed_rewritten_and_recorded() {
+    let s = setup(&base());
+    let user = s.user_of("cand");
+    let mut ex = s.exchange(&user, &[("x-llm-cluster", "evil")]);
+    run(&mut ex, CHAT, 200, "application/json", &answer("hi"));
+    let wire = s.host.wire.borrow();
+    let header = |n: &str| {
+        wire.request_headers
+            .iter()
+            .filter(|(k, _)| k == n)
+            .map(|(_, v)| v.as_str())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        header("x-llm-cluster"),
+        vec!["b"],
+        "the client's cluster is overwritten"
+    );
+    assert_eq!(header("x-llm-variant"), vec!["cand"]);
+    assert_eq!(header("x-user-id"), vec![user.as_str()]);
+    let body: Value = serde_json::from_slice(&wire.request_body).unwrap();
+    assert_eq!(body["model"], "m-b");
+    let r = s.host.record().unwrap();
+    assert_eq!(r["served_variant"], "cand");
+    assert_eq!(r["outcome"], "success");
+    assert_eq!(r["tokens_in"], 12);
+    assert_eq!(r["trace_id"], "5b1e2e076c1c4a4e9a1c2c8b9f0d3e11");
+    // The request headers are written in one call.
+    let writes = s
+        .host
+        .calls()
+        .iter()
+        .filter(|c| matches!(c, Call::SetRequestHeaders(_)))
+        .count();
+    assert_eq!(writes, 1);
+}
+
+#[test]
+fn a_quota_refusal_releases_the_reservations_made_before_it() {
+    let mut cfg = base();
+    // The first quota holds one request's reservation (prompt + cap of 100)
+    // and a half; the second refuses everyone who carries its header.
+    cfg["budgets"] = json!({"max_output_tokens": 100, "quotas": [
+        {"key": "x-org-id", "tokens_per_minute": 150},
+        {"key": "x-tenant", "tokens_per_minute": 1}]});
+    let s = setup(&cfg);
+    let user = s.user_of("control");
+    let mut ex = s.exchange(&user, &[("x-org-id", "acme"), ("x-tenant", "t")]);
+    run(&mut ex, CHAT, 200, "application/json", &answer("hi"));
+    let (status, headers, _) = s.host.reply().unwrap();
+    assert_eq!(status, 429);
+    assert!(headers.iter().any(|(k, _)| k == "retry-after"));
+    // Had the org's reservation stayed, this one would not fit.
+    let mut ex = s.exchange(&user, &[("x-org-id", "acme")]);
+    s.host.clear_calls();
+    run(&mut ex, CHAT, 200, "application/json", &answer("hi"));
+    assert!(
+        s.host.reply().is_none(),
+        "granted: the refused request gave its tokens back"
+    );
+    assert_eq!(s.host.record().unwrap()["outcome"], "success");
+}
+
+fn breaker_config() -> Value {
+    let mut cfg = base();
+    cfg["experiments"][0]["circuit_breaker"] = json!({"consecutive_failures": 2,
+        "failure_rate": 1.0, "window_s": 30, "min_requests": 100, "open_s": 30});
+    cfg
+}
+
+#[test]
+fn the_breaker_opens_sends_users_to_control_and_closes_after_three_good_probes() {
+    let s = setup(&breaker_config());
+    let user = s.user_of("cand");
+    let fail = |s: &Setup| {
+        let mut ex = s.exchange(&user, &[]);
+        run(&mut ex, CHAT, 503, "application/json", r#"{"error":{}}"#);
+    };
+    fail(&s);
+    fail(&s);
+    let mut ex = s.exchange(&user, &[]);
+    run(&mut ex, CHAT, 200, "application/json", &answer("hi"));
+    let r = s.host.record().unwrap();
+    assert_eq!(
+        (r["served_variant"].as_str(), r["reason"].as_str()),
+        (Some("control"), Some("circuit_open"))
+    );
+
+    s.host.advance_ms(31_000);
+    for i in 0..3 {
+        let mut ex = s.exchange(&user, &[]);
+        run(&mut ex, CHAT, 200, "application/json", &answer("hi"));
+        let r = s.host.record().unwrap();
+        assert_eq!(
+            r["served_variant"], "cand",
+            "probe {i} goes to the treatment"
+        );
+    }
+    let key = crate::slo::breaker_key(s.loaded.as_ref().unwrap().0.config_hash, "e", "cand");
+    assert_eq!(
+        s.host.shared(&key).as_deref(),
+        Some(&b"c:0"[..]),
+        "closed again"
+    );
+}
+
+#[test]
+fn an_slo_breach_pauses_the_experiment() {
+    let mut cfg = base();
+    cfg["experiments"][0]["slo"] =
+        json!({"window_s": 60, "min_requests": 3, "max_error_rate": 0.5});
+    let s = setup(&cfg);
+    let user = s.user_of("cand");
+    for _ in 0..3 {
+        let mut ex = s.exchange(&user, &[]);
+        run(&mut ex, CHAT, 500, "application/json", r#"{"error":{}}"#);
+    }
+    let mut ex = s.exchange(&user, &[]);
+    run(&mut ex, CHAT, 200, "application/json", &answer("hi"));
+    let r = s.host.record().unwrap();
+    assert_eq!(
+        (r["served_variant"].as_str(), r["reason"].as_str()),
+        (Some("control"), Some("paused"))
+    );
+    assert_eq!(
+        s.counter("llm_ab.experiment.e.variant.control.reason.paused.requests"),
+        1
+    );
+}
+
+fn fallback_config() -> Value {
+    let mut cfg = base();
+    cfg["experiments"][0]["fallback"] = json!({"on": ["5xx", "schema_fail"], "max_attempts": 1});
+    cfg
+}
+
+#[test]
+fn a_failed_treatment_falls_back_to_control_with_controls_body_and_headers() {
+    let s = setup(&fallback_config());
+    let user = s.user_of("cand");
+    let mut ex = s.exchange(&user, &[]);
+    run(&mut ex, CHAT, 503, "application/json", r#"{"error":{}}"#);
+    let dispatched = s.host.calls().into_iter().find_map(|c| match c {
+        Call::Dispatch(cluster, headers, body) => Some((cluster, headers, body)),
+        _ => None,
+    });
+    let (cluster, headers, body) = dispatched.expect("a call to control");
+    assert_eq!(cluster, "a");
+    assert!(headers.contains(&("x-llm-variant".into(), "control".into())));
+    assert!(headers.contains(&("accept-encoding".into(), "identity".into())));
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["model"], "m-a", "control's model");
+
+    let control = answer("from control");
+    {
+        let mut wire = s.host.wire.borrow_mut();
+        wire.call_headers = vec![
+            (":status".into(), "200".into()),
+            ("content-type".into(), "application/json".into()),
+            ("x-backend".into(), "a".into()),
+        ];
+        wire.call_body = control.as_bytes().to_vec();
+    }
+    ex.on_call_response(control.len());
+    let (status, headers, sent) = s.host.reply().unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        headers.contains(&("x-backend".into(), "a".into())),
+        "control's headers"
+    );
+    assert!(headers.contains(&("x-llm-variant".into(), "control".into())));
+    assert_eq!(sent, control.as_bytes());
+    ex.on_log();
+    let all = records(&s.host);
+    assert_eq!(all.len(), 1, "finalized once");
+    assert_eq!(all[0]["outcome"], "fallback");
+    assert_eq!(all[0]["assigned_variant"], "cand");
+    assert_eq!(all[0]["served_variant"], "control");
+}
+
+#[test]
+fn a_schema_failure_falls_back() {
+    let mut cfg = fallback_config();
+    cfg["guardrails"] = json!({"response_schema": {"on_fail": "fallback"}});
+    let s = setup(&cfg);
+    let user = s.user_of("cand");
+    let request = json!({"model": "app", "messages": [], "response_format": {"type": "json_schema",
+        "json_schema": {"name": "x", "schema": {"type": "object", "required": ["answer"]}}}})
+    .to_string();
+    let mut ex = s.exchange(&user, &[]);
+    run(
+        &mut ex,
+        &request,
+        200,
+        "application/json",
+        &answer("not json at all"),
+    );
+    assert!(
+        s.host
+            .calls()
+            .iter()
+            .any(|c| matches!(c, Call::Dispatch(..))),
+        "the treatment's bad output is replaced by control's"
+    );
+    assert!(
+        s.host.reply().is_none(),
+        "nothing answered yet: control is asked"
+    );
+}
+
+#[test]
+fn a_reset_after_the_response_headers_records_an_incomplete_stream_once() {
+    let s = setup(&base());
+    let user = s.user_of("control");
+    let mut ex = s.exchange(&user, &[]);
+    assert_eq!(ex.on_request_headers(false), Flow::Pause);
+    let body = r#"{"model":"x","stream":true,"messages":[]}"#;
+    s.host.wire.borrow_mut().request_body = body.as_bytes().to_vec();
+    ex.on_request_body(body.len(), true);
+    s.host.wire.borrow_mut().response_headers = vec![
+        (":status".into(), "200".into()),
+        ("content-type".into(), "text/event-stream".into()),
+    ];
+    ex.on_response_headers(false);
+    let chunk = "data: {\"choices\":[{\"delta\":{\"content\":\"Hel\"}}]}\n\n";
+    s.host.wire.borrow_mut().response_body = chunk.as_bytes().to_vec();
+    ex.on_response_body(chunk.len(), false);
+    ex.on_log();
+    ex.on_log();
+    let all = records(&s.host);
+    assert_eq!(all.len(), 1, "one record");
+    assert_eq!(all[0]["outcome"], "error");
+    assert_eq!(all[0]["tokens_source"], "estimated");
+}
+
+#[test]
+fn a_stream_cut_by_a_guardrail_ends_with_done() {
+    let mut cfg = base();
+    cfg["guardrails"] = json!({"moderation": {"response_patterns": ["(?i)evil plan"]}});
+    let s = setup(&cfg);
+    let user = s.user_of("control");
+    let mut ex = s.exchange(&user, &[]);
+    assert_eq!(ex.on_request_headers(false), Flow::Pause);
+    let body = r#"{"model":"x","stream":true,"messages":[]}"#;
+    s.host.wire.borrow_mut().request_body = body.as_bytes().to_vec();
+    ex.on_request_body(body.len(), true);
+    s.host.wire.borrow_mut().response_headers = vec![
+        (":status".into(), "200".into()),
+        ("content-type".into(), "text/event-stream".into()),
+    ];
+    ex.on_response_headers(false);
+    let chunk = "data: {\"choices\":[{\"delta\":{\"content\":\"my evil plan is\"}}]}\n\n";
+    s.host.wire.borrow_mut().response_body = chunk.as_bytes().to_vec();
+    ex.on_response_body(chunk.len(), false);
+    let sent = String::from_utf8(s.host.wire.borrow().response_body.clone()).unwrap();
+    assert!(sent.ends_with("data: [DONE]\n\n"), "{sent}");
+    assert!(!sent.contains("evil plan"), "{sent}");
+    ex.on_log();
+    let r = s.host.record().unwrap();
+    assert_eq!(
+        (r["outcome"].as_str(), r["error_code"].as_str()),
+        (Some("blocked"), Some("output_blocked"))
+    );
+}
+
+/// Hostcalls of one non-streaming request under `config` (request
+/// headers, body, response headers, body, log), by kind.
+fn hostcalls(config: &Value) -> (usize, Vec<Call>) {
+    let s = setup(config);
+    let user = s.user_of("cand");
+    let mut ex = s.exchange(&user, &[("x-org-id", "acme")]);
+    s.host.clear_calls();
+    run(&mut ex, CHAT, 200, "application/json", &answer("hi"));
+    (s.host.hostcalls(), s.host.calls())
+}
+
+fn everything() -> Value {
+    let mut cfg = base();
+    cfg["redaction"] = json!({"request": true, "response": true,
+        "custom": [{"name": "employee_id", "pattern": "EMP-[0-9]{6}"}]});
+    cfg["budgets"] = json!({"max_input_tokens": 8000, "max_output_tokens": 1024, "timeout_ms": 30000,
+        "quotas": [{"key": "x-org-id", "tokens_per_minute": 1_000_000_000u64}]});
+    cfg["guardrails"] = json!({
+        "moderation": {"request_patterns": ["(?i)how to make a bomb"], "response_patterns": ["(?i)as an evil ai"]},
+        "tools": {"allow": ["search_docs"], "on_violation": "block"},
+        "response_schema": {"on_fail": "count"},
+        "review": {"cluster": "a", "sample_rate": 0, "always": ["blocked"]}});
+    cfg
+}
+
+/// The hostcall budget of the hot path: a change that adds a call to a
+/// request fails here (raise the budget only with a reason and a bench).
+#[test]
+fn hostcall_budget_per_configuration() {
+    let mut routing = base();
+    routing["telemetry"] = json!(false);
+    let cases = [
+        ("routing only", routing, 99),
+        ("default", base(), 99),
+        ("everything on", everything(), 99),
+    ];
+    let mut report = Vec::new();
+    for (name, cfg, budget) in cases {
+        let (n, calls) = hostcalls(&cfg);
+        report.push(format!("{name}: {n}"));
+        assert!(
+            n <= budget,
+            "{name}: {n} hostcalls > budget {budget}:\n{calls:#?}"
+        );
+    }
+    println!("hostcalls per request: {}", report.join(", "));
+}

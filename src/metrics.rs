@@ -1,0 +1,366 @@
+//! The filter's metrics: every id defined once per VM when the
+//! configuration loads, and what each event of an exchange adds to them.
+//!
+//! Names carry their labels as segments (`experiment.<id>.variant.<name>…`,
+//! see [`crate::stats`]); the shipped `envoy.yaml` lifts them out as
+//! Prometheus labels with `stats_tags`. The host defines and bumps them
+//! ([`MetricSink`]); nothing here calls it directly.
+
+use crate::config::Plan;
+use crate::record::Outcome;
+use crate::route::Reason;
+use crate::stats as names;
+
+/// Kinds of metric the host defines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricType {
+    /// Only goes up.
+    Counter,
+    /// Set to a value.
+    Gauge,
+    /// Samples in buckets.
+    Histogram,
+}
+
+/// Where metric values go (Envoy's stats in the filter, a recorder in tests).
+pub trait MetricSink {
+    /// Adds `by` to counter `id`.
+    fn increment(&self, id: u32, by: u64);
+    /// Sets gauge `id` or records a histogram sample.
+    fn record(&self, id: u32, value: u64);
+}
+
+/// Metric ids of one experiment × variant; `None` where the host refused.
+pub struct VariantMetrics {
+    requests: Vec<Option<u32>>,
+    rejected: Vec<Option<u32>>,
+    responses: Vec<Option<u32>>,
+    outcomes: Vec<Option<u32>>,
+    tokens_in: Option<u32>,
+    tokens_in_cached: Option<u32>,
+    tokens_out: Option<u32>,
+    tokens_reasoning: Option<u32>,
+    unreadable: Option<u32>,
+    cost_micro_usd: Option<u32>,
+    latency_ms: Option<u32>,
+    ttft_ms: Option<u32>,
+    /// Per detector, in [`crate::redact::Redactor::detector_names`] order.
+    redactions: Vec<Option<u32>>,
+    redaction_skipped: Option<u32>,
+    /// `[pass, fail]` output schema checks.
+    schema: [Option<u32>; 2],
+}
+
+/// Defines a metric; `None` where the host refused.
+pub type Define<'d> = dyn FnMut(MetricType, &str) -> Option<u32> + 'd;
+
+fn counter(d: &mut Define<'_>, name: &str) -> Option<u32> {
+    d(MetricType::Counter, name)
+}
+
+impl VariantMetrics {
+    fn define(d: &mut Define<'_>, e: &str, v: &str, detectors: &[&str]) -> VariantMetrics {
+        let per = |m: &str| names::per_variant(e, v, m);
+        VariantMetrics {
+            requests: Reason::ALL
+                .iter()
+                .map(|r| counter(d, &names::requests(e, v, r.as_str())))
+                .collect(),
+            rejected: names::REJECT_CODES
+                .iter()
+                .map(|c| counter(d, &names::rejected(e, v, c)))
+                .collect(),
+            responses: names::STATUS_CLASSES
+                .iter()
+                .map(|c| counter(d, &names::responses(e, v, c)))
+                .collect(),
+            outcomes: Outcome::ALL
+                .iter()
+                .map(|o| counter(d, &names::outcomes(e, v, o.as_str())))
+                .collect(),
+            tokens_in: counter(d, &per("tokens_in")),
+            tokens_in_cached: counter(d, &per("tokens_in_cached")),
+            tokens_out: counter(d, &per("tokens_out")),
+            tokens_reasoning: counter(d, &per("tokens_reasoning")),
+            unreadable: counter(d, &per("unreadable_responses")),
+            cost_micro_usd: counter(d, &per("cost_micro_usd")),
+            latency_ms: d(MetricType::Histogram, &per("latency_ms")),
+            ttft_ms: d(MetricType::Histogram, &per("ttft_ms")),
+            redactions: detectors
+                .iter()
+                .map(|name| counter(d, &names::redactions(e, v, name)))
+                .collect(),
+            schema: [
+                counter(d, &names::schema_checks(e, v, "pass")),
+                counter(d, &names::schema_checks(e, v, "fail")),
+            ],
+            redaction_skipped: if detectors.is_empty() {
+                None
+            } else {
+                counter(d, &per("redaction_skipped"))
+            },
+        }
+    }
+}
+
+/// Every metric of a plan, for one VM.
+pub struct Metrics {
+    /// `[experiment][variant]`.
+    variants: Vec<Vec<VariantMetrics>>,
+    /// `[experiment]` requests without a sticky key.
+    unassigned: Vec<Option<u32>>,
+    /// Requests that matched no experiment.
+    default_route: Option<u32>,
+    /// `[sent, failed, dropped]` review copies.
+    review: [Option<u32>; 3],
+    /// `[experiment]` paused gauges.
+    paused: Vec<Option<u32>>,
+    /// `[experiment][variant]` circuit-open gauges.
+    circuit_open: Vec<Vec<Option<u32>>>,
+}
+
+/// What one finished exchange adds to a variant's metrics.
+pub struct Finished<'a> {
+    /// HTTP status class (`2xx` …).
+    pub status_class: &'a str,
+    /// Outcome.
+    pub outcome: Outcome,
+    /// Tokens, as reported or estimated.
+    pub tokens: crate::usage::Tokens,
+    /// Estimated cost, micro-USD.
+    pub cost_micro_usd: u64,
+    /// End-to-end latency.
+    pub latency_ms: u64,
+    /// Time to first byte of a stream.
+    pub ttft_ms: Option<u64>,
+}
+
+impl Metrics {
+    /// Defines every metric the plan can emit with `d`.
+    pub fn define(plan: &Plan, d: &mut Define<'_>) -> Metrics {
+        let detectors = plan
+            .redaction
+            .as_ref()
+            .map(|r| r.detector_names())
+            .unwrap_or_default();
+        let mut variants = Vec::new();
+        for e in &plan.experiments {
+            let defined = e
+                .variants
+                .iter()
+                .map(|v| VariantMetrics::define(d, &e.id, &v.name, &detectors))
+                .collect();
+            variants.push(defined);
+        }
+        let unassigned = plan
+            .experiments
+            .iter()
+            .map(|e| counter(d, &names::unassigned(&e.id)))
+            .collect();
+        let default_route = counter(d, names::DEFAULT_ROUTE_REQUESTS);
+        let paused = plan
+            .experiments
+            .iter()
+            .map(|e| {
+                e.slo
+                    .as_ref()
+                    .and_then(|_| d(MetricType::Gauge, &names::paused(&e.id)))
+            })
+            .collect();
+        let mut circuit_open = Vec::new();
+        for e in &plan.experiments {
+            let gauges = e
+                .variants
+                .iter()
+                .map(|v| {
+                    e.breaker.as_ref().and_then(|_| {
+                        d(
+                            MetricType::Gauge,
+                            &names::per_variant(&e.id, &v.name, "circuit_open"),
+                        )
+                    })
+                })
+                .collect();
+            circuit_open.push(gauges);
+        }
+        let review = if plan.guardrails.review.is_some() {
+            [
+                counter(d, "llm_ab.review.result.sent.copies"),
+                counter(d, "llm_ab.review.result.failed.copies"),
+                counter(d, "llm_ab.review.result.dropped.copies"),
+            ]
+        } else {
+            [None; 3]
+        };
+        Metrics {
+            variants,
+            unassigned,
+            default_route,
+            review,
+            paused,
+            circuit_open,
+        }
+    }
+
+    fn variant(&self, experiment: usize, variant: usize) -> Option<&VariantMetrics> {
+        self.variants.get(experiment)?.get(variant)
+    }
+
+    /// Counts a request assigned to `variant` of `experiment` for `reason`.
+    pub fn count_request(
+        &self,
+        sink: &dyn MetricSink,
+        experiment: usize,
+        variant: usize,
+        reason: Reason,
+    ) {
+        let r = Reason::ALL.iter().position(|x| *x == reason);
+        if let (Some(m), Some(r)) = (self.variant(experiment, variant), r) {
+            bump(sink, m.requests.get(r).copied().flatten(), 1);
+        }
+        if reason == Reason::NoKey {
+            bump(sink, self.unassigned.get(experiment).copied().flatten(), 1);
+        }
+    }
+
+    /// Counts a request the filter answered itself with `code`.
+    pub fn count_rejected(
+        &self,
+        sink: &dyn MetricSink,
+        experiment: usize,
+        variant: usize,
+        code: &str,
+    ) {
+        let c = names::REJECT_CODES.iter().position(|x| *x == code);
+        if let (Some(m), Some(c)) = (self.variant(experiment, variant), c) {
+            bump(sink, m.rejected.get(c).copied().flatten(), 1);
+        }
+    }
+
+    /// Adds the values redacted in one exchange, per detector.
+    pub fn count_redactions(
+        &self,
+        sink: &dyn MetricSink,
+        experiment: usize,
+        variant: usize,
+        counts: &[u64],
+    ) {
+        if let Some(m) = self.variant(experiment, variant) {
+            for (id, n) in m.redactions.iter().zip(counts) {
+                bump(sink, *id, *n);
+            }
+        }
+    }
+
+    /// Counts a body forwarded unscanned (`on_error: pass`).
+    pub fn count_redaction_skipped(
+        &self,
+        sink: &dyn MetricSink,
+        experiment: usize,
+        variant: usize,
+    ) {
+        if let Some(m) = self.variant(experiment, variant) {
+            bump(sink, m.redaction_skipped, 1);
+        }
+    }
+
+    /// Counts one output schema check.
+    pub fn count_schema(
+        &self,
+        sink: &dyn MetricSink,
+        experiment: usize,
+        variant: usize,
+        pass: bool,
+    ) {
+        if let Some(m) = self.variant(experiment, variant) {
+            bump(sink, m.schema[usize::from(!pass)], 1);
+        }
+    }
+
+    /// Counts a review copy by result: 0 sent, 1 failed, 2 dropped.
+    pub fn count_review(&self, sink: &dyn MetricSink, result: usize) {
+        bump(sink, self.review.get(result).copied().flatten(), 1);
+    }
+
+    /// Sets the experiment's paused gauge.
+    pub fn set_paused(&self, sink: &dyn MetricSink, experiment: usize, paused: bool) {
+        record(
+            sink,
+            self.paused.get(experiment).copied().flatten(),
+            u64::from(paused),
+        );
+    }
+
+    /// Sets a variant's circuit-open gauge.
+    pub fn set_circuit_open(
+        &self,
+        sink: &dyn MetricSink,
+        experiment: usize,
+        variant: usize,
+        open: bool,
+    ) {
+        let id = self
+            .circuit_open
+            .get(experiment)
+            .and_then(|v| v.get(variant))
+            .copied()
+            .flatten();
+        record(sink, id, u64::from(open));
+    }
+
+    /// Counts a request that matched no experiment.
+    pub fn count_default_route(&self, sink: &dyn MetricSink) {
+        bump(sink, self.default_route, 1);
+    }
+
+    /// Records a finished exchange of a variant.
+    pub fn record_finished(
+        &self,
+        sink: &dyn MetricSink,
+        experiment: usize,
+        variant: usize,
+        f: &Finished<'_>,
+    ) {
+        let Some(m) = self.variant(experiment, variant) else {
+            return;
+        };
+        let class = names::STATUS_CLASSES
+            .iter()
+            .position(|c| *c == f.status_class);
+        bump(
+            sink,
+            class.and_then(|c| m.responses.get(c).copied().flatten()),
+            1,
+        );
+        let outcome = Outcome::ALL.iter().position(|o| *o == f.outcome);
+        bump(
+            sink,
+            outcome.and_then(|o| m.outcomes.get(o).copied().flatten()),
+            1,
+        );
+        bump(sink, m.tokens_in, f.tokens.input);
+        bump(sink, m.tokens_in_cached, f.tokens.cached);
+        bump(sink, m.tokens_out, f.tokens.output);
+        bump(sink, m.tokens_reasoning, f.tokens.reasoning);
+        if f.tokens.source == crate::usage::TokensSource::Unreadable {
+            bump(sink, m.unreadable, 1);
+        }
+        bump(sink, m.cost_micro_usd, f.cost_micro_usd);
+        record(sink, m.latency_ms, f.latency_ms);
+        if let Some(ttft) = f.ttft_ms {
+            record(sink, m.ttft_ms, ttft);
+        }
+    }
+}
+
+fn bump(sink: &dyn MetricSink, id: Option<u32>, by: u64) {
+    if let (Some(id), true) = (id, by > 0) {
+        sink.increment(id, by);
+    }
+}
+
+fn record(sink: &dyn MetricSink, id: Option<u32>, value: u64) {
+    if let Some(id) = id {
+        sink.record(id, value);
+    }
+}
