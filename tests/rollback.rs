@@ -103,8 +103,10 @@ fn canary_schedule_moves_weights_at_the_planned_times() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    // Starts in 2 s: 10 % for 3 s, then 50 % for good.
-    let start = now + 2;
+    // Starts in 3 whole seconds (2 to 3 s from now, Envoy takes about one
+    // to start and the "before" look a few hundred ms): 10 % for 3 s, then
+    // 50 % for good.
+    let start = now + 3;
     let config = CONFIG.replace(
         "\"enabled\": true,",
         &format!(
