@@ -12,7 +12,12 @@
 //! - [`encoding`]: which `content-encoding` the filter cannot read;
 //! - [`error`]: client errors in the OpenAI error shape;
 //! - [`stats`]: names of the Envoy stats;
-//! - `host` (wasm32 only): the proxy-wasm glue that calls all of the above.
+//! - [`exchange`]: the request lifecycle as a state machine over a `Host`
+//!   trait (request checks, safety, fallback, response, stream, finish),
+//!   with a recording fake host for native tests and benchmarks;
+//! - [`metrics`]: the filter's metric ids and what each event adds to them;
+//! - `host` (wasm32 only): the proxy-wasm adapter (one hostcall per `Host`
+//!   method), the root context and its timers.
 
 pub mod assign;
 pub mod body;

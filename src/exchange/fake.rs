@@ -15,8 +15,8 @@ use std::rc::Rc;
 pub enum Call {
     /// `request_headers`.
     RequestHeaders,
-    /// `set_request_headers` with every header after the edits.
-    SetRequestHeaders(Vec<(String, String)>),
+    /// `set_request_header`.
+    SetRequestHeader(String, Option<String>),
     /// `request_body`.
     RequestBody,
     /// `set_request_body`.
@@ -25,8 +25,6 @@ pub enum Call {
     ResponseHeaders,
     /// `response_header`.
     ResponseHeader(String),
-    /// `set_response_headers` with every header after the edits.
-    SetResponseHeaders(Vec<(String, String)>),
     /// `set_response_header`.
     SetResponseHeader(String, Option<String>),
     /// `response_body`.
@@ -217,9 +215,16 @@ impl Host for FakeHost {
         self.wire.borrow().request_headers.clone()
     }
 
-    fn set_request_headers(&self, headers: &[(&str, &str)]) {
-        self.log(Call::SetRequestHeaders(owned(headers)));
-        self.wire.borrow_mut().request_headers = owned(headers);
+    fn set_request_header(&self, name: &str, value: Option<&str>) {
+        self.log(Call::SetRequestHeader(
+            name.to_string(),
+            value.map(str::to_string),
+        ));
+        let mut wire = self.wire.borrow_mut();
+        wire.request_headers.retain(|(k, _)| k != name);
+        if let Some(v) = value {
+            wire.request_headers.push((name.to_string(), v.to_string()));
+        }
     }
 
     fn request_body(&self, size: usize) -> Vec<u8> {
@@ -246,11 +251,6 @@ impl Host for FakeHost {
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.clone())
-    }
-
-    fn set_response_headers(&self, headers: &[(&str, &str)]) {
-        self.log(Call::SetResponseHeaders(owned(headers)));
-        self.wire.borrow_mut().response_headers = owned(headers);
     }
 
     fn set_response_header(&self, name: &str, value: Option<&str>) {

@@ -32,9 +32,8 @@ pub struct ReviewItem {
 pub trait Host: MetricSink + SharedStore {
     /// Every request header (one call).
     fn request_headers(&self) -> Headers;
-    /// Replaces every request header with `headers` (one call, however
-    /// many changed).
-    fn set_request_headers(&self, headers: &[(&str, &str)]);
+    /// Sets (or with `None` removes) one request header.
+    fn set_request_header(&self, name: &str, value: Option<&str>);
     /// The buffered request body.
     fn request_body(&self, size: usize) -> Vec<u8>;
     /// Replaces the buffered request body (`size` bytes of it).
@@ -44,8 +43,6 @@ pub trait Host: MetricSink + SharedStore {
     fn response_headers(&self) -> Headers;
     /// One response header.
     fn response_header(&self, name: &str) -> Option<String>;
-    /// Replaces every response header with `headers` (one call).
-    fn set_response_headers(&self, headers: &[(&str, &str)]);
     /// Sets (or with `None` removes) one response header.
     fn set_response_header(&self, name: &str, value: Option<&str>);
     /// The buffered response body.

@@ -113,9 +113,9 @@ pub struct Exchange<H: Host> {
     /// Buffered request body size last reported by the host.
     body_size: usize,
     /// A held request's headers and the changes they go upstream with.
-    pending_headers: Option<(request::Snapshot, request::HeaderEdits)>,
-    /// The response's headers and the changes they go out with.
-    pending_response: Option<(Headers, request::HeaderEdits)>,
+    pending_headers: Option<request::HeaderEdits>,
+    /// The changes the response's headers go out with.
+    pending_response: Option<request::HeaderEdits>,
     start_ms: u64,
     /// Per-VM request sequence number, mixed into generated trace ids.
     sequence: u64,

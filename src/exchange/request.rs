@@ -21,14 +21,14 @@ const OWNED_REQUEST_HEADERS: [&str; 4] = [
 
 /// The request headers, read from the host in one call: a handful of
 /// lookups per request is cheaper locally than one hostcall each.
-pub(super) struct Snapshot(pub(super) Headers);
+struct Snapshot(Headers);
 
 impl Snapshot {
     fn has(&self, name: &str) -> bool {
         self.0.iter().any(|(k, _)| k == name)
     }
 
-    pub(super) fn get(&self, name: &str) -> Option<&str> {
+    fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(k, _)| k == name)
@@ -42,16 +42,12 @@ impl RequestHeaders for Snapshot {
     }
 }
 
-/// Request header changes, applied to the host in one call.
+/// Header changes, written when the request (or response) goes on, and
+/// not at all when the filter answers itself.
 #[derive(Default)]
 pub(super) struct HeaderEdits(Vec<(String, Option<String>)>);
 
 impl HeaderEdits {
-    /// No change.
-    pub(super) fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     pub(super) fn set(&mut self, name: &str, value: &str) {
         self.0.push((name.to_string(), Some(value.to_string())));
     }
@@ -60,21 +56,12 @@ impl HeaderEdits {
         self.0.push((name.to_string(), None));
     }
 
-    /// The headers after the edits, in their original order (set headers
-    /// replace the client's value in place or are appended).
-    pub(super) fn apply(&self, headers: &Headers) -> Vec<(String, String)> {
-        let mut out: Vec<(String, String)> = headers
-            .iter()
-            .filter(|(k, _)| !self.0.iter().any(|(name, _)| name == k))
-            .cloned()
-            .collect();
-        for (name, value) in &self.0 {
-            if let Some(v) = value {
-                out.retain(|(k, _)| k != name);
-                out.push((name.clone(), v.clone()));
-            }
-        }
-        out
+    /// Each header changed, once (the last change of a header wins).
+    pub(super) fn changes(&self) -> impl Iterator<Item = (&str, Option<&str>)> {
+        self.0.iter().enumerate().filter_map(|(i, (name, value))| {
+            let later = self.0[i + 1..].iter().any(|(n, _)| n == name);
+            (!later).then_some((name.as_str(), value.as_deref()))
+        })
     }
 }
 
@@ -138,13 +125,13 @@ impl<H: Host> Exchange<H> {
         }
 
         let (Some(a), Some((served, reason, probe))) = (decision.assignment, served) else {
-            self.apply_request_edits(&headers, &edits);
+            self.apply_request_edits(&edits);
             metrics.count_default_route(&self.host);
             self.phase = Phase::Upstream;
             return Flow::Continue;
         };
         let Some(variant) = a.experiment.variants.get(served) else {
-            self.apply_request_edits(&headers, &edits);
+            self.apply_request_edits(&edits);
             self.phase = Phase::Upstream;
             return Flow::Continue;
         };
@@ -198,16 +185,17 @@ impl<H: Host> Exchange<H> {
         // Hold the headers until the whole body is validated: nothing is
         // forwarded for a request that will be refused. The header changes
         // go out with the body's (one call), or never for a refusal.
-        self.pending_headers = Some((headers, edits));
+        self.pending_headers = Some(edits);
         self.phase = Phase::RequestBody;
         Flow::Pause
     }
 
-    /// Writes the request header changes: one call for all of them.
-    fn apply_request_edits(&self, headers: &Snapshot, edits: &HeaderEdits) {
-        let all = edits.apply(&headers.0);
-        let pairs: Vec<(&str, &str)> = all.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        self.host.set_request_headers(&pairs);
+    /// Writes the request header changes, one call per header changed (a
+    /// call per header moves less than replacing the whole map: measured).
+    fn apply_request_edits(&self, edits: &HeaderEdits) {
+        for (name, value) in edits.changes() {
+            self.host.set_request_header(name, value);
+        }
     }
 
     /// Answers the client with `err` and stops the request here.
@@ -244,11 +232,11 @@ impl<H: Host> Exchange<H> {
         self.phase = Phase::Upstream;
         let mut length = None;
         let flow = self.check_request_body(&mut length);
-        if let (Flow::Continue, Some((headers, mut edits))) = (flow, self.pending_headers.take()) {
+        if let (Flow::Continue, Some(mut edits)) = (flow, self.pending_headers.take()) {
             if let Some(n) = length {
                 edits.set("content-length", &n.to_string());
             }
-            self.apply_request_edits(&headers, &edits);
+            self.apply_request_edits(&edits);
         }
         flow
     }
@@ -382,33 +370,20 @@ impl<H: Host> Exchange<H> {
 mod tests {
     use super::*;
 
-    fn headers(pairs: &[(&str, &str)]) -> Headers {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
     #[test]
-    fn edits_replace_remove_and_append_in_one_list() {
+    fn each_header_is_written_once_with_its_last_change() {
         let mut e = HeaderEdits::default();
         e.set("x-llm-cluster", "model_b");
         e.remove("x-llm-variant");
         e.set("traceparent", "00-abc-def-01");
-        let out = e.apply(&headers(&[
-            (":path", "/v1/chat/completions"),
-            ("x-llm-cluster", "evil"),
-            ("x-llm-variant", "forced"),
-            ("x-user-id", "u1"),
-        ]));
-        let out: Vec<(&str, &str)> = out.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        e.set("x-llm-cluster", "model_a");
+        let changes: Vec<_> = e.changes().collect();
         assert_eq!(
-            out,
+            changes,
             vec![
-                (":path", "/v1/chat/completions"),
-                ("x-user-id", "u1"),
-                ("x-llm-cluster", "model_b"),
-                ("traceparent", "00-abc-def-01"),
+                ("x-llm-variant", None),
+                ("traceparent", Some("00-abc-def-01")),
+                ("x-llm-cluster", Some("model_a")),
             ]
         );
     }

@@ -16,7 +16,7 @@ const UPSTREAM_REQUEST_TIMEOUT: u64 = 0x4;
 impl<H: Host> Exchange<H> {
     /// Adds a change to the response headers waiting to be written.
     fn edit_response(&mut self, name: &str, value: Option<&str>) {
-        if let Some((_, edits)) = self.pending_response.as_mut() {
+        if let Some(edits) = self.pending_response.as_mut() {
             match value {
                 Some(v) => edits.set(name, v),
                 None => edits.remove(name),
@@ -24,14 +24,11 @@ impl<H: Host> Exchange<H> {
         }
     }
 
-    /// Writes the waiting response header changes, in one call.
+    /// Writes the waiting response header changes, one call per header.
     pub(super) fn apply_response_edits(&mut self) {
-        if let Some((headers, edits)) = self.pending_response.take() {
-            if !edits.is_empty() {
-                let all = edits.apply(&headers);
-                let pairs: Vec<(&str, &str)> =
-                    all.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-                self.host.set_response_headers(&pairs);
+        if let Some(edits) = self.pending_response.take() {
+            for (name, value) in edits.changes() {
+                self.host.set_response_header(name, value);
             }
         }
     }
@@ -225,7 +222,7 @@ impl<H: Host> Exchange<H> {
         }
         let content_type = get("content-type").unwrap_or_default().to_string();
         let encoding = crate::encoding::unreadable(get("content-encoding"));
-        self.pending_response = Some((snapshot.clone(), edits));
+        self.pending_response = Some(edits);
         if self.status == 504 && self.host.response_flags() & UPSTREAM_REQUEST_TIMEOUT != 0 {
             // Envoy's own "upstream request timeout": answer in the OpenAI shape.
             self.edit_response("content-type", Some("application/json"));

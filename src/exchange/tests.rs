@@ -172,14 +172,37 @@ fn a_request_is_routed_rewritten_and_recorded() {
     assert_eq!(r["outcome"], "success");
     assert_eq!(r["tokens_in"], 12);
     assert_eq!(r["trace_id"], "5b1e2e076c1c4a4e9a1c2c8b9f0d3e11");
-    // The request headers are written in one call.
-    let writes = s
+    // Each changed header is written once, after the body was checked
+    // (a refused request writes none).
+    let calls = s.host.calls();
+    let body_read = calls.iter().position(|c| *c == Call::RequestBody).unwrap();
+    let writes: Vec<usize> = calls
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| matches!(c, Call::SetRequestHeader(..)))
+        .map(|(i, _)| i)
+        .collect();
+    assert!(writes.iter().all(|i| *i > body_read), "{calls:?}");
+    let cluster_writes = calls
+        .iter()
+        .filter(|c| matches!(c, Call::SetRequestHeader(n, _) if n == "x-llm-cluster"))
+        .count();
+    assert_eq!(cluster_writes, 1);
+}
+
+#[test]
+fn a_refused_request_writes_no_request_header() {
+    let mut cfg = base();
+    cfg["max_body_bytes"] = json!(16);
+    let s = setup(&cfg);
+    let mut ex = s.exchange(&s.user_of("control"), &[]);
+    run(&mut ex, CHAT, 200, "application/json", &answer("hi"));
+    assert_eq!(s.host.reply().map(|r| r.0), Some(413));
+    assert!(!s
         .host
         .calls()
         .iter()
-        .filter(|c| matches!(c, Call::SetRequestHeaders(_)))
-        .count();
-    assert_eq!(writes, 1);
+        .any(|c| matches!(c, Call::SetRequestHeader(..))));
 }
 
 #[test]
@@ -355,11 +378,10 @@ fn a_schema_failure_falls_back() {
     );
 }
 
-#[test]
-fn a_reset_after_the_response_headers_records_an_incomplete_stream_once() {
-    let s = setup(&base());
-    let user = s.user_of("control");
-    let mut ex = s.exchange(&user, &[]);
+/// A control user's streaming request whose answer's first chunk is
+/// `chunk` (the stream goes on: no end of stream yet).
+fn streaming(s: &Setup, chunk: &str) -> Exchange<FakeHost> {
+    let mut ex = s.exchange(&s.user_of("control"), &[]);
     assert_eq!(ex.on_request_headers(false), Flow::Pause);
     let body = r#"{"model":"x","stream":true,"messages":[]}"#;
     s.host.wire.borrow_mut().request_body = body.as_bytes().to_vec();
@@ -369,9 +391,18 @@ fn a_reset_after_the_response_headers_records_an_incomplete_stream_once() {
         ("content-type".into(), "text/event-stream".into()),
     ];
     ex.on_response_headers(false);
-    let chunk = "data: {\"choices\":[{\"delta\":{\"content\":\"Hel\"}}]}\n\n";
     s.host.wire.borrow_mut().response_body = chunk.as_bytes().to_vec();
     ex.on_response_body(chunk.len(), false);
+    ex
+}
+
+#[test]
+fn a_reset_after_the_response_headers_records_an_incomplete_stream_once() {
+    let s = setup(&base());
+    let mut ex = streaming(
+        &s,
+        "data: {\"choices\":[{\"delta\":{\"content\":\"Hel\"}}]}\n\n",
+    );
     ex.on_log();
     ex.on_log();
     let all = records(&s.host);
@@ -385,20 +416,10 @@ fn a_stream_cut_by_a_guardrail_ends_with_done() {
     let mut cfg = base();
     cfg["guardrails"] = json!({"moderation": {"response_patterns": ["(?i)evil plan"]}});
     let s = setup(&cfg);
-    let user = s.user_of("control");
-    let mut ex = s.exchange(&user, &[]);
-    assert_eq!(ex.on_request_headers(false), Flow::Pause);
-    let body = r#"{"model":"x","stream":true,"messages":[]}"#;
-    s.host.wire.borrow_mut().request_body = body.as_bytes().to_vec();
-    ex.on_request_body(body.len(), true);
-    s.host.wire.borrow_mut().response_headers = vec![
-        (":status".into(), "200".into()),
-        ("content-type".into(), "text/event-stream".into()),
-    ];
-    ex.on_response_headers(false);
-    let chunk = "data: {\"choices\":[{\"delta\":{\"content\":\"my evil plan is\"}}]}\n\n";
-    s.host.wire.borrow_mut().response_body = chunk.as_bytes().to_vec();
-    ex.on_response_body(chunk.len(), false);
+    let mut ex = streaming(
+        &s,
+        "data: {\"choices\":[{\"delta\":{\"content\":\"my evil plan is\"}}]}\n\n",
+    );
     let sent = String::from_utf8(s.host.wire.borrow().response_body.clone()).unwrap();
     assert!(sent.ends_with("data: [DONE]\n\n"), "{sent}");
     assert!(!sent.contains("evil plan"), "{sent}");
@@ -442,9 +463,9 @@ fn hostcall_budget_per_configuration() {
     let mut routing = base();
     routing["telemetry"] = json!(false);
     let cases = [
-        ("routing only", routing, 99),
-        ("default", base(), 99),
-        ("everything on", everything(), 99),
+        ("routing only", routing, 12),
+        ("default", base(), 21),
+        ("everything on", everything(), 26),
     ];
     let mut report = Vec::new();
     for (name, cfg, budget) in cases {

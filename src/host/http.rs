@@ -3,6 +3,7 @@
 //! SDK's callbacks to the exchange. No decision is taken here.
 
 use super::review;
+use super::store::HostStore;
 use crate::exchange::{Exchange, Flow, Headers, Host, Loaded, ReviewItem};
 use crate::metrics::MetricSink;
 use crate::shared::{SharedStore, StoreError};
@@ -32,15 +33,11 @@ impl MetricSink for WasmHost {
 
 impl SharedStore for WasmHost {
     fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
-        hostcalls::get_shared_data(key).unwrap_or((None, None))
+        HostStore.get(key)
     }
 
     fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), StoreError> {
-        match hostcalls::set_shared_data(key, Some(value), cas) {
-            Ok(()) => Ok(()),
-            Err(proxy_wasm::types::Status::CasMismatch) => Err(StoreError::CasMismatch),
-            Err(_) => Err(StoreError::Failed),
-        }
+        HostStore.set(key, value, cas)
     }
 }
 
@@ -56,8 +53,8 @@ impl Host for WasmHost {
         hostcalls::get_map(MapType::HttpRequestHeaders).unwrap_or_default()
     }
 
-    fn set_request_headers(&self, headers: &[(&str, &str)]) {
-        let _ = hostcalls::set_map(MapType::HttpRequestHeaders, headers.to_vec());
+    fn set_request_header(&self, name: &str, value: Option<&str>) {
+        let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, value);
     }
 
     fn request_body(&self, size: usize) -> Vec<u8> {
@@ -76,10 +73,6 @@ impl Host for WasmHost {
         hostcalls::get_map_value(MapType::HttpResponseHeaders, name)
             .ok()
             .flatten()
-    }
-
-    fn set_response_headers(&self, headers: &[(&str, &str)]) {
-        let _ = hostcalls::set_map(MapType::HttpResponseHeaders, headers.to_vec());
     }
 
     fn set_response_header(&self, name: &str, value: Option<&str>) {
