@@ -173,7 +173,7 @@ pub fn prepare(body: &[u8], edits: Edits<'_>) -> Result<Prepared, ApiError> {
         client_model: top
             .model
             .0
-            .and_then(|raw| serde_json::from_str::<String>(raw.get()).ok()),
+            .and_then(|raw| crate::json::parse::<String>(raw.get()).ok()),
         ..RequestInfo::default()
     };
     // (start, end, replacement): end == start inserts after the brace.
@@ -239,7 +239,7 @@ pub fn prepare(body: &[u8], edits: Edits<'_>) -> Result<Prepared, ApiError> {
             .min();
     }
     if let (Some(allowed), Some(raw)) = (edits.allowed_tools, top.tools.0) {
-        if let Ok(tools) = serde_json::from_str::<Vec<serde_json::Value>>(raw.get()) {
+        if let Ok(tools) = crate::json::parse::<Vec<serde_json::Value>>(raw.get()) {
             let name = |t: &serde_json::Value| {
                 t["function"]["name"]
                     .as_str()
@@ -263,7 +263,7 @@ pub fn prepare(body: &[u8], edits: Edits<'_>) -> Result<Prepared, ApiError> {
         }
     }
     if let Some(raw) = top.response_format.0 {
-        if let Ok(v) = serde_json::from_str::<serde_json::Value>(raw.get()) {
+        if let Ok(v) = crate::json::parse::<serde_json::Value>(raw.get()) {
             if v["type"] == "json_schema" {
                 info.response_schema = v["json_schema"].get("schema").cloned();
             }
@@ -281,7 +281,7 @@ pub fn prepare(body: &[u8], edits: Edits<'_>) -> Result<Prepared, ApiError> {
             }
             Some(raw) => {
                 let parsed =
-                    serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(raw.get());
+                    crate::json::parse::<serde_json::Map<String, serde_json::Value>>(raw.get());
                 if let Ok(mut map) = parsed {
                     if map.get("include_usage") != Some(&serde_json::Value::Bool(true)) {
                         map.insert("include_usage".into(), serde_json::Value::Bool(true));
@@ -297,7 +297,7 @@ pub fn prepare(body: &[u8], edits: Edits<'_>) -> Result<Prepared, ApiError> {
     if splices.is_empty() {
         return Ok(Prepared { body: None, info });
     }
-    splices.sort_by_key(|s| s.0);
+    crate::json::sort_spans(&mut splices, |s| (s.0, 0));
     let inserts = splices.iter().filter(|s| s.0 == s.1).count();
     let mut out = Vec::with_capacity(body.len() + 64);
     let mut at = 0;
@@ -346,6 +346,9 @@ fn parse_top_level(body: &[u8]) -> Result<TopLevel<'_>, ApiError> {
     // serde_json skips ignored strings without checking their UTF-8.
     let text = std::str::from_utf8(body)
         .map_err(|_| ApiError::invalid_json("request body is not valid UTF-8"))?;
+    // `from_str`, not `json::parse`: the text is checked already, and the
+    // byte reader would check the UTF-8 of every raw value again (~5 % of
+    // `prepare`), for ~3 KB of wasm.
     serde_json::from_str::<TopLevel<'_>>(text).map_err(|e| {
         // Never echo the body: the message says where, not what.
         let what = match e.classify() {

@@ -78,8 +78,7 @@ fn contents(v: &Value) -> Vec<&str> {
 
 /// Checks the output schema on the assistant content.
 fn schema_result(schema_: &Value, content: &str) -> Result<(), String> {
-    let doc: Value =
-        serde_json::from_str(content).map_err(|_| "content is not JSON".to_string())?;
+    let doc: Value = crate::json::parse(content).map_err(|_| "content is not JSON".to_string())?;
     schema::validate(schema_, &doc)
 }
 
@@ -176,7 +175,7 @@ impl StreamGuard {
         if self.stopped {
             return StreamAction::Stop(Vec::new());
         }
-        let Ok(v) = serde_json::from_str::<Value>(data) else {
+        let Ok(v) = crate::json::parse::<Value>(data) else {
             return StreamAction::Pass;
         };
         if !policy

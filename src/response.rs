@@ -141,7 +141,7 @@ impl ResponseObserver {
         if !data.starts_with('{') {
             return EventKind::Other;
         }
-        match serde_json::from_str::<Chunk<'_>>(data) {
+        match crate::json::parse::<Chunk<'_>>(data) {
             Ok(chunk) => {
                 self.observe_chunk(&chunk, refusal_phrases);
                 if chunk.choices.is_empty() && chunk.usage.is_some() {

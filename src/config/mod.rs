@@ -7,6 +7,7 @@
 //! problem found, each with its JSON path.
 
 pub mod contract;
+mod locate;
 mod validate;
 
 use crate::assign::Layout;
@@ -48,9 +49,9 @@ impl fmt::Display for ConfigErrors {
 /// Parses, validates and compiles a configuration document.
 pub fn load(bytes: &[u8]) -> Result<Plan, ConfigErrors> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    let parsed: contract::FilterConfig = serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
+    // Text after the document is not looked at (no `de.end()`).
+    let parsed = <contract::FilterConfig as serde::Deserialize>::deserialize(de).map_err(|e| {
+        let path = locate::error_path(bytes, &e);
         // serde_json's message ends with " at line L column C"; keep it, it
         // points into the operator's own file.
         ConfigErrors(vec![ConfigError {
@@ -59,7 +60,7 @@ pub fn load(bytes: &[u8]) -> Result<Plan, ConfigErrors> {
             } else {
                 path
             },
-            message: inner.to_string(),
+            message: e.to_string(),
         }])
     })?;
     let mut plan = compile(&parsed)?;

@@ -198,7 +198,8 @@ pub fn scan(text: &str, kinds: &[Kind]) -> Vec<Found> {
 
 /// Sorts matches and drops those overlapping an earlier or longer one.
 pub fn resolve_overlaps(mut found: Vec<Found>) -> Vec<Found> {
-    found.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
+    // By start, the longer first.
+    crate::json::sort_spans(&mut found, |f| (f.start, usize::MAX - f.end));
     let mut kept: Vec<Found> = Vec::with_capacity(found.len());
     for f in found {
         match kept.last() {

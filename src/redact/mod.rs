@@ -163,7 +163,8 @@ impl Redactor {
                 detector: self.kinds.len() + ci,
             }));
         }
-        hits.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
+        // By start, the longer first.
+        crate::json::sort_spans(&mut hits, |h| (h.start, usize::MAX - h.end));
         let mut kept: Vec<Hit> = Vec::with_capacity(hits.len());
         for h in hits {
             if kept.last().is_none_or(|last| h.start >= last.end) {
@@ -248,7 +249,7 @@ impl Redactor {
         counts: &mut Counts,
     ) -> Result<Option<Vec<u8>>, Unscannable> {
         let text = std::str::from_utf8(body).map_err(|_| Unscannable("body is not UTF-8"))?;
-        serde_json::from_str::<serde::de::IgnoredAny>(text)
+        crate::json::parse::<serde::de::IgnoredAny>(text)
             .map_err(|_| Unscannable("body is not valid JSON"))?;
         self.redact_valid_json(text, counts)
     }

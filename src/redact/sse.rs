@@ -65,12 +65,12 @@ impl SseRedactor {
 
     /// Rewrites the `data` of one event; `None` when it is unchanged.
     pub fn rewrite(&mut self, r: &Redactor, data: &str, counts: &mut Counts) -> Option<String> {
-        let chunk: Chunk<'_> = serde_json::from_str(data).ok()?;
+        let chunk: Chunk<'_> = crate::json::parse(data).ok()?;
         // (start, end, replacement) splices, in order.
         let mut splices: Vec<(usize, usize, String)> = Vec::new();
         for c in &chunk.choices {
             let Some(delta_raw) = c.delta else { continue };
-            let delta: Delta<'_> = match serde_json::from_str(delta_raw.get()) {
+            let delta: Delta<'_> = match crate::json::parse(delta_raw.get()) {
                 Ok(d) => d,
                 Err(_) => continue,
             };
@@ -78,7 +78,7 @@ impl SseRedactor {
             let text = delta
                 .content
                 .0
-                .and_then(|raw| serde_json::from_str::<String>(raw.get()).ok());
+                .and_then(|raw| crate::json::parse::<String>(raw.get()).ok());
             let Some(stream) = self.choice(c.index) else {
                 continue;
             };
@@ -114,7 +114,7 @@ impl SseRedactor {
         if splices.is_empty() {
             return None;
         }
-        splices.sort_by_key(|s| s.0);
+        crate::json::sort_spans(&mut splices, |s| (s.0, 0));
         let mut out = String::with_capacity(data.len() + 32);
         let mut at = 0;
         for (start, end, text) in splices {
