@@ -91,8 +91,27 @@ fn slot_len(window_s: u64) -> u64 {
     (window_s / SLOTS).max(1)
 }
 
-/// Adds `sample` to the window stored at `key` (slots of `window_s / 10`).
-pub fn record(store: &dyn SharedStore, key: &str, window_s: u64, now_s: u64, sample: Sample) {
+/// A health window as read or written once.
+#[derive(Debug, Clone, Default)]
+pub struct Window(Vec<Slot>);
+
+impl Window {
+    /// What the window says over `window_s` as of `now_s`.
+    pub fn summary(&self, window_s: u64, now_s: u64) -> Summary {
+        summarize(&self.0, window_s, now_s)
+    }
+}
+
+/// Adds `sample` to the window stored at `key` (slots of `window_s / 10`)
+/// and returns the window as written, so its summaries need no second
+/// read (an empty window when the store gave up).
+pub fn record(
+    store: &dyn SharedStore,
+    key: &str,
+    window_s: u64,
+    now_s: u64,
+    sample: Sample,
+) -> Window {
     let len = slot_len(window_s);
     let now_slot = now_s / len;
     update(store, key, |value| {
@@ -118,18 +137,23 @@ pub fn record(store: &dyn SharedStore, key: &str, window_s: u64, now_s: u64, sam
         if let Some(h) = slot.h.get_mut(bucket_of(sample.latency_ms)) {
             *h += 1;
         }
-        Some((serde_json::to_vec(&slots).ok()?, ()))
-    });
+        Some((serde_json::to_vec(&slots).ok()?, Window(slots)))
+    })
+    .unwrap_or_default()
 }
 
 /// The window at `key` as of `now_s`.
 pub fn summary(store: &dyn SharedStore, key: &str, window_s: u64, now_s: u64) -> Summary {
-    let now_slot = now_s / slot_len(window_s);
     let slots: Vec<Slot> = store
         .get(key)
         .0
         .and_then(|v| serde_json::from_slice(&v).ok())
         .unwrap_or_default();
+    summarize(&slots, window_s, now_s)
+}
+
+fn summarize(slots: &[Slot], window_s: u64, now_s: u64) -> Summary {
+    let now_slot = now_s / slot_len(window_s);
     let live: Vec<&Slot> = slots.iter().filter(|s| s.t + SLOTS > now_slot).collect();
     let sum = |f: fn(&Slot) -> u64| live.iter().map(|s| f(s)).sum::<u64>();
     let (n, e, f, c, p) = (

@@ -69,9 +69,10 @@ impl<H: Host> Exchange<H> {
             schema: self.schema_pass,
             latency_ms,
         };
-        slo::record(host, &wkey, window_s, now_s, sample);
+        // The window as written: the breaker and the SLO read it from here.
+        let written = slo::record(host, &wkey, window_s, now_s, sample);
         if let Some(b) = &e.breaker {
-            let window = slo::summary(host, &wkey, b.window_s, now_s);
+            let window = written.summary(b.window_s, now_s);
             let key = slo::breaker_key(plan.config_hash, &e.id, &v.name);
             if b.report(host, &key, now_s, failed, m.probe, &window) {
                 log::warn!(
@@ -89,7 +90,7 @@ impl<H: Host> Exchange<H> {
             );
         }
         if let Some(s) = &e.slo {
-            let window = slo::summary(host, &wkey, s.window_s, now_s);
+            let window = written.summary(s.window_s, now_s);
             if let Some((bound, measured, limit)) = s.breach(&window) {
                 if slo::pause(host, &slo::pause_key(plan.config_hash, &e.id)) {
                     log::warn!(

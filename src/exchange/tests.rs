@@ -478,3 +478,27 @@ fn hostcall_budget_per_configuration() {
     }
     println!("hostcalls per request: {}", report.join(", "));
 }
+
+#[test]
+fn the_health_window_is_read_once_per_finished_exchange() {
+    let mut cfg = breaker_config();
+    cfg["experiments"][0]["slo"] =
+        json!({"window_s": 30, "min_requests": 50, "max_error_rate": 0.5});
+    let s = setup(&cfg);
+    let user = s.user_of("cand");
+    let mut ex = s.exchange(&user, &[]);
+    run(&mut ex, CHAT, 200, "application/json", &answer("hi"));
+    let hash = s.loaded.as_ref().unwrap().0.config_hash;
+    let window = crate::slo::window_key(hash, "e", "cand");
+    let reads = s
+        .host
+        .calls()
+        .iter()
+        .filter(|c| matches!(c, Call::SharedGet(k) if *k == window))
+        .count();
+    assert_eq!(
+        reads, 1,
+        "recorded once; the breaker and the SLO use what was written"
+    );
+    assert_eq!(s.host.record().unwrap()["outcome"], "success");
+}
