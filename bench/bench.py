@@ -308,6 +308,23 @@ def measure(envoy, port, script, seconds, connections):
     return r
 
 
+def alternate(proxies, script, args, warmup_s, label=None):
+    """Warms every proxy up, then measures them in turn for `args.rounds`
+    rounds; returns `{name: [result, ...]}` (printing each round when
+    `label` is given)."""
+    for _, port in proxies.values():
+        run_wrk(port, script, warmup_s, args.connections)
+    runs = {name: [] for name in proxies}
+    for i in range(args.rounds):
+        for name, (envoy, port) in proxies.items():
+            r = measure(envoy, port, script, args.seconds, args.connections)
+            runs[name].append(r)
+            if label:
+                print(f"{label} round {i + 1} {name:<12} {r['cpu_us_per_req']:7.1f} µs CPU/req  "
+                      f"errors {r['errors']}", flush=True)
+    return runs
+
+
 def fixed_rate(port, body_path, rate, seconds):
     """Latency at a fixed request rate (open loop, measured from each
     request's due time): the latency a request sees when the proxy is not
@@ -558,15 +575,7 @@ def gzip_phase(args, tmp):
         proxies = start_proxies({name: cfg for name, (_, cfg) in configs.items()}, tmp, procs)
         body = chat_body(args.body_bytes)
         script = wrk_script(tmp, body, SDK_HEADERS)
-        for _, port in proxies.values():
-            run_wrk(port, script, 3, args.connections)
-        runs = {name: [] for name in proxies}
-        for i in range(args.rounds):
-            for name, (envoy, port) in proxies.items():
-                r = measure(envoy, port, script, args.seconds, args.connections)
-                runs[name].append(r)
-                print(f"{len(body)} B gzip client round {i + 1} {name:<12} {r['cpu_us_per_req']:7.1f} µs CPU/req  "
-                      f"errors {r['errors']}", flush=True)
+        runs = alternate(proxies, script, args, 3, label=f"{len(body)} B gzip client")
     finally:
         for p in reversed(procs):
             p.stop()
@@ -614,13 +623,8 @@ def parts_bench(args):
             configs[f"- {part}"] = proxy_config(free_port(), free_port(), up, True, extra=without(part))
         proxies = start_proxies(configs, tmp, procs)
         script = wrk_script(tmp, chat_body(args.body_bytes))
-        for _, port in proxies.values():
-            run_wrk(port, script, 3, args.connections)
-        runs = {name: [] for name in proxies}
-        for _ in range(args.rounds):
-            for name, (envoy, port) in proxies.items():
-                runs[name].append(measure(envoy, port, script, args.seconds, args.connections)["cpu_us_per_req"])
-        med = {name: statistics.median(v) for name, v in runs.items()}
+        runs = alternate(proxies, script, args, 3)
+        med = {name: statistics.median(r["cpu_us_per_req"] for r in rs) for name, rs in runs.items()}
         print(f"""Everything on minus one part, {args.body_bytes} B request, {args.rounds} alternating rounds of {args.seconds} s, medians:
 
 | | CPU µs/request | added vs bare | the part costs |
@@ -665,12 +669,7 @@ def baseline_bench(args):
     try:
         proxies = start_proxies(configs, tmp, procs)
         script = wrk_script(tmp, chat_body(args.body_bytes))
-        for _, port in proxies.values():
-            run_wrk(port, script, 4, args.connections)
-        runs = {name: [] for name in proxies}
-        for _ in range(args.rounds):
-            for name, (envoy, port) in proxies.items():
-                runs[name].append(measure(envoy, port, script, args.seconds, args.connections))
+        runs = alternate(proxies, script, args, 4)
         med = {name: statistics.median(r["cpu_us_per_req"] for r in rs) for name, rs in runs.items()}
         print(f"""This build against {args.baseline}, {args.body_bytes} B request, {args.rounds} alternating rounds of {args.seconds} s, medians:
 
