@@ -94,6 +94,19 @@ type Shared = HashMap<String, (Vec<u8>, u32)>;
 /// A local reply: status, headers, body.
 pub type Reply = (u32, Vec<(String, String)>, Vec<u8>);
 
+/// Sets (or with `None` removes) header `name`, as Envoy's replace does.
+fn set_header(headers: &mut Headers, name: &str, value: Option<&str>) {
+    headers.retain(|(k, _)| k != name);
+    if let Some(v) = value {
+        headers.push((name.to_string(), v.to_string()));
+    }
+}
+
+/// The first `size` bytes of a buffer (all of it when shorter).
+fn prefix(buffer: &[u8], size: usize) -> Vec<u8> {
+    buffer[..size.min(buffer.len())].to_vec()
+}
+
 fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs
         .iter()
@@ -220,17 +233,12 @@ impl Host for FakeHost {
             name.to_string(),
             value.map(str::to_string),
         ));
-        let mut wire = self.wire.borrow_mut();
-        wire.request_headers.retain(|(k, _)| k != name);
-        if let Some(v) = value {
-            wire.request_headers.push((name.to_string(), v.to_string()));
-        }
+        set_header(&mut self.wire.borrow_mut().request_headers, name, value);
     }
 
     fn request_body(&self, size: usize) -> Vec<u8> {
         self.log(Call::RequestBody);
-        let wire = self.wire.borrow();
-        wire.request_body[..size.min(wire.request_body.len())].to_vec()
+        prefix(&self.wire.borrow().request_body, size)
     }
 
     fn set_request_body(&self, _size: usize, body: &[u8]) {
@@ -258,18 +266,12 @@ impl Host for FakeHost {
             name.to_string(),
             value.map(str::to_string),
         ));
-        let mut wire = self.wire.borrow_mut();
-        wire.response_headers.retain(|(k, _)| k != name);
-        if let Some(v) = value {
-            wire.response_headers
-                .push((name.to_string(), v.to_string()));
-        }
+        set_header(&mut self.wire.borrow_mut().response_headers, name, value);
     }
 
     fn response_body(&self, size: usize) -> Vec<u8> {
         self.log(Call::ResponseBody);
-        let wire = self.wire.borrow();
-        wire.response_body[..size.min(wire.response_body.len())].to_vec()
+        prefix(&self.wire.borrow().response_body, size)
     }
 
     fn set_response_body(&self, _size: usize, body: &[u8]) {
@@ -312,8 +314,7 @@ impl Host for FakeHost {
 
     fn call_response_body(&self, size: usize) -> Vec<u8> {
         self.log(Call::CallResponseBody);
-        let wire = self.wire.borrow();
-        wire.call_body[..size.min(wire.call_body.len())].to_vec()
+        prefix(&self.wire.borrow().call_body, size)
     }
 
     fn set_filter_state(&self, name: &str, value: &[u8]) {
