@@ -64,6 +64,7 @@ run: setup build
 
 bench: setup build
 	@command -v wrk >/dev/null || (apt-get update -q && apt-get install -y -q wrk)
+	cargo build --release --target $(WASM_TARGET) -p llm-ab-floor
 	cargo bench --quiet --bench core -- --warm-up-time 1 --measurement-time 3
 	cargo run --quiet --release --example redact_throughput
 	$(PY) bench/bench.py $(BENCH_ARGS)

@@ -684,6 +684,56 @@ def baseline_bench(args):
             p.stop()
 
 
+FLOOR = os.environ.get("LLM_AB_FLOOR_WASM",
+                       os.path.join(ROOT, "target/wasm32-wasip1/release/llm_ab_floor.wasm"))
+
+
+def floor_bench(args):
+    """The floor of the in-Envoy cost: `bench/floor` makes, per
+    configuration, the hostcalls llm-ab makes for this request and decides
+    nothing; each floor runs beside the filter in the same configuration
+    (neither with the compression filters), alternating, medians."""
+    tmp = tempfile.mkdtemp(prefix="llm-ab-floor-")
+    up = free_port()
+    procs = [Envoy("upstream", upstream_config(up, free_port()), tmp, cpu=1)]
+
+    def filtered(level=None, **kw):
+        cfg = proxy_config(free_port(), free_port(), up, True, **kw)
+        hcm = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+        without_compression(hcm)
+        if level:
+            config = http_filter(hcm, WASM_FILTER)["typed_config"]["config"]
+            config["vm_config"]["code"]["local"]["filename"] = FLOOR
+            config["configuration"]["value"] = level
+        return cfg
+
+    configs = {"bare": proxy_config(free_port(), free_port(), up, False),
+               "floor: empty filter": filtered("empty", routing_only=True)}
+    for name, kw in (("routing", {"routing_only": True}), ("telemetry", {}),
+                     ("everything", {"extra": EVERYTHING})):
+        configs[f"floor: {name} hostcalls"] = filtered(name, **kw)
+        configs[f"llm-ab: {name}"] = filtered(**kw)
+    try:
+        proxies = start_proxies(configs, tmp, procs)
+        script = wrk_script(tmp, chat_body(args.body_bytes))
+        runs = alternate(proxies, script, args, 4, label="floor")
+        med = {name: statistics.median(r["cpu_us_per_req"] for r in rs) for name, rs in runs.items()}
+        print(f"""The floor: the same hostcalls without the decisions, {args.body_bytes} B request, {args.rounds} alternating rounds of {args.seconds} s, medians:
+
+| | CPU µs/request | added vs bare | above its floor | rounds | errors |
+|---|---|---|---|---|---|""")
+        for name, rs in runs.items():
+            added = "" if name == "bare" else f"{med[name] - med['bare']:+.1f}"
+            above = ""
+            if name.startswith("llm-ab: "):
+                above = f"{med[name] - med['floor: ' + name[8:] + ' hostcalls']:+.1f}"
+            each = " ".join(f"{r['cpu_us_per_req']:.1f}" for r in rs)
+            print(f"| {name} | {med[name]:.1f} | {added} | {above} | {each} | {sum(r['errors'] for r in rs)} |")
+    finally:
+        for p in reversed(procs):
+            p.stop()
+
+
 def main():
     ap = argparse.ArgumentParser(description="bare Envoy vs Envoy + llm-ab, CPU per request")
     ap.add_argument("--seconds", type=int, default=8, help="load per round and proxy")
@@ -702,11 +752,16 @@ def main():
                     help="only measure what each part of the everything-on configuration costs")
     ap.add_argument("--baseline", metavar="WASM",
                     help="only compare this build with an earlier .wasm in the same run")
+    ap.add_argument("--floor", action="store_true",
+                    help="only measure the filter beside bench/floor, which makes the same hostcalls and decides nothing")
     args = ap.parse_args()
     for tool, path in (("Envoy", ENVOY), ("filter", WASM), ("mock backend", MOCK), ("load generator", LOAD)):
         if not os.path.exists(path):
             sys.exit(f"{tool} not found at {path}: run `make bench` (it installs and builds)")
 
+    if args.floor:
+        floor_bench(args)
+        return
     if args.parts:
         parts_bench(args)
         return
