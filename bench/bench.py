@@ -641,9 +641,9 @@ def parts_bench(args):
 def baseline_bench(args):
     """This build against an earlier one (`--baseline WASM`, e.g. built from
     an older commit) in the same run: routing only, routing + telemetry and
-    everything on, the baseline with the envoy.yaml of its time (no
-    compression filters), this build with the shipped one and without its
-    compression filters; alternating rounds, medians."""
+    everything on, both without the compression filters (which builds
+    before #12 did not ship), and this build's everything on with them;
+    alternating rounds, medians."""
     global WASM
     tmp = tempfile.mkdtemp(prefix="llm-ab-baseline-")
     up = free_port()
@@ -664,8 +664,8 @@ def baseline_bench(args):
     for name, kw in (("routing", {"routing_only": True}), ("telemetry", {}),
                      ("everything", {"extra": EVERYTHING})):
         configs[f"baseline {name}"] = filtered(args.baseline, False, **kw)
-        configs[f"this build {name}"] = filtered(current, True, **kw)
-    configs["this build everything, no compression filters"] = filtered(current, False, extra=EVERYTHING)
+        configs[f"this build {name}"] = filtered(current, False, **kw)
+    configs["this build everything, with compression filters"] = filtered(current, True, extra=EVERYTHING)
     try:
         proxies = start_proxies(configs, tmp, procs)
         script = wrk_script(tmp, chat_body(args.body_bytes))

@@ -8,6 +8,8 @@
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use llm_ab::body::{prepare, Edits};
 use llm_ab::config::load;
+// The workload of `make bench`'s "everything on" run and its 2 KB request.
+use llm_ab::exchange::workload::{request_2kb, ANSWER, EVERYTHING};
 use llm_ab::redact::Counts;
 use llm_ab::response::ResponseObserver;
 use llm_ab::route::RequestHeaders;
@@ -135,34 +137,6 @@ fn benches(c: &mut Criterion) {
     });
 }
 
-/// The filter's configuration in `make bench`'s "everything on" run.
-const EVERYTHING: &str = r#"{"default_cluster": "a",
-  "redaction": {"request": true, "response": true, "custom": [{"name": "employee_id", "pattern": "EMP-[0-9]{6}"}]},
-  "budgets": {"max_input_tokens": 8000, "max_output_tokens": 1024, "timeout_ms": 30000,
-              "quotas": [{"key": "x-org-id", "tokens_per_minute": 1000000000000}]},
-  "guardrails": {"moderation": {"request_patterns": ["(?i)how to make a bomb"], "response_patterns": ["(?i)as an evil ai"]},
-                 "tools": {"allow": ["search_docs", "get_weather"], "on_violation": "block"},
-                 "response_schema": {"on_fail": "count"},
-                 "review": {"cluster": "a", "sample_rate": 0, "always": ["blocked"]}},
-  "experiments": [{"id": "chat-q4", "sticky_keys": ["x-user-id"], "variants": [
-    {"name": "control", "weight": 90, "cluster": "a", "model": "gpt-4o-mini"},
-    {"name": "candidate", "weight": 10, "cluster": "b", "model": "gpt-4.1-mini"}]}]}"#;
-
-/// The per-request work of the "everything on" configuration, step by
-/// step, on the 2 KB request of `make bench` and its upstream's answer.
-/// A chat request of about 2 KB of prose.
-fn request_2kb() -> Vec<u8> {
-    let filler = "Summarise the quarterly report for the board, keep it short. ".repeat(40);
-    serde_json::json!({"model": "app-default", "temperature": 0.2, "messages": [
-        {"role": "system", "content": "You are a careful assistant."},
-        {"role": "user", "content": &filler[..1900]}]})
-    .to_string()
-    .into_bytes()
-}
-
-/// A small chat completion with usage.
-const ANSWER: &[u8] = br#"{"id":"chatcmpl-bench","object":"chat.completion","model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":500,"completion_tokens":1,"total_tokens":501}}"#;
-
 fn pipeline(c: &mut Criterion) {
     let plan = load(EVERYTHING.as_bytes()).unwrap();
     let body = request_2kb();
@@ -233,69 +207,14 @@ fn pipeline(c: &mut Criterion) {
 
 /// A whole exchange (request headers, 2 KB body, JSON answer, record)
 /// over the recording fake host, per configuration: the decisions' own
-/// cost, to hold against the in-Envoy figure of `make bench`.
+/// cost, to hold against the in-Envoy figure of `make bench` (and, run in
+/// V8 by `bench/inwasm`, against the same work as wasm).
 fn exchange(c: &mut Criterion) {
-    use llm_ab::exchange::fake::FakeHost;
-    use llm_ab::exchange::Exchange;
-    use llm_ab::metrics::Metrics;
-    use std::rc::Rc;
-
-    let routing = r#"{"default_cluster": "a", "telemetry": false,
-  "experiments": [{"id": "chat-q4", "sticky_keys": ["x-user-id"], "variants": [
-    {"name": "control", "weight": 90, "cluster": "a", "model": "gpt-4o-mini"},
-    {"name": "candidate", "weight": 10, "cluster": "b", "model": "gpt-4.1-mini"}]}]}"#;
-    let default = routing.replace(r#""telemetry": false,"#, "");
-    let body = request_2kb();
-    let answer = ANSWER;
+    use llm_ab::exchange::workload::{Workload, CONFIGURATIONS};
     let mut g = c.benchmark_group("exchange over the fake host, 2 KB request");
-    for (name, config) in [
-        ("routing only", routing.to_string()),
-        ("default", default),
-        ("everything on", EVERYTHING.to_string()),
-    ] {
-        let plan = load(config.as_bytes()).unwrap();
-        let mut id = 0;
-        let metrics = Metrics::define(&plan, &mut |_, _| {
-            id += 1;
-            Some(id)
-        });
-        let loaded = Some((Rc::new(plan), Rc::new(metrics)));
-        let host = FakeHost::at(1_767_225_600);
-        let mut n = 0u64;
-        g.bench_function(name, |b| {
-            b.iter(|| {
-                n += 1;
-                host.clear_calls();
-                {
-                    let mut wire = host.wire.borrow_mut();
-                    wire.request_headers = vec![
-                        (":method".into(), "POST".into()),
-                        (":path".into(), "/v1/chat/completions".into()),
-                        (":authority".into(), "gateway".into()),
-                        ("content-type".into(), "application/json".into()),
-                        ("x-user-id".into(), format!("user-{n}")),
-                        ("x-org-id".into(), format!("org-{}", n % 50)),
-                        (
-                            "x-request-id".into(),
-                            "5b1e2e07-6c1c-4a4e-9a1c-2c8b9f0d3e11".into(),
-                        ),
-                    ];
-                    wire.request_body = body.clone();
-                    wire.response_headers = vec![
-                        (":status".into(), "200".into()),
-                        ("content-type".into(), "application/json".into()),
-                    ];
-                    wire.response_body = answer.to_vec();
-                }
-                let mut ex = Exchange::new(host.clone(), loaded.clone(), n);
-                ex.on_request_headers(false);
-                ex.on_request_body(body.len(), true);
-                ex.on_response_headers(false);
-                ex.on_response_body(answer.len(), true);
-                ex.on_log();
-                black_box(host.hostcalls())
-            })
-        });
+    for (name, config) in CONFIGURATIONS {
+        let mut w = Workload::new(config).unwrap();
+        g.bench_function(name, |b| b.iter(|| black_box(w.run())));
     }
     g.finish();
 }

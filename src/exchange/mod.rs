@@ -13,9 +13,11 @@
 //! - [`response`]: the response headers (which mode reads the body) and
 //!   held JSON answers;
 //! - [`stream`]: SSE events as they flow (usage, guardrails, redaction);
-//! - [`finish`]: the record, the metrics, quota settlement, review copies.
+//! - [`finish`]: the record, the metrics, quota settlement, review copies;
+//! - [`fake`] and [`workload`]: the recording host of native tests and the
+//!   benchmark exchange over it (not in the filter's `.wasm`).
 
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(any(not(target_arch = "wasm32"), feature = "workload"))]
 pub mod fake;
 mod fallback;
 mod finish;
@@ -26,6 +28,8 @@ mod safety;
 mod stream;
 #[cfg(test)]
 mod tests;
+#[cfg(any(not(target_arch = "wasm32"), feature = "workload"))]
+pub mod workload;
 
 pub use host::{Flow, Headers, Host, ReviewItem};
 
