@@ -33,6 +33,7 @@ pub mod json;
 pub mod metrics;
 pub mod output;
 pub mod pattern;
+pub mod pool_alloc;
 pub mod record;
 pub mod redact;
 pub mod response;
@@ -49,3 +50,8 @@ pub mod vm_memory;
 
 #[cfg(target_arch = "wasm32")]
 mod host;
+
+/// Small blocks from size-class free lists (see [`pool_alloc`]).
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static ALLOCATOR: pool_alloc::Global = pool_alloc::Global::new();
