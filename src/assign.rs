@@ -10,14 +10,44 @@
 //! only gives buckets back to control, so a user never moves between two
 //! treatments and keeps a treatment whose weight did not fall.
 
-use std::io::Cursor;
-
 /// Number of buckets (0.01 % granularity).
 pub const BUCKETS: u32 = 10_000;
 
+/// MurmurHash3 x86 32-bit of `bytes` under `seed` (Appleby's
+/// `MurmurHash3_x86_32`), over a slice: no reader, no copy.
+pub fn murmur3_32(bytes: &[u8], seed: u32) -> u32 {
+    const C1: u32 = 0xcc9e_2d51;
+    const C2: u32 = 0x1b87_3593;
+    let mix = |k: u32| k.wrapping_mul(C1).rotate_left(15).wrapping_mul(C2);
+    let mut h = seed;
+    let mut blocks = bytes.chunks_exact(4);
+    for block in &mut blocks {
+        let k = u32::from_le_bytes([block[0], block[1], block[2], block[3]]);
+        h = (h ^ mix(k))
+            .rotate_left(13)
+            .wrapping_mul(5)
+            .wrapping_add(0xe654_6b64);
+    }
+    let tail = blocks.remainder();
+    if !tail.is_empty() {
+        let k = tail
+            .iter()
+            .rev()
+            .fold(0u32, |k, b| (k << 8) | u32::from(*b));
+        h ^= mix(k);
+    }
+    // The length is mixed in modulo 2^32, as the reference does.
+    h ^= bytes.len() as u32;
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x85eb_ca6b);
+    h ^= h >> 13;
+    h = h.wrapping_mul(0xc2b2_ae35);
+    h ^ (h >> 16)
+}
+
 /// MurmurHash3 x86 32-bit (seed 0) of `bytes`.
 pub fn hash32(bytes: &[u8]) -> u32 {
-    murmur3::murmur3_32(&mut Cursor::new(bytes), 0).unwrap_or(0)
+    murmur3_32(bytes, 0)
 }
 
 /// The bucket of a sticky key under a salt.
@@ -26,9 +56,7 @@ pub fn bucket(salt: &str, key: &str) -> u16 {
     input.extend_from_slice(salt.as_bytes());
     input.push(b':');
     input.extend_from_slice(key.as_bytes());
-    // Reading from an in-memory cursor cannot fail.
-    let hash = murmur3::murmur3_32(&mut Cursor::new(input), 0).unwrap_or(0);
-    (hash % BUCKETS) as u16
+    (murmur3_32(&input, 0) % BUCKETS) as u16
 }
 
 /// Width in buckets of each treatment's lane.
@@ -106,7 +134,26 @@ mod tests {
     use super::*;
 
     fn hash(s: &str, seed: u32) -> u32 {
-        murmur3::murmur3_32(&mut Cursor::new(s.as_bytes()), seed).unwrap_or(0)
+        murmur3_32(s.as_bytes(), seed)
+    }
+
+    #[test]
+    fn murmur3_matches_the_murmur3_crate_on_every_length_and_seed() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for len in 0..300usize {
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    seed as u8
+                })
+                .collect();
+            for s in [0, 1, 17, 71, 0x9e37_79b9, u32::MAX, seed as u32] {
+                let reference = murmur3::murmur3_32(&mut std::io::Cursor::new(&bytes), s).unwrap();
+                assert_eq!(murmur3_32(&bytes, s), reference, "len {len} seed {s}");
+            }
+        }
     }
 
     #[test]

@@ -9,7 +9,6 @@
 
 use crate::shared::update;
 pub use crate::shared::{SharedStore, StoreError};
-use std::io::Cursor;
 
 /// Compiled budgets.
 #[derive(Debug, Clone, Default)]
@@ -58,8 +57,7 @@ pub enum Decision {
 /// The store key of a quota and key value: never the raw value (it may be
 /// an e-mail), only a 64-bit hash of it.
 pub fn store_key(quota_index: usize, key_value: &str) -> String {
-    let hash =
-        |seed| murmur3::murmur3_32(&mut Cursor::new(key_value.as_bytes()), seed).unwrap_or(0);
+    let hash = |seed| crate::assign::murmur3_32(key_value.as_bytes(), seed);
     format!(
         "llm_ab.quota.{quota_index}.{:08x}{:08x}",
         hash(17),

@@ -5,7 +5,7 @@
 //! join), else derived from the caller's entropy, and a new `traceparent`
 //! goes upstream.
 
-use std::io::Cursor;
+use crate::assign::murmur3_32;
 
 /// The trace of one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,8 +39,8 @@ pub fn parse_traceparent(value: &str) -> Option<&str> {
 }
 
 fn hash64(bytes: &[u8], seed: u32) -> u64 {
-    let lo = murmur3::murmur3_32(&mut Cursor::new(bytes), seed).unwrap_or(0);
-    let hi = murmur3::murmur3_32(&mut Cursor::new(bytes), seed ^ 0x9e37_79b9).unwrap_or(0);
+    let lo = murmur3_32(bytes, seed);
+    let hi = murmur3_32(bytes, seed ^ 0x9e37_79b9);
     (u64::from(hi) << 32) | u64::from(lo)
 }
 
