@@ -165,8 +165,9 @@ impl<H: Host> Exchange<H> {
             return Flow::Continue;
         }
         // A response the filter reads needs three headers: one call for all.
-        let reads =
-            self.matched.is_some() && self.loaded.as_ref().is_some_and(|(p, _)| p.telemetry);
+        // Routing only (no telemetry) reads none: nothing uses the status.
+        let telemetry = self.loaded.as_ref().is_some_and(|(p, _)| p.telemetry);
+        let reads = self.matched.is_some() && telemetry;
         let snapshot = if reads {
             self.host.response_headers()
         } else {
@@ -180,8 +181,10 @@ impl<H: Host> Exchange<H> {
         };
         let status = if reads {
             get(":status").map(str::to_string)
-        } else {
+        } else if telemetry {
             self.host.response_header(":status")
+        } else {
+            None
         };
         self.status = status.and_then(|s| s.parse().ok()).unwrap_or(0);
         let (Some((plan, _)), Some(m)) = (self.loaded.clone(), self.matched) else {

@@ -463,7 +463,7 @@ fn hostcall_budget_per_configuration() {
     let mut routing = base();
     routing["telemetry"] = json!(false);
     let cases = [
-        ("routing only", routing, 12),
+        ("routing only", routing, 11),
         ("default", base(), 21),
         ("everything on", everything(), 26),
     ];
