@@ -22,6 +22,7 @@
 pub mod assign;
 pub mod body;
 pub mod budget;
+pub mod chunk;
 pub mod config;
 pub mod encoding;
 pub mod error;

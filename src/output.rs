@@ -3,6 +3,7 @@
 //! redaction, for a whole JSON response ([`check_json`]) or a stream, event
 //! by event ([`StreamGuard`]).
 
+use crate::chunk::Event;
 use crate::error::ApiError;
 use crate::guard::{called_tools, schema, Guardrails, OnSchemaFail, REFUSAL_MESSAGE};
 use crate::redact::{Counts, Redactor, Unscannable};
@@ -172,9 +173,40 @@ impl StreamGuard {
 
     /// Inspects one event's `data`.
     pub fn on_event(&mut self, policy: Policy<'_>, data: &str) -> StreamAction {
+        self.on_parsed(policy, &Event::parse(data))
+    }
+
+    /// Inspects one event, parsed once for every reader of the stream.
+    pub fn on_parsed(&mut self, policy: Policy<'_>, event: &Event<'_>) -> StreamAction {
         if self.stopped {
             return StreamAction::Stop(Vec::new());
         }
+        let chunk = match event {
+            Event::Chunk(chunk) => chunk,
+            Event::Unusual(data) => return self.on_text(policy, data),
+            // Not an object (`[DONE]` included): nothing new to check.
+            Event::Done | Event::Other => return StreamAction::Pass,
+        };
+        let called = chunk.choices.iter().flat_map(|c| {
+            [&c.message, &c.delta]
+                .into_iter()
+                .flatten()
+                .flat_map(|part| part.tool_names())
+        });
+        if !policy.guard.disallowed_tools(called).is_empty() {
+            return self.stop_tool_call();
+        }
+        for (delta, _) in &chunk.texts {
+            if let Some(text) = delta {
+                self.add_content(text);
+            }
+        }
+        self.check_content(policy)
+    }
+
+    /// An event that is not shaped like a chunk, read on its own (and the
+    /// reference the parsed path is tested against).
+    pub(crate) fn on_text(&mut self, policy: Policy<'_>, data: &str) -> StreamAction {
         let Ok(v) = crate::json::parse::<Value>(data) else {
             return StreamAction::Pass;
         };
@@ -183,18 +215,31 @@ impl StreamGuard {
             .disallowed_tools(called_tools(&v).iter().map(String::as_str))
             .is_empty()
         {
-            self.stopped = true;
-            self.tool_blocked = true;
-            let err = ApiError::tool_call_not_allowed();
-            return StreamAction::Stop(vec![String::from_utf8_lossy(&err.body()).into_owned()]);
+            return self.stop_tool_call();
         }
         for choice in v["choices"].as_array().into_iter().flatten() {
             if let Some(text) = choice["delta"]["content"].as_str() {
-                if self.content.len() + text.len() <= MAX_CONTENT {
-                    self.content.push_str(text);
-                }
+                self.add_content(text);
             }
         }
+        self.check_content(policy)
+    }
+
+    fn add_content(&mut self, text: &str) {
+        if self.content.len() + text.len() <= MAX_CONTENT {
+            self.content.push_str(text);
+        }
+    }
+
+    fn stop_tool_call(&mut self) -> StreamAction {
+        self.stopped = true;
+        self.tool_blocked = true;
+        let err = ApiError::tool_call_not_allowed();
+        StreamAction::Stop(vec![String::from_utf8_lossy(&err.body()).into_owned()])
+    }
+
+    /// Stops the stream when the content so far is blocked.
+    fn check_content(&mut self, policy: Policy<'_>) -> StreamAction {
         if policy.guard.blocked_response(&self.content) {
             self.stopped = true;
             self.output_blocked = true;

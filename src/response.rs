@@ -5,6 +5,7 @@
 //! Nothing here keeps response text: content is counted and scanned for
 //! refusal phrases through a bounded tail, then dropped.
 
+use crate::chunk::Event;
 use crate::tokens::TokenCounter;
 use crate::usage::UsageJson;
 pub use crate::usage::{Tokens, TokensSource};
@@ -131,7 +132,47 @@ impl ResponseObserver {
         }
     }
 
-    /// Observes the `data` of one SSE event and classifies it.
+    /// Observes one SSE event, parsed once for every reader of the stream.
+    pub fn observe_parsed(&mut self, event: &Event<'_>, refusal_phrases: &[String]) -> EventKind {
+        let chunk = match event {
+            Event::Done => {
+                self.saw_done = true;
+                return EventKind::Done;
+            }
+            Event::Other => return EventKind::Other,
+            Event::Unusual(data) => return self.observe_event(data, refusal_phrases),
+            Event::Chunk(chunk) if !chunk.strings_where_expected() => {
+                return self.observe_event(chunk.data, refusal_phrases)
+            }
+            Event::Chunk(chunk) => chunk,
+        };
+        if let Some(u) = chunk.usage {
+            self.usage = Some(u);
+        }
+        for (choice, (delta, message)) in chunk.choices.iter().zip(&chunk.texts) {
+            if choice.content_filtered() {
+                self.refusal = true;
+            }
+            for text in [delta, message].into_iter().flatten() {
+                self.output.add(text);
+                self.phrases.add(text, refusal_phrases);
+            }
+            for part in [&choice.delta, &choice.message].into_iter().flatten() {
+                if part.refusal.as_deref().is_some_and(|r| !r.is_empty()) {
+                    self.refusal = true;
+                }
+            }
+        }
+        if chunk.choices.is_empty() && chunk.usage.is_some() {
+            EventKind::UsageOnly
+        } else {
+            EventKind::Choices
+        }
+    }
+
+    /// Observes the `data` of one SSE event, read on its own (when the
+    /// observer is its only reader, or the event is not shaped like a
+    /// chunk), and classifies it.
     pub fn observe_event(&mut self, data: &str, refusal_phrases: &[String]) -> EventKind {
         let data = data.trim();
         if data == "[DONE]" {

@@ -1,9 +1,11 @@
-//! Server-sent events as they flow: every complete event is observed (usage,
-//! refusals), checked by the stream guardrails and redacted; the usage-only
+//! Server-sent events as they flow: every complete event is parsed once
+//! ([`crate::chunk`]), observed (usage, refusals), checked by the stream
+//! guardrails and redacted; the usage-only
 //! chunk the filter asked for on the client's behalf is dropped. Events are
 //! re-emitted at once; only an incomplete tail waits for its end.
 
 use super::{Exchange, Host, ResponseMode};
+use crate::chunk::Event;
 use crate::output::{Policy, StreamAction, StreamGuard};
 use crate::response::EventKind;
 
@@ -41,11 +43,15 @@ impl<H: Host> Exchange<H> {
             .map_or(&[][..], |(p, _)| &p.refusal_phrases[..]);
         let events = parser.feed(chunk);
         if !*strip_usage && redact.is_none() && guard.is_none() {
+            // The observer alone reads fewer fields than a shared parse.
             for e in &events {
                 observer.observe_event(&e.data, refusal_phrases);
             }
             return None;
         }
+        // Each event is parsed once, for the observer, the guardrails and
+        // the redactor; the observer alone reads fewer fields on its own.
+        let shared = redact.is_some() || guard.is_some();
         // Re-emit complete events only: minus the usage chunk the client did
         // not ask for, checked by the guardrails, with redacted content; an
         // incomplete tail waits for its end.
@@ -59,12 +65,17 @@ impl<H: Host> Exchange<H> {
             if guard.as_ref().is_some_and(StreamGuard::stopped) {
                 break;
             }
-            let kind = observer.observe_event(&e.data, refusal_phrases);
+            let parsed = shared.then(|| Event::parse(&e.data));
+            let kind = match &parsed {
+                Some(p) => observer.observe_parsed(p, refusal_phrases),
+                None => observer.observe_event(&e.data, refusal_phrases),
+            };
             if *strip_usage && kind == EventKind::UsageOnly {
                 continue;
             }
             if let Some(g) = guard.as_mut() {
-                if let StreamAction::Stop(replacements) = g.on_event(policy, &e.data) {
+                let parsed = parsed.as_ref().unwrap_or(&Event::Other);
+                if let StreamAction::Stop(replacements) = g.on_parsed(policy, parsed) {
                     for data in replacements {
                         emit(&mut out, &data);
                     }
@@ -84,7 +95,14 @@ impl<H: Host> Exchange<H> {
                             emit(&mut out, &data);
                         }
                     }
-                    match sse.rewrite(r, &e.data, &mut self.redactions) {
+                    let rewritten = match &parsed {
+                        Some(Event::Chunk(c)) => {
+                            sse.rewrite_chunk(r, &e.data, c, &mut self.redactions)
+                        }
+                        Some(Event::Unusual(_)) => sse.rewrite(r, &e.data, &mut self.redactions),
+                        _ => None,
+                    };
+                    match rewritten {
                         Some(data) => emit(&mut out, &data),
                         None => out.extend_from_slice(&e.raw),
                     }

@@ -47,6 +47,36 @@ fn offset_in(outer: &str, inner: &str) -> usize {
     crate::json::offset_in(outer.as_bytes(), inner.as_bytes())
 }
 
+/// The splice that puts `"content": out` first in the delta `delta_raw`.
+fn flush_into(data: &str, delta_raw: &RawValue, out: &str) -> (usize, usize, String) {
+    let brace = offset_in(data, delta_raw.get()) + 1;
+    let empty = delta_raw.get()[1..].trim_start().starts_with('}');
+    let sep = if empty { "" } else { "," };
+    (
+        brace,
+        brace,
+        format!("\"content\":{}{sep}", json_string(out)),
+    )
+}
+
+/// `data` with each `(start, end, text)` splice applied; `None` when
+/// there is none.
+fn splice(data: &str, mut splices: Vec<(usize, usize, String)>) -> Option<String> {
+    if splices.is_empty() {
+        return None;
+    }
+    crate::json::sort_spans(&mut splices, |s| (s.0, 0));
+    let mut out = String::with_capacity(data.len() + 32);
+    let mut at = 0;
+    for (start, end, text) in splices {
+        out.push_str(data.get(at..start)?);
+        out.push_str(&text);
+        at = end;
+    }
+    out.push_str(data.get(at..)?);
+    Some(out)
+}
+
 impl SseRedactor {
     /// A fresh stream.
     pub fn new() -> SseRedactor {
@@ -65,6 +95,77 @@ impl SseRedactor {
 
     /// Rewrites the `data` of one event; `None` when it is unchanged.
     pub fn rewrite(&mut self, r: &Redactor, data: &str, counts: &mut Counts) -> Option<String> {
+        match crate::chunk::Event::parse(data) {
+            crate::chunk::Event::Chunk(chunk) => self.rewrite_chunk(r, data, &chunk, counts),
+            crate::chunk::Event::Unusual(_) => self.rewrite_text(r, data, counts),
+            _ => None,
+        }
+    }
+
+    /// Rewrites one event from its parsed chunk (`data` is the text it was
+    /// parsed from); `None` when it is unchanged.
+    pub fn rewrite_chunk(
+        &mut self,
+        r: &Redactor,
+        data: &str,
+        chunk: &crate::chunk::Chunk<'_>,
+        counts: &mut Counts,
+    ) -> Option<String> {
+        // A choice that ends in a delta without content may need its held
+        // text flushed into that delta: where the deltas start is read
+        // again then (once per choice, at its end), before anything changes.
+        let ends_without_content = chunk
+            .choices
+            .iter()
+            .any(|c| c.finished() && c.delta.as_ref().is_some_and(|d| d.content.0.is_none()));
+        let deltas = if ends_without_content {
+            match crate::json::parse::<Chunk<'_>>(data) {
+                Ok(c) => c.choices.iter().map(|c| c.delta).collect(),
+                Err(_) => return self.rewrite_text(r, data, counts),
+            }
+        } else {
+            Vec::new()
+        };
+        let mut splices: Vec<(usize, usize, String)> = Vec::new();
+        for (position, (c, (text, _))) in chunk.choices.iter().zip(&chunk.texts).enumerate() {
+            let Some(delta) = &c.delta else { continue };
+            let finished = c.finished();
+            let Some(stream) = self.choice(c.index) else {
+                continue;
+            };
+            let mut out = match text {
+                Some(t) => stream.push(r, t, counts),
+                None => String::new(),
+            };
+            if finished {
+                out.push_str(&stream.finish(r, counts));
+            }
+            if let Some(raw) = delta.content.0 {
+                let unchanged = match text {
+                    Some(original) => out == *original,
+                    None => out.is_empty(),
+                };
+                if !unchanged {
+                    let start = offset_in(data, raw.get());
+                    splices.push((start, start + raw.get().len(), json_string(&out)));
+                }
+            } else if !out.is_empty() {
+                if let Some(Some(delta_raw)) = deltas.get(position) {
+                    splices.push(flush_into(data, delta_raw, &out));
+                }
+            }
+        }
+        splice(data, splices)
+    }
+
+    /// Rewrites an event that is not shaped like a chunk, read on its own
+    /// (and the reference the parsed path is tested against).
+    pub(crate) fn rewrite_text(
+        &mut self,
+        r: &Redactor,
+        data: &str,
+        counts: &mut Counts,
+    ) -> Option<String> {
         let chunk: Chunk<'_> = crate::json::parse(data).ok()?;
         // (start, end, replacement) splices, in order.
         let mut splices: Vec<(usize, usize, String)> = Vec::new();
@@ -101,29 +202,10 @@ impl SseRedactor {
                 }
             } else if !out.is_empty() {
                 // Flush into a delta that had no (string) content.
-                let brace = offset_in(data, delta_raw.get()) + 1;
-                let empty = delta_raw.get()[1..].trim_start().starts_with('}');
-                let sep = if empty { "" } else { "," };
-                splices.push((
-                    brace,
-                    brace,
-                    format!("\"content\":{}{sep}", json_string(&out)),
-                ));
+                splices.push(flush_into(data, delta_raw, &out));
             }
         }
-        if splices.is_empty() {
-            return None;
-        }
-        crate::json::sort_spans(&mut splices, |s| (s.0, 0));
-        let mut out = String::with_capacity(data.len() + 32);
-        let mut at = 0;
-        for (start, end, text) in splices {
-            out.push_str(data.get(at..start)?);
-            out.push_str(&text);
-            at = end;
-        }
-        out.push_str(data.get(at..)?);
-        Some(out)
+        splice(data, splices)
     }
 
     /// Ends the stream: `data` payloads of events that carry what is still
