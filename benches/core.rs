@@ -216,6 +216,13 @@ fn exchange(c: &mut Criterion) {
         let mut w = Workload::new(config).unwrap();
         g.bench_function(name, |b| b.iter(|| black_box(w.run())));
     }
+    let stream = llm_ab::exchange::workload::stream_200();
+    for (name, config) in CONFIGURATIONS {
+        let mut w = Workload::new(config).unwrap();
+        g.bench_function(format!("{name}, 200-event stream in 512 B pieces"), |b| {
+            b.iter(|| black_box(w.run_stream(&stream, 512)))
+        });
+    }
     g.finish();
 }
 

@@ -55,6 +55,26 @@ pub fn request_2kb() -> Vec<u8> {
     .into_bytes()
 }
 
+/// A streamed answer of 200 content events (some with PII), the finish
+/// event, the usage chunk and `[DONE]`.
+pub fn stream_200() -> Vec<u8> {
+    let mut out = String::new();
+    for i in 0..200 {
+        let piece = match i % 10 {
+            3 => "write to jane.doe@example.com ",
+            7 => "or call +1 415 555 0134. ",
+            _ => "The quarterly numbers improved. ",
+        };
+        out.push_str(&format!(
+            "data: {{\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{piece}\"}},\"finish_reason\":null}}]}}\n\n"
+        ));
+    }
+    out.push_str("data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n");
+    out.push_str("data: {\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":500,\"completion_tokens\":1200}}\n\n");
+    out.push_str("data: [DONE]\n\n");
+    out.into_bytes()
+}
+
 /// One configuration's exchanges, each with a new user.
 pub struct Workload {
     host: FakeHost,
@@ -82,6 +102,37 @@ impl Workload {
 
     /// Runs one exchange; returns its hostcalls.
     pub fn run(&mut self) -> usize {
+        self.start(false);
+        self.host.wire.borrow_mut().response_body = ANSWER.to_vec();
+        let mut ex = Exchange::new(self.host.clone(), self.loaded.clone(), self.n);
+        ex.on_request_headers(false);
+        ex.on_request_body(self.body.len(), true);
+        ex.on_response_headers(false);
+        ex.on_response_body(ANSWER.len(), true);
+        ex.on_log();
+        self.host.hostcalls()
+    }
+
+    /// Runs one streaming exchange whose answer is `stream`, arriving in
+    /// pieces of `piece` bytes; returns its hostcalls.
+    pub fn run_stream(&mut self, stream: &[u8], piece: usize) -> usize {
+        self.start(true);
+        let body = self.host.wire.borrow().request_body.clone();
+        let mut ex = Exchange::new(self.host.clone(), self.loaded.clone(), self.n);
+        ex.on_request_headers(false);
+        ex.on_request_body(body.len(), true);
+        ex.on_response_headers(false);
+        let pieces: Vec<&[u8]> = stream.chunks(piece.max(1)).collect();
+        for (i, p) in pieces.iter().enumerate() {
+            self.host.wire.borrow_mut().response_body = p.to_vec();
+            ex.on_response_body(p.len(), i + 1 == pieces.len());
+        }
+        ex.on_log();
+        self.host.hostcalls()
+    }
+
+    /// A new user's request on the wire (streaming or not).
+    fn start(&mut self, stream: bool) {
         self.n += 1;
         let n = self.n;
         self.host.clear_calls();
@@ -100,18 +151,41 @@ impl Workload {
                 ),
             ];
             wire.request_body.clone_from(&self.body);
+            let content_type = if stream {
+                // The same request, asking for a stream.
+                wire.request_body.pop();
+                wire.request_body.extend_from_slice(b",\"stream\":true}");
+                "text/event-stream"
+            } else {
+                "application/json"
+            };
             wire.response_headers = vec![
                 (":status".into(), "200".into()),
-                ("content-type".into(), "application/json".into()),
+                ("content-type".into(), content_type.into()),
             ];
-            wire.response_body = ANSWER.to_vec();
         }
-        let mut ex = Exchange::new(self.host.clone(), self.loaded.clone(), n);
-        ex.on_request_headers(false);
-        ex.on_request_body(self.body.len(), true);
-        ex.on_response_headers(false);
-        ex.on_response_body(ANSWER.len(), true);
-        ex.on_log();
-        self.host.hostcalls()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_workload_exchange_succeeds() {
+        let stream = stream_200();
+        for (name, config) in CONFIGURATIONS {
+            let mut w = Workload::new(config).unwrap();
+            let calls = w.run();
+            assert!(calls > 5, "{name}");
+            let streamed = w.run_stream(&stream, 512);
+            assert!(streamed > 5, "{name}");
+            if config != ROUTING {
+                let record = w.host.record().unwrap();
+                assert_eq!(record["outcome"], "success", "{name}");
+                assert_eq!(record["stream"], true, "{name}");
+                assert_eq!(record["tokens_out"], 1200, "{name}: usage of the stream");
+            }
+        }
     }
 }
