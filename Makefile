@@ -15,6 +15,9 @@ ENVOY         := $(VENV)/bin/envoy-bin
 WASM_TARGET   := wasm32-wasip1
 WASM          := target/$(WASM_TARGET)/release/llm_ab.wasm
 MOCK          := target/release/llm-ab-mock
+# What rustc emits for wasm32-wasip1, for binaryen to accept.
+WASM_FEATURES := --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
+                 --enable-nontrapping-float-to-int --enable-multivalue --enable-reference-types
 STAMP         := $(VENV)/.installed
 
 export ENVOY_BIN   := $(abspath $(ENVOY))
@@ -43,7 +46,13 @@ $(STAMP): requirements.txt
 	touch $@
 
 build: toolchain
+	@command -v wasm-opt >/dev/null || (apt-get update -q && apt-get install -y -q binaryen)
 	cargo build --release --target $(WASM_TARGET) -p llm-ab-filter
+	# The shipped module: cargo's, shrunk by binaryen (-Oz: 17 % smaller,
+	# no slower in Envoy; measured in the README). Always from cargo's own
+	# output, so a stale optimized copy never survives a rebuild.
+	wasm-opt -Oz $(WASM_FEATURES) target/$(WASM_TARGET)/release/deps/llm_ab.wasm -o $(WASM).tmp
+	mv $(WASM).tmp $(WASM)
 	cargo build --release -p llm-ab-mock -p llm-ab-cli
 	cargo build --release --target $(WASM_TARGET) -p llm-ab-filter --features crash-hook --target-dir target/crash-hook
 	@ls -l $(WASM) | awk '{print "wasm size: " $$5 " bytes"}'
