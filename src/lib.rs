@@ -3,19 +3,27 @@
 //!
 //! The crate is a pure decision core plus a thin host layer:
 //! - [`config`]: the JSON contract, validation, and the compiled plan;
-//! - [`assign`]: sticky bucket hashing and the ramp-safe bucket layout;
+//! - [`assign`]: sticky bucket hashing (murmur3) and the ramp-safe bucket layout;
 //! - [`route`]: which experiment and variant a request gets, and its cluster;
+//! - [`rollout`], [`slo`], [`shared`]: canary ramps and pauses, the health
+//!   window of a variant, and the shared-data store they live in;
 //! - [`body`]: request JSON validation, `model` rewrite, usage request, prompt estimate;
-//! - [`sse`], [`response`], [`usage`], [`tokens`]: reading usage (cached and reasoning tokens
+//! - [`sse`], [`chunk`], [`response`], [`usage`], [`tokens`]: SSE framing, one
+//!   parse per stream event, reading usage (cached and reasoning tokens
 //!   included) and refusals from JSON and SSE responses;
+//! - [`redact`], [`pattern`]: PII and secret redaction, streams included;
+//! - [`guard`], [`output`], [`budget`]: guardrails (moderation, tools, output
+//!   schema, review), the checks of a model's output, token budgets and quotas;
 //! - [`trace`], [`record`]: the trace id and the per-request access-log record;
 //! - [`encoding`]: which `content-encoding` the filter cannot read;
 //! - [`error`]: client errors in the OpenAI error shape;
-//! - [`stats`]: names of the Envoy stats;
+//! - [`stats`], [`metrics`], [`vm_memory`]: names of the Envoy stats, the
+//!   filter's metric ids and what each event adds to them, the VM memory gauge;
+//! - [`json`]: the crate's one serde_json reader and JSON span helpers;
 //! - [`exchange`]: the request lifecycle as a state machine over a `Host`
 //!   trait (request checks, safety, fallback, response, stream, finish),
 //!   with a recording fake host for native tests and benchmarks;
-//! - [`metrics`]: the filter's metric ids and what each event adds to them;
+//! - [`pool_alloc`]: the `.wasm`'s allocator (size-class free lists);
 //! - `host` (wasm32 only): the proxy-wasm adapter (one hostcall per `Host`
 //!   method), the root context and its timers.
 
