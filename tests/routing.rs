@@ -541,3 +541,44 @@ fn routing_only_mode_routes_without_telemetry() {
         1
     );
 }
+
+/// A header value that is not UTF-8 (HTTP allows such bytes) is read
+/// lossily: the request is routed by that key, and the filter's VM lives
+/// on (the SDK's own header reading would have panicked it).
+#[test]
+fn a_header_value_that_is_not_utf8_is_routed_and_the_vm_lives_on() {
+    use std::io::{Read, Write};
+    let r = rig(CONFIG);
+    let body = BODY.as_bytes();
+    let mut request = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: gateway\r\ncontent-type: application/json\r\n\
+         x-tenant: acme\r\ncontent-length: {}\r\nconnection: close\r\nx-user-id: caf",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(b"\xff\xfe\r\n\r\n");
+    request.extend_from_slice(body);
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", r.envoy.port)).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    s.write_all(&request).unwrap();
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer).unwrap();
+    let head = String::from_utf8_lossy(&answer).to_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    let variant = expected_variant(CONFIG, "caf\u{fffd}\u{fffd}");
+    assert!(
+        head.contains(&format!("x-llm-variant: {variant}\r\n")),
+        "routed by the key read lossily ({variant}): {head}"
+    );
+    // The VM still routes the next request.
+    let next = r
+        .envoy
+        .chat(&[("x-tenant", "acme"), ("x-user-id", "u-1")], BODY);
+    assert_eq!(next.status, 200);
+    assert_eq!(
+        next.header("x-llm-variant"),
+        Some(expected_variant(CONFIG, "u-1").as_str())
+    );
+    assert!(!r.envoy.log().contains("panicked"), "{}", r.envoy.log());
+}

@@ -29,15 +29,18 @@ fn bad(msg: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg.to_string())
 }
 
-/// Reads header lines up to the blank line, lowercasing names.
+/// Reads header lines up to the blank line, lowercasing names. Values may
+/// hold bytes that are not UTF-8 (HTTP's obs-text, which servers such as
+/// h11 accept): they are read lossily, not refused.
 fn read_headers<R: BufRead>(r: &mut R) -> io::Result<Vec<(String, String)>> {
     let mut headers = Vec::new();
-    let mut line = String::new();
+    let mut raw = Vec::new();
     loop {
-        line.clear();
-        if r.read_line(&mut line)? == 0 {
+        raw.clear();
+        if r.read_until(b'\n', &mut raw)? == 0 {
             return Err(bad("eof in headers"));
         }
+        let line = String::from_utf8_lossy(&raw);
         let l = line.trim_end_matches(['\r', '\n']);
         if l.is_empty() {
             return Ok(headers);

@@ -3,7 +3,7 @@
 //! call, so a test can say what an exchange did and how many hostcalls it
 //! made.
 
-use super::{Headers, Host, ReviewItem};
+use super::{HeaderMap, Headers, Host, ReviewItem};
 use crate::metrics::MetricSink;
 use crate::shared::{SharedStore, StoreError};
 use std::cell::{Cell, RefCell};
@@ -223,9 +223,9 @@ impl SharedStore for FakeHost {
 }
 
 impl Host for FakeHost {
-    fn request_headers(&self) -> Headers {
+    fn request_headers(&self) -> HeaderMap {
         self.log(Call::RequestHeaders);
-        self.wire.borrow().request_headers.clone()
+        HeaderMap::from_pairs(&self.wire.borrow().request_headers)
     }
 
     fn set_request_header(&self, name: &str, value: Option<&str>) {
@@ -246,9 +246,9 @@ impl Host for FakeHost {
         self.wire.borrow_mut().request_body = body.to_vec();
     }
 
-    fn response_headers(&self) -> Headers {
+    fn response_headers(&self) -> HeaderMap {
         self.log(Call::ResponseHeaders);
-        self.wire.borrow().response_headers.clone()
+        HeaderMap::from_pairs(&self.wire.borrow().response_headers)
     }
 
     fn response_header(&self, name: &str) -> Option<String> {
@@ -307,9 +307,9 @@ impl Host for FakeHost {
         true
     }
 
-    fn call_response_headers(&self) -> Headers {
+    fn call_response_headers(&self) -> HeaderMap {
         self.log(Call::CallResponseHeaders);
-        self.wire.borrow().call_headers.clone()
+        HeaderMap::from_pairs(&self.wire.borrow().call_headers)
     }
 
     fn call_response_body(&self, size: usize) -> Vec<u8> {

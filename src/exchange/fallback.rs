@@ -96,12 +96,7 @@ impl<H: Host> Exchange<H> {
         }
         self.phase = Phase::Upstream;
         let headers = self.host.call_response_headers();
-        let header = |name: &str| {
-            headers
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.as_str())
-        };
+        let header = |name: &str| headers.get(name);
         let status = header(":status")
             .and_then(|v| v.parse::<u32>().ok())
             .unwrap_or(0);
@@ -158,7 +153,7 @@ impl<H: Host> Exchange<H> {
             .filter(|(k, _)| {
                 !k.starts_with(':')
                     && !matches!(
-                        k.as_str(),
+                        *k,
                         "content-length"
                             | "transfer-encoding"
                             | "connection"
@@ -167,7 +162,6 @@ impl<H: Host> Exchange<H> {
                             | "x-llm-variant"
                     )
             })
-            .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
         if !reply.iter().any(|(k, _)| *k == "content-type") {
             reply.push(("content-type", &content_type));

@@ -14,7 +14,9 @@ pub enum Flow {
     Pause,
 }
 
-/// Header pairs as the host hands them over.
+pub use super::headers::HeaderMap;
+
+/// Header pairs as tests and the fake host hold them.
 pub type Headers = Vec<(String, String)>;
 
 /// A copy of an exchange for human review.
@@ -31,7 +33,7 @@ pub struct ReviewItem {
 /// a recorder in tests and benchmarks.
 pub trait Host: MetricSink + SharedStore {
     /// Every request header (one call).
-    fn request_headers(&self) -> Headers;
+    fn request_headers(&self) -> HeaderMap;
     /// Sets (or with `None` removes) one request header.
     fn set_request_header(&self, name: &str, value: Option<&str>);
     /// The buffered request body.
@@ -40,7 +42,7 @@ pub trait Host: MetricSink + SharedStore {
     fn set_request_body(&self, size: usize, body: &[u8]);
 
     /// Every response header (one call).
-    fn response_headers(&self) -> Headers;
+    fn response_headers(&self) -> HeaderMap;
     /// One response header.
     fn response_header(&self, name: &str) -> Option<String>;
     /// Sets (or with `None` removes) one response header.
@@ -65,7 +67,7 @@ pub trait Host: MetricSink + SharedStore {
         timeout_ms: u64,
     ) -> bool;
     /// Headers of the side call's response.
-    fn call_response_headers(&self) -> Headers;
+    fn call_response_headers(&self) -> HeaderMap;
     /// Body of the side call's response.
     fn call_response_body(&self, size: usize) -> Vec<u8>;
 

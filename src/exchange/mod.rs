@@ -21,6 +21,7 @@
 pub mod fake;
 mod fallback;
 mod finish;
+pub mod headers;
 pub mod host;
 mod request;
 mod response;
@@ -31,7 +32,7 @@ mod tests;
 #[cfg(any(not(target_arch = "wasm32"), feature = "workload"))]
 pub mod workload;
 
-pub use host::{Flow, Headers, Host, ReviewItem};
+pub use host::{Flow, HeaderMap, Headers, Host, ReviewItem};
 
 use crate::body::RequestInfo;
 use crate::budget::Reservation;

@@ -3,7 +3,7 @@
 //! (edits, redaction, budgets, guardrails, quotas), or a refusal. Nothing
 //! refused here reaches the upstream.
 
-use super::{Exchange, Flow, Headers, Host, Matched, Phase, MAX_REVIEW_COPY};
+use super::{Exchange, Flow, HeaderMap, Host, Matched, Phase, MAX_REVIEW_COPY};
 use crate::body::{self, Edits};
 use crate::budget::{self, Decision};
 use crate::error::ApiError;
@@ -21,18 +21,15 @@ const OWNED_REQUEST_HEADERS: [&str; 4] = [
 
 /// The request headers, read from the host in one call: a handful of
 /// lookups per request is cheaper locally than one hostcall each.
-struct Snapshot(Headers);
+struct Snapshot(HeaderMap);
 
 impl Snapshot {
     fn has(&self, name: &str) -> bool {
-        self.0.iter().any(|(k, _)| k == name)
+        self.0.has(name)
     }
 
     fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.0.get(name)
     }
 }
 

@@ -171,14 +171,9 @@ impl<H: Host> Exchange<H> {
         let snapshot = if reads {
             self.host.response_headers()
         } else {
-            Vec::new()
+            super::HeaderMap::default()
         };
-        let get = |name: &str| {
-            snapshot
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.as_str())
-        };
+        let get = |name: &str| snapshot.get(name);
         let status = if reads {
             get(":status").map(str::to_string)
         } else if telemetry {

@@ -4,7 +4,7 @@
 
 use super::review;
 use super::store::HostStore;
-use crate::exchange::{Exchange, Flow, Headers, Host, Loaded, ReviewItem};
+use crate::exchange::{Exchange, Flow, HeaderMap, Host, Loaded, ReviewItem};
 use crate::metrics::MetricSink;
 use crate::shared::{SharedStore, StoreError};
 use proxy_wasm::hostcalls;
@@ -41,6 +41,37 @@ impl SharedStore for WasmHost {
     }
 }
 
+#[link(wasm_import_module = "env")]
+extern "C" {
+    /// The proxy-wasm ABI call behind the SDK's `get_map` (which panics on
+    /// a header value that is not UTF-8, and allocates two strings per
+    /// header): the serialized map, in memory the host allocated through
+    /// the module's allocator.
+    fn proxy_get_header_map_pairs(
+        map_type: MapType,
+        return_map_data: *mut *mut u8,
+        return_map_size: *mut usize,
+    ) -> proxy_wasm::types::Status;
+}
+
+/// Every header of `map`, in one call (empty when the host has none).
+fn header_map(map: MapType) -> HeaderMap {
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: the host writes a pointer to `size` bytes it allocated with
+    // `proxy_on_memory_allocate` (the SDK's, a `Vec<u8>` of that capacity),
+    // or nothing; the bytes are taken back as that `Vec` and freed here.
+    let bytes = unsafe {
+        match proxy_get_header_map_pairs(map, &mut data, &mut size) {
+            proxy_wasm::types::Status::Ok if !data.is_null() => {
+                Vec::from_raw_parts(data, size, size)
+            }
+            _ => Vec::new(),
+        }
+    };
+    HeaderMap::from_serialized(&bytes)
+}
+
 fn buffer(kind: BufferType, size: usize) -> Vec<u8> {
     hostcalls::get_buffer(kind, 0, size)
         .ok()
@@ -49,8 +80,8 @@ fn buffer(kind: BufferType, size: usize) -> Vec<u8> {
 }
 
 impl Host for WasmHost {
-    fn request_headers(&self) -> Headers {
-        hostcalls::get_map(MapType::HttpRequestHeaders).unwrap_or_default()
+    fn request_headers(&self) -> HeaderMap {
+        header_map(MapType::HttpRequestHeaders)
     }
 
     fn set_request_header(&self, name: &str, value: Option<&str>) {
@@ -65,8 +96,8 @@ impl Host for WasmHost {
         let _ = hostcalls::set_buffer(BufferType::HttpRequestBody, 0, size, body);
     }
 
-    fn response_headers(&self) -> Headers {
-        hostcalls::get_map(MapType::HttpResponseHeaders).unwrap_or_default()
+    fn response_headers(&self) -> HeaderMap {
+        header_map(MapType::HttpResponseHeaders)
     }
 
     fn response_header(&self, name: &str) -> Option<String> {
@@ -120,8 +151,8 @@ impl Host for WasmHost {
         .is_ok()
     }
 
-    fn call_response_headers(&self) -> Headers {
-        hostcalls::get_map(MapType::HttpCallResponseHeaders).unwrap_or_default()
+    fn call_response_headers(&self) -> HeaderMap {
+        header_map(MapType::HttpCallResponseHeaders)
     }
 
     fn call_response_body(&self, size: usize) -> Vec<u8> {
