@@ -1,7 +1,8 @@
 //! The proxy-wasm glue: the only code that calls the host.
 //!
-//! [`http`] adapts the SDK to [`crate::exchange`] (one hostcall per `Host`
-//! method); [`root`] loads the configuration, defines the metrics and runs
+//! [`wasm_host`] performs each `Host` method of [`crate::exchange`] as one
+//! hostcall and [`http`] forwards the SDK's callbacks to the exchange;
+//! [`root`] loads the configuration, defines the metrics and runs
 //! the timers (review copies, the VM memory gauge). Compiled for `wasm32`
 //! only; everything it calls is tested natively.
 
@@ -10,6 +11,7 @@ mod memory;
 mod review;
 mod root;
 mod store;
+mod wasm_host;
 
 use proxy_wasm::types::LogLevel;
 

@@ -1,9 +1,10 @@
 //! Root context: loads the configuration once per VM and creates one
 //! [`HttpFilter`] per HTTP stream.
 
-use super::http::{HttpFilter, WasmHost};
+use super::http::HttpFilter;
 use super::memory;
 use super::review;
+use super::wasm_host::WasmHost;
 use crate::config::{self, Plan};
 use crate::metrics::{MetricType, Metrics};
 use proxy_wasm::hostcalls;
