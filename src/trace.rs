@@ -44,6 +44,28 @@ fn hash64(bytes: &[u8], seed: u32) -> u64 {
     (u64::from(hi) << 32) | u64::from(lo)
 }
 
+/// Appends `n` as 16 lowercase hex digits.
+fn push_hex16(out: &mut String, n: u64) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for shift in (0..16).rev() {
+        out.push(char::from(HEX[((n >> (shift * 4)) & 15) as usize]));
+    }
+}
+
+/// A request id as a trace id: its hex digits lowercased, dashes dropped,
+/// when that makes 32 digits that are not all zero.
+fn trace_id_of_request_id(request_id: &str) -> Option<String> {
+    let mut id = String::with_capacity(32);
+    for b in request_id.bytes().filter(|b| *b != b'-') {
+        let b = b.to_ascii_lowercase();
+        if id.len() == 32 || !(b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+            return None;
+        }
+        id.push(char::from(b));
+    }
+    (id.len() == 32 && id.bytes().any(|b| b != b'0')).then_some(id)
+}
+
 /// Builds the trace of a request from its headers; `entropy` must differ
 /// per request (time and a counter) and is used only when no id is given.
 pub fn trace_for(traceparent: Option<&str>, request_id: Option<&str>, entropy: u64) -> Trace {
@@ -53,24 +75,28 @@ pub fn trace_for(traceparent: Option<&str>, request_id: Option<&str>, entropy: u
             new_traceparent: None,
         };
     }
-    let from_request_id = request_id
-        .map(|r| r.replace('-', "").to_ascii_lowercase())
-        .filter(|r| is_hex(r, 32) && r.bytes().any(|b| b != b'0'));
     let seed_bytes = [
         entropy.to_le_bytes().as_slice(),
         request_id.unwrap_or("").as_bytes(),
     ]
     .concat();
-    let trace_id = from_request_id.unwrap_or_else(|| {
-        format!(
-            "{:016x}{:016x}",
-            hash64(&seed_bytes, 1),
-            hash64(&seed_bytes, 2) | 1
-        )
-    });
+    let trace_id = request_id
+        .and_then(trace_id_of_request_id)
+        .unwrap_or_else(|| {
+            let mut id = String::with_capacity(32);
+            push_hex16(&mut id, hash64(&seed_bytes, 1));
+            push_hex16(&mut id, hash64(&seed_bytes, 2) | 1);
+            id
+        });
     let span = hash64(&seed_bytes, 3) | 1;
+    let mut traceparent = String::with_capacity(55);
+    traceparent.push_str("00-");
+    traceparent.push_str(&trace_id);
+    traceparent.push('-');
+    push_hex16(&mut traceparent, span);
+    traceparent.push_str("-01");
     Trace {
-        new_traceparent: Some(format!("00-{trace_id}-{span:016x}-01")),
+        new_traceparent: Some(traceparent),
         trace_id,
     }
 }
@@ -117,6 +143,52 @@ mod tests {
         let tp = t.new_traceparent.unwrap_or_default();
         assert!(tp.starts_with("00-6b29fc40ca471067b31d00dd010662da-"));
         assert_eq!(parse_traceparent(&tp), Some(t.trace_id.as_str()));
+    }
+
+    /// The trace as first written (`format!`, `replace`, lowercase): the
+    /// ids a release once generated stay the ones it generates.
+    fn reference(request_id: Option<&str>, entropy: u64) -> Trace {
+        let from_request_id = request_id
+            .map(|r| r.replace('-', "").to_ascii_lowercase())
+            .filter(|r| is_hex(r, 32) && r.bytes().any(|b| b != b'0'));
+        let seed = [
+            entropy.to_le_bytes().as_slice(),
+            request_id.unwrap_or("").as_bytes(),
+        ]
+        .concat();
+        let trace_id = from_request_id
+            .unwrap_or_else(|| format!("{:016x}{:016x}", hash64(&seed, 1), hash64(&seed, 2) | 1));
+        let span = hash64(&seed, 3) | 1;
+        Trace {
+            new_traceparent: Some(format!("00-{trace_id}-{span:016x}-01")),
+            trace_id,
+        }
+    }
+
+    #[test]
+    fn traces_are_the_ones_first_written() {
+        let ids = [
+            None,
+            Some(""),
+            Some("6B29FC40-CA47-1067-B31D-00DD010662DA"),
+            Some("6b29fc40ca471067b31d00dd010662da"),
+            Some("00000000-0000-0000-0000-000000000000"),
+            Some("6b29fc40-ca47-1067-b31d-00dd010662d"),
+            Some("6b29fc40-ca47-1067-b31d-00dd010662dab"),
+            Some("6b29fc40-ca47-1067-b31d-00dd010662dg"),
+            Some("--6b29fc40ca471067b31d00dd010662da--"),
+            Some("req-42"),
+            Some("é6b29fc40ca471067b31d00dd010662d"),
+        ];
+        for id in ids {
+            for entropy in [0, 1, 42, u64::MAX, 0x5b1e_2e07_6c1c_4a4e] {
+                assert_eq!(
+                    trace_for(None, id, entropy),
+                    reference(id, entropy),
+                    "{id:?}"
+                );
+            }
+        }
     }
 
     #[test]
