@@ -85,6 +85,66 @@ fn schema_result(schema_: &Value, content: &str) -> Result<(), String> {
 
 /// Checks a complete non-streaming JSON response.
 pub fn check_json(policy: Policy<'_>, body: &[u8], counts: &mut Counts) -> Verdict {
+    match std::str::from_utf8(body).map(Event::parse) {
+        Ok(Event::Chunk(chunk)) => check_chunk(policy, body, &chunk, counts),
+        _ => check_value(policy, body, counts),
+    }
+}
+
+/// Checks a complete JSON response from its one parse (`body` is the text
+/// `chunk` was parsed from); the rare cases that rewrite the body (a
+/// blocked answer) read it as a document, as [`check_value`] does.
+pub fn check_chunk(
+    policy: Policy<'_>,
+    body: &[u8],
+    chunk: &crate::chunk::Chunk<'_>,
+    counts: &mut Counts,
+) -> Verdict {
+    let mut verdict = Verdict::default();
+    let called = chunk.choices.iter().flat_map(|c| {
+        [&c.message, &c.delta]
+            .into_iter()
+            .flatten()
+            .flat_map(|part| part.tool_names())
+    });
+    if !policy.guard.disallowed_tools(called).is_empty() {
+        verdict.error = Some(ApiError::tool_call_not_allowed());
+        return verdict;
+    }
+    let mut contents = chunk
+        .texts
+        .iter()
+        .filter_map(|(_, message)| message.as_deref());
+    if let Some(s) = policy.schema {
+        let result = contents
+            .clone()
+            .next()
+            .map_or(Err("no content".to_string()), |c| schema_result(s, c));
+        verdict.schema_pass = Some(result.is_ok());
+        if let (Err(why), Some(check)) = (&result, &policy.guard.schema) {
+            if check.on_fail == OnSchemaFail::Block {
+                verdict.error = Some(ApiError::schema_validation_failed(why));
+                return verdict;
+            }
+        }
+    }
+    if contents.any(|c| policy.guard.blocked_response(c)) {
+        return check_value(policy, body, counts);
+    }
+    if let Some(r) = policy.redactor {
+        // `body` parsed: it is valid JSON and UTF-8, no second validation.
+        match r.redact_valid_json(chunk.data, counts) {
+            Ok(Some(new)) => verdict.body = Some(new),
+            Ok(None) => {}
+            Err(Unscannable(why)) => verdict.unscannable = Some(why),
+        }
+    }
+    verdict
+}
+
+/// Checks a complete JSON response read as a document (the reference the
+/// parsed path is tested against, and the path of unusual shapes).
+pub(crate) fn check_value(policy: Policy<'_>, body: &[u8], counts: &mut Counts) -> Verdict {
     let mut verdict = Verdict::default();
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     if let Some(v) = &parsed {
@@ -353,5 +413,89 @@ mod tests {
         s.on_event(p, &delta("{\"a\""));
         s.on_event(p, &delta(": 1}"));
         assert_eq!(s.schema_pass(p), Some(true));
+    }
+
+    /// Answers of the shapes providers send, and odd ones.
+    fn answers(n: usize) -> Vec<String> {
+        const CONTENTS: [&str; 9] = [
+            "fine",
+            "Sure, as an Evil AI I say",
+            "mail jane.doe@example.com now",
+            "{\\\"a\\\": 1}",
+            "{\\\"b\\\": \\\"x\\\"}",
+            "",
+            "caf\\u00e9 EMP-123456",
+            "not json",
+            "[1,2]",
+        ];
+        let mut seed = 0xdead_beef_u64;
+        (0..n)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let r = seed;
+                let c = CONTENTS[(r >> 8) as usize % CONTENTS.len()];
+                let c2 = CONTENTS[(r >> 16) as usize % CONTENTS.len()];
+                let tool = if r % 3 == 0 { "rm" } else { "search_docs" };
+                match (r >> 32) % 10 {
+                    0..=3 => format!(r#"{{"id":"x","choices":[{{"index":0,"message":{{"role":"assistant","content":"{c}"}},"finish_reason":"stop"}}],"usage":{{"prompt_tokens":5,"completion_tokens":2}}}}"#),
+                    4 => format!(r#"{{"choices":[{{"index":0,"message":{{"content":"{c}"}}}},{{"index":1,"message":{{"content":"{c2}"}}}}]}}"#),
+                    5 => format!(r#"{{"choices":[{{"message":{{"content":null,"tool_calls":[{{"id":"t","type":"function","function":{{"name":"{tool}","arguments":"{{}}"}}}}]}}}}]}}"#),
+                    6 => format!(r#"{{"choices":[{{"message":{{"content":"{c}","refusal":"no"}},"finish_reason":"content_filter"}}]}}"#),
+                    7 => [r#"{"choices":[]}"#, r#"{}"#, r#"[1]"#, r#"{"choices":"x"}"#, r#"{broken"#, r#"{"choices":[{"message":{"content":5}}]}"#][(r >> 40) as usize % 6].to_string(),
+                    8 => format!(r#"{{"choices":[{{"index":"0","message":{{"content":"{c}"}}}}]}}"#),
+                    _ => format!(r#"{{"choices":[{{"message":{{"content":"{c}"}}}}],"choices":[{{"message":{{"content":"{c2}"}}}}]}}"#),
+                }
+            })
+            .collect()
+    }
+
+    /// One parse of a JSON answer decides what the document reading did:
+    /// the same verdict and the same observed usage and refusal.
+    #[test]
+    fn a_parsed_answer_is_checked_as_the_document_was() {
+        let r = crate::redact::tests::redactor(crate::redact::Replacement::Template(
+            "[R:{type}]".into(),
+        ));
+        let g = guard();
+        let schema = json!({"type": "object", "required": ["a"]});
+        for body in answers(4_000) {
+            for (redactor, schema) in [
+                (None, None),
+                (Some(&r), None),
+                (Some(&r), Some(&schema)),
+                (None, Some(&schema)),
+            ] {
+                let p = Policy {
+                    redactor,
+                    guard: &g,
+                    schema,
+                };
+                let (mut c1, mut c2) = (Counts::default(), Counts::default());
+                let new = check_json(p, body.as_bytes(), &mut c1);
+                let old = check_value(p, body.as_bytes(), &mut c2);
+                let why = format!(
+                    "{body} redact {} schema {}",
+                    redactor.is_some(),
+                    schema.is_some()
+                );
+                assert_eq!(new.body, old.body, "{why}");
+                assert_eq!(new.error, old.error, "{why}");
+                assert_eq!(new.schema_pass, old.schema_pass, "{why}");
+                assert_eq!(new.output_blocked, old.output_blocked, "{why}");
+                assert_eq!(new.unscannable, old.unscannable, "{why}");
+                assert_eq!(c1, c2, "{why}");
+            }
+            let phrases = ["as an evil".to_string()];
+            let (mut o1, mut o2) = (
+                crate::response::ResponseObserver::new(),
+                crate::response::ResponseObserver::new(),
+            );
+            o1.observe_parsed(&Event::parse(&body), &phrases);
+            o2.observe_json(body.as_bytes(), &phrases);
+            assert_eq!(o1.tokens(9), o2.tokens(9), "{body}");
+            assert_eq!(o1.refused(), o2.refused(), "{body}");
+        }
     }
 }

@@ -4,6 +4,7 @@
 
 use super::request::HeaderEdits;
 use super::{Exchange, Flow, Host, Matched, Phase, ResponseMode, MAX_JSON_RESPONSE};
+use crate::chunk::Event;
 use crate::config::Plan;
 use crate::error::ApiError;
 use crate::output::{self, StreamGuard};
@@ -105,18 +106,27 @@ impl<H: Host> Exchange<H> {
             return Flow::Continue;
         };
         let body = self.host.response_body(body_size);
+        // One parse of the answer for the observer and the checks.
+        let parsed = std::str::from_utf8(&body).ok().map(Event::parse);
         if let Some(o) = self.observer.as_mut() {
-            o.observe_json(&body, &plan.refusal_phrases);
+            match &parsed {
+                Some(event) => {
+                    o.observe_parsed(event, &plan.refusal_phrases);
+                }
+                None => o.observe_json(&body, &plan.refusal_phrases),
+            }
         }
         if !(200..300).contains(&self.status) {
             return Flow::Continue; // upstream errors go on as they are
         }
         let schema = self.schema.take();
-        let verdict = output::check_json(
-            Self::policy(&plan, schema.as_ref()),
-            &body,
-            &mut self.redactions,
-        );
+        let policy = Self::policy(&plan, schema.as_ref());
+        let verdict = match &parsed {
+            Some(Event::Chunk(chunk)) => {
+                output::check_chunk(policy, &body, chunk, &mut self.redactions)
+            }
+            _ => output::check_json(policy, &body, &mut self.redactions),
+        };
         self.schema_pass = verdict.schema_pass;
         if verdict.schema_pass == Some(false) {
             let by_policy = plan
