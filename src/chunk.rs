@@ -110,6 +110,16 @@ pub struct Chunk<'a> {
 }
 
 impl Chunk<'_> {
+    /// The names of every tool the chunk's choices call (messages and deltas).
+    pub fn tool_names(&self) -> impl Iterator<Item = &str> {
+        self.choices.iter().flat_map(|c| {
+            [&c.message, &c.delta]
+                .into_iter()
+                .flatten()
+                .flat_map(|part| part.tool_names())
+        })
+    }
+
     /// Whether every `content` and `finish_reason` is a string or `null`
     /// (what the usage observer reads; anything else it reads as text).
     pub fn strings_where_expected(&self) -> bool {

@@ -101,13 +101,7 @@ pub fn check_chunk(
     counts: &mut Counts,
 ) -> Verdict {
     let mut verdict = Verdict::default();
-    let called = chunk.choices.iter().flat_map(|c| {
-        [&c.message, &c.delta]
-            .into_iter()
-            .flatten()
-            .flat_map(|part| part.tool_names())
-    });
-    if !policy.guard.disallowed_tools(called).is_empty() {
+    if !policy.guard.disallowed_tools(chunk.tool_names()).is_empty() {
         verdict.error = Some(ApiError::tool_call_not_allowed());
         return verdict;
     }
@@ -247,13 +241,7 @@ impl StreamGuard {
             // Not an object (`[DONE]` included): nothing new to check.
             Event::Done | Event::Other => return StreamAction::Pass,
         };
-        let called = chunk.choices.iter().flat_map(|c| {
-            [&c.message, &c.delta]
-                .into_iter()
-                .flatten()
-                .flat_map(|part| part.tool_names())
-        });
-        if !policy.guard.disallowed_tools(called).is_empty() {
+        if !policy.guard.disallowed_tools(chunk.tool_names()).is_empty() {
             return self.stop_tool_call();
         }
         for (delta, _) in &chunk.texts {
