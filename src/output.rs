@@ -83,6 +83,23 @@ fn schema_result(schema_: &Value, content: &str) -> Result<(), String> {
     schema::validate(schema_, &doc)
 }
 
+/// Checks the answer's first content against the output schema, when one
+/// applies; `true` when the failure blocks the answer (`verdict` says why).
+fn schema_blocks(policy: Policy<'_>, first: Option<&str>, verdict: &mut Verdict) -> bool {
+    let Some(s) = policy.schema else {
+        return false;
+    };
+    let result = first.map_or(Err("no content".to_string()), |c| schema_result(s, c));
+    verdict.schema_pass = Some(result.is_ok());
+    if let (Err(why), Some(check)) = (&result, &policy.guard.schema) {
+        if check.on_fail == OnSchemaFail::Block {
+            verdict.error = Some(ApiError::schema_validation_failed(why));
+            return true;
+        }
+    }
+    false
+}
+
 /// Checks a complete non-streaming JSON response.
 pub fn check_json(policy: Policy<'_>, body: &[u8], counts: &mut Counts) -> Verdict {
     match std::str::from_utf8(body).map(Event::parse) {
@@ -109,18 +126,8 @@ pub fn check_chunk(
         .texts
         .iter()
         .filter_map(|(_, message)| message.as_deref());
-    if let Some(s) = policy.schema {
-        let result = contents
-            .clone()
-            .next()
-            .map_or(Err("no content".to_string()), |c| schema_result(s, c));
-        verdict.schema_pass = Some(result.is_ok());
-        if let (Err(why), Some(check)) = (&result, &policy.guard.schema) {
-            if check.on_fail == OnSchemaFail::Block {
-                verdict.error = Some(ApiError::schema_validation_failed(why));
-                return verdict;
-            }
-        }
+    if schema_blocks(policy, contents.clone().next(), &mut verdict) {
+        return verdict;
     }
     if contents.any(|c| policy.guard.blocked_response(c)) {
         return check_value(policy, body, counts);
@@ -150,17 +157,8 @@ pub(crate) fn check_value(policy: Policy<'_>, body: &[u8], counts: &mut Counts) 
             verdict.error = Some(ApiError::tool_call_not_allowed());
             return verdict;
         }
-        if let Some(s) = policy.schema {
-            let result = contents(v)
-                .first()
-                .map_or(Err("no content".to_string()), |c| schema_result(s, c));
-            verdict.schema_pass = Some(result.is_ok());
-            if let (Err(why), Some(check)) = (&result, &policy.guard.schema) {
-                if check.on_fail == OnSchemaFail::Block {
-                    verdict.error = Some(ApiError::schema_validation_failed(why));
-                    return verdict;
-                }
-            }
+        if schema_blocks(policy, contents(v).first().copied(), &mut verdict) {
+            return verdict;
         }
         if contents(v).iter().any(|c| policy.guard.blocked_response(c)) {
             let mut replaced = v.clone();
