@@ -409,8 +409,14 @@ fn high_risk_exchanges_are_copied_to_review_off_the_client_path() {
         .unwrap();
     assert_eq!(blocked_copy["response"]["error"]["code"], "content_blocked");
     assert_eq!(sink.requests()[0].path, "/review");
-    let sent = envoy.metric("llm_ab_review_copies{result=\"sent\"}");
-    assert_eq!(sent, 2);
+    // A copy counts as sent once the sink's answer is back in the VM, a
+    // moment after the sink recorded it: wait for the count, then check it.
+    let sent = || envoy.metric("llm_ab_review_copies{result=\"sent\"}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while sent() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(sent(), 2);
 
     // A review sink that is down costs the client nothing; it is counted.
     drop(sink);
