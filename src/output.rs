@@ -102,8 +102,20 @@ fn schema_blocks(policy: Policy<'_>, first: Option<&str>, verdict: &mut Verdict)
 
 /// Checks a complete non-streaming JSON response.
 pub fn check_json(policy: Policy<'_>, body: &[u8], counts: &mut Counts) -> Verdict {
-    match std::str::from_utf8(body).map(Event::parse) {
-        Ok(Event::Chunk(chunk)) => check_chunk(policy, body, &chunk, counts),
+    let parsed = std::str::from_utf8(body).ok().map(Event::parse);
+    check_parsed(policy, body, parsed.as_ref(), counts)
+}
+
+/// Checks a complete JSON response from its parse (`None`: the body is
+/// not UTF-8); odd shapes are read as a document.
+pub fn check_parsed(
+    policy: Policy<'_>,
+    body: &[u8],
+    parsed: Option<&Event<'_>>,
+    counts: &mut Counts,
+) -> Verdict {
+    match parsed {
+        Some(Event::Chunk(chunk)) => check_chunk(policy, body, chunk, counts),
         _ => check_value(policy, body, counts),
     }
 }
@@ -111,7 +123,7 @@ pub fn check_json(policy: Policy<'_>, body: &[u8], counts: &mut Counts) -> Verdi
 /// Checks a complete JSON response from its one parse (`body` is the text
 /// `chunk` was parsed from); the rare cases that rewrite the body (a
 /// blocked answer) read it as a document, as [`check_value`] does.
-pub fn check_chunk(
+fn check_chunk(
     policy: Policy<'_>,
     body: &[u8],
     chunk: &crate::chunk::Chunk<'_>,
@@ -145,7 +157,7 @@ pub fn check_chunk(
 
 /// Checks a complete JSON response read as a document (the reference the
 /// parsed path is tested against, and the path of unusual shapes).
-pub(crate) fn check_value(policy: Policy<'_>, body: &[u8], counts: &mut Counts) -> Verdict {
+fn check_value(policy: Policy<'_>, body: &[u8], counts: &mut Counts) -> Verdict {
     let mut verdict = Verdict::default();
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     if let Some(v) = &parsed {

@@ -6,7 +6,6 @@
 use super::{Exchange, Host, Matched, Phase};
 use crate::body::{self, Edits};
 use crate::config::Plan;
-use crate::output;
 use crate::sse::SseParser;
 
 impl<H: Host> Exchange<H> {
@@ -116,19 +115,26 @@ impl<H: Host> Exchange<H> {
         let content_type = header("content-type")
             .unwrap_or("application/json")
             .to_string();
-        if let Some(o) = self.observer.as_mut() {
-            if content_type.starts_with("text/event-stream") {
+        let verdict = if content_type.starts_with("text/event-stream") {
+            if let Some(o) = self.observer.as_mut() {
                 for e in SseParser::new().feed(&body) {
                     o.observe_event(&e.data, &plan.refusal_phrases);
                 }
-            } else {
-                o.observe_json(&body, &plan.refusal_phrases);
             }
-        }
+            None
+        } else {
+            super::response::read_answer(
+                self.observer.as_mut(),
+                &plan.refusal_phrases,
+                &body,
+                content_type
+                    .contains("json")
+                    .then(|| Self::policy(&plan, None)),
+                &mut self.redactions,
+            )
+        };
         let mut out_body = body;
-        if content_type.contains("json") {
-            let verdict =
-                output::check_json(Self::policy(&plan, None), &out_body, &mut self.redactions);
+        if let Some(verdict) = verdict {
             let blocks = plan
                 .redaction
                 .as_ref()

@@ -9,10 +9,34 @@ use crate::config::Plan;
 use crate::error::ApiError;
 use crate::output::{self, StreamGuard};
 use crate::redact::sse::SseRedactor;
+use crate::redact::Counts;
+use crate::response::ResponseObserver;
 use crate::sse::SseParser;
 
 /// Envoy's `UT` response flag: the upstream request timed out.
 const UPSTREAM_REQUEST_TIMEOUT: u64 = 0x4;
+
+/// Reads a complete answer once: `observer` learns its usage and refusals
+/// and, with a `policy`, the answer's checks run on the same parse
+/// (`None` without one).
+pub(super) fn read_answer(
+    observer: Option<&mut ResponseObserver>,
+    refusal_phrases: &[String],
+    body: &[u8],
+    policy: Option<output::Policy<'_>>,
+    counts: &mut Counts,
+) -> Option<output::Verdict> {
+    let parsed = std::str::from_utf8(body).ok().map(Event::parse);
+    if let Some(o) = observer {
+        match &parsed {
+            Some(event) => {
+                o.observe_parsed(event, refusal_phrases);
+            }
+            None => o.observe_json(body, refusal_phrases),
+        }
+    }
+    Some(output::check_parsed(policy?, body, parsed.as_ref(), counts))
+}
 
 impl<H: Host> Exchange<H> {
     /// Adds a change to the response headers waiting to be written.
@@ -106,26 +130,18 @@ impl<H: Host> Exchange<H> {
             return Flow::Continue;
         };
         let body = self.host.response_body(body_size);
-        // One parse of the answer for the observer and the checks.
-        let parsed = std::str::from_utf8(&body).ok().map(Event::parse);
-        if let Some(o) = self.observer.as_mut() {
-            match &parsed {
-                Some(event) => {
-                    o.observe_parsed(event, &plan.refusal_phrases);
-                }
-                None => o.observe_json(&body, &plan.refusal_phrases),
-            }
-        }
-        if !(200..300).contains(&self.status) {
-            return Flow::Continue; // upstream errors go on as they are
-        }
-        let schema = self.schema.take();
-        let policy = Self::policy(&plan, schema.as_ref());
-        let verdict = match &parsed {
-            Some(Event::Chunk(chunk)) => {
-                output::check_chunk(policy, &body, chunk, &mut self.redactions)
-            }
-            _ => output::check_json(policy, &body, &mut self.redactions),
+        // Upstream errors go on as they are: observed, not checked.
+        let checked = (200..300).contains(&self.status);
+        let schema = if checked { self.schema.take() } else { None };
+        let verdict = read_answer(
+            self.observer.as_mut(),
+            &plan.refusal_phrases,
+            &body,
+            checked.then(|| Self::policy(&plan, schema.as_ref())),
+            &mut self.redactions,
+        );
+        let Some(verdict) = verdict else {
+            return Flow::Continue;
         };
         self.schema_pass = verdict.schema_pass;
         if verdict.schema_pass == Some(false) {
