@@ -105,6 +105,12 @@ impl HeaderMap {
     }
 }
 
+impl crate::route::RequestHeaders for HeaderMap {
+    fn header(&self, name: &str) -> Option<String> {
+        self.get(name).map(str::to_string)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,12 +3,11 @@
 //! (edits, redaction, budgets, guardrails, quotas), or a refusal. Nothing
 //! refused here reaches the upstream.
 
-use super::{Exchange, Flow, HeaderMap, Host, Matched, Phase, MAX_REVIEW_COPY};
+use super::{Exchange, Flow, Host, Matched, Phase, MAX_REVIEW_COPY};
 use crate::body::{self, Edits};
 use crate::budget::{self, Decision};
 use crate::error::ApiError;
 use crate::response::ResponseObserver;
-use crate::route::RequestHeaders;
 use crate::trace;
 
 /// Upstream request headers the filter owns: client values are dropped.
@@ -18,26 +17,6 @@ const OWNED_REQUEST_HEADERS: [&str; 4] = [
     "x-llm-prompt-version",
     "x-llm-rag-index-version",
 ];
-
-/// The request headers, read from the host in one call: a handful of
-/// lookups per request is cheaper locally than one hostcall each.
-struct Snapshot(HeaderMap);
-
-impl Snapshot {
-    fn has(&self, name: &str) -> bool {
-        self.0.has(name)
-    }
-
-    fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name)
-    }
-}
-
-impl RequestHeaders for Snapshot {
-    fn header(&self, name: &str) -> Option<String> {
-        self.get(name).map(str::to_string)
-    }
-}
 
 /// Header changes, written when the request (or response) goes on, and
 /// not at all when the filter answers itself.
@@ -71,7 +50,9 @@ impl<H: Host> Exchange<H> {
         };
         let start_nanos = self.host.now_nanos();
         self.start_ms = start_nanos / 1_000_000;
-        let headers = Snapshot(self.host.request_headers());
+        // Read from the host in one call: a handful of lookups per request
+        // is cheaper locally than one hostcall each.
+        let headers = self.host.request_headers();
         #[cfg(feature = "crash-hook")]
         if headers.has("x-llm-ab-test-crash") {
             std::process::abort();
