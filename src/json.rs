@@ -79,12 +79,12 @@ pub struct StringValue<'a> {
 
 /// Every string value of a valid JSON document, in order. `Err` when an
 /// escape cannot be decoded (only possible for invalid JSON). Quotes and
-/// backslashes are found with `memchr`, several bytes at a time.
+/// backslashes are found several bytes at a time ([`crate::bytes`]).
 pub fn string_values(text: &str) -> Result<Vec<StringValue<'_>>, &'static str> {
     let s = text.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
-    while let Some(open) = s.get(i..).and_then(|rest| memchr::memchr(b'"', rest)) {
+    while let Some(open) = s.get(i..).and_then(|rest| crate::bytes::find(rest, b'"')) {
         let i0 = i + open;
         let mut j = i0 + 1;
         let mut escaped = false;
@@ -92,7 +92,7 @@ pub fn string_values(text: &str) -> Result<Vec<StringValue<'_>>, &'static str> {
         loop {
             match s
                 .get(j..)
-                .and_then(|rest| memchr::memchr2(b'"', b'\\', rest))
+                .and_then(|rest| crate::bytes::find2(rest, b'"', b'\\'))
             {
                 Some(k) if s.get(j + k) == Some(&b'\\') => {
                     escaped = true;

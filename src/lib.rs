@@ -30,6 +30,7 @@
 pub mod assign;
 pub mod body;
 pub mod budget;
+pub mod bytes;
 pub mod chunk;
 pub mod config;
 pub mod encoding;

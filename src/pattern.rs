@@ -65,7 +65,7 @@ pub fn contains_ignore_ascii_case(hay: &str, needle: &str) -> bool {
     let mut from = rare;
     let last = h.len() - n.len() + rare;
     while from <= last {
-        let Some(p) = memchr::memchr2(lo, up, &h[from..=last]) else {
+        let Some(p) = crate::bytes::find2(&h[from..=last], lo, up) else {
             return false;
         };
         let start = from + p - rare;
@@ -75,6 +75,38 @@ pub fn contains_ignore_ascii_case(hay: &str, needle: &str) -> bool {
         from += p + 1;
     }
     false
+}
+
+/// Every start of `needle` in `hay`, overlapping ones included, in order.
+/// Candidates come from a search for the needle's rarest byte (the `-` of
+/// `EMP-`), like [`contains_ignore_ascii_case`]; `str::match_indices` ran
+/// a two-way search that cost a custom pattern as much as every built-in
+/// detector together in the VM.
+pub fn find_iter<'a>(hay: &'a [u8], needle: &'a [u8]) -> impl Iterator<Item = usize> + 'a {
+    let rare = (0..needle.len())
+        .rev()
+        .max_by_key(|&i| rarity(needle[i]))
+        .unwrap_or(0);
+    let byte = needle.get(rare).copied().unwrap_or(0);
+    let ok = !needle.is_empty() && needle.len() <= hay.len();
+    // The rare byte sits at `rare` within a match: search where it can.
+    let last = if ok {
+        hay.len() - needle.len() + rare
+    } else {
+        0
+    };
+    let mut from = rare;
+    std::iter::from_fn(move || {
+        while ok && from <= last {
+            let p = from + crate::bytes::find(&hay[from..=last], byte)?;
+            from = p + 1;
+            let start = p - rare;
+            if &hay[start..start + needle.len()] == needle {
+                return Some(start);
+            }
+        }
+        None
+    })
 }
 
 /// A compiled pattern.
@@ -125,6 +157,39 @@ mod tests {
         assert_eq!(literal_prefix("a|b"), "");
         assert_eq!(literal_prefix("[A-Z]{3}"), "");
         assert_eq!(literal_prefix("how to make a bomb"), "how to make a bomb");
+    }
+
+    #[test]
+    fn find_iter_finds_every_occurrence() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut found = 0;
+        for _ in 0..20_000 {
+            let hay: Vec<u8> = (0..next() % 40)
+                .map(|_| b"ab-E"[(next() % 4) as usize])
+                .collect();
+            let needle: Vec<u8> = (0..next() % 5)
+                .map(|_| b"ab-E"[(next() % 4) as usize])
+                .collect();
+            let naive: Vec<usize> = if needle.is_empty() {
+                Vec::new()
+            } else {
+                hay.windows(needle.len())
+                    .enumerate()
+                    .filter(|(_, w)| *w == needle.as_slice())
+                    .map(|(i, _)| i)
+                    .collect()
+            };
+            found += naive.len();
+            let fast: Vec<usize> = find_iter(&hay, &needle).collect();
+            assert_eq!(fast, naive, "{needle:?} in {hay:?}");
+        }
+        assert!(found > 10_000, "the texts have matches ({found})");
     }
 
     #[test]

@@ -80,88 +80,91 @@ fn before(s: &[u8], i: usize) -> Option<u8> {
     i.checked_sub(1).and_then(|j| s.get(j).copied())
 }
 
-/// Byte classes of the trigger pass.
+/// Trigger classes of a byte: a digit, `@`, `:`, or an anchor of a
+/// secret (see [`secret_candidates`]).
 const DIGIT: u8 = 1;
-/// First bytes of the prefixed secrets (`sk-`, `AKIA`, `ghp_`, `xox`, `eyJ`, `Bearer`).
-const SECRET_FIRST: u8 = 8;
-const AT: u8 = 16;
-const COLON: u8 = 32;
+const AT: u8 = 2;
+const COLON: u8 = 4;
+const ANCHOR: u8 = 8;
 
-/// The trigger bits a byte before a position clears: after a digit no
-/// digit run starts; after a word character or a dash no secret starts.
-const BLOCKS: [u8; 256] = {
-    let mut t = [0u8; 256];
-    let mut b = 0;
-    while b < 256 {
-        let c = b as u8;
-        if c.is_ascii_digit() {
-            t[b] |= DIGIT;
-        }
-        if c.is_ascii_alphanumeric() || c == b'_' || c == b'-' {
-            t[b] |= SECRET_FIRST;
-        }
-        b += 1;
-    }
-    t
-};
-
-/// The class bits of every byte.
+/// The trigger class of every byte (0 for most of prose).
 const CLASS: [u8; 256] = {
     let mut t = [0u8; 256];
-    let mut b = 0;
-    while b < 256 {
-        let c = b as u8;
-        if c.is_ascii_digit() {
-            t[b] |= DIGIT;
-        }
+    let mut b = b'0';
+    while b <= b'9' {
+        t[b as usize] = DIGIT;
         b += 1;
     }
-    t[b'@' as usize] |= AT;
-    t[b':' as usize] |= COLON;
-    let firsts = b"sAgxeBb";
+    t[b'@' as usize] = AT;
+    t[b':' as usize] = COLON;
+    let anchors = b"-_JAbBkK";
     let mut i = 0;
-    while i < firsts.len() {
-        t[firsts[i] as usize] |= SECRET_FIRST;
+    while i < anchors.len() {
+        t[anchors[i] as usize] = ANCHOR;
         i += 1;
     }
     t
 };
 
 /// Where the detectors look, from one pass over the text: every format
-/// starts at a trigger this pass records, so each detector visits its few
+/// starts at a trigger found here, so each detector visits its few
 /// candidates instead of every byte.
 struct Triggers {
     /// Digits not preceded by a digit (numbers, phones, IBAN check digits).
     digit_runs: Vec<usize>,
-    /// Word starts whose first byte may begin a prefixed secret.
-    secret_starts: Vec<usize>,
-    /// Union of the class bits seen.
+    /// Bytes a secret's candidates are found from.
+    anchors: Vec<usize>,
+    /// Union of the classes seen.
     seen: u8,
 }
 
 impl Triggers {
+    // Not inlined: inside `scan`, the loop's state went to the stack.
+    #[inline(never)]
     fn of(s: &[u8]) -> Triggers {
-        let mut t = Triggers {
-            digit_runs: Vec::new(),
-            secret_starts: Vec::new(),
-            seen: 0,
-        };
-        let mut blocked = 0u8;
-        for (i, &b) in s.iter().enumerate() {
-            let c = CLASS[b as usize];
-            t.seen |= c;
-            // One rarely taken branch per byte.
-            let hit = c & !blocked & (DIGIT | SECRET_FIRST);
-            if hit != 0 {
-                if hit & DIGIT != 0 {
-                    t.digit_runs.push(i);
-                } else {
-                    t.secret_starts.push(i);
-                }
+        let mut digit_runs = Vec::new();
+        let mut anchors = Vec::new();
+        let mut seen = 0;
+        // Eight bytes at a time, one branch each: most words of prose
+        // have no trigger (a branch per byte was half of redaction's time
+        // in V8, which has no SIMD here).
+        let mut chunks = s.chunks_exact(8);
+        let mut base = 0;
+        for chunk in chunks.by_ref() {
+            let any = chunk.iter().fold(0, |m, &b| m | CLASS[b as usize]);
+            if any != 0 {
+                seen |= any;
+                triggers_in(s, base, chunk, &mut digit_runs, &mut anchors);
             }
-            blocked = BLOCKS[b as usize];
+            base += 8;
         }
-        t
+        let tail = chunks.remainder();
+        seen |= tail.iter().fold(0, |m, &b| m | CLASS[b as usize]);
+        triggers_in(s, base, tail, &mut digit_runs, &mut anchors);
+        Triggers {
+            digit_runs,
+            anchors,
+            seen,
+        }
+    }
+}
+
+/// Pushes the digit runs and anchors of `chunk`, which starts at `base`
+/// in `s`.
+fn triggers_in(
+    s: &[u8],
+    base: usize,
+    chunk: &[u8],
+    digits: &mut Vec<usize>,
+    anchors: &mut Vec<usize>,
+) {
+    for (k, &b) in chunk.iter().enumerate() {
+        let i = base + k;
+        match CLASS[b as usize] {
+            DIGIT if !before(s, i).is_some_and(|p| p.is_ascii_digit()) => digits.push(i),
+            ANCHOR => anchors.push(i),
+            _ => {}
+        }
     }
 }
 
@@ -189,7 +192,7 @@ pub fn scan(text: &str, kinds: &[Kind]) -> Vec<Found> {
             // An IPv6 address has at least two colons.
             Kind::Ipv6 if t.seen & COLON != 0 => ipv6s(text, &mut out),
             Kind::Iban => ibans(s, &t.digit_runs, &mut out),
-            Kind::Secret => secrets(s, &t.secret_starts, &mut out),
+            Kind::Secret => secrets(s, &secret_candidates(s, &t.anchors), &mut out),
             _ => {}
         }
     }
@@ -222,7 +225,7 @@ fn is_domain(b: u8) -> bool {
 
 fn emails(s: &[u8], out: &mut Vec<Found>) {
     let mut from = 0;
-    while let Some(at) = memchr::memchr(b'@', &s[from..]).map(|p| p + from) {
+    while let Some(at) = crate::bytes::find(&s[from..], b'@').map(|p| p + from) {
         from = at + 1;
         let mut start = at;
         while start > 0 && is_local(s[start - 1]) && at - start < 64 {
@@ -751,51 +754,61 @@ fn starts_with_at(s: &[u8], i: usize, prefix: &[u8]) -> bool {
     s.get(i..i + prefix.len()) == Some(prefix)
 }
 
-/// Where a secret may start: prefixed tokens at a word start
-/// (`secret_starts`), keyed AWS secrets at their keyword (anywhere: it may
-/// follow `MY_`), PEM blocks at `-----BEGIN `. In order, without repeats.
-fn secret_candidates(s: &[u8], secret_starts: &[usize]) -> Vec<usize> {
-    let mut keyed = Vec::new();
-    let mut from = 2;
-    // Every keyword contains "secret", found case-insensitively from its
-    // rarest letter.
-    while let Some(c) = s
-        .get(from..)
-        .and_then(|rest| memchr::memchr2(b'c', b'C', rest))
-    {
-        let p = from + c - 2;
-        from = p + 3;
-        if s.get(p..p + 6)
-            .is_some_and(|w| w.eq_ignore_ascii_case(b"secret"))
-        {
-            if p >= 4 && s[p - 4..p].eq_ignore_ascii_case(b"aws_") {
-                keyed.push(p - 4);
-            }
-            keyed.push(p);
-        }
+/// Where a secret may start, found from its anchor, a byte rare in prose
+/// ([`Triggers`]): prefixed tokens from their `-` (`sk-`, `xox?-`), `_`
+/// (`gh?_`, `github_`), `J` (`eyJ`), first `A` (AWS and Google keys) or
+/// `b`/`B` (`Bearer `); PEM blocks at `-----BEGIN `; keyed AWS secrets at
+/// the start of their keyword (anywhere: it may follow `MY_`), from its
+/// `_` (`aws_secret…`, `secret_access_key`) or `k` (`secretaccesskey`).
+/// In order, without repeats; [`secrets`] checks each as it would any
+/// position.
+fn secret_candidates(s: &[u8], anchors: &[usize]) -> Vec<usize> {
+    let mut out = Vec::new();
+    let back = |p: usize, n: usize, lit: &[u8], ci: bool| {
+        p.checked_sub(n).filter(|&i| {
+            s.get(i..i + lit.len()).is_some_and(|w| {
+                if ci {
+                    w.eq_ignore_ascii_case(lit)
+                } else {
+                    w == lit
+                }
+            })
+        })
+    };
+    for &p in anchors {
+        let hits = match s[p] {
+            b'-' => [
+                back(p, 2, b"sk", false),
+                back(p, 4, b"xox", false),
+                starts_with_at(s, p, b"-----BEGIN ").then_some(p),
+            ],
+            b'_' => [
+                back(p, 3, b"gh", false).or(back(p, 3, b"aws", true)),
+                back(p, 6, b"github", false).or(back(p, 6, b"secret", true)),
+                None,
+            ],
+            b'J' => [back(p, 2, b"ey", false), None, None],
+            b'k' | b'K' => [back(p, 12, b"secretaccess", true), None, None],
+            b'A' => [Some(p), None, None],
+            _ => [
+                s.get(p..p + 7)
+                    .is_some_and(|w| w.eq_ignore_ascii_case(b"bearer "))
+                    .then_some(p),
+                None,
+                None,
+            ],
+        };
+        out.extend(hits.into_iter().flatten());
     }
-    let mut from = 0;
-    while let Some(p) = s.get(from..).and_then(|rest| memchr::memchr(b'-', rest)) {
-        let p = from + p;
-        from = p + 1;
-        if starts_with_at(s, p, b"-----BEGIN ") {
-            keyed.push(p);
-            from = p + 11;
-        }
-    }
-    if keyed.is_empty() {
-        return secret_starts.to_vec();
-    }
-    keyed.extend_from_slice(secret_starts);
-    keyed.sort_unstable();
-    keyed.dedup();
-    keyed
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
-fn secrets(s: &[u8], secret_starts: &[usize], out: &mut Vec<Found>) {
+fn secrets(s: &[u8], candidates: &[usize], out: &mut Vec<Found>) {
     let word_start = |i: usize| !before(s, i).is_some_and(|b| is_word(b) || b == b'-');
     let mut next = 0;
-    for i in secret_candidates(s, secret_starts) {
+    for &i in candidates {
         if i < next {
             continue;
         }
@@ -977,7 +990,7 @@ mod tests {
 
     /// Text made of the pieces the detectors trigger on, shuffled.
     fn trigger_soup(seed: &mut u64, len: usize) -> String {
-        const PIECES: [&str; 40] = [
+        const PIECES: [&str; 51] = [
             "0",
             "1",
             "4",
@@ -1018,6 +1031,17 @@ mod tests {
             "secret_access_key=",
             "aws_",
             "-----BEGIN ",
+            "github_pat_",
+            "AIza",
+            "gho_",
+            "xoxp-",
+            "bearer ",
+            "eyJhbGciOi.",
+            "J",
+            "aws_secret=",
+            "SecretAccessKey: ",
+            "AWS_SECRET ",
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
         ];
         let mut out = String::new();
         while out.len() < len {

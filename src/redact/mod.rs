@@ -61,7 +61,7 @@ impl Custom {
             Some((prefix, anchored)) => {
                 let mut out = Vec::new();
                 let mut next_allowed = 0;
-                for (at, _) in text.match_indices(prefix.as_str()) {
+                for at in crate::pattern::find_iter(text.as_bytes(), prefix.as_bytes()) {
                     if at < next_allowed {
                         continue;
                     }
@@ -380,13 +380,19 @@ pub(crate) mod tests {
             let c = Custom::new("x", pattern).unwrap();
             let prefiltered = pattern.starts_with("EMP") || pattern.starts_with("ID");
             assert_eq!(c.prefilter.is_some(), prefiltered, "{pattern}");
-            let text = "EMP-123456 EMP-12 ID.42 abc ac abbc XYZ-12 EMP-654321EMP-111111";
-            let plain: Vec<(usize, usize)> = c
-                .regex
-                .find_iter(text)
-                .map(|m| (m.start(), m.end()))
-                .collect();
-            assert_eq!(c.matches(text), plain, "{pattern}");
+            for text in [
+                "EMP-123456 EMP-12 ID.42 abc ac abbc XYZ-12 EMP-654321EMP-111111",
+                "EMP-EMP-123456 IDID.7 ID.ID.8 EMP-1234567 xEMP-000000",
+                "",
+                "EMP",
+            ] {
+                let plain: Vec<(usize, usize)> = c
+                    .regex
+                    .find_iter(text)
+                    .map(|m| (m.start(), m.end()))
+                    .collect();
+                assert_eq!(c.matches(text), plain, "{pattern} in {text}");
+            }
         }
     }
 

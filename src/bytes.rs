@@ -1,0 +1,106 @@
+//! Byte searches for the hot path. In the wasm VM they read eight bytes
+//! at a time (SWAR): the module is built without SIMD, and `memchr`'s
+//! portable fallback reads a `usize`, four bytes on wasm32. Natively they
+//! are `memchr`'s (SIMD). Both are tested here, on every target.
+
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each zero byte of `w`. Exact for the lowest zero byte
+/// (a borrow only marks bytes above a true zero), which is all a forward
+/// search needs.
+fn zero_bytes(w: u64) -> u64 {
+    w.wrapping_sub(LO) & !w & HI
+}
+
+fn word(chunk: &[u8]) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&chunk[..8]);
+    u64::from_le_bytes(w)
+}
+
+/// The first `a` or `b` in `hay`, eight bytes at a time.
+pub fn swar_find2(hay: &[u8], a: u8, b: u8) -> Option<usize> {
+    let (va, vb) = (LO * u64::from(a), LO * u64::from(b));
+    let mut chunks = hay.chunks_exact(8);
+    let mut base = 0;
+    for chunk in chunks.by_ref() {
+        let w = word(chunk);
+        let m = zero_bytes(w ^ va) | zero_bytes(w ^ vb);
+        if m != 0 {
+            return Some(base + (m.trailing_zeros() / 8) as usize);
+        }
+        base += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&x| x == a || x == b)
+        .map(|p| base + p)
+}
+
+/// The first `a` in `hay`.
+pub fn find(hay: &[u8], a: u8) -> Option<usize> {
+    #[cfg(target_arch = "wasm32")]
+    return swar_find2(hay, a, a);
+    #[cfg(not(target_arch = "wasm32"))]
+    return memchr::memchr(a, hay);
+}
+
+/// The first `a` or `b` in `hay`.
+pub fn find2(hay: &[u8], a: u8, b: u8) -> Option<usize> {
+    #[cfg(target_arch = "wasm32")]
+    return swar_find2(hay, a, b);
+    #[cfg(not(target_arch = "wasm32"))]
+    return memchr::memchr2(a, b, hay);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(hay: &[u8], a: u8, b: u8) -> Option<usize> {
+        hay.iter().position(|&x| x == a || x == b)
+    }
+
+    #[test]
+    fn finds_the_first_of_two_bytes_at_every_place() {
+        // Every needle pair among the bytes that break naive SWAR (0, 1,
+        // 0x7f, 0x80, 0xff) and ordinary ones, at every offset of hays of
+        // every length to 40, over backgrounds of each of those bytes.
+        let special = [0u8, 1, b'"', b'\\', 0x7f, 0x80, 0xfe, 0xff];
+        for &fill in &special {
+            for len in 0..40 {
+                for at in 0..len {
+                    for &a in &special {
+                        for &b in &[a, b'"', 0x80] {
+                            let mut hay = vec![fill; len];
+                            hay[at] = a;
+                            assert_eq!(
+                                swar_find2(&hay, a, b),
+                                naive(&hay, a, b),
+                                "{a:#x}/{b:#x} in {hay:?}"
+                            );
+                            assert_eq!(find2(&hay, a, b), naive(&hay, a, b));
+                            assert_eq!(find(&hay, a), naive(&hay, a, a));
+                        }
+                    }
+                }
+            }
+        }
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..50_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let hay: Vec<u8> =
+                seed.to_le_bytes().repeat(1 + (seed % 5) as usize)[(seed % 7) as usize..].to_vec();
+            let (a, b) = ((seed >> 8) as u8, (seed >> 40) as u8);
+            assert_eq!(
+                swar_find2(&hay, a, b),
+                naive(&hay, a, b),
+                "{a:#x}/{b:#x} in {hay:?}"
+            );
+        }
+    }
+}
