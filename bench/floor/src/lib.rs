@@ -12,6 +12,30 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
 
+extern "C" {
+    // The ABI call the filter reads header maps with (src/host/wasm_host.rs).
+    fn proxy_get_header_map_pairs(
+        map_type: MapType,
+        return_map_data: *mut *mut u8,
+        return_map_size: *mut usize,
+    ) -> proxy_wasm::types::Status;
+}
+
+/// Reads header map `map` in one call, as the filter does, and frees it.
+fn read_map(map: MapType) {
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: the host writes a pointer to `size` bytes it allocated with
+    // `proxy_on_memory_allocate` (a `Vec<u8>` of that capacity), or nothing.
+    unsafe {
+        if proxy_get_header_map_pairs(map, &mut data, &mut size) == proxy_wasm::types::Status::Ok
+            && !data.is_null()
+        {
+            drop(Vec::from_raw_parts(data, size, size));
+        }
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, PartialOrd)]
 enum Level {
     Empty,
@@ -97,7 +121,7 @@ impl HttpContext for Stream {
             return Action::Continue;
         }
         now();
-        let _ = hostcalls::get_map(MapType::HttpRequestHeaders);
+        read_map(MapType::HttpRequestHeaders);
         let _ = hostcalls::increment_metric(self.metrics[0], 1);
         if end_of_stream {
             Action::Continue
@@ -144,13 +168,12 @@ impl HttpContext for Stream {
         match self.level {
             Level::Empty => Action::Continue,
             Level::Routing => {
-                let _ = hostcalls::get_map_value(MapType::HttpResponseHeaders, ":status");
                 set_resp("x-llm-experiment", "e");
                 set_resp("x-llm-variant", "cand");
                 Action::Continue
             }
             _ => {
-                let _ = hostcalls::get_map(MapType::HttpResponseHeaders);
+                read_map(MapType::HttpResponseHeaders);
                 if self.level == Level::Telemetry {
                     set_resp("x-llm-experiment", "e");
                     set_resp("x-llm-variant", "cand");
