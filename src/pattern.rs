@@ -38,15 +38,23 @@ pub fn literal_prefix(pattern: &str) -> String {
 /// How rare byte `b` is in prose (higher is rarer): English letter
 /// frequency order, space the most common, anything else rare.
 fn rarity(b: u8) -> usize {
-    const BY_FREQUENCY: &[u8] = b"etaoinshrdlcumwfgypbvkjxqz";
-    match b.to_ascii_lowercase() {
-        b' ' => 0,
-        l => BY_FREQUENCY
-            .iter()
-            .position(|&c| c == l)
-            .map_or(BY_FREQUENCY.len() + 1, |p| p + 1),
-    }
+    usize::from(RARITY[usize::from(b)])
 }
+
+/// [`rarity`] of every byte, as a table (searches pick their needle's
+/// rarest byte on every call).
+const RARITY: [u8; 256] = {
+    const BY_FREQUENCY: &[u8] = b"etaoinshrdlcumwfgypbvkjxqz";
+    let mut t = [BY_FREQUENCY.len() as u8 + 1; 256];
+    t[b' ' as usize] = 0;
+    let mut i = 0;
+    while i < BY_FREQUENCY.len() {
+        t[BY_FREQUENCY[i] as usize] = i as u8 + 1;
+        t[BY_FREQUENCY[i].to_ascii_uppercase() as usize] = i as u8 + 1;
+        i += 1;
+    }
+    t
+};
 
 /// Whether `needle` occurs in `hay`, ignoring ASCII case. Candidates come
 /// from a fast search for the needle's rarest byte (`k` in "how to make
@@ -157,6 +165,18 @@ mod tests {
         assert_eq!(literal_prefix("a|b"), "");
         assert_eq!(literal_prefix("[A-Z]{3}"), "");
         assert_eq!(literal_prefix("how to make a bomb"), "how to make a bomb");
+    }
+
+    #[test]
+    fn the_rarity_table_orders_bytes_as_letter_frequency() {
+        const BY_FREQUENCY: &[u8] = b"etaoinshrdlcumwfgypbvkjxqz";
+        for b in 0..=255u8 {
+            let expected = match b.to_ascii_lowercase() {
+                b' ' => 0,
+                l => BY_FREQUENCY.iter().position(|&c| c == l).map_or(27, |p| p + 1),
+            };
+            assert_eq!(rarity(b), expected, "{b:#x}");
+        }
     }
 
     #[test]

@@ -282,23 +282,29 @@ impl<H: Host> Exchange<H> {
             }
         }
 
-        if plan.guardrails.review.is_some() {
-            let sent = new_body.as_deref().unwrap_or(&bytes);
-            self.review_copy = Some((sent[..sent.len().min(MAX_REVIEW_COPY)].to_vec(), Vec::new()));
-        }
+        // From here on, the review copy is what is (or would have been)
+        // forwarded: a refusal copies it, a forwarded body is moved into it.
+        let review = plan.guardrails.review.is_some();
+        let refuse = |this: &mut Self, sent: &[u8], err: &ApiError| {
+            if review {
+                this.review_copy = Some((sent[..sent.len().min(MAX_REVIEW_COPY)].to_vec(), Vec::new()));
+            }
+            this.reject(err)
+        };
+        let sent = new_body.as_deref().unwrap_or(&bytes);
         // Budgets and guardrails, cheapest first; nothing refused here is forwarded.
         if let Some(limit) = budgets.max_input_tokens {
             if self.info.prompt_tokens_est > limit {
                 let err = ApiError::context_budget_exceeded(self.info.prompt_tokens_est, limit);
-                return self.reject(&err);
+                return refuse(self, sent, &err);
             }
         }
         if !self.info.disallowed_tools.is_empty() {
             let err = ApiError::tool_not_allowed(&self.info.disallowed_tools);
-            return self.reject(&err);
+            return refuse(self, sent, &err);
         }
         if blocked {
-            return self.reject(&ApiError::content_blocked());
+            return refuse(self, sent, &ApiError::content_blocked());
         }
         self.schema = self.info.response_schema.take().or_else(|| {
             plan.guardrails
@@ -322,15 +328,20 @@ impl<H: Host> Exchange<H> {
                 Decision::Exceeded { retry_after_s } => {
                     self.release_reservations();
                     self.retry_after = Some(retry_after_s);
-                    return self.reject(&ApiError::token_quota_exceeded(retry_after_s));
+                    return refuse(self, sent, &ApiError::token_quota_exceeded(retry_after_s));
                 }
             }
         }
 
         self.prepare_fallback(&plan, m, &bytes);
-        if let Some(new) = new_body {
-            self.host.set_request_body(self.body_size, &new);
+        if let Some(new) = &new_body {
+            self.host.set_request_body(self.body_size, new);
             *length = Some(new.len());
+        }
+        if review {
+            let mut sent = new_body.unwrap_or(bytes);
+            sent.truncate(MAX_REVIEW_COPY);
+            self.review_copy = Some((sent, Vec::new()));
         }
         self.forwarded = true;
         Flow::Continue
