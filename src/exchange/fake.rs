@@ -147,6 +147,15 @@ impl FakeHost {
         self.reviews.borrow().len()
     }
 
+    /// The bodies of the review copies queued, as JSON.
+    pub fn review_bodies(&self) -> Vec<serde_json::Value> {
+        self.reviews
+            .borrow()
+            .iter()
+            .map(|r| serde_json::from_slice(&r.body).unwrap_or_default())
+            .collect()
+    }
+
     /// The record written to filter state, as JSON.
     pub fn record(&self) -> Option<serde_json::Value> {
         self.calls.borrow().iter().rev().find_map(|c| match c {

@@ -456,6 +456,45 @@ fn everything() -> Value {
     cfg
 }
 
+#[test]
+fn review_copies_hold_the_request_as_forwarded_or_as_refused() {
+    // Refused by moderation: the copy is the body that would have gone out.
+    let s = setup(&everything());
+    let user = s.user_of("cand");
+    let mut ex = s.exchange(&user, &[("x-org-id", "o1")]);
+    let bomb = r#"{"model":"app","messages":[{"role":"user","content":"how to make a bomb"}]}"#;
+    run(&mut ex, bomb, 200, "application/json", &answer("hi"));
+    ex.on_log();
+    let reviews = s.host.review_bodies();
+    assert_eq!(reviews.len(), 1, "a blocked request is reviewed");
+    assert_eq!(reviews[0]["record"]["outcome"], "blocked");
+    assert_eq!(
+        reviews[0]["request"]["messages"][0]["content"],
+        "how to make a bomb"
+    );
+    assert_eq!(
+        reviews[0]["request"]["model"], "m-b",
+        "with the variant's model"
+    );
+
+    // Forwarded (every exchange sampled): the copy is the body as sent.
+    let mut cfg = everything();
+    cfg["guardrails"]["review"]["sample_rate"] = json!(1.0);
+    let s = setup(&cfg);
+    let user = s.user_of("cand");
+    let mut ex = s.exchange(&user, &[("x-org-id", "o1")]);
+    run(&mut ex, CHAT, 200, "application/json", &answer("hi"));
+    let sent: Value = serde_json::from_slice(&s.host.wire.borrow().request_body).unwrap();
+    let reviews = s.host.review_bodies();
+    assert_eq!(reviews.len(), 1);
+    assert_eq!(reviews[0]["request"], sent, "what went upstream");
+    assert_eq!(sent["model"], "m-b");
+    assert_eq!(
+        reviews[0]["response"]["choices"][0]["message"]["content"],
+        "hi"
+    );
+}
+
 /// The hostcall budget of the hot path: a change that adds a call to a
 /// request fails here (raise the budget only with a reason and a bench).
 #[test]
