@@ -57,12 +57,42 @@ pub enum Decision {
 /// The store key of a quota and key value: never the raw value (it may be
 /// an e-mail), only a 64-bit hash of it.
 pub fn store_key(quota_index: usize, key_value: &str) -> String {
-    let hash = |seed| crate::assign::murmur3_32(key_value.as_bytes(), seed);
-    format!(
-        "llm_ab.quota.{quota_index}.{:08x}{:08x}",
-        hash(17),
-        hash(71)
-    )
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut key = String::with_capacity(32);
+    key.push_str("llm_ab.quota.");
+    push_decimal(&mut key, quota_index as u64);
+    key.push('.');
+    for seed in [17, 71] {
+        let h = crate::assign::murmur3_32(key_value.as_bytes(), seed);
+        for shift in (0..8).rev() {
+            key.push(char::from(HEX[((h >> (shift * 4)) & 15) as usize]));
+        }
+    }
+    key
+}
+
+/// Appends `n` in decimal (`format!` takes `core::fmt`'s long way).
+fn push_decimal(out: &mut String, mut n: u64) {
+    let mut digits = [b'0'; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend(digits[at..].iter().map(|&d| char::from(d)));
+}
+
+/// A quota window as stored: `minute:used`.
+fn window_value(minute: u64, used: u64) -> Vec<u8> {
+    let mut v = String::with_capacity(24);
+    push_decimal(&mut v, minute);
+    v.push(':');
+    push_decimal(&mut v, used);
+    v.into_bytes()
 }
 
 fn parse(value: Option<&[u8]>) -> (u64, u64) {
@@ -89,7 +119,7 @@ pub fn reserve(
         let (window, used) = parse(value);
         let used = if window == minute { used } else { 0 };
         exceeded = used.saturating_add(tokens) > limit;
-        (!exceeded).then(|| (format!("{minute}:{}", used + tokens).into_bytes(), ()))
+        (!exceeded).then(|| (window_value(minute, used + tokens), ()))
     });
     match granted {
         Some(()) => Decision::Granted(Reservation {
@@ -113,7 +143,7 @@ pub fn settle(store: &dyn SharedStore, r: &Reservation, actual_tokens: u64) {
     update(store, &r.key, |value| {
         let (window, used) = parse(value);
         let used = (used + actual_tokens).saturating_sub(r.tokens);
-        (window == r.minute).then(|| (format!("{window}:{used}").into_bytes(), ()))
+        (window == r.minute).then(|| (window_value(window, used), ()))
     });
 }
 
@@ -212,6 +242,25 @@ pub(crate) mod tests {
         ));
         // Three foreign reservations of 7 plus ours.
         assert_eq!(parse(s.get("k").0.as_deref()).1, 3 * 7 + 10);
+    }
+
+    #[test]
+    fn keys_and_windows_are_written_as_format_wrote_them() {
+        for (i, key) in [(0, "org-1"), (3, "alice@example.com"), (12, "")] {
+            let hash = |seed| crate::assign::murmur3_32(key.as_bytes(), seed);
+            assert_eq!(
+                store_key(i, key),
+                format!("llm_ab.quota.{i}.{:08x}{:08x}", hash(17), hash(71))
+            );
+        }
+        for (m, u) in [
+            (0, 0),
+            (29_000_000, 1),
+            (u64::MAX, 10_000_000_000),
+            (7, u64::MAX),
+        ] {
+            assert_eq!(window_value(m, u), format!("{m}:{u}").into_bytes());
+        }
     }
 
     #[test]
