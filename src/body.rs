@@ -1,7 +1,8 @@
 //! Request body handling: validate the JSON, read what the filter needs
 //! (stream flag, a token estimate of the prompt), and apply the filter's
-//! edits (`model`, `stream_options.include_usage`) while leaving every other
-//! byte exactly as the client sent it.
+//! edits (`model`, the output cap, `stream_options.include_usage`, each as
+//! the request's API spells it: [`crate::dialect`]) while leaving every
+//! other byte exactly as the client sent it.
 
 use crate::error::ApiError;
 use crate::json::{json_string, offset_in, Present};
@@ -21,14 +22,25 @@ struct TopLevel<'a> {
     stream: Present<'a>,
     #[serde(borrow, default)]
     stream_options: Present<'a>,
+    // The prompt, wherever its API keeps it: Chat and Messages `messages`,
+    // Completions `prompt`, Responses and Embeddings `input`, Responses
+    // `instructions`, Messages `system`.
     #[serde(default)]
     messages: Counted,
     #[serde(default)]
     prompt: Counted,
+    #[serde(default)]
+    input: Counted,
+    #[serde(default)]
+    instructions: Counted,
+    #[serde(default)]
+    system: Counted,
     #[serde(borrow, default)]
     max_tokens: Present<'a>,
     #[serde(borrow, default)]
     max_completion_tokens: Present<'a>,
+    #[serde(borrow, default)]
+    max_output_tokens: Present<'a>,
     #[serde(borrow, default)]
     tools: Present<'a>,
     #[serde(borrow, default)]
@@ -103,8 +115,11 @@ pub struct Edits<'a> {
     /// Cap whichever of `max_tokens` / `max_completion_tokens` the client
     /// sent; when it sent neither, insert `cap_param`.
     pub max_output_tokens: Option<u64>,
-    /// The parameter inserted when the client sent no output limit.
+    /// The parameter inserted when the client sent no output limit, for
+    /// Chat Completions (other APIs have their own: [`crate::dialect`]).
     pub cap_param: CapParam,
+    /// The API the body is written for.
+    pub api: crate::dialect::Api,
     /// Tool names allowed; others are reported in
     /// [`RequestInfo::disallowed_tools`] (or removed with `strip_tools`).
     pub allowed_tools: Option<&'a [String]>,
@@ -120,8 +135,11 @@ pub enum CapParam {
     /// OpenAI model (reasoning models refuse `max_tokens`) and by vLLM.
     #[default]
     MaxCompletionTokens,
-    /// `max_tokens`: for backends that only know the older name.
+    /// `max_tokens`: for backends that only know the older name (and the
+    /// name of legacy Completions and of Anthropic Messages).
     MaxTokens,
+    /// `max_output_tokens`: the Responses API's.
+    MaxOutputTokens,
 }
 
 impl CapParam {
@@ -130,6 +148,7 @@ impl CapParam {
         match self {
             CapParam::MaxCompletionTokens => "max_completion_tokens",
             CapParam::MaxTokens => "max_tokens",
+            CapParam::MaxOutputTokens => "max_output_tokens",
         }
     }
 }
@@ -141,7 +160,8 @@ pub struct RequestInfo {
     pub stream: bool,
     /// The filter added `include_usage` (the client did not ask for usage).
     pub usage_injected: bool,
-    /// Estimated prompt tokens (`messages` and `prompt` text).
+    /// Estimated prompt tokens (the text of `messages`, `prompt`, `input`,
+    /// `instructions` and `system`).
     pub prompt_tokens_est: u64,
     /// The `model` the client sent, if it was a string.
     pub client_model: Option<String>,
@@ -169,7 +189,11 @@ pub fn prepare(body: &[u8], edits: Edits<'_>) -> Result<Prepared, ApiError> {
     let top = parse_top_level(body)?;
     let mut info = RequestInfo {
         stream: top.stream.0.is_some_and(|raw| raw.get() == "true"),
-        prompt_tokens_est: top.messages.0.tokens() + top.prompt.0.tokens(),
+        prompt_tokens_est: top.messages.0.tokens()
+            + top.prompt.0.tokens()
+            + top.input.0.tokens()
+            + top.instructions.0.tokens()
+            + top.system.0.tokens(),
         client_model: top
             .model
             .0
@@ -199,12 +223,16 @@ pub fn prepare(body: &[u8], edits: Edits<'_>) -> Result<Prepared, ApiError> {
             )),
         }
     }
+    let output_cap = edits.api.output_cap(edits.cap_param);
+    let limits = output_cap.fields.iter().filter_map(|f| match *f {
+        "max_tokens" => top.max_tokens.0,
+        "max_completion_tokens" => top.max_completion_tokens.0,
+        "max_output_tokens" => top.max_output_tokens.0,
+        _ => None,
+    });
     if let Some(cap) = edits.max_output_tokens {
         let mut seen = false;
-        for raw in [top.max_tokens.0, top.max_completion_tokens.0]
-            .into_iter()
-            .flatten()
-        {
+        for raw in limits {
             // A null limit means "no limit": it gets the cap like a larger one.
             seen = true;
             let asked = raw.get().parse::<u64>().ok();
@@ -222,8 +250,8 @@ pub fn prepare(body: &[u8], edits: Edits<'_>) -> Result<Prepared, ApiError> {
                     .min(info.output_cap.unwrap_or(u64::MAX)),
             );
         }
-        if !seen {
-            let name = edits.cap_param.as_str();
+        if let (false, Some(param)) = (seen, output_cap.insert) {
+            let name = param.as_str();
             splices.push((
                 brace,
                 brace,
@@ -232,11 +260,7 @@ pub fn prepare(body: &[u8], edits: Edits<'_>) -> Result<Prepared, ApiError> {
             info.output_cap = Some(cap);
         }
     } else {
-        info.output_cap = [top.max_tokens.0, top.max_completion_tokens.0]
-            .into_iter()
-            .flatten()
-            .filter_map(|raw| raw.get().parse::<u64>().ok())
-            .min();
+        info.output_cap = limits.filter_map(|raw| raw.get().parse::<u64>().ok()).min();
     }
     if let (Some(allowed), Some(raw)) = (edits.allowed_tools, top.tools.0) {
         if let Ok(tools) = crate::json::parse::<Vec<serde_json::Value>>(raw.get()) {
@@ -269,7 +293,7 @@ pub fn prepare(body: &[u8], edits: Edits<'_>) -> Result<Prepared, ApiError> {
             }
         }
     }
-    if edits.ensure_stream_usage && info.stream {
+    if edits.ensure_stream_usage && info.stream && edits.api.asks_stream_usage() {
         match top.stream_options.0 {
             None => {
                 splices.push((
@@ -563,6 +587,98 @@ mod tests {
             .unwrap_or(body.to_string());
         serde_json::from_str::<serde_json::Value>(&out).unwrap();
         (out, p.info)
+    }
+
+    #[test]
+    fn each_api_gets_its_own_cap_and_no_stream_options_it_would_refuse() {
+        use crate::dialect::Api;
+        let run = |api: Api, body: &str| {
+            with(
+                body,
+                Edits {
+                    max_output_tokens: Some(100),
+                    ensure_stream_usage: true,
+                    api,
+                    ..Edits::default()
+                },
+            )
+        };
+        // Responses: `max_output_tokens`, capped or inserted; never
+        // `max_tokens` or `stream_options` (the API refuses both).
+        let (out, info) = run(Api::Responses, r#"{"input":"hi","stream":true}"#);
+        assert_eq!(
+            out,
+            r#"{"max_output_tokens":100,"input":"hi","stream":true}"#
+        );
+        assert_eq!((info.output_cap, info.usage_injected), (Some(100), false));
+        assert_eq!(
+            run(Api::Responses, r#"{"max_output_tokens":5000}"#).0,
+            r#"{"max_output_tokens":100}"#
+        );
+        assert_eq!(
+            run(Api::Responses, r#"{"max_output_tokens":50}"#)
+                .1
+                .output_cap,
+            Some(50)
+        );
+        // Messages: `max_tokens` lowered, never inserted; no `stream_options`.
+        let (out, info) = run(
+            Api::Messages,
+            r#"{"max_tokens":4096,"stream":true,"messages":[]}"#,
+        );
+        assert_eq!(out, r#"{"max_tokens":100,"stream":true,"messages":[]}"#);
+        assert_eq!((info.output_cap, info.usage_injected), (Some(100), false));
+        assert_eq!(
+            run(Api::Messages, r#"{"messages":[]}"#).0,
+            r#"{"messages":[]}"#
+        );
+        assert_eq!(
+            run(Api::Messages, r#"{"max_completion_tokens":900}"#).0,
+            r#"{"max_completion_tokens":900}"#
+        );
+        // Embeddings: no output to cap.
+        let (out, info) = run(Api::Embeddings, r#"{"input":["a","b"],"model":"e"}"#);
+        assert_eq!(
+            (out.as_str(), info.output_cap),
+            (r#"{"input":["a","b"],"model":"e"}"#, None)
+        );
+        // Legacy Completions: `max_tokens`, and usage asked of a stream.
+        let (out, info) = run(Api::Completions, r#"{"prompt":"x","stream":true}"#);
+        assert_eq!(
+            out,
+            r#"{"max_tokens":100,"stream_options":{"include_usage":true},"prompt":"x","stream":true}"#
+        );
+        assert!(info.usage_injected);
+    }
+
+    #[test]
+    fn the_prompt_is_estimated_wherever_its_api_keeps_it() {
+        let est = |body: &str| with(body, Edits::default()).1.prompt_tokens_est;
+        let text = "the quick brown fox jumps over the lazy dog";
+        let alone = est(&format!(r#"{{"input":"{text}"}}"#));
+        assert!(alone > 5, "{alone}");
+        for field in ["messages", "prompt", "instructions", "system"] {
+            assert_eq!(
+                est(&format!(r#"{{"{field}":["{text}"]}}"#)),
+                alone,
+                "{field}"
+            );
+        }
+        assert_eq!(
+            est(&format!(
+                r#"{{"input":[{{"content":[{{"text":"{text}"}}]}}]}}"#
+            )),
+            alone
+        );
+        assert_eq!(
+            est(&format!(r#"{{"instructions":"{text}","input":"{text}"}}"#)),
+            2 * alone
+        );
+        assert_eq!(
+            est(&format!(r#"{{"model":"{text}"}}"#)),
+            0,
+            "not the prompt"
+        );
     }
 
     #[test]

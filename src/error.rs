@@ -167,6 +167,29 @@ impl ApiError {
         }
     }
 
+    /// The body in Anthropic's shape, `{"type":"error","error":{"type",
+    /// "message"}}`, with the error type Anthropic uses for the status
+    /// (the Anthropic SDK picks its exception class by status and reads
+    /// the message from here).
+    pub fn anthropic_body(&self) -> Vec<u8> {
+        let kind = match self.status {
+            400 | 415 => "invalid_request_error",
+            401 => "authentication_error",
+            403 => "permission_error",
+            404 => "not_found_error",
+            413 => "request_too_large",
+            429 => "rate_limit_error",
+            529 => "overloaded_error",
+            _ if self.status >= 500 => "api_error",
+            _ => "invalid_request_error",
+        };
+        let body = serde_json::json!({
+            "type": "error",
+            "error": {"type": kind, "message": self.message},
+        });
+        serde_json::to_vec(&body).unwrap_or_else(|_| b"{\"type\":\"error\"}".to_vec())
+    }
+
     /// The JSON body sent to the client.
     pub fn body(&self) -> Vec<u8> {
         let envelope = Envelope {
@@ -195,6 +218,28 @@ mod tests {
             "request body exceeds the limit of 10 bytes"
         );
         assert_eq!(e.status, 413);
+    }
+
+    #[test]
+    fn anthropic_bodies_have_anthropic_types() {
+        for (e, kind) in [
+            (ApiError::too_large(10), "request_too_large"),
+            (ApiError::content_blocked(), "invalid_request_error"),
+            (
+                ApiError::tool_not_allowed(&["x".into()]),
+                "permission_error",
+            ),
+            (ApiError::token_quota_exceeded(3), "rate_limit_error"),
+            (ApiError::upstream_timeout(), "api_error"),
+            (ApiError::request_encoded("gzip"), "invalid_request_error"),
+        ] {
+            let v: serde_json::Value =
+                serde_json::from_slice(&e.anthropic_body()).unwrap_or_default();
+            assert_eq!(v["type"], "error");
+            assert_eq!(v["error"]["type"], kind, "{}", e.code);
+            assert_eq!(v["error"]["message"], e.message.as_str());
+            assert_eq!(v.as_object().map(|o| o.len()), Some(2));
+        }
     }
 
     #[test]

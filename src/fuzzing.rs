@@ -39,6 +39,7 @@ pub fn request_body(data: &[u8]) {
         ensure_stream_usage: true,
         max_output_tokens: Some(256),
         cap_param: crate::body::CapParam::MaxCompletionTokens,
+        api: crate::dialect::Api::Chat,
         allowed_tools: Some(&allowed),
         strip_tools: true,
     };

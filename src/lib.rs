@@ -33,6 +33,7 @@ pub mod budget;
 pub mod bytes;
 pub mod chunk;
 pub mod config;
+pub mod dialect;
 pub mod encoding;
 pub mod error;
 pub mod exchange;

@@ -173,7 +173,10 @@ mod tests {
         for b in 0..=255u8 {
             let expected = match b.to_ascii_lowercase() {
                 b' ' => 0,
-                l => BY_FREQUENCY.iter().position(|&c| c == l).map_or(27, |p| p + 1),
+                l => BY_FREQUENCY
+                    .iter()
+                    .position(|&c| c == l)
+                    .map_or(27, |p| p + 1),
             };
             assert_eq!(rarity(b), expected, "{b:#x}");
         }

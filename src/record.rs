@@ -50,7 +50,7 @@ impl Outcome {
 
 /// The fields every record carries (a value may be `null`): the access-log
 /// contract that log pipelines and dashboards read.
-pub const FIELDS: [&str; 19] = [
+pub const FIELDS: [&str; 20] = [
     "trace_id",
     "experiment_id",
     "assigned_variant",
@@ -60,6 +60,7 @@ pub const FIELDS: [&str; 19] = [
     "model",
     "prompt_version",
     "rag_index_version",
+    "api",
     "tokens_in",
     "tokens_in_cached",
     "tokens_out",
@@ -98,6 +99,9 @@ pub struct Record {
     pub rag_index_version: Option<String>,
     /// Whether the client asked for a stream.
     pub stream: bool,
+    /// The API the request spoke (`openai.chat`, `anthropic.messages`, …:
+    /// [`crate::dialect::Api::as_str`]).
+    pub api: &'static str,
     /// Prompt tokens (cached included).
     pub tokens_in: u64,
     /// Prompt tokens the provider served from its prompt cache.
@@ -156,6 +160,8 @@ impl Record {
         w.opt_string(self.rag_index_version.as_deref());
         w.key(",\"stream\":");
         w.key(if self.stream { "true" } else { "false" });
+        w.key(",\"api\":");
+        w.string(self.api);
         w.key(",\"tokens_in\":");
         w.number(self.tokens_in);
         w.key(",\"tokens_in_cached\":");
@@ -374,6 +380,7 @@ mod tests {
                 prompt_version: maybe(next(), pick()),
                 rag_index_version: maybe(next(), pick()),
                 stream: next() % 2 == 0,
+                api: ["openai.chat", "anthropic.messages", ""][next() as usize % 3],
                 tokens_in: next() >> (next() % 64),
                 tokens_in_cached: next() % 1000,
                 tokens_out: if next() % 5 == 0 {

@@ -6,24 +6,45 @@
 //! the prompt cache, in `completion_tokens_details.reasoning_tokens` the
 //! part of the completion spent on hidden reasoning. Cached tokens are part
 //! of `prompt_tokens`; reasoning tokens are part of `completion_tokens`.
+//!
+//! The Responses API names the same counts `input_tokens`, `output_tokens`,
+//! `input_tokens_details.cached_tokens` and
+//! `output_tokens_details.reasoning_tokens`. Anthropic's Messages API
+//! reports `input_tokens` *without* the cache: `cache_read_input_tokens`
+//! (read from the cache) and `cache_creation_input_tokens` (written to it)
+//! come on top, so the whole prompt is their sum.
 
 use serde::Deserialize;
 
 /// `usage` of a response or of a stream's final chunk.
 #[derive(Debug, Deserialize, Clone, Copy, Default, PartialEq, Eq)]
 pub struct UsageJson {
-    /// Prompt tokens, cached ones included.
-    #[serde(default)]
+    /// Prompt tokens, cached ones included (Anthropic: not included).
+    #[serde(default, alias = "input_tokens", deserialize_with = "null_as_default")]
     pub prompt_tokens: u64,
     /// Completion tokens, reasoning ones included.
-    #[serde(default)]
+    #[serde(default, alias = "output_tokens", deserialize_with = "null_as_default")]
     pub completion_tokens: u64,
     /// Breakdown of the prompt tokens.
-    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(
+        default,
+        alias = "input_tokens_details",
+        deserialize_with = "null_as_default"
+    )]
     pub prompt_tokens_details: PromptDetails,
     /// Breakdown of the completion tokens.
-    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(
+        default,
+        alias = "output_tokens_details",
+        deserialize_with = "null_as_default"
+    )]
     pub completion_tokens_details: CompletionDetails,
+    /// Anthropic: prompt tokens read from the cache (on top of `input_tokens`).
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub cache_read_input_tokens: u64,
+    /// Anthropic: prompt tokens written to the cache (on top of `input_tokens`).
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub cache_creation_input_tokens: u64,
 }
 
 /// `usage.prompt_tokens_details`.
@@ -101,9 +122,17 @@ impl Tokens {
 
     /// The counts a provider reported; details are clamped to their totals.
     pub fn from_usage(u: &UsageJson) -> Tokens {
+        let input = u
+            .prompt_tokens
+            .saturating_add(u.cache_read_input_tokens)
+            .saturating_add(u.cache_creation_input_tokens);
+        let cached = u
+            .prompt_tokens_details
+            .cached_tokens
+            .saturating_add(u.cache_read_input_tokens);
         Tokens {
-            input: u.prompt_tokens,
-            cached: u.prompt_tokens_details.cached_tokens.min(u.prompt_tokens),
+            input,
+            cached: cached.min(input),
             output: u.completion_tokens,
             reasoning: u
                 .completion_tokens_details
@@ -147,6 +176,35 @@ mod tests {
             (2006, 1920, 300, 192)
         );
         assert_eq!(t.source, TokensSource::Usage);
+    }
+
+    #[test]
+    fn responses_usage_is_read_by_its_own_names() {
+        let t = parse(
+            r#"{"input_tokens":2006,"input_tokens_details":{"cached_tokens":1920},
+                "output_tokens":300,"output_tokens_details":{"reasoning_tokens":192},
+                "total_tokens":2306}"#,
+        );
+        assert_eq!(
+            (t.input, t.cached, t.output, t.reasoning),
+            (2006, 1920, 300, 192)
+        );
+    }
+
+    #[test]
+    fn anthropic_usage_adds_the_cache_to_the_prompt() {
+        // Messages: input_tokens excludes the cache reads and writes.
+        let t = parse(
+            r#"{"input_tokens":50,"cache_creation_input_tokens":1000,
+                "cache_read_input_tokens":2000,"output_tokens":30,
+                "service_tier":"standard"}"#,
+        );
+        assert_eq!(
+            (t.input, t.cached, t.output, t.reasoning),
+            (3050, 2000, 30, 0)
+        );
+        let t = parse(r#"{"input_tokens":12,"output_tokens":3,"cache_read_input_tokens":null}"#);
+        assert_eq!((t.input, t.cached, t.output), (12, 0, 3));
     }
 
     #[test]

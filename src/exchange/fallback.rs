@@ -25,6 +25,7 @@ impl<H: Host> Exchange<H> {
             ensure_stream_usage: false,
             max_output_tokens: budgets.max_output_tokens,
             cap_param: e.control().cap_param,
+            api: self.api,
             allowed_tools: plan.guardrails.allowed_tools.as_deref(),
             strip_tools: plan.guardrails.strip_tools,
         };

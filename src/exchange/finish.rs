@@ -77,6 +77,7 @@ impl<H: Host> Exchange<H> {
             ttft_ms: self.ttft_ms,
             status: self.status,
             stream: self.info.stream,
+            api: self.api.as_str(),
             error_code: self.error_code,
             ..Record::default()
         };

@@ -154,6 +154,8 @@ pub struct Exchange<H: Host> {
     fallback_body: Option<Vec<u8>>,
     /// Request path, for a fallback.
     path: String,
+    /// The API the request speaks (from its path).
+    api: crate::dialect::Api,
     /// Fallback calls made.
     fallback_attempts: u32,
     /// Control answered instead of the failed treatment.
@@ -193,6 +195,7 @@ impl<H: Host> Exchange<H> {
             review_copy: None,
             fallback_body: None,
             path: String::new(),
+            api: crate::dialect::Api::default(),
             fallback_attempts: 0,
             fell_back: false,
         }

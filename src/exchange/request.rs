@@ -58,6 +58,7 @@ impl<H: Host> Exchange<H> {
             std::process::abort();
         }
         let path = headers.get(":path").unwrap_or_default();
+        self.api = crate::dialect::Api::of_path(path);
         let now_s = start_nanos / 1_000_000_000;
         let decision = plan.decide_at(path, &headers, now_s);
         let served = decision
@@ -181,7 +182,7 @@ impl<H: Host> Exchange<H> {
         let Some((plan, metrics)) = self.loaded.clone() else {
             return Flow::Pause;
         };
-        let body = err.body();
+        let body = self.api.error_body(err);
         let retry_after = self.retry_after.map(|s| s.to_string());
         let mut headers: Vec<(&str, &str)> = vec![("content-type", "application/json")];
         if let Some(r) = &retry_after {
@@ -235,6 +236,7 @@ impl<H: Host> Exchange<H> {
             ensure_stream_usage: true,
             max_output_tokens: budgets.max_output_tokens,
             cap_param: variant.cap_param,
+            api: self.api,
             allowed_tools: plan.guardrails.allowed_tools.as_deref(),
             strip_tools: plan.guardrails.strip_tools,
         };
@@ -287,7 +289,8 @@ impl<H: Host> Exchange<H> {
         let review = plan.guardrails.review.is_some();
         let refuse = |this: &mut Self, sent: &[u8], err: &ApiError| {
             if review {
-                this.review_copy = Some((sent[..sent.len().min(MAX_REVIEW_COPY)].to_vec(), Vec::new()));
+                this.review_copy =
+                    Some((sent[..sent.len().min(MAX_REVIEW_COPY)].to_vec(), Vec::new()));
             }
             this.reject(err)
         };

@@ -70,7 +70,7 @@ impl<H: Host> Exchange<H> {
         self.host.send_reply(
             err.status,
             &[("content-type", "application/json")],
-            &err.body(),
+            &self.api.error_body(err),
         );
         Flow::Pause
     }
@@ -316,7 +316,7 @@ impl<H: Host> Exchange<H> {
         }
         if matches!(self.mode, ResponseMode::TimeoutReply) {
             if end_of_stream {
-                let body = ApiError::upstream_timeout().body();
+                let body = self.api.error_body(&ApiError::upstream_timeout());
                 self.host.set_response_body(body_size, &body);
                 self.finalize(true);
                 return Flow::Continue;
