@@ -147,6 +147,7 @@ fn pipeline(c: &mut Criterion) {
         ensure_stream_usage: true,
         max_output_tokens: Some(1024),
         cap_param: llm_ab::body::CapParam::MaxCompletionTokens,
+        api: llm_ab::dialect::Api::Chat,
         allowed_tools: plan.guardrails.allowed_tools.as_deref(),
         strip_tools: plan.guardrails.strip_tools,
     };
