@@ -1,7 +1,8 @@
 //! A mock OpenAI-compatible model backend for demos and tests.
 //!
 //! It serves `POST /v1/chat/completions` as JSON or as an SSE stream ending
-//! with a `usage` chunk, names itself in the `x-mock-backend` response
+//! with a `usage` chunk (and, non-streaming, the Responses, Messages and
+//! Embeddings APIs: [`apis`]), names itself in the `x-mock-backend` response
 //! header, records every request it receives, and can be made slow or
 //! failing, for all requests ([`Behavior`]) or per request with headers:
 //!
@@ -44,6 +45,7 @@
 //! 404 for other paths, 400 for a non-JSON body, the refusals, `x-mock-raw`,
 //! then the completion.
 
+pub mod apis;
 pub mod encoding;
 pub mod http;
 pub mod load;
@@ -228,9 +230,48 @@ fn handle(s: &Shared, req: &Request, w: &mut TcpStream) -> io::Result<()> {
             },
         )
     });
+    let other_api = if req.method == "POST" {
+        apis::Api::of_path(&req.path)
+    } else {
+        None
+    };
     if let Some(status) = fail.filter(|s| *s >= 400) {
-        let body = json!({"error": {"message": format!("mock {name} failure"), "type": "server_error", "code": "mock_failure"}});
+        let message = format!("mock {name} failure");
+        let body = match other_api {
+            Some(api) => api.error(status, &message, None, Some("mock_failure")),
+            None => {
+                json!({"error": {"message": message, "type": "server_error", "code": "mock_failure"}})
+            }
+        };
         return respond(w, status, &json_headers, body.to_string().as_bytes());
+    }
+    if let Some(api) = other_api {
+        let parsed: Value = match serde_json::from_slice(&req.body) {
+            Ok(v) => v,
+            Err(_) => {
+                let body = api.error(400, "mock: body is not JSON", None, Some("invalid_json"));
+                return respond(w, 400, &json_headers, body.to_string().as_bytes());
+            }
+        };
+        if !flag("x-mock-lenient") {
+            if let Some((message, param, code)) = apis::check(api, req, &parsed) {
+                let body = api.error(400, &message, param.as_deref(), code);
+                return respond(w, 400, &json_headers, body.to_string().as_bytes());
+            }
+        }
+        let model = parsed["model"].as_str().unwrap_or("unknown");
+        let reply = req
+            .header("x-mock-reply")
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("Hello from {name} running {model}."));
+        let prompt = (req.body.len() / 4).max(1) as u64;
+        let cached = req
+            .header("x-mock-cached-tokens")
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+            .min(prompt);
+        let body = apis::answer(api, &parsed, n, &reply, prompt, cached);
+        return respond(w, 200, &json_headers, body.to_string().as_bytes());
     }
     if req.method != "POST" || !req.path.starts_with("/v1/chat/completions") {
         return respond(w, 404, &base, b"not found");

@@ -695,3 +695,152 @@ fn the_lenient_switch_skips_every_refusal() {
         assert_eq!(v["object"], "chat.completion");
     }
 }
+
+fn post(port: u16, path: &str, body: Value, headers: &[(&str, &str)]) -> (u16, Value) {
+    let mut all = vec![("content-type", "application/json")];
+    all.extend_from_slice(headers);
+    let r = send(port, "POST", path, &all, body.to_string().as_bytes()).unwrap();
+    (
+        r.status,
+        serde_json::from_slice(&decoded(&r)).unwrap_or(Value::Null),
+    )
+}
+
+#[test]
+fn responses_messages_and_embeddings_answer_and_refuse_like_the_real_apis() {
+    let m = MockBackend::start("m", 0).unwrap();
+    let p = m.port();
+    // Responses: its own usage names; unknown parameters refused.
+    let (s, v) = post(
+        p,
+        "/v1/responses",
+        json!({"model": "gpt-4.1", "input": "hi", "max_output_tokens": 100}),
+        &[],
+    );
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["object"], "response");
+    assert_eq!(v["output"][0]["content"][0]["type"], "output_text");
+    assert!(v["usage"]["input_tokens"].as_u64().unwrap() > 0);
+    let (s, v) = post(
+        p,
+        "/v1/responses",
+        json!({"model": "m", "input": "hi", "max_tokens": 100}),
+        &[],
+    );
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (400, Some("unknown_parameter")),
+        "{v}"
+    );
+    assert_eq!(v["error"]["param"], "max_tokens");
+    let (s, v) = post(
+        p,
+        "/v1/responses",
+        json!({"model": "m", "input": "hi", "stream": true, "stream_options": {"include_usage": true}}),
+        &[],
+    );
+    assert_eq!(
+        (s, v["error"]["param"].as_str()),
+        (400, Some("stream_options.include_usage")),
+        "{v}"
+    );
+    let (s, v) = post(
+        p,
+        "/v1/responses",
+        json!({"model": "m", "input": "hi", "max_output_tokens": 8}),
+        &[],
+    );
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (400, Some("integer_below_min_value")),
+        "{v}"
+    );
+
+    // Messages: the version header, required fields, no extra fields.
+    let ok = json!({"model": "claude-sonnet-4-5", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]});
+    let v1 = [("anthropic-version", "2023-06-01")];
+    let (s, v) = post(p, "/v1/messages", ok.clone(), &v1);
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        (v["type"].as_str(), v["stop_reason"].as_str()),
+        (Some("message"), Some("end_turn"))
+    );
+    let (s, v) = post(
+        p,
+        "/v1/messages",
+        ok.clone(),
+        &[
+            ("anthropic-version", "2023-06-01"),
+            ("x-mock-cached-tokens", "4"),
+        ],
+    );
+    assert_eq!(s, 200);
+    assert_eq!(v["usage"]["cache_read_input_tokens"], 4);
+    let (s, v) = post(p, "/v1/messages", ok.clone(), &[]);
+    assert_eq!(
+        (s, v["error"]["type"].as_str()),
+        (400, Some("invalid_request_error")),
+        "{v}"
+    );
+    let mut extra = ok.clone();
+    extra["stream_options"] = json!({"include_usage": true});
+    let (s, v) = post(p, "/v1/messages", extra, &v1);
+    assert_eq!(s, 400);
+    assert_eq!(
+        v["error"]["message"],
+        "stream_options: Extra inputs are not permitted"
+    );
+    let (s, v) = post(
+        p,
+        "/v1/messages",
+        json!({"model": "c", "messages": []}),
+        &v1,
+    );
+    assert_eq!(
+        (s, v["error"]["message"].as_str()),
+        (400, Some("max_tokens: Field required"))
+    );
+    let (s, v) = post(
+        p,
+        "/v1/messages",
+        ok,
+        &[
+            ("anthropic-version", "2023-06-01"),
+            ("x-mock-status", "529"),
+        ],
+    );
+    assert_eq!(
+        (s, v["error"]["type"].as_str()),
+        (529, Some("overloaded_error")),
+        "{v}"
+    );
+
+    // Embeddings: floats or base64 of f32; no output cap accepted.
+    let (s, v) = post(
+        p,
+        "/v1/embeddings",
+        json!({"model": "e", "input": ["a", "b"]}),
+        &[],
+    );
+    assert_eq!(s, 200);
+    assert_eq!(v["data"].as_array().map(Vec::len), Some(2));
+    assert_eq!(v["data"][1]["embedding"][0], 0.8f32 as f64);
+    let (_, v) = post(
+        p,
+        "/v1/embeddings",
+        json!({"model": "e", "input": "a", "encoding_format": "base64"}),
+        &[],
+    );
+    assert_eq!(
+        v["data"][0]["embedding"].as_str().map(str::len),
+        Some(44),
+        "8 f32 in base64"
+    );
+    let (s, v) = post(
+        p,
+        "/v1/embeddings",
+        json!({"model": "e", "input": "a", "max_tokens": 5}),
+        &[],
+    );
+    assert_eq!((s, v["error"]["param"].as_str()), (400, Some("max_tokens")));
+}

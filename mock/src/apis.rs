@@ -1,0 +1,286 @@
+//! The other APIs LLM apps call, as strict as the real ones where clients
+//! notice (non-streaming; a stream request to them is refused with a 400
+//! naming this mock's limit):
+//!
+//! | path | answers | refuses (400, in the API's own error shape) |
+//! |---|---|---|
+//! | `/v1/responses` | a `response` object: `output[0]` a `message` with one `output_text`, `usage {input_tokens, input_tokens_details.cached_tokens, output_tokens, output_tokens_details.reasoning_tokens, total_tokens}` | any parameter the Responses API does not define (`max_tokens`, `max_completion_tokens`, `messages`, …: `unknown_parameter`), `stream_options` other than `include_obfuscation`, `max_output_tokens` below 16 (`integer_below_min_value`) |
+//! | `/v1/messages` | a Messages `message`: `content[0]` a `text` block, `stop_reason: "end_turn"`, `usage {input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens, service_tier}` where `input_tokens` excludes the cache | a missing `anthropic-version` header, a missing `model`/`max_tokens`/`messages` (`Field required`), any other field (`Extra inputs are not permitted`), `max_tokens` < 1 |
+//! | `/v1/embeddings` | a `list` of one `embedding` per input (8 floats; base64 of little-endian `f32` when `encoding_format: "base64"`, the openai SDK's default), `usage {prompt_tokens, total_tokens}` | any parameter Embeddings does not define (`max_tokens`, …: `unknown_parameter`) |
+//!
+//! `x-mock-status: S` answers S with the API's error shape;
+//! `x-mock-reply`, `x-mock-cached-tokens` work as for chat.
+
+use crate::http::Request;
+use serde_json::{json, Value};
+
+/// Which of these APIs a path is, if any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    /// OpenAI Responses.
+    Responses,
+    /// Anthropic Messages.
+    Messages,
+    /// OpenAI Embeddings.
+    Embeddings,
+}
+
+impl Api {
+    /// The API served at `path` (query ignored).
+    pub fn of_path(path: &str) -> Option<Api> {
+        match path.split('?').next().unwrap_or("") {
+            "/v1/responses" => Some(Api::Responses),
+            "/v1/messages" => Some(Api::Messages),
+            "/v1/embeddings" => Some(Api::Embeddings),
+            _ => None,
+        }
+    }
+
+    /// An error body in this API's shape.
+    pub fn error(
+        self,
+        status: u16,
+        message: &str,
+        param: Option<&str>,
+        code: Option<&str>,
+    ) -> Value {
+        match self {
+            Api::Messages => {
+                let kind = match status {
+                    400 => "invalid_request_error",
+                    401 => "authentication_error",
+                    403 => "permission_error",
+                    404 => "not_found_error",
+                    413 => "request_too_large",
+                    429 => "rate_limit_error",
+                    529 => "overloaded_error",
+                    _ => "api_error",
+                };
+                json!({"type": "error", "error": {"type": kind, "message": message},
+                       "request_id": "req_mock"})
+            }
+            _ => {
+                let kind = if status == 400 {
+                    "invalid_request_error"
+                } else {
+                    "server_error"
+                };
+                json!({"error": {"message": message, "type": kind, "param": param, "code": code}})
+            }
+        }
+    }
+}
+
+const RESPONSES_PARAMS: &[&str] = &[
+    "model",
+    "input",
+    "instructions",
+    "max_output_tokens",
+    "temperature",
+    "top_p",
+    "tools",
+    "tool_choice",
+    "text",
+    "stream",
+    "stream_options",
+    "store",
+    "metadata",
+    "previous_response_id",
+    "reasoning",
+    "parallel_tool_calls",
+    "truncation",
+    "user",
+    "include",
+    "background",
+    "prompt",
+    "service_tier",
+    "safety_identifier",
+    "prompt_cache_key",
+    "top_logprobs",
+    "max_tool_calls",
+    "conversation",
+];
+
+const MESSAGES_FIELDS: &[&str] = &[
+    "model",
+    "messages",
+    "max_tokens",
+    "system",
+    "metadata",
+    "stop_sequences",
+    "stream",
+    "temperature",
+    "top_k",
+    "top_p",
+    "tools",
+    "tool_choice",
+    "thinking",
+    "service_tier",
+    "container",
+    "mcp_servers",
+];
+
+const EMBEDDINGS_PARAMS: &[&str] = &["model", "input", "encoding_format", "dimensions", "user"];
+
+/// The first rule `request` breaks: (message, param, code).
+pub fn check(
+    api: Api,
+    req: &Request,
+    request: &Value,
+) -> Option<(String, Option<String>, Option<&'static str>)> {
+    let Some(fields) = request.as_object() else {
+        return Some(("the request body must be a JSON object".into(), None, None));
+    };
+    match api {
+        Api::Responses | Api::Embeddings => {
+            let known = if api == Api::Responses {
+                RESPONSES_PARAMS
+            } else {
+                EMBEDDINGS_PARAMS
+            };
+            if let Some(k) = fields.keys().find(|k| !known.contains(&k.as_str())) {
+                return Some((
+                    format!("Unknown parameter: '{k}'."),
+                    Some(k.clone()),
+                    Some("unknown_parameter"),
+                ));
+            }
+            if let Some(opts) = fields.get("stream_options").and_then(Value::as_object) {
+                if let Some(k) = opts.keys().find(|k| *k != "include_obfuscation") {
+                    let param = format!("stream_options.{k}");
+                    return Some((
+                        format!("Unknown parameter: '{param}'."),
+                        Some(param),
+                        Some("unknown_parameter"),
+                    ));
+                }
+            }
+            if let Some(n) = fields.get("max_output_tokens").and_then(Value::as_i64) {
+                if n < 16 {
+                    return Some((
+                        format!("Invalid 'max_output_tokens': integer below minimum value. Expected a value >= 16, but got {n} instead."),
+                        Some("max_output_tokens".into()),
+                        Some("integer_below_min_value"),
+                    ));
+                }
+            }
+        }
+        Api::Messages => {
+            if req.header("anthropic-version").is_none() {
+                return Some(("anthropic-version: header is required".into(), None, None));
+            }
+            for required in ["model", "max_tokens", "messages"] {
+                if !fields.contains_key(required) {
+                    return Some((format!("{required}: Field required"), None, None));
+                }
+            }
+            if let Some(k) = fields
+                .keys()
+                .find(|k| !MESSAGES_FIELDS.contains(&k.as_str()))
+            {
+                return Some((format!("{k}: Extra inputs are not permitted"), None, None));
+            }
+            if fields
+                .get("max_tokens")
+                .and_then(Value::as_i64)
+                .is_none_or(|n| n < 1)
+            {
+                return Some((
+                    "max_tokens: Input should be greater than or equal to 1".into(),
+                    None,
+                    None,
+                ));
+            }
+        }
+    }
+    if request["stream"].as_bool() == Some(true) {
+        return Some((
+            "mock: streaming is not implemented for this API yet".into(),
+            None,
+            None,
+        ));
+    }
+    None
+}
+
+/// The answer body: `reply` as the output, `prompt` and `cached` tokens in.
+pub fn answer(api: Api, request: &Value, n: u64, reply: &str, prompt: u64, cached: u64) -> Value {
+    let model = request["model"].as_str().unwrap_or("unknown");
+    let out = reply.split(' ').count() as u64;
+    match api {
+        Api::Responses => json!({
+            "id": format!("resp_mock{n}"), "object": "response", "created_at": 1_700_000_000u64,
+            "status": "completed", "model": model, "error": null, "incomplete_details": null,
+            "output": [{"type": "message", "id": format!("msg_mock{n}"), "status": "completed",
+                        "role": "assistant",
+                        "content": [{"type": "output_text", "text": reply, "annotations": []}]}],
+            "parallel_tool_calls": true, "tool_choice": "auto", "tools": [],
+            "usage": {"input_tokens": prompt, "input_tokens_details": {"cached_tokens": cached},
+                      "output_tokens": out, "output_tokens_details": {"reasoning_tokens": 0},
+                      "total_tokens": prompt + out},
+        }),
+        Api::Messages => json!({
+            "id": format!("msg_mock{n}"), "type": "message", "role": "assistant", "model": model,
+            "content": [{"type": "text", "text": reply}],
+            "stop_reason": "end_turn", "stop_sequence": null,
+            // Anthropic's input_tokens leaves out what the cache served.
+            "usage": {"input_tokens": prompt - cached, "output_tokens": out,
+                      "cache_creation_input_tokens": 0, "cache_read_input_tokens": cached,
+                      "service_tier": "standard"},
+        }),
+        Api::Embeddings => {
+            let inputs = match &request["input"] {
+                Value::Array(items) => items.len().max(1),
+                _ => 1,
+            };
+            let base64 = request["encoding_format"] == "base64";
+            let data: Vec<Value> = (0..inputs)
+                .map(|i| {
+                    let floats: Vec<f32> = (0..8).map(|k| ((i * 8 + k) as f32) / 10.0).collect();
+                    let embedding = if base64 {
+                        let bytes: Vec<u8> = floats.iter().flat_map(|f| f.to_le_bytes()).collect();
+                        json!(base64_encode(&bytes))
+                    } else {
+                        json!(floats)
+                    };
+                    json!({"object": "embedding", "index": i, "embedding": embedding})
+                })
+                .collect();
+            json!({"object": "list", "data": data, "model": model,
+                   "usage": {"prompt_tokens": prompt, "total_tokens": prompt}})
+        }
+    }
+}
+
+/// Standard base64 with padding.
+fn base64_encode(bytes: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in bytes.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
+            if i <= c.len() {
+                out.push(T[((n >> shift) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_is_standard() {
+        assert_eq!(base64_encode(b""), "");
+        assert_eq!(base64_encode(b"f"), "Zg==");
+        assert_eq!(base64_encode(b"fo"), "Zm8=");
+        assert_eq!(base64_encode(b"foo"), "Zm9v");
+        assert_eq!(base64_encode(b"foobar"), "Zm9vYmFy");
+    }
+}
