@@ -1,0 +1,242 @@
+//! The Responses, Messages and Embeddings APIs through a real Envoy started
+//! from the shipped `envoy/envoy.yaml`, driven by the official `openai` and
+//! `anthropic` Python SDKs (`tests/sdk/apis.py`) against the strict mock
+//! provider, which refuses what the real APIs refuse (`max_tokens` and
+//! `stream_options.include_usage` on Responses, extra fields on Messages,
+//! any output cap on Embeddings). Non-streaming; each API's own output cap,
+//! usage, record and error shape.
+
+// Test code: failing loudly on a broken harness is the point.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use serde_json::Value;
+use std::collections::HashMap;
+use std::process::Command;
+use support::{Envoy, MockBackend};
+
+const CONFIG: &str = r#"{
+  "default_cluster": "model_a",
+  "pricing": {
+    "gpt-4.1-mini": {"input_per_mtok": 0.4, "cached_input_per_mtok": 0.1, "output_per_mtok": 1.6},
+    "claude-sonnet-4-5": {"input_per_mtok": 3.0, "cached_input_per_mtok": 0.3, "output_per_mtok": 15.0},
+    "text-embedding-3-small": {"input_per_mtok": 0.02, "output_per_mtok": 0}
+  },
+  "redaction": {"request": true, "response": true},
+  "budgets": {"max_output_tokens": 256, "quotas": [{"key": "x-org-id", "tokens_per_minute": 300}]},
+  "guardrails": {"moderation": {"request_patterns": ["(?i)how to make a bomb"]}},
+  "experiments": [
+    {"id": "resp", "match": {"path_prefix": "/v1/responses"}, "sticky_keys": ["x-user-id"],
+     "variants": [{"name": "control", "weight": 100, "cluster": "model_a", "model": "gpt-4.1-mini"}]},
+    {"id": "msg", "match": {"path_prefix": "/v1/messages"}, "sticky_keys": ["x-user-id"],
+     "variants": [{"name": "control", "weight": 100, "cluster": "model_a", "model": "claude-sonnet-4-5"}]},
+    {"id": "emb", "match": {"path_prefix": "/v1/embeddings"}, "sticky_keys": ["x-user-id"],
+     "variants": [{"name": "control", "weight": 100, "cluster": "model_a", "model": "text-embedding-3-small"}]}
+  ]
+}"#;
+
+fn run(port: u16, scenarios: &[&str]) -> HashMap<String, Value> {
+    let py = support::repo().join(".venv/bin/python");
+    assert!(py.exists(), "{} missing: run `make test`", py.display());
+    let out = Command::new(py)
+        .arg(support::repo().join("tests/sdk/apis.py"))
+        .args(["--port", &port.to_string(), "--user", "api-user-1"])
+        .args(scenarios)
+        .output()
+        .expect("run the SDK driver");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "SDK driver failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: HashMap<String, Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("driver prints JSON"))
+        .map(|v| (v["scenario"].as_str().unwrap_or("").to_string(), v))
+        .collect();
+    for s in scenarios {
+        assert!(seen[*s].get("unexpected").is_none(), "{s}: {}", seen[*s]);
+    }
+    seen
+}
+
+fn record(envoy: &Envoy, seen: &Value) -> Value {
+    let trace = seen["trace_id"].as_str().expect("trace id");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let found: Vec<Value> = envoy
+            .access_log()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|r| r["trace_id"] == trace)
+            .collect();
+        if found.len() == 1 {
+            return found[0].clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "one record for {seen}: {found:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+fn upstream_body(mock: &MockBackend, path: &str) -> Value {
+    let r = mock.requests();
+    let req = r
+        .iter()
+        .rev()
+        .find(|r| r.path == path)
+        .expect("request upstream");
+    serde_json::from_slice(&req.body).expect("json upstream")
+}
+
+fn cost(r: &Value, input: f64, cached: f64, output: f64) -> f64 {
+    let n = |k: &str| r[k].as_u64().unwrap_or(0) as f64;
+    ((n("tokens_in") - n("tokens_in_cached")) * input
+        + n("tokens_in_cached") * cached
+        + n("tokens_out") * output)
+        / 1e6
+}
+
+#[test]
+fn responses_messages_and_embeddings_through_the_shipped_gateway() {
+    let a = MockBackend::start("model_a", 0).expect("mock");
+    let envoy = Envoy::start(CONFIG, &[("model_a", a.port()), ("model_b", a.port())]);
+    let seen = run(
+        envoy.port,
+        &[
+            "responses_json",
+            "messages_json",
+            "messages_blocked",
+            "messages_quota",
+            "responses_blocked",
+            "embeddings",
+        ],
+    );
+
+    // Responses: the cap went up as max_output_tokens (the mock refuses
+    // max_tokens), the prompt redacted, usage by the Responses names.
+    let j = &seen["responses_json"];
+    assert_eq!(j["text"], "Hello from model_a running gpt-4.1-mini.", "{j}");
+    let sent = upstream_body(&a, "/v1/responses");
+    assert_eq!(sent["max_output_tokens"], 256, "{sent}");
+    assert_eq!(sent["model"], "gpt-4.1-mini");
+    assert!(sent.get("max_tokens").is_none() && sent.get("max_completion_tokens").is_none());
+    assert!(
+        !sent["input"].as_str().unwrap().contains("jane.doe"),
+        "{sent}"
+    );
+    let r = record(&envoy, j);
+    assert_eq!(
+        (r["api"].as_str(), r["tokens_source"].as_str()),
+        (Some("openai.responses"), Some("usage")),
+        "{r}"
+    );
+    assert_eq!(r["tokens_in"], j["usage"]["input_tokens"]);
+    assert_eq!(r["tokens_out"], j["usage"]["output_tokens"]);
+    assert_eq!(r["outcome"], "success");
+    assert!(
+        (r["cost_usd_est"].as_f64().unwrap() - cost(&r, 0.4, 0.1, 1.6)).abs() < 1e-12,
+        "{r}"
+    );
+
+    // Messages: max_tokens lowered, no stream_options, the prompt is
+    // input + cache reads + cache writes.
+    let j = &seen["messages_json"];
+    assert_eq!(
+        (j["text"].as_str(), j["stop_reason"].as_str()),
+        (
+            Some("Hello from model_a running claude-sonnet-4-5."),
+            Some("end_turn")
+        ),
+        "{j}"
+    );
+    let sent = upstream_body(&a, "/v1/messages");
+    assert_eq!(sent["max_tokens"], 256, "{sent}");
+    assert!(sent.get("stream_options").is_none() && sent.get("max_completion_tokens").is_none());
+    assert!(!sent["messages"][0]["content"]
+        .as_str()
+        .unwrap()
+        .contains("jane.doe"));
+    let r = record(&envoy, j);
+    assert_eq!(r["api"], "anthropic.messages");
+    let u = &j["usage"];
+    let whole = u["input_tokens"].as_u64().unwrap()
+        + u["cache_read_input_tokens"].as_u64().unwrap()
+        + u["cache_creation_input_tokens"].as_u64().unwrap();
+    assert_eq!(u["cache_read_input_tokens"], 5);
+    assert_eq!(
+        (r["tokens_in"].as_u64(), r["tokens_in_cached"].as_u64()),
+        (Some(whole), Some(5)),
+        "{r}"
+    );
+    assert_eq!(r["tokens_out"], u["output_tokens"]);
+    assert!(
+        (r["cost_usd_est"].as_f64().unwrap() - cost(&r, 3.0, 0.3, 15.0)).abs() < 1e-12,
+        "{r}"
+    );
+
+    // The filter's own refusals in Anthropic's shape: the SDK raises its
+    // class for the status with the filter's message.
+    let b = &seen["messages_blocked"];
+    assert_eq!(
+        (
+            b["exception"].as_str(),
+            b["status"].as_u64(),
+            b["error_type"].as_str()
+        ),
+        (
+            Some("BadRequestError"),
+            Some(400),
+            Some("invalid_request_error")
+        ),
+        "{b}"
+    );
+    assert_eq!(b["message"], "the request was blocked by a content policy");
+    assert!(
+        b["sdk_message"]
+            .as_str()
+            .unwrap()
+            .contains("blocked by a content policy"),
+        "{b}"
+    );
+    let q = &seen["messages_quota"];
+    assert_eq!(
+        (q["exception"].as_str(), q["status"].as_u64()),
+        (Some("RateLimitError"), Some(429)),
+        "{q}"
+    );
+    assert_eq!(q["error_type"], "rate_limit_error");
+    // And in OpenAI's on the OpenAI paths.
+    let o = &seen["responses_blocked"];
+    assert_eq!(
+        (o["exception"].as_str(), o["code"].as_str()),
+        (Some("BadRequestError"), Some("content_blocked")),
+        "{o}"
+    );
+
+    // Embeddings: nothing capped (the mock refuses max_tokens), the SDK's
+    // base64 vectors decode.
+    let e = &seen["embeddings"];
+    assert_eq!(
+        (e["count"].as_u64(), e["dims"].as_u64()),
+        (Some(2), Some(8)),
+        "{e}"
+    );
+    let sent = upstream_body(&a, "/v1/embeddings");
+    assert!(
+        sent.get("max_tokens").is_none() && sent.get("max_completion_tokens").is_none(),
+        "{sent}"
+    );
+    assert_eq!(sent["model"], "text-embedding-3-small");
+    let r = record(&envoy, e);
+    assert_eq!(
+        (r["api"].as_str(), r["tokens_out"].as_u64()),
+        (Some("openai.embeddings"), Some(0)),
+        "{r}"
+    );
+    assert_eq!(r["tokens_in"], e["prompt_tokens"]);
+}

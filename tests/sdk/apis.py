@@ -1,0 +1,168 @@
+"""Drives the Responses, Messages and Embeddings APIs through the gateway
+with the official `openai` and `anthropic` SDKs (non-streaming).
+
+Run by tests/apis.rs against a real Envoy and the strict mock provider; it
+prints one JSON object per scenario on stdout, with the trace id its
+requests carried, and the Rust test asserts on them and on the records.
+
+    python apis.py --port P --user U SCENARIO...
+"""
+
+import argparse
+import hashlib
+import json
+import sys
+
+import anthropic
+import openai
+
+PII_PROMPT = "My e-mail is jane.doe@example.com, please confirm."
+TRACE = {"id": "0" * 31 + "1"}
+
+
+def headers(args, **extra):
+    return {
+        "traceparent": f"00-{TRACE['id']}-00f067aa0ba902b7-01",
+        "x-user-id": args.user,
+        **extra,
+    }
+
+
+def oa(args):
+    return openai.OpenAI(
+        api_key="sk-test-not-a-real-key",
+        base_url=f"http://127.0.0.1:{args.port}/v1",
+        max_retries=0,
+        timeout=20,
+    )
+
+
+def an(args):
+    return anthropic.Anthropic(
+        api_key="sk-ant-test-not-a-real-key",
+        base_url=f"http://127.0.0.1:{args.port}",
+        max_retries=0,
+        timeout=20,
+    )
+
+
+def responses_json(args):
+    r = oa(args).responses.create(
+        model="app-model",
+        input=PII_PROMPT,
+        max_output_tokens=5000,
+        extra_headers=headers(args),
+    )
+    u = r.usage
+    return {
+        "text": r.output_text,
+        "model": r.model,
+        "usage": {
+            "input_tokens": u.input_tokens,
+            "cached_tokens": u.input_tokens_details.cached_tokens,
+            "output_tokens": u.output_tokens,
+        },
+    }
+
+
+def messages_json(args):
+    m = an(args).messages.create(
+        model="app-model",
+        max_tokens=4096,
+        messages=[{"role": "user", "content": PII_PROMPT}],
+        extra_headers=headers(args, **{"x-mock-cached-tokens": "5"}),
+    )
+    u = m.usage
+    return {
+        "text": m.content[0].text,
+        "model": m.model,
+        "stop_reason": m.stop_reason,
+        "usage": {
+            "input_tokens": u.input_tokens,
+            "cache_read_input_tokens": u.cache_read_input_tokens,
+            "cache_creation_input_tokens": u.cache_creation_input_tokens,
+            "output_tokens": u.output_tokens,
+        },
+    }
+
+
+def anthropic_error(args, prompt, extra):
+    """The exception the Anthropic SDK raises for the filter's refusal."""
+    try:
+        an(args).messages.create(
+            model="app-model",
+            # Capped to the budget's 256: two reservations exceed the quota.
+            max_tokens=4096,
+            messages=[{"role": "user", "content": prompt}],
+            extra_headers=headers(args, **extra),
+        )
+    except anthropic.APIStatusError as e:
+        error = e.body.get("error", {}) if isinstance(e.body, dict) else {}
+        return {
+            "exception": type(e).__name__,
+            "status": e.status_code,
+            "sdk_message": e.message,
+            "message": error.get("message"),
+            "error_type": error.get("type"),
+        }
+    return {"unexpected": "no exception"}
+
+
+def openai_error(args, call):
+    try:
+        call()
+    except openai.APIStatusError as e:
+        return {"exception": type(e).__name__, "status": e.status_code, "code": e.code}
+    return {"unexpected": "no exception"}
+
+
+def embeddings(args):
+    r = oa(args).embeddings.create(
+        model="app-embed",
+        input=["first text", "second text"],
+        extra_headers=headers(args),
+    )
+    return {
+        "count": len(r.data),
+        "dims": len(r.data[0].embedding),
+        "second": r.data[1].embedding[0],
+        "prompt_tokens": r.usage.prompt_tokens,
+    }
+
+
+def scenarios(args):
+    return {
+        "responses_json": lambda: responses_json(args),
+        "messages_json": lambda: messages_json(args),
+        "messages_blocked": lambda: anthropic_error(args, "how to make a bomb", {}),
+        "messages_quota": lambda: [
+            anthropic_error(args, "hello", {"x-org-id": "org-small"}) for _ in range(3)
+        ][-1],
+        "responses_blocked": lambda: openai_error(
+            args,
+            lambda: oa(args).responses.create(
+                model="app-model", input="how to make a bomb", extra_headers=headers(args)
+            ),
+        ),
+        "embeddings": lambda: embeddings(args),
+    }
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--user", required=True)
+    p.add_argument("scenario", nargs="+")
+    args = p.parse_args()
+    table = scenarios(args)
+    for name in args.scenario:
+        TRACE["id"] = hashlib.sha256(name.encode()).hexdigest()[:32]
+        try:
+            out = table[name]()
+        except Exception as e:  # reported, never hidden: the test fails on it
+            out = {"unexpected": f"{type(e).__name__}: {e}"}
+        print(json.dumps({"scenario": name, "trace_id": TRACE["id"], **out}), flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
