@@ -107,6 +107,14 @@ impl Api {
         matches!(self, Api::Chat | Api::Completions)
     }
 
+    /// Whether the filter reads this API's streams event by event (usage,
+    /// redaction, output guardrails). Responses and Messages streams are
+    /// not read yet: a request for one is refused when a check would have
+    /// to read it (see `Policy::passes_unreadable`).
+    pub fn streams_are_read(self) -> bool {
+        matches!(self, Api::Chat | Api::Completions | Api::Embeddings)
+    }
+
     /// The filter's own error as this API's clients parse it.
     pub fn error_body(self, err: &crate::error::ApiError) -> Vec<u8> {
         match self {

@@ -140,6 +140,19 @@ impl ApiError {
         }
     }
 
+    /// 400: a streamed answer of this API cannot be checked yet.
+    pub fn stream_unreadable(api: &str) -> ApiError {
+        ApiError {
+            status: 400,
+            kind: "invalid_request_error",
+            code: "stream_not_checkable",
+            message: format!(
+                "streamed {api} answers cannot be checked by this gateway yet and response \
+                 redaction or output guardrails are on: send the request without `stream`"
+            ),
+        }
+    }
+
     /// 415: the request body is compressed and the filter cannot read it.
     pub fn request_encoded(encoding: &str) -> ApiError {
         ApiError {

@@ -112,6 +112,7 @@ fn responses_messages_and_embeddings_through_the_shipped_gateway() {
             "messages_json",
             "messages_blocked",
             "messages_quota",
+            "messages_stream_refused",
             "responses_blocked",
             "embeddings",
         ],
@@ -210,6 +211,26 @@ fn responses_messages_and_embeddings_through_the_shipped_gateway() {
         "{q}"
     );
     assert_eq!(q["error_type"], "rate_limit_error");
+    // A Messages stream is not read yet: with response redaction on it is
+    // refused before anything goes upstream, never forwarded unredacted.
+    let st = &seen["messages_stream_refused"];
+    assert_eq!(
+        (st["exception"].as_str(), st["status"].as_u64()),
+        (Some("BadRequestError"), Some(400)),
+        "{st}"
+    );
+    assert!(
+        st["message"]
+            .as_str()
+            .unwrap()
+            .contains("streamed anthropic.messages"),
+        "{st}"
+    );
+    assert_eq!(record(&envoy, st)["error_code"], "stream_not_checkable");
+    assert!(a
+        .requests()
+        .iter()
+        .all(|r| !String::from_utf8_lossy(&r.body).contains("\"stream\":true")));
     // And in OpenAI's on the OpenAI paths.
     let o = &seen["responses_blocked"];
     assert_eq!(

@@ -315,6 +315,17 @@ impl<H: Host> Exchange<H> {
                 .as_ref()
                 .and_then(|s| s.default_schema.clone())
         });
+        // A stream the filter cannot read yet is like a response it cannot
+        // decode: it goes out only when nothing must read it.
+        if self.info.stream && !self.api.streams_are_read() {
+            let policy = Self::policy(&plan, self.schema.as_ref());
+            if !policy.passes_unreadable() {
+                return refuse(self, sent, &ApiError::stream_unreadable(self.api.as_str()));
+            }
+            if policy.redactor.is_some() {
+                metrics.count_redaction_skipped(&self.host, m.experiment, m.variant);
+            }
+        }
 
         // Quotas last: a request refused above holds no tokens. The clock
         // of the request headers is the window's (no second read).

@@ -495,6 +495,87 @@ fn review_copies_hold_the_request_as_forwarded_or_as_refused() {
     );
 }
 
+/// An exchange of `s` for `user` on `path`.
+fn exchange_on(s: &Setup, user: &str, path: &str) -> Exchange<FakeHost> {
+    let ex = s.exchange(user, &[]);
+    for (k, v) in ex.host().wire.borrow_mut().request_headers.iter_mut() {
+        if k == ":path" {
+            *v = path.to_string();
+        }
+    }
+    ex
+}
+
+#[test]
+fn a_stream_the_filter_cannot_read_yet_is_refused_when_a_check_must_read_it() {
+    let stream = r#"{"model":"app","max_tokens":100,"stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    let mut cfg = base();
+    cfg["experiments"][0]["match"] = json!({"path_prefix": "/v1/"});
+    cfg["redaction"] = json!({"request": true, "response": true});
+
+    // Response redaction on (on_error: block): refused, in Anthropic's shape.
+    let s = setup(&cfg);
+    let user = s.user_of("cand");
+    let mut ex = exchange_on(&s, &user, "/v1/messages");
+    run(&mut ex, stream, 200, "text/event-stream", "");
+    let (status, _, body) = s.host.reply().expect("refused");
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(status, 400);
+    assert_eq!(
+        (v["type"].as_str(), v["error"]["type"].as_str()),
+        (Some("error"), Some("invalid_request_error")),
+        "{v}"
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("anthropic.messages"),
+        "{v}"
+    );
+    assert!(
+        !s.host
+            .calls()
+            .iter()
+            .any(|c| matches!(c, Call::SetRequestHeader(..))),
+        "nothing forwarded"
+    );
+    // The same on /v1/responses, in OpenAI's shape; chat streams are read.
+    let s = setup(&cfg);
+    let mut ex = exchange_on(&s, &user, "/v1/responses");
+    run(&mut ex, stream, 200, "text/event-stream", "");
+    let v: Value = serde_json::from_slice(&s.host.reply().expect("refused").2).unwrap();
+    assert_eq!(v["error"]["code"], "stream_not_checkable");
+    let s = setup(&cfg);
+    let mut ex = exchange_on(&s, &user, "/v1/chat/completions");
+    run(
+        &mut ex,
+        stream,
+        200,
+        "text/event-stream",
+        "data: [DONE]\n\n",
+    );
+    assert!(
+        s.host.reply().is_none(),
+        "chat streams are read and redacted"
+    );
+
+    // on_error: pass and no output guardrail: forwarded, counted unscanned.
+    cfg["redaction"]["on_error"] = json!("pass");
+    let s = setup(&cfg);
+    let mut ex = exchange_on(&s, &user, "/v1/messages");
+    run(&mut ex, stream, 200, "text/event-stream", "");
+    assert!(s.host.reply().is_none(), "forwarded");
+    assert_eq!(records(&s.host)[0]["api"], "anthropic.messages");
+    // Nothing to check: forwarded.
+    let mut cfg = base();
+    cfg["experiments"][0]["match"] = json!({"path_prefix": "/v1/"});
+    let s = setup(&cfg);
+    let mut ex = exchange_on(&s, &user, "/v1/responses");
+    run(&mut ex, stream, 200, "text/event-stream", "");
+    assert!(s.host.reply().is_none());
+}
+
 /// The hostcall budget of the hot path: a change that adds a call to a
 /// request fails here (raise the budget only with a reason and a bench).
 #[test]

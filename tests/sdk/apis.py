@@ -86,7 +86,7 @@ def messages_json(args):
     }
 
 
-def anthropic_error(args, prompt, extra):
+def anthropic_error(args, prompt, extra, **kw):
     """The exception the Anthropic SDK raises for the filter's refusal."""
     try:
         an(args).messages.create(
@@ -95,6 +95,7 @@ def anthropic_error(args, prompt, extra):
             max_tokens=4096,
             messages=[{"role": "user", "content": prompt}],
             extra_headers=headers(args, **extra),
+            **kw,
         )
     except anthropic.APIStatusError as e:
         error = e.body.get("error", {}) if isinstance(e.body, dict) else {}
@@ -138,6 +139,8 @@ def scenarios(args):
         "messages_quota": lambda: [
             anthropic_error(args, "hello", {"x-org-id": "org-small"}) for _ in range(3)
         ][-1],
+        "messages_stream_refused": lambda: anthropic_error(args, "hello", {}, stream=True),
+        "messages_stream_refused": lambda: anthropic_error(args, "hello", {}, stream=True),
         "responses_blocked": lambda: openai_error(
             args,
             lambda: oa(args).responses.create(
