@@ -599,6 +599,46 @@ fn hostcall_budget_per_configuration() {
     println!("hostcalls per request: {}", report.join(", "));
 }
 
+/// Each API's request and answer, non-streaming (the dialect budget).
+const DIALECTS: [(&str, &str, &str); 3] = [
+    (
+        "/v1/responses",
+        r#"{"model":"app","input":"hello there","max_output_tokens":5000}"#,
+        r#"{"id":"resp_1","object":"response","status":"completed","model":"m","output":[{"type":"message","role":"assistant","content":[{"type":"output_text","text":"hi","annotations":[]}]}],"usage":{"input_tokens":12,"input_tokens_details":{"cached_tokens":0},"output_tokens":3,"output_tokens_details":{"reasoning_tokens":0},"total_tokens":15}}"#,
+    ),
+    (
+        "/v1/messages",
+        r#"{"model":"app","max_tokens":4096,"messages":[{"role":"user","content":"hello there"}]}"#,
+        r#"{"id":"msg_1","type":"message","role":"assistant","model":"m","content":[{"type":"text","text":"hi"}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":12,"output_tokens":3,"cache_creation_input_tokens":0,"cache_read_input_tokens":0}}"#,
+    ),
+    (
+        "/v1/embeddings",
+        r#"{"model":"app","input":["hello there"]}"#,
+        r#"{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1,0.2]}],"model":"m","usage":{"prompt_tokens":12,"total_tokens":12}}"#,
+    ),
+];
+
+/// Every API costs a request the hostcalls of chat: a dialect adds none.
+#[test]
+fn hostcall_budget_per_api() {
+    let mut cfg = everything();
+    cfg["experiments"][0]["match"] = json!({"path_prefix": "/v1/"});
+    let (chat, _) = hostcalls(&cfg);
+    for (path, request, response) in DIALECTS {
+        let s = setup(&cfg);
+        let user = s.user_of("cand");
+        let mut ex = exchange_on(&s, &user, path);
+        ex.host().wire.borrow_mut().request_headers.push(("x-org-id".into(), "acme".into()));
+        s.host.clear_calls();
+        run(&mut ex, request, 200, "application/json", response);
+        let record = records(&s.host).pop().expect("a record");
+        assert_eq!((record["outcome"].as_str(), record["tokens_source"].as_str()), (Some("success"), Some("usage")), "{path}: {record}");
+        assert_eq!(record["tokens_in"], 12, "{path}");
+        let n = s.host.hostcalls();
+        assert!(n <= chat, "{path}: {n} hostcalls > chat's {chat}:\n{:#?}", s.host.calls());
+    }
+}
+
 #[test]
 fn the_health_window_is_read_once_per_finished_exchange() {
     let mut cfg = breaker_config();
