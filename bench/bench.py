@@ -69,7 +69,12 @@ def answer_body(size):
     return json.dumps(body)
 
 
-def upstream_config(port, admin, body=UPSTREAM_BODY):
+def upstream_config(port, admin, body=UPSTREAM_BODY, bodies=None):
+    """A fast upstream: `body` for every path, or `bodies` by path prefix."""
+    routes = [{"match": {"prefix": prefix},
+               "direct_response": {"status": 200, "body": {"inline_string": answer}},
+               "response_headers_to_add": [{"header": {"key": "content-type", "value": "application/json"}}]}
+              for prefix, answer in (bodies or {"/": body}).items()]
     return {
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin}}},
         "static_resources": {"listeners": [{
@@ -80,11 +85,7 @@ def upstream_config(port, admin, body=UPSTREAM_BODY):
                 "typed_config": {
                     "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
                     "stat_prefix": "upstream",
-                    "route_config": {"virtual_hosts": [{"name": "up", "domains": ["*"], "routes": [{
-                        "match": {"prefix": "/"},
-                        "direct_response": {"status": 200, "body": {"inline_string": body}},
-                        "response_headers_to_add": [{"header": {"key": "content-type", "value": "application/json"}}],
-                    }]}]},
+                    "route_config": {"virtual_hosts": [{"name": "up", "domains": ["*"], "routes": routes}]},
                     # Read the whole request before answering: a response sent
                     # before the request body ends makes the proxy close the
                     # upstream connection, and every request would pay a TCP connect.
@@ -253,18 +254,19 @@ def pin(cpu):
     return ["taskset", "-c", str(cpu % ncpu)] if ncpu > 1 else []
 
 
-def wrk_script(tmp, body, headers=None):
-    """A wrk script POSTing `body` with a distinct x-user-id per request,
-    plus `headers` (e.g. an SDK's Accept-Encoding)."""
+def wrk_script(tmp, body, headers=None, path="/v1/chat/completions"):
+    """A wrk script POSTing `body` to `path` with a distinct x-user-id per
+    request, plus `headers` (e.g. an SDK's Accept-Encoding)."""
     extra = "".join(f"    [{json.dumps(k)}] = {json.dumps(v)},\n" for k, v in (headers or {}).items())
-    path = os.path.join(tmp, f"chat-{len(body)}-{len(headers or {})}.lua")
+    url = path
+    path = os.path.join(tmp, f"chat-{len(body)}-{len(headers or {})}-{url.strip('/').replace('/', '_')}.lua")
     with open(path, "w") as f:
         f.write(f"""
 local counter = 0
 local body = {json.dumps(body)}
 request = function()
   counter = counter + 1
-  return wrk.format("POST", "/v1/chat/completions", {{
+  return wrk.format("POST", "{url}", {{
     ["content-type"] = "application/json",
     ["x-user-id"] = "user-" .. counter,
     ["x-llm-cluster"] = "model_a",
@@ -688,6 +690,73 @@ FLOOR = os.environ.get("LLM_AB_FLOOR_WASM",
                        os.path.join(ROOT, "target/wasm32-wasip1/release/llm_ab_floor.wasm"))
 
 
+# Each API's 2 KB request and a small answer of its own shape (#14).
+RESPONSES_ANSWER = json.dumps({
+    "id": "resp_bench", "object": "response", "status": "completed", "model": "gpt-4o-mini",
+    "output": [{"type": "message", "id": "msg_bench", "status": "completed", "role": "assistant",
+                "content": [{"type": "output_text", "text": "ok", "annotations": []}]}],
+    "usage": {"input_tokens": 500, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": 1,
+              "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 501}})
+MESSAGES_ANSWER = json.dumps({
+    "id": "msg_bench", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
+    "content": [{"type": "text", "text": "ok"}], "stop_reason": "end_turn", "stop_sequence": None,
+    "usage": {"input_tokens": 500, "output_tokens": 1, "cache_creation_input_tokens": 0,
+              "cache_read_input_tokens": 0}})
+
+
+def api_bodies(size):
+    """Chat, Responses and Messages requests of about `size` bytes, the same prose."""
+    chat = json.loads(chat_body(size))
+    system, user = (m["content"] for m in chat["messages"])
+    return {
+        "openai.chat": ("/v1/chat/completions", chat_body(size), {}),
+        "openai.responses": ("/v1/responses", json.dumps(
+            {"model": "app-default", "temperature": 0.2, "instructions": system, "input": user}), {}),
+        "anthropic.messages": ("/v1/messages", json.dumps(
+            {"model": "app-default", "temperature": 0.2, "max_tokens": 4096, "system": system,
+             "messages": [{"role": "user", "content": user}]}), {"anthropic-version": "2023-06-01"}),
+    }
+
+
+def apis_bench(args):
+    """Everything on for each API: what the filter adds to a 2 KB Chat,
+    Responses and Messages request (each against bare Envoy on the same
+    request), alternating, medians."""
+    tmp = tempfile.mkdtemp(prefix="llm-ab-apis-")
+    up = free_port()
+    bodies = {"/v1/responses": RESPONSES_ANSWER, "/v1/messages": MESSAGES_ANSWER, "/": UPSTREAM_BODY}
+    procs = [Envoy("upstream", upstream_config(up, free_port(), bodies=bodies), tmp, cpu=1)]
+    everything = proxy_config(free_port(), free_port(), up, True, extra=EVERYTHING)
+    hcm = everything["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    without_compression(hcm)
+    config = http_filter(hcm, WASM_FILTER)["typed_config"]["config"]
+    filter_json = json.loads(config["configuration"]["value"])
+    for e in filter_json["experiments"]:
+        e["match"] = {"path_prefix": "/v1/"}
+    config["configuration"]["value"] = json.dumps(filter_json)
+    configs = {"bare": proxy_config(free_port(), free_port(), up, False), "everything": everything}
+    try:
+        proxies = start_proxies(configs, tmp, procs)
+        added = {}
+        for api, (path, body, headers) in api_bodies(args.body_bytes).items():
+            script = wrk_script(tmp, body, headers, path=path)
+            runs = alternate(proxies, script, args, 4, label=api)
+            med = {name: statistics.median(r["cpu_us_per_req"] for r in rs) for name, rs in runs.items()}
+            errors = sum(r["errors"] for rs in runs.values() for r in rs)
+            added[api] = (med["bare"], med["everything"], len(body), errors)
+        chat = added["openai.chat"][1] - added["openai.chat"][0]
+        print(f"""Everything on per API, about {args.body_bytes} B requests, {args.rounds} alternating rounds of {args.seconds} s, medians (no compression filters):
+
+| API | request bytes | bare Envoy µs | everything on µs | added | vs chat's | errors |
+|---|---|---|---|---|---|---|""")
+        for api, (bare, full, size, errors) in added.items():
+            print(f"| {api} | {size} | {bare:.1f} | {full:.1f} | **{full - bare:+.1f}** | "
+                  f"{(full - bare) / chat * 100 - 100:+.0f} % | {errors} |")
+    finally:
+        for p in reversed(procs):
+            p.stop()
+
+
 def floor_bench(args):
     """The floor of the in-Envoy cost: `bench/floor` makes, per
     configuration, the hostcalls llm-ab makes for this request and decides
@@ -752,6 +821,8 @@ def main():
                     help="only measure what each part of the everything-on configuration costs")
     ap.add_argument("--baseline", metavar="WASM",
                     help="only compare this build with an earlier .wasm in the same run")
+    ap.add_argument("--apis", action="store_true",
+                    help="only measure everything on for a Chat, a Responses and a Messages request")
     ap.add_argument("--floor", action="store_true",
                     help="only measure the filter beside bench/floor, which makes the same hostcalls and decides nothing")
     args = ap.parse_args()
@@ -761,6 +832,9 @@ def main():
 
     if args.floor:
         floor_bench(args)
+        return
+    if args.apis:
+        apis_bench(args)
         return
     if args.parts:
         parts_bench(args)
