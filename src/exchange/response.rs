@@ -268,9 +268,13 @@ impl<H: Host> Exchange<H> {
         }
         let policy = Self::policy(&plan, self.schema.as_ref());
         self.mode = if content_type.starts_with("text/event-stream") {
+            // A stream of an API the filter does not read yet passes as it
+            // is (the request was refused when a check had to read it):
+            // its events carry `event:` lines a rewrite would drop.
+            let read = self.api.streams_are_read();
             let strip_usage = self.info.usage_injected;
-            let redact = policy.redactor.is_some();
-            let watch = policy.watches_stream();
+            let redact = read && policy.redactor.is_some();
+            let watch = read && policy.watches_stream();
             if strip_usage || redact || watch {
                 // The body changes size when it is rewritten.
                 self.edit_response("content-length", None);

@@ -567,13 +567,28 @@ fn a_stream_the_filter_cannot_read_yet_is_refused_when_a_check_must_read_it() {
     run(&mut ex, stream, 200, "text/event-stream", "");
     assert!(s.host.reply().is_none(), "forwarded");
     assert_eq!(records(&s.host)[0]["api"], "anthropic.messages");
-    // Nothing to check: forwarded.
+    // Nothing to check (or a schema check that only counts): forwarded,
+    // every byte as the upstream sent it (`event:` lines included), and
+    // complete at the end of the body (these streams have no `[DONE]`).
     let mut cfg = base();
     cfg["experiments"][0]["match"] = json!({"path_prefix": "/v1/"});
+    cfg["guardrails"] =
+        json!({"response_schema": {"on_fail": "count", "schema": {"type": "object"}}});
     let s = setup(&cfg);
-    let mut ex = exchange_on(&s, &user, "/v1/responses");
-    run(&mut ex, stream, 200, "text/event-stream", "");
+    let events = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":5}}}\n\n\
+                  event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"hi\"}}\n\n\
+                  event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+    let mut ex = exchange_on(&s, &user, "/v1/messages");
+    run(&mut ex, stream, 200, "text/event-stream", events);
     assert!(s.host.reply().is_none());
+    assert!(
+        !s.host
+            .calls()
+            .iter()
+            .any(|c| matches!(c, Call::SetResponseBody(_))),
+        "passed as it is"
+    );
+    assert_eq!(records(&s.host)[0]["outcome"], "success");
 }
 
 /// The hostcall budget of the hot path: a change that adds a call to a
@@ -628,14 +643,26 @@ fn hostcall_budget_per_api() {
         let s = setup(&cfg);
         let user = s.user_of("cand");
         let mut ex = exchange_on(&s, &user, path);
-        ex.host().wire.borrow_mut().request_headers.push(("x-org-id".into(), "acme".into()));
+        ex.host()
+            .wire
+            .borrow_mut()
+            .request_headers
+            .push(("x-org-id".into(), "acme".into()));
         s.host.clear_calls();
         run(&mut ex, request, 200, "application/json", response);
         let record = records(&s.host).pop().expect("a record");
-        assert_eq!((record["outcome"].as_str(), record["tokens_source"].as_str()), (Some("success"), Some("usage")), "{path}: {record}");
+        assert_eq!(
+            (record["outcome"].as_str(), record["tokens_source"].as_str()),
+            (Some("success"), Some("usage")),
+            "{path}: {record}"
+        );
         assert_eq!(record["tokens_in"], 12, "{path}");
         let n = s.host.hostcalls();
-        assert!(n <= chat, "{path}: {n} hostcalls > chat's {chat}:\n{:#?}", s.host.calls());
+        assert!(
+            n <= chat,
+            "{path}: {n} hostcalls > chat's {chat}:\n{:#?}",
+            s.host.calls()
+        );
     }
 }
 
