@@ -1,6 +1,11 @@
 //! The other APIs LLM apps call, as strict as the real ones where clients
-//! notice (non-streaming; a stream request to them is refused with a 400
-//! naming this mock's limit):
+//! notice. Messages also streams, with Anthropic's event sequence
+//! (`message_start`, `content_block_start`, `ping`, a `content_block_delta`
+//! per word, `content_block_stop`, `message_delta` with the stop reason and
+//! the cumulative usage, `message_stop`; each with its `event:` line,
+//! compressed per `accept-encoding`, split mid-event with `x-mock-split`);
+//! a Responses stream request is refused with a 400 naming this mock's
+//! limit.
 //!
 //! | path | answers | refuses (400, in the API's own error shape) |
 //! |---|---|---|
@@ -193,7 +198,7 @@ pub fn check(
             }
         }
     }
-    if request["stream"].as_bool() == Some(true) {
+    if api == Api::Responses && request["stream"].as_bool() == Some(true) {
         return Some((
             "mock: streaming is not implemented for this API yet".into(),
             None,
@@ -201,6 +206,61 @@ pub fn check(
         ));
     }
     None
+}
+
+/// A Messages stream of `reply`: Anthropic's events, in order, with the
+/// usage split as Anthropic splits it (input and cache on `message_start`,
+/// the cumulative output on `message_delta`).
+pub fn messages_events(
+    request: &Value,
+    n: u64,
+    reply: &str,
+    prompt: u64,
+    cached: u64,
+) -> Vec<(String, Value)> {
+    let model = request["model"].as_str().unwrap_or("unknown");
+    let words: Vec<&str> = reply.split(' ').collect();
+    let mut events = vec![
+        (
+            "message_start".to_string(),
+            json!({"type": "message_start", "message": {
+            "id": format!("msg_mock{n}"), "type": "message", "role": "assistant", "model": model,
+            "content": [], "stop_reason": null, "stop_sequence": null,
+            "usage": {"input_tokens": prompt - cached, "cache_creation_input_tokens": 0,
+                      "cache_read_input_tokens": cached, "output_tokens": 1,
+                      "service_tier": "standard"}}}),
+        ),
+        (
+            "content_block_start".to_string(),
+            json!({"type": "content_block_start", "index": 0,
+            "content_block": {"type": "text", "text": ""}}),
+        ),
+        ("ping".to_string(), json!({"type": "ping"})),
+    ];
+    for (i, w) in words.iter().enumerate() {
+        let text = if i == 0 {
+            w.to_string()
+        } else {
+            format!(" {w}")
+        };
+        events.push((
+            "content_block_delta".to_string(),
+            json!({"type": "content_block_delta",
+            "index": 0, "delta": {"type": "text_delta", "text": text}}),
+        ));
+    }
+    events.push((
+        "content_block_stop".to_string(),
+        json!({"type": "content_block_stop", "index": 0}),
+    ));
+    events.push((
+        "message_delta".to_string(),
+        json!({"type": "message_delta",
+        "delta": {"stop_reason": "end_turn", "stop_sequence": null},
+        "usage": {"output_tokens": words.len()}}),
+    ));
+    events.push(("message_stop".to_string(), json!({"type": "message_stop"})));
+    events
 }
 
 /// The answer body: `reply` as the output, `prompt` and `cached` tokens in.

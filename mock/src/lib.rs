@@ -270,6 +270,10 @@ fn handle(s: &Shared, req: &Request, w: &mut TcpStream) -> io::Result<()> {
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0)
             .min(prompt);
+        if api == apis::Api::Messages && parsed["stream"].as_bool() == Some(true) {
+            let events = apis::messages_events(&parsed, n, &reply, prompt, cached);
+            return write_events(w, coding, req, name, &events);
+        }
         let body = apis::answer(api, &parsed, n, &reply, prompt, cached);
         return respond(w, 200, &json_headers, body.to_string().as_bytes());
     }
@@ -471,6 +475,42 @@ fn write_stream(
         // The end of the body arrives well after `[DONE]`: a client that
         // closes at `[DONE]` (the SDKs do) closes before it.
         thread::sleep(Duration::from_millis(ms));
+    }
+    http::write_chunk(w, &encoder.finish()?)?;
+    http::end_chunks(w)
+}
+
+/// Streams named SSE events (`event:` and `data:` lines), compressed with
+/// `coding` as one stream with a sync flush after every event (split in two
+/// writes mid-event with `x-mock-split`).
+fn write_events(
+    w: &mut TcpStream,
+    coding: Coding,
+    req: &Request,
+    name: &str,
+    events: &[(String, Value)],
+) -> io::Result<()> {
+    encoding::start_chunked(
+        w,
+        coding,
+        200,
+        &[
+            ("x-mock-backend", name),
+            ("content-type", "text/event-stream"),
+        ],
+    )?;
+    let split = req.header("x-mock-split") == Some("1");
+    let mut encoder = StreamEncoder::new(coding);
+    for (event, data) in events {
+        let text = format!("event: {event}\ndata: {data}\n\n");
+        if split {
+            let (first, second) = text.as_bytes().split_at(text.len() / 2);
+            http::write_chunk(w, &encoder.encode(first)?)?;
+            thread::sleep(Duration::from_millis(2));
+            http::write_chunk(w, &encoder.encode(second)?)?;
+        } else {
+            http::write_chunk(w, &encoder.encode(text.as_bytes())?)?;
+        }
     }
     http::write_chunk(w, &encoder.finish()?)?;
     http::end_chunks(w)

@@ -815,6 +815,57 @@ fn responses_messages_and_embeddings_answer_and_refuse_like_the_real_apis() {
         "{v}"
     );
 
+    // A Messages stream: Anthropic's named events, gzipped when asked.
+    let body = json!({"model": "c", "max_tokens": 10, "stream": true,
+                          "messages": [{"role": "user", "content": "hi"}]});
+    let r = send(
+        p,
+        "POST",
+        "/v1/messages",
+        &[
+            ("content-type", "application/json"),
+            ("anthropic-version", "2023-06-01"),
+            ("accept-encoding", "gzip"),
+            ("x-mock-reply", "one two three"),
+        ],
+        body.to_string().as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(
+        (r.status, r.header("content-encoding")),
+        (200, Some("gzip"))
+    );
+    let text = String::from_utf8(decoded(&r)).unwrap();
+    let names: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("event: "))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "message_start",
+            "content_block_start",
+            "ping",
+            "content_block_delta",
+            "content_block_delta",
+            "content_block_delta",
+            "content_block_stop",
+            "message_delta",
+            "message_stop"
+        ]
+    );
+    let datas: Vec<Value> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    let said: String = datas
+        .iter()
+        .filter_map(|d| d["delta"]["text"].as_str())
+        .collect();
+    assert_eq!(said, "one two three");
+    assert_eq!(datas[7]["usage"]["output_tokens"], 3);
+
     // Embeddings: floats or base64 of f32; no output cap accepted.
     let (s, v) = post(
         p,
