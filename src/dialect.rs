@@ -115,6 +115,12 @@ impl Api {
         matches!(self, Api::Chat | Api::Completions | Api::Embeddings)
     }
 
+    /// Whether the filter sees a stream of this API end (`[DONE]`,
+    /// Anthropic's `message_stop`), so one cut before it is recorded as cut.
+    pub fn stream_end_is_seen(self) -> bool {
+        !matches!(self, Api::Responses)
+    }
+
     /// The filter's own error as this API's clients parse it.
     pub fn error_body(self, err: &crate::error::ApiError) -> Vec<u8> {
         match self {

@@ -38,6 +38,49 @@ struct Message<'a> {
     refusal: Option<Cow<'a, str>>,
 }
 
+/// One event of an Anthropic Messages stream, as far as usage, text and
+/// refusals go: `message_start` (`message.usage`: input and cache),
+/// `content_block_delta` (`delta.text`), `message_delta`
+/// (`delta.stop_reason`, `usage`: cumulative, each count it carries
+/// replacing the one before), `message_stop`.
+#[derive(Deserialize)]
+struct AnthropicEvent<'a> {
+    #[serde(default, rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default)]
+    message: Option<AnthropicMessage>,
+    #[serde(default)]
+    usage: Option<AnthropicUsage>,
+    #[serde(default, borrow)]
+    delta: Option<AnthropicDelta<'a>>,
+}
+
+#[derive(Deserialize)]
+struct AnthropicMessage {
+    #[serde(default)]
+    usage: Option<AnthropicUsage>,
+}
+
+#[derive(Deserialize, Default, Clone, Copy)]
+struct AnthropicUsage {
+    #[serde(default)]
+    input_tokens: Option<u64>,
+    #[serde(default)]
+    output_tokens: Option<u64>,
+    #[serde(default)]
+    cache_read_input_tokens: Option<u64>,
+    #[serde(default)]
+    cache_creation_input_tokens: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct AnthropicDelta<'a> {
+    #[serde(default, borrow)]
+    text: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    stop_reason: Option<Cow<'a, str>>,
+}
+
 /// How a stream event was classified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
@@ -195,6 +238,49 @@ impl ResponseObserver {
         }
     }
 
+    /// Observes the `data` of one event of an Anthropic Messages stream:
+    /// usage from `message_start` and every `message_delta`, the text of
+    /// `content_block_delta`, a `refusal` stop reason; `message_stop` ends
+    /// the stream as `[DONE]` ends a chat stream.
+    pub fn observe_anthropic_event(&mut self, data: &str, refusal_phrases: &[String]) {
+        let Ok(event) = crate::json::parse::<AnthropicEvent<'_>>(data.trim()) else {
+            return;
+        };
+        let counts = match event.kind.as_ref() {
+            "message_start" => event.message.and_then(|m| m.usage),
+            "message_delta" => event.usage,
+            "message_stop" => {
+                self.saw_done = true;
+                None
+            }
+            _ => None,
+        };
+        if let Some(c) = counts {
+            let u = self.usage.get_or_insert_with(UsageJson::default);
+            let set = |field: &mut u64, value: Option<u64>| {
+                if let Some(v) = value {
+                    *field = v;
+                }
+            };
+            set(&mut u.prompt_tokens, c.input_tokens);
+            set(&mut u.completion_tokens, c.output_tokens);
+            set(&mut u.cache_read_input_tokens, c.cache_read_input_tokens);
+            set(
+                &mut u.cache_creation_input_tokens,
+                c.cache_creation_input_tokens,
+            );
+        }
+        if let Some(delta) = &event.delta {
+            if let Some(text) = &delta.text {
+                self.output.add(text);
+                self.phrases.add(text, refusal_phrases);
+            }
+            if delta.stop_reason.as_deref() == Some("refusal") {
+                self.refusal = true;
+            }
+        }
+    }
+
     /// The response body could not be read (an unknown `content-encoding`):
     /// its tokens are reported as [`TokensSource::Unreadable`].
     pub fn mark_unreadable(&mut self) {
@@ -228,6 +314,40 @@ impl ResponseObserver {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn anthropic_streams_are_counted_from_message_start_and_the_last_message_delta() {
+        let events = [
+            r#"{"type":"message_start","message":{"id":"m","usage":{"input_tokens":50,"cache_creation_input_tokens":1000,"cache_read_input_tokens":2000,"output_tokens":1}}}"#,
+            r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+            r#"{"type": "ping"}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"I can't help"}}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" with that."}}"#,
+            r#"{"type":"content_block_stop","index":0}"#,
+            r#"{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":7}}"#,
+            r#"{"type":"message_delta","delta":{},"usage":{"output_tokens":9,"input_tokens":60}}"#,
+        ];
+        let mut o = ResponseObserver::new();
+        let phrases = vec!["i can't help with".to_string()];
+        for e in events {
+            o.observe_anthropic_event(e, &phrases);
+        }
+        assert!(!o.saw_done(), "no message_stop yet");
+        o.observe_anthropic_event(r#"{"type":"message_stop"}"#, &phrases);
+        assert!(
+            o.saw_done() && o.refused(),
+            "the phrase straddles two deltas"
+        );
+        let t = o.tokens(1);
+        assert_eq!(
+            (t.input, t.cached, t.output, t.source),
+            (3060, 2000, 9, TokensSource::Usage)
+        );
+        let mut o = ResponseObserver::new();
+        o.observe_anthropic_event(r#"{"type":"message_delta","delta":{"stop_reason":"refusal"},"usage":{"output_tokens":2}}"#, &[]);
+        o.observe_anthropic_event("not json", &[]);
+        assert!(o.refused());
+    }
 
     #[test]
     fn json_usage_is_read() {

@@ -261,3 +261,65 @@ fn responses_messages_and_embeddings_through_the_shipped_gateway() {
     );
     assert_eq!(r["tokens_in"], e["prompt_tokens"]);
 }
+
+/// With no response check configured, a Messages stream goes through as
+/// the provider sent it (the SDK's stream helper reads every event) and is
+/// counted from its own usage events.
+#[test]
+fn messages_streams_pass_and_are_counted_from_their_usage_events() {
+    let plain: Value = {
+        let mut c: Value = serde_json::from_str(CONFIG).unwrap();
+        let c_obj = c.as_object_mut().unwrap();
+        c_obj.remove("redaction");
+        c_obj.remove("guardrails");
+        c
+    };
+    let a = MockBackend::start("model_a", 0).expect("mock");
+    let envoy = Envoy::start(
+        &plain.to_string(),
+        &[("model_a", a.port()), ("model_b", a.port())],
+    );
+    let seen = run(envoy.port, &["messages_stream"]);
+    let j = &seen["messages_stream"];
+    assert_eq!(
+        j["text"], "Hello from model_a running claude-sonnet-4-5.",
+        "{j}"
+    );
+    assert_eq!(j["stop_reason"], "end_turn");
+    let sent = upstream_body(&a, "/v1/messages");
+    assert_eq!(
+        (sent["max_tokens"].as_u64(), sent["stream"].as_bool()),
+        (Some(256), Some(true)),
+        "{sent}"
+    );
+    assert!(sent.get("stream_options").is_none(), "{sent}");
+    let r = record(&envoy, j);
+    let u = &j["usage"];
+    let whole =
+        u["input_tokens"].as_u64().unwrap() + u["cache_read_input_tokens"].as_u64().unwrap();
+    assert_eq!(
+        (
+            r["api"].as_str(),
+            r["stream"].as_bool(),
+            r["tokens_source"].as_str(),
+            r["outcome"].as_str()
+        ),
+        (
+            Some("anthropic.messages"),
+            Some(true),
+            Some("usage"),
+            Some("success")
+        ),
+        "{r}"
+    );
+    assert_eq!(
+        (r["tokens_in"].as_u64(), r["tokens_in_cached"].as_u64()),
+        (Some(whole), Some(3)),
+        "{r}"
+    );
+    assert_eq!(r["tokens_out"], u["output_tokens"]);
+    assert!(
+        (r["cost_usd_est"].as_f64().unwrap() - cost(&r, 3.0, 0.3, 15.0)).abs() < 1e-12,
+        "{r}"
+    );
+}

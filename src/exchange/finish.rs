@@ -90,10 +90,10 @@ impl<H: Host> Exchange<H> {
             // A stream is complete once `[DONE]` went through, whatever the
             // client does with the connection afterwards; before it, it is
             // cut (by the upstream or the client) however it ended.
-            // (Responses and Messages streams, not read yet, end without
-            // one: for them the end of the body counts.)
+            // (A Messages stream ends with `message_stop`; a Responses
+            // stream, not read yet, at the end of its body.)
             let complete = match self.mode {
-                ResponseMode::Sse { .. } if self.api.streams_are_read() => observer.saw_done(),
+                ResponseMode::Sse { .. } if self.api.stream_end_is_seen() => observer.saw_done(),
                 _ => complete,
             };
             let outcome = match code {

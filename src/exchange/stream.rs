@@ -36,6 +36,7 @@ impl<H: Host> Exchange<H> {
         else {
             return None;
         };
+        let anthropic = self.api == crate::dialect::Api::Messages;
         let observer = self.observer.as_mut()?;
         let refusal_phrases = self
             .loaded
@@ -45,7 +46,11 @@ impl<H: Host> Exchange<H> {
         if !*strip_usage && redact.is_none() && guard.is_none() {
             // The observer alone reads fewer fields than a shared parse.
             for e in &events {
-                observer.observe_event(&e.data, refusal_phrases);
+                if anthropic {
+                    observer.observe_anthropic_event(&e.data, refusal_phrases);
+                } else {
+                    observer.observe_event(&e.data, refusal_phrases);
+                }
             }
             return None;
         }

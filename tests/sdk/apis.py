@@ -86,6 +86,29 @@ def messages_json(args):
     }
 
 
+def messages_stream(args):
+    """A streamed Messages call as apps make it: the SDK's stream helper,
+    its text stream and its final message."""
+    with an(args).messages.stream(
+        model="app-model",
+        max_tokens=4096,
+        messages=[{"role": "user", "content": "hello"}],
+        extra_headers=headers(args, **{"x-mock-split": "1", "x-mock-cached-tokens": "3"}),
+    ) as s:
+        text = "".join(s.text_stream)
+        final = s.get_final_message()
+    u = final.usage
+    return {
+        "text": text,
+        "stop_reason": final.stop_reason,
+        "usage": {
+            "input_tokens": u.input_tokens,
+            "cache_read_input_tokens": u.cache_read_input_tokens,
+            "output_tokens": u.output_tokens,
+        },
+    }
+
+
 def anthropic_error(args, prompt, extra, **kw):
     """The exception the Anthropic SDK raises for the filter's refusal."""
     try:
@@ -139,6 +162,7 @@ def scenarios(args):
         "messages_quota": lambda: [
             anthropic_error(args, "hello", {"x-org-id": "org-small"}) for _ in range(3)
         ][-1],
+        "messages_stream": lambda: messages_stream(args),
         "messages_stream_refused": lambda: anthropic_error(args, "hello", {}, stream=True),
         "messages_stream_refused": lambda: anthropic_error(args, "hello", {}, stream=True),
         "responses_blocked": lambda: openai_error(
