@@ -197,7 +197,7 @@ mod tests {
         assert_eq!(c.texts[0].0.as_deref(), Some("café"));
         let tools: Vec<_> = c.choices[0].delta.as_ref().unwrap().tool_names().collect();
         assert_eq!(tools, ["rm"]);
-        assert_eq!(c.usage.map(|u| u.completion_tokens), Some(4));
+        assert_eq!(c.usage.and_then(|u| u.completion_tokens), Some(4));
     }
 
     #[test]

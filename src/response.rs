@@ -257,13 +257,14 @@ impl ResponseObserver {
         };
         if let Some(c) = counts {
             let u = self.usage.get_or_insert_with(UsageJson::default);
-            let set = |field: &mut u64, value: Option<u64>| {
-                if let Some(v) = value {
-                    *field = v;
+            let set = |field: &mut Option<u64>, value: Option<u64>| {
+                if value.is_some() {
+                    *field = value;
                 }
             };
-            set(&mut u.prompt_tokens, c.input_tokens);
-            set(&mut u.completion_tokens, c.output_tokens);
+            // Anthropic's own members: `input_tokens` leaves the cache out.
+            set(&mut u.input_tokens, c.input_tokens);
+            set(&mut u.output_tokens, c.output_tokens);
             set(&mut u.cache_read_input_tokens, c.cache_read_input_tokens);
             set(
                 &mut u.cache_creation_input_tokens,

@@ -16,35 +16,43 @@
 
 use serde::Deserialize;
 
-/// `usage` of a response or of a stream's final chunk.
+/// `usage` of a response or of a stream's final chunk, in any of the
+/// three spellings (a member that is absent or `null` is `None`). Each
+/// spelling has members of its own, never serde aliases: some servers send
+/// two spellings side by side, and an alias would make that a duplicate
+/// field and lose the whole response.
 #[derive(Debug, Deserialize, Clone, Copy, Default, PartialEq, Eq)]
 pub struct UsageJson {
-    /// Prompt tokens, cached ones included (Anthropic: not included).
-    #[serde(default, alias = "input_tokens", deserialize_with = "null_as_default")]
-    pub prompt_tokens: u64,
-    /// Completion tokens, reasoning ones included.
-    #[serde(default, alias = "output_tokens", deserialize_with = "null_as_default")]
-    pub completion_tokens: u64,
-    /// Breakdown of the prompt tokens.
-    #[serde(
-        default,
-        alias = "input_tokens_details",
-        deserialize_with = "null_as_default"
-    )]
-    pub prompt_tokens_details: PromptDetails,
-    /// Breakdown of the completion tokens.
-    #[serde(
-        default,
-        alias = "output_tokens_details",
-        deserialize_with = "null_as_default"
-    )]
-    pub completion_tokens_details: CompletionDetails,
+    /// Chat: prompt tokens, cached ones included.
+    #[serde(default)]
+    pub prompt_tokens: Option<u64>,
+    /// Chat: completion tokens, reasoning ones included.
+    #[serde(default)]
+    pub completion_tokens: Option<u64>,
+    /// Chat: breakdown of the prompt tokens.
+    #[serde(default)]
+    pub prompt_tokens_details: Option<PromptDetails>,
+    /// Chat: breakdown of the completion tokens.
+    #[serde(default)]
+    pub completion_tokens_details: Option<CompletionDetails>,
+    /// Responses: prompt tokens, cached included; Anthropic: without the cache.
+    #[serde(default)]
+    pub input_tokens: Option<u64>,
+    /// Responses and Anthropic: output tokens.
+    #[serde(default)]
+    pub output_tokens: Option<u64>,
+    /// Responses: breakdown of the input tokens.
+    #[serde(default)]
+    pub input_tokens_details: Option<PromptDetails>,
+    /// Responses: breakdown of the output tokens.
+    #[serde(default)]
+    pub output_tokens_details: Option<CompletionDetails>,
     /// Anthropic: prompt tokens read from the cache (on top of `input_tokens`).
-    #[serde(default, deserialize_with = "null_as_default")]
-    pub cache_read_input_tokens: u64,
+    #[serde(default)]
+    pub cache_read_input_tokens: Option<u64>,
     /// Anthropic: prompt tokens written to the cache (on top of `input_tokens`).
-    #[serde(default, deserialize_with = "null_as_default")]
-    pub cache_creation_input_tokens: u64,
+    #[serde(default)]
+    pub cache_creation_input_tokens: Option<u64>,
 }
 
 /// `usage.prompt_tokens_details`.
@@ -120,24 +128,45 @@ impl Tokens {
         source: TokensSource::Estimated,
     };
 
-    /// The counts a provider reported; details are clamped to their totals.
+    /// The counts a provider reported, whichever spelling it used (Chat's
+    /// first when it sent several); details are clamped to their totals.
+    /// Only Anthropic's shape (input tokens with neither a Chat total nor
+    /// Responses details) adds its cache reads and writes to the prompt:
+    /// gateways that copy Anthropic's cache members into a Chat usage
+    /// already count them in `prompt_tokens`.
     pub fn from_usage(u: &UsageJson) -> Tokens {
+        let anthropic = u.prompt_tokens.is_none() && u.input_tokens_details.is_none();
+        let (read, write) = if anthropic {
+            (
+                u.cache_read_input_tokens.unwrap_or(0),
+                u.cache_creation_input_tokens.unwrap_or(0),
+            )
+        } else {
+            (0, 0)
+        };
         let input = u
             .prompt_tokens
-            .saturating_add(u.cache_read_input_tokens)
-            .saturating_add(u.cache_creation_input_tokens);
-        let cached = u
-            .prompt_tokens_details
-            .cached_tokens
-            .saturating_add(u.cache_read_input_tokens);
+            .or(u.input_tokens)
+            .unwrap_or(0)
+            .saturating_add(read)
+            .saturating_add(write);
+        let cached = if anthropic {
+            read
+        } else {
+            u.prompt_tokens_details
+                .or(u.input_tokens_details)
+                .map_or(0, |d| d.cached_tokens)
+        };
+        let output = u.completion_tokens.or(u.output_tokens).unwrap_or(0);
+        let reasoning = u
+            .completion_tokens_details
+            .or(u.output_tokens_details)
+            .map_or(0, |d| d.reasoning_tokens);
         Tokens {
             input,
             cached: cached.min(input),
-            output: u.completion_tokens,
-            reasoning: u
-                .completion_tokens_details
-                .reasoning_tokens
-                .min(u.completion_tokens),
+            output,
+            reasoning: reasoning.min(output),
             source: TokensSource::Usage,
         }
     }
@@ -205,6 +234,24 @@ mod tests {
         );
         let t = parse(r#"{"input_tokens":12,"output_tokens":3,"cache_read_input_tokens":null}"#);
         assert_eq!((t.input, t.cached, t.output), (12, 0, 3));
+    }
+
+    #[test]
+    fn two_spellings_side_by_side_are_read_not_refused() {
+        // Some servers send Chat's and the Responses' names together, or
+        // copy Anthropic's cache members into a Chat usage.
+        let t = parse(
+            r#"{"prompt_tokens":2006,"completion_tokens":300,"input_tokens":2006,"output_tokens":300,
+                "prompt_tokens_details":{"cached_tokens":1920},
+                "cache_creation_input_tokens":50,"cache_read_input_tokens":1920}"#,
+        );
+        assert_eq!((t.input, t.cached, t.output), (2006, 1920, 300));
+        let body = r#"{"choices":[{"message":{"content":"hello"},"finish_reason":"content_filter"}],
+                       "usage":{"prompt_tokens":10,"completion_tokens":3,"input_tokens":10,"output_tokens":3}}"#;
+        let mut o = crate::response::ResponseObserver::new();
+        o.observe_json(body.as_bytes(), &[]);
+        assert!(o.refused(), "the response is still read");
+        assert_eq!(o.tokens(0).source, TokensSource::Usage);
     }
 
     #[test]
