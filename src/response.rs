@@ -189,8 +189,8 @@ impl ResponseObserver {
             }
             Event::Chunk(chunk) => chunk,
         };
-        if let Some(u) = chunk.usage {
-            self.usage = Some(u);
+        if let Some(u) = &chunk.usage {
+            self.usage = Some(**u);
         }
         for (choice, (delta, message)) in chunk.choices.iter().zip(&chunk.texts) {
             if choice.content_filtered() {
