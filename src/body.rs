@@ -230,7 +230,13 @@ pub fn prepare(body: &[u8], edits: Edits<'_>) -> Result<Prepared, ApiError> {
         "max_output_tokens" => top.max_output_tokens.0,
         _ => None,
     });
-    if let Some(cap) = edits.max_output_tokens {
+    // The Responses API refuses a `max_output_tokens` below 16.
+    let floor = if edits.api == crate::dialect::Api::Responses {
+        16
+    } else {
+        1
+    };
+    if let Some(cap) = edits.max_output_tokens.map(|c| c.max(floor)) {
         let mut seen = false;
         for raw in limits {
             // A null limit means "no limit": it gets the cap like a larger one.
@@ -621,6 +627,19 @@ mod tests {
                 .output_cap,
             Some(50)
         );
+        // A budget under the Responses API's minimum of 16 is written as 16.
+        let (out, info) = with(
+            r#"{"input":"x"}"#,
+            Edits {
+                max_output_tokens: Some(10),
+                api: Api::Responses,
+                ..Edits::default()
+            },
+        );
+        assert_eq!(
+            (out.as_str(), info.output_cap),
+            (r#"{"max_output_tokens":16,"input":"x"}"#, Some(16))
+        );
         // Messages: `max_tokens` lowered, never inserted; no `stream_options`.
         let (out, info) = run(
             Api::Messages,
@@ -635,6 +654,12 @@ mod tests {
         assert_eq!(
             run(Api::Messages, r#"{"max_completion_tokens":900}"#).0,
             r#"{"max_completion_tokens":900}"#
+        );
+        // An API the filter does not know: no member it might refuse.
+        let (out, info) = run(Api::Other, r#"{"messages":[],"stream":true}"#);
+        assert_eq!(
+            (out.as_str(), info.output_cap, info.usage_injected),
+            (r#"{"messages":[],"stream":true}"#, None, false)
         );
         // Embeddings: no output to cap.
         let (out, info) = run(Api::Embeddings, r#"{"input":["a","b"],"model":"e"}"#);

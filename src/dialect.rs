@@ -10,8 +10,11 @@
 //! | `/responses` | `openai.responses` | `max_output_tokens` | never (always reported) | OpenAI |
 //! | `/messages` | `anthropic.messages` | `max_tokens` lowered, never inserted (the API requires it) | never (always reported) | Anthropic |
 //! | `/embeddings` | `openai.embeddings` | none | no streams | OpenAI |
+//! | anything else | `other` | none (its parameter is unknown) | never | OpenAI |
 //!
-//! Any other path is handled as Chat Completions, as before dialects.
+//! An API the filter does not know gets no body edit but the model: adding
+//! a member it does not define is what providers refuse (Anthropic's
+//! `/v1/messages/count_tokens`, the Responses' `/input_tokens`).
 
 use crate::body::CapParam;
 
@@ -19,7 +22,7 @@ use crate::body::CapParam;
 /// prefixed paths (`/openai/deployments/x/chat/completions`) match too.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Api {
-    /// OpenAI Chat Completions (and anything unrecognised).
+    /// OpenAI Chat Completions.
     #[default]
     Chat,
     /// OpenAI legacy Completions.
@@ -30,6 +33,8 @@ pub enum Api {
     Messages,
     /// OpenAI Embeddings.
     Embeddings,
+    /// A path the filter does not know.
+    Other,
 }
 
 /// How a dialect caps the output tokens of a request.
@@ -57,7 +62,7 @@ impl Api {
         } else if path.ends_with("/embeddings") {
             Api::Embeddings
         } else {
-            Api::Chat
+            Api::Other
         }
     }
 
@@ -69,6 +74,7 @@ impl Api {
             Api::Responses => "openai.responses",
             Api::Messages => "anthropic.messages",
             Api::Embeddings => "openai.embeddings",
+            Api::Other => "other",
         }
     }
 
@@ -92,7 +98,7 @@ impl Api {
                 fields: &["max_tokens"],
                 insert: None,
             },
-            Api::Embeddings => OutputCap {
+            Api::Embeddings | Api::Other => OutputCap {
                 fields: &[],
                 insert: None,
             },
@@ -118,7 +124,7 @@ impl Api {
     /// Whether the filter sees a stream of this API end (`[DONE]`,
     /// Anthropic's `message_stop`), so one cut before it is recorded as cut.
     pub fn stream_end_is_seen(self) -> bool {
-        !matches!(self, Api::Responses)
+        !matches!(self, Api::Responses | Api::Other)
     }
 
     /// The filter's own error as this API's clients parse it.
@@ -148,9 +154,11 @@ mod tests {
             ("/v1/messages", Api::Messages),
             ("/anthropic/v1/messages?beta=true", Api::Messages),
             ("/v1/embeddings", Api::Embeddings),
-            ("/v1/models", Api::Chat),
-            ("", Api::Chat),
-            ("/v1/messages/count_tokens", Api::Chat),
+            ("/v1/models", Api::Other),
+            ("", Api::Other),
+            ("/v1/messages/count_tokens", Api::Other),
+            ("/v1/responses/input_tokens", Api::Other),
+            ("/api/chat", Api::Other),
         ] {
             assert_eq!(Api::of_path(path), api, "{path}");
         }
@@ -180,5 +188,8 @@ mod tests {
             .is_empty());
         assert!(Api::Chat.asks_stream_usage() && !Api::Messages.asks_stream_usage());
         assert!(!Api::Responses.asks_stream_usage());
+        let other = Api::Other.output_cap(CapParam::MaxCompletionTokens);
+        assert!(other.fields.is_empty() && other.insert.is_none());
+        assert!(!Api::Other.asks_stream_usage() && !Api::Other.streams_are_read());
     }
 }
