@@ -153,6 +153,20 @@ impl ApiError {
         }
     }
 
+    /// 502: the model streamed (unasked) an answer of an API whose streams
+    /// cannot be checked yet.
+    pub fn stream_unreadable_answer(api: &str) -> ApiError {
+        ApiError {
+            status: 502,
+            kind: "server_error",
+            code: "stream_not_checkable",
+            message: format!(
+                "the model answered with a {api} stream, which this gateway cannot check yet \
+                 while response redaction or output guardrails are on"
+            ),
+        }
+    }
+
     /// 415: the request body is compressed and the filter cannot read it.
     pub fn request_encoded(encoding: &str) -> ApiError {
         ApiError {

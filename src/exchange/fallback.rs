@@ -81,6 +81,9 @@ impl<H: Host> Exchange<H> {
         if let Some(v) = &control.rag_index_version {
             headers.push(("x-llm-rag-index-version", v));
         }
+        for (name, value) in &self.passed_headers {
+            headers.push((name, value));
+        }
         let started = self.host.dispatch(&control.cluster, &headers, body, left);
         self.fallback_attempts += 1;
         if started {

@@ -154,6 +154,9 @@ pub struct Exchange<H: Host> {
     fallback_body: Option<Vec<u8>>,
     /// Request path, for a fallback.
     path: String,
+    /// The client's credential and API-version headers, for a fallback
+    /// call (kept in memory for the request only, never logged).
+    passed_headers: Vec<(String, String)>,
     /// The API the request speaks (from its path).
     api: crate::dialect::Api,
     /// Fallback calls made.
@@ -195,6 +198,7 @@ impl<H: Host> Exchange<H> {
             review_copy: None,
             fallback_body: None,
             path: String::new(),
+            passed_headers: Vec::new(),
             api: crate::dialect::Api::default(),
             fallback_attempts: 0,
             fell_back: false,

@@ -41,6 +41,18 @@ impl HeaderEdits {
     }
 }
 
+/// The request headers a fallback call to control repeats: credentials
+/// and the API's version and options (OpenAI, Azure, Anthropic).
+const FALLBACK_PASSED_HEADERS: [&str; 7] = [
+    "authorization",
+    "x-api-key",
+    "api-key",
+    "anthropic-version",
+    "anthropic-beta",
+    "openai-organization",
+    "openai-project",
+];
+
 impl<H: Host> Exchange<H> {
     /// Assigns the request, writes the routing headers, and holds a matched
     /// request until its body is complete.
@@ -125,7 +137,13 @@ impl<H: Host> Exchange<H> {
         });
         self.observer = Some(ResponseObserver::new());
         if a.experiment.fallback.is_some() {
-            self.path = path; // kept for a fallback call only
+            // Kept for a fallback call only: control must be asked as the
+            // client asked (its credentials and API version included).
+            self.path = path;
+            self.passed_headers = FALLBACK_PASSED_HEADERS
+                .iter()
+                .filter_map(|name| Some((name.to_string(), headers.get(name)?.to_string())))
+                .collect();
         }
         metrics.count_request(&self.host, a.experiment_index, served, reason);
         edits.set("x-llm-experiment", &a.experiment.id);
@@ -321,9 +339,6 @@ impl<H: Host> Exchange<H> {
             let policy = Self::policy(&plan, self.schema.as_ref());
             if !policy.passes_unreadable() {
                 return refuse(self, sent, &ApiError::stream_unreadable(self.api.as_str()));
-            }
-            if policy.redactor.is_some() {
-                metrics.count_redaction_skipped(&self.host, m.experiment, m.variant);
             }
         }
 

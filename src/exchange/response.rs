@@ -267,7 +267,19 @@ impl<H: Host> Exchange<H> {
             return self.unreadable_response(&plan, m, encoding, end_of_stream);
         }
         let policy = Self::policy(&plan, self.schema.as_ref());
-        self.mode = if content_type.starts_with("text/event-stream") {
+        let sse = content_type.starts_with("text/event-stream");
+        if sse && !self.api.streams_are_read() && (200..300).contains(&self.status) {
+            // Not read yet: never let it out unchecked. (A request that asked
+            // for a stream was refused already when a check must read it.)
+            if !policy.passes_unreadable() {
+                let err = ApiError::stream_unreadable_answer(self.api.as_str());
+                return self.replace_response(&err);
+            }
+            if let (Some(_), Some((_, metrics))) = (policy.redactor, &self.loaded) {
+                metrics.count_redaction_skipped(&self.host, m.experiment, m.variant);
+            }
+        }
+        self.mode = if sse {
             // A stream of an API the filter does not read yet passes as it
             // is (the request was refused when a check had to read it):
             // its events carry `event:` lines a rewrite would drop.

@@ -308,7 +308,12 @@ fn fallback_config() -> Value {
 fn a_failed_treatment_falls_back_to_control_with_controls_body_and_headers() {
     let s = setup(&fallback_config());
     let user = s.user_of("cand");
-    let mut ex = s.exchange(&user, &[]);
+    let client = [
+        ("authorization", "Bearer sk-client"),
+        ("anthropic-version", "2023-06-01"),
+        ("x-unrelated", "no"),
+    ];
+    let mut ex = s.exchange(&user, &client);
     run(&mut ex, CHAT, 503, "application/json", r#"{"error":{}}"#);
     let dispatched = s.host.calls().into_iter().find_map(|c| match c {
         Call::Dispatch(cluster, headers, body) => Some((cluster, headers, body)),
@@ -318,6 +323,10 @@ fn a_failed_treatment_falls_back_to_control_with_controls_body_and_headers() {
     assert_eq!(cluster, "a");
     assert!(headers.contains(&("x-llm-variant".into(), "control".into())));
     assert!(headers.contains(&("accept-encoding".into(), "identity".into())));
+    // Control is asked as the client asked: credentials and API version.
+    assert!(headers.contains(&("authorization".into(), "Bearer sk-client".into())));
+    assert!(headers.contains(&("anthropic-version".into(), "2023-06-01".into())));
+    assert!(!headers.iter().any(|(k, _)| k == "x-unrelated"));
     let body: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(body["model"], "m-a", "control's model");
 
@@ -559,6 +568,26 @@ fn a_stream_the_filter_cannot_read_yet_is_refused_when_a_check_must_read_it() {
         s.host.reply().is_none(),
         "chat streams are read and redacted"
     );
+
+    // A stream nobody asked for is not let out unchecked either: replaced.
+    let s = setup(&cfg);
+    let plain = r#"{"model":"app","max_tokens":100,"messages":[{"role":"user","content":"hi"}]}"#;
+    let mut ex = exchange_on(&s, &user, "/v1/messages");
+    run(
+        &mut ex,
+        plain,
+        200,
+        "text/event-stream",
+        "event: ping\ndata: {\"type\":\"ping\"}\n\n",
+    );
+    let (status, _, body) = s.host.reply().expect("replaced");
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (status, v["error"]["type"].as_str()),
+        (502, Some("api_error")),
+        "{v}"
+    );
+    assert_eq!(records(&s.host)[0]["error_code"], "stream_not_checkable");
 
     // on_error: pass and no output guardrail: forwarded, counted unscanned.
     cfg["redaction"]["on_error"] = json!("pass");
