@@ -57,42 +57,29 @@ pub enum Decision {
 /// The store key of a quota and key value: never the raw value (it may be
 /// an e-mail), only a 64-bit hash of it.
 pub fn store_key(quota_index: usize, key_value: &str) -> String {
+    // Written by hand: `format!` takes `core::fmt`'s long way.
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut key = String::with_capacity(32);
-    key.push_str("llm_ab.quota.");
-    push_decimal(&mut key, quota_index as u64);
-    key.push('.');
+    let mut key = Vec::with_capacity(32);
+    key.extend_from_slice(b"llm_ab.quota.");
+    crate::json::push_decimal(&mut key, quota_index as u64);
+    key.push(b'.');
     for seed in [17, 71] {
         let h = crate::assign::murmur3_32(key_value.as_bytes(), seed);
         for shift in (0..8).rev() {
-            key.push(char::from(HEX[((h >> (shift * 4)) & 15) as usize]));
+            key.push(HEX[((h >> (shift * 4)) & 15) as usize]);
         }
     }
-    key
-}
-
-/// Appends `n` in decimal (`format!` takes `core::fmt`'s long way).
-fn push_decimal(out: &mut String, mut n: u64) {
-    let mut digits = [b'0'; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend(digits[at..].iter().map(|&d| char::from(d)));
+    // ASCII only: the conversion cannot fail.
+    String::from_utf8(key).unwrap_or_default()
 }
 
 /// A quota window as stored: `minute:used`.
 fn window_value(minute: u64, used: u64) -> Vec<u8> {
-    let mut v = String::with_capacity(24);
-    push_decimal(&mut v, minute);
-    v.push(':');
-    push_decimal(&mut v, used);
-    v.into_bytes()
+    let mut v = Vec::with_capacity(24);
+    crate::json::push_decimal(&mut v, minute);
+    v.push(b':');
+    crate::json::push_decimal(&mut v, used);
+    v
 }
 
 fn parse(value: Option<&[u8]>) -> (u64, u64) {

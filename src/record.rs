@@ -248,18 +248,8 @@ impl Writer {
         }
     }
 
-    fn number(&mut self, mut n: u64) {
-        let mut digits = [0u8; 20];
-        let mut at = digits.len();
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        self.0.extend_from_slice(&digits[at..]);
+    fn number(&mut self, n: u64) {
+        crate::json::push_decimal(&mut self.0, n);
     }
 
     fn opt_number(&mut self, n: Option<u64>) {

@@ -13,7 +13,6 @@ mod support;
 
 use serde_json::Value;
 use std::collections::HashMap;
-use std::process::Command;
 use support::{Envoy, MockBackend};
 
 const CONFIG: &str = r#"{
@@ -37,50 +36,19 @@ const CONFIG: &str = r#"{
 }"#;
 
 fn run(port: u16, scenarios: &[&str]) -> HashMap<String, Value> {
-    let py = support::repo().join(".venv/bin/python");
-    assert!(py.exists(), "{} missing: run `make test`", py.display());
-    let out = Command::new(py)
-        .arg(support::repo().join("tests/sdk/apis.py"))
-        .args(["--port", &port.to_string(), "--user", "api-user-1"])
-        .args(scenarios)
-        .output()
-        .expect("run the SDK driver");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "SDK driver failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let seen: HashMap<String, Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).expect("driver prints JSON"))
-        .map(|v| (v["scenario"].as_str().unwrap_or("").to_string(), v))
-        .collect();
-    for s in scenarios {
-        assert!(seen[*s].get("unexpected").is_none(), "{s}: {}", seen[*s]);
-    }
-    seen
+    let port = port.to_string();
+    support::run_driver(
+        "apis.py",
+        &["--port", &port, "--user", "api-user-1"],
+        scenarios,
+    )
 }
 
+/// The one record of the requests of scenario `seen`.
 fn record(envoy: &Envoy, seen: &Value) -> Value {
-    let trace = seen["trace_id"].as_str().expect("trace id");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let found: Vec<Value> = envoy
-            .access_log()
-            .iter()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|r| r["trace_id"] == trace)
-            .collect();
-        if found.len() == 1 {
-            return found[0].clone();
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "one record for {seen}: {found:?}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let found = support::records_of_trace(envoy, seen["trace_id"].as_str().expect("trace id"));
+    assert_eq!(found.len(), 1, "one record for {seen}: {found:?}");
+    found[0].clone()
 }
 
 fn upstream_body(mock: &MockBackend, path: &str) -> Value {

@@ -14,7 +14,6 @@ mod support;
 
 use serde_json::Value;
 use std::collections::HashMap;
-use std::process::Command;
 use support::{Envoy, MockBackend};
 
 const CONFIG: &str = r#"{
@@ -40,17 +39,6 @@ const CONFIG: &str = r#"{
 
 const REDACTED_REPLY: &str = "Sure, I will write to [REDACTED:email] today.";
 
-/// Python of the project's virtualenv; fails the test when it is missing.
-fn python() -> std::path::PathBuf {
-    let py = support::repo().join(".venv/bin/python");
-    assert!(
-        py.exists(),
-        "{} missing: run `make test`, which installs requirements.txt into .venv",
-        py.display()
-    );
-    py
-}
-
 /// A user the filter assigns to `variant`.
 fn user_of(variant: &str) -> String {
     (0..1000)
@@ -62,47 +50,21 @@ fn user_of(variant: &str) -> String {
 /// Runs the SDK scenarios against `port`; returns what each one saw, with
 /// the trace id its requests carried.
 fn run_sdk(port: u16, scenarios: &[&str]) -> HashMap<String, Value> {
-    let out = Command::new(python())
-        .arg(support::repo().join("tests/sdk/openai_chat.py"))
-        .args(["--port", &port.to_string()])
-        .args(["--control-user", &user_of("control")])
-        .args(["--treatment-user", &user_of("reasoning")])
-        .args(scenarios)
-        .output()
-        .expect("run the SDK driver");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "SDK driver failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let seen: HashMap<String, Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).expect("driver prints JSON"))
-        .map(|v| (v["scenario"].as_str().unwrap_or("").to_string(), v))
-        .collect();
-    for s in scenarios {
-        let v = &seen[*s];
-        assert!(v.get("unexpected").is_none(), "{s}: {v}");
-    }
-    seen
+    let (port, control, treatment) = (port.to_string(), user_of("control"), user_of("reasoning"));
+    let args = [
+        "--port",
+        &port,
+        "--control-user",
+        &control,
+        "--treatment-user",
+        &treatment,
+    ];
+    support::run_driver("openai_chat.py", &args, scenarios)
 }
 
 /// The access-log records of the requests that carried `trace_id`.
 fn records(envoy: &Envoy, trace_id: &str) -> Vec<Value> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let found: Vec<Value> = envoy
-            .access_log()
-            .iter()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|r| r["trace_id"] == trace_id)
-            .collect();
-        if !found.is_empty() || std::time::Instant::now() > deadline {
-            return found;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    support::records_of_trace(envoy, trace_id)
 }
 
 fn one_record(envoy: &Envoy, seen: &Value) -> Value {

@@ -431,15 +431,7 @@ fn write_stream(
         .map(Duration::from_millis);
     let mut encoder = StreamEncoder::new(coding);
     let mut send_event = |w: &mut TcpStream, data: String| -> io::Result<()> {
-        let event = format!("data: {data}\n\n");
-        if split {
-            let (first, second) = event.as_bytes().split_at(event.len() / 2);
-            http::write_chunk(w, &encoder.encode(first)?)?;
-            thread::sleep(Duration::from_millis(2));
-            http::write_chunk(w, &encoder.encode(second)?)
-        } else {
-            http::write_chunk(w, &encoder.encode(event.as_bytes())?)
-        }
+        send_sse(w, &mut encoder, &format!("data: {data}\n\n"), split)
     };
     for (i, piece) in a.pieces.iter().enumerate() {
         if flag("x-mock-abort") && i == 2 {
@@ -502,18 +494,33 @@ fn write_events(
     let split = req.header("x-mock-split") == Some("1");
     let mut encoder = StreamEncoder::new(coding);
     for (event, data) in events {
-        let text = format!("event: {event}\ndata: {data}\n\n");
-        if split {
-            let (first, second) = text.as_bytes().split_at(text.len() / 2);
-            http::write_chunk(w, &encoder.encode(first)?)?;
-            thread::sleep(Duration::from_millis(2));
-            http::write_chunk(w, &encoder.encode(second)?)?;
-        } else {
-            http::write_chunk(w, &encoder.encode(text.as_bytes())?)?;
-        }
+        send_sse(
+            w,
+            &mut encoder,
+            &format!("event: {event}\ndata: {data}\n\n"),
+            split,
+        )?;
     }
     http::write_chunk(w, &encoder.finish()?)?;
     http::end_chunks(w)
+}
+
+/// Writes one SSE event through `encoder` (a sync flush after it), in two
+/// writes split mid-event when `split`.
+fn send_sse(
+    w: &mut TcpStream,
+    encoder: &mut StreamEncoder,
+    event: &str,
+    split: bool,
+) -> io::Result<()> {
+    if split {
+        let (first, second) = event.as_bytes().split_at(event.len() / 2);
+        http::write_chunk(w, &encoder.encode(first)?)?;
+        thread::sleep(Duration::from_millis(2));
+        http::write_chunk(w, &encoder.encode(second)?)
+    } else {
+        http::write_chunk(w, &encoder.encode(event.as_bytes())?)
+    }
 }
 
 /// A usage object as OpenAI reports it: `completion_tokens` counts the

@@ -8,13 +8,11 @@ requests carried, and the Rust test asserts on them and on the records.
     python apis.py --port P --user U SCENARIO...
 """
 
-import argparse
-import hashlib
-import json
 import sys
 
 import anthropic
 import openai
+from driver import drive
 
 PII_PROMPT = "My e-mail is jane.doe@example.com, please confirm."
 TRACE = {"id": "0" * 31 + "1"}
@@ -175,21 +173,10 @@ def scenarios(args):
     }
 
 
-def main():
-    p = argparse.ArgumentParser()
+def arguments(p):
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--user", required=True)
-    p.add_argument("scenario", nargs="+")
-    args = p.parse_args()
-    table = scenarios(args)
-    for name in args.scenario:
-        TRACE["id"] = hashlib.sha256(name.encode()).hexdigest()[:32]
-        try:
-            out = table[name]()
-        except Exception as e:  # reported, never hidden: the test fails on it
-            out = {"unexpected": f"{type(e).__name__}: {e}"}
-        print(json.dumps({"scenario": name, "trace_id": TRACE["id"], **out}), flush=True)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(drive(arguments, scenarios, TRACE))

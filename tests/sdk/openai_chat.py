@@ -9,14 +9,12 @@ response parsing, its exception classes, streams closed at `[DONE]`.
     python openai_chat.py --port P --control-user U --treatment-user V SCENARIO...
 """
 
-import argparse
 import gzip
-import hashlib
-import json
 import sys
 
 import httpx2 as httpx
 import openai
+from driver import drive
 from openai import OpenAI
 
 PII_PROMPT = "My e-mail is jane.doe@example.com, please confirm."
@@ -213,22 +211,11 @@ def scenarios(args):
     }
 
 
-def main():
-    p = argparse.ArgumentParser()
+def arguments(p):
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--control-user", required=True)
     p.add_argument("--treatment-user", required=True)
-    p.add_argument("scenario", nargs="+")
-    args = p.parse_args()
-    table = scenarios(args)
-    for name in args.scenario:
-        TRACE["id"] = hashlib.sha256(name.encode()).hexdigest()[:32]
-        try:
-            out = table[name]()
-        except Exception as e:  # reported, never hidden: the test fails on it
-            out = {"unexpected": f"{type(e).__name__}: {e}"}
-        print(json.dumps({"scenario": name, "trace_id": TRACE["id"], **out}), flush=True)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(drive(arguments, scenarios, TRACE))

@@ -428,3 +428,60 @@ pub fn expected_variant(config: &str, headers: &[(&str, &str)]) -> String {
         .name
         .clone()
 }
+
+/// Runs the SDK driver `script` (under `tests/sdk/`) with the project's
+/// Python on `args` and `scenarios`; returns what each scenario saw, by
+/// name. Fails when the driver fails or a scenario hit an exception it did
+/// not expect, and when the virtualenv is missing (`make test` makes it).
+pub fn run_driver(
+    script: &str,
+    args: &[&str],
+    scenarios: &[&str],
+) -> std::collections::HashMap<String, Value> {
+    let py = repo().join(".venv/bin/python");
+    assert!(
+        py.exists(),
+        "{} missing: run `make test`, which installs requirements.txt into .venv",
+        py.display()
+    );
+    let out = Command::new(py)
+        .arg(repo().join("tests/sdk").join(script))
+        .args(args)
+        .args(scenarios)
+        .output()
+        .expect("run the SDK driver");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "SDK driver failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: std::collections::HashMap<String, Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("driver prints JSON"))
+        .map(|v| (v["scenario"].as_str().unwrap_or("").to_string(), v))
+        .collect();
+    for s in scenarios {
+        let v = &seen[*s];
+        assert!(v.get("unexpected").is_none(), "{s}: {v}");
+    }
+    seen
+}
+
+/// The access-log records of the requests that carried `trace_id`, once
+/// the first is written (waiting up to 10 s).
+pub fn records_of_trace(envoy: &Envoy, trace_id: &str) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let found: Vec<Value> = envoy
+            .access_log()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|r| r["trace_id"] == trace_id)
+            .collect();
+        if !found.is_empty() || Instant::now() > deadline {
+            return found;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
