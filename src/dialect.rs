@@ -113,12 +113,29 @@ impl Api {
         matches!(self, Api::Chat | Api::Completions)
     }
 
-    /// Whether the filter reads this API's streams event by event (usage,
-    /// redaction, output guardrails). Responses and Messages streams are
-    /// not read yet: a request for one is refused when a check would have
-    /// to read it (see `Policy::passes_unreadable`).
+    /// Whether the filter reads this API's streams event by event for
+    /// every check (usage, redaction, output guardrails).
     pub fn streams_are_read(self) -> bool {
         matches!(self, Api::Chat | Api::Completions | Api::Embeddings)
+    }
+
+    /// Whether the filter redacts this API's streams (Messages: its text
+    /// deltas, though its output guardrails do not read them yet).
+    pub fn streams_are_redacted(self) -> bool {
+        self.streams_are_read() || self == Api::Messages
+    }
+
+    /// Whether a stream of this API may go out under `policy`: every check
+    /// that must read it can (a stream no check can read is treated like an
+    /// answer the filter cannot decode).
+    pub fn stream_passes(self, policy: &crate::output::Policy<'_>) -> bool {
+        if self.streams_are_read() {
+            true
+        } else if self.streams_are_redacted() {
+            policy.passes_unreadable_guards()
+        } else {
+            policy.passes_unreadable()
+        }
     }
 
     /// Whether the filter sees a stream of this API end (`[DONE]`,

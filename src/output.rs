@@ -34,8 +34,12 @@ impl Policy<'_> {
     /// `on_error: pass`) and no output guardrail needs to read it (a schema
     /// check that only counts may miss one).
     pub fn passes_unreadable(&self) -> bool {
-        self.redactor.is_none_or(|r| r.pass_on_error)
-            && self.guard.response_patterns.is_empty()
+        self.redactor.is_none_or(|r| r.pass_on_error) && self.passes_unreadable_guards()
+    }
+
+    /// [`Policy::passes_unreadable`] as far as the output guardrails go.
+    pub fn passes_unreadable_guards(&self) -> bool {
+        self.guard.response_patterns.is_empty()
             && self.guard.allowed_tools.is_none()
             && (self.schema.is_none()
                 || self

@@ -80,7 +80,8 @@ fn responses_messages_and_embeddings_through_the_shipped_gateway() {
             "messages_json",
             "messages_blocked",
             "messages_quota",
-            "messages_stream_refused",
+            "messages_stream_redacted",
+            "responses_stream_refused",
             "responses_blocked",
             "embeddings",
         ],
@@ -179,26 +180,33 @@ fn responses_messages_and_embeddings_through_the_shipped_gateway() {
         "{q}"
     );
     assert_eq!(q["error_type"], "rate_limit_error");
-    // A Messages stream is not read yet: with response redaction on it is
-    // refused before anything goes upstream, never forwarded unredacted.
-    let st = &seen["messages_stream_refused"];
+    // A Messages stream is redacted as it flows (the SDK's stream helper
+    // assembles the redacted text); a Responses stream is not read yet, so
+    // with response redaction on it is refused before anything goes
+    // upstream, never forwarded unredacted.
+    let st = &seen["messages_stream_redacted"];
     assert_eq!(
-        (st["exception"].as_str(), st["status"].as_u64()),
-        (Some("BadRequestError"), Some(400)),
+        st["text"], "Sure, I will write to [REDACTED:email] today.",
         "{st}"
     );
-    assert!(
-        st["message"]
-            .as_str()
-            .unwrap()
-            .contains("streamed anthropic.messages"),
+    assert_eq!(record(&envoy, st)["tokens_source"], "usage");
+    let st = &seen["responses_stream_refused"];
+    assert_eq!(
+        (
+            st["exception"].as_str(),
+            st["status"].as_u64(),
+            st["code"].as_str()
+        ),
+        (
+            Some("BadRequestError"),
+            Some(400),
+            Some("stream_not_checkable")
+        ),
         "{st}"
     );
     assert_eq!(record(&envoy, st)["error_code"], "stream_not_checkable");
-    assert!(a
-        .requests()
-        .iter()
-        .all(|r| !String::from_utf8_lossy(&r.body).contains("\"stream\":true")));
+    assert!(!a.requests().iter().any(|r| r.path == "/v1/responses"
+        && String::from_utf8_lossy(&r.body).contains("\"stream\":true")));
     // And in OpenAI's on the OpenAI paths.
     let o = &seen["responses_blocked"];
     assert_eq!(

@@ -103,6 +103,8 @@ enum ResponseMode {
         strip_usage: bool,
         redact: Option<SseRedactor>,
         guard: Option<StreamGuard>,
+        /// The redactor of an Anthropic Messages stream.
+        messages: Option<crate::redact::messages::MessagesRedactor>,
     },
 }
 

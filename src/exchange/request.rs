@@ -335,11 +335,12 @@ impl<H: Host> Exchange<H> {
         });
         // A stream the filter cannot read yet is like a response it cannot
         // decode: it goes out only when nothing must read it.
-        if self.info.stream && !self.api.streams_are_read() {
-            let policy = Self::policy(&plan, self.schema.as_ref());
-            if !policy.passes_unreadable() {
-                return refuse(self, sent, &ApiError::stream_unreadable(self.api.as_str()));
-            }
+        if self.info.stream
+            && !self
+                .api
+                .stream_passes(&Self::policy(&plan, self.schema.as_ref()))
+        {
+            return refuse(self, sent, &ApiError::stream_unreadable(self.api.as_str()));
         }
 
         // Quotas last: a request refused above holds no tokens. The clock

@@ -269,13 +269,14 @@ impl<H: Host> Exchange<H> {
         let policy = Self::policy(&plan, self.schema.as_ref());
         let sse = content_type.starts_with("text/event-stream");
         if sse && !self.api.streams_are_read() && (200..300).contains(&self.status) {
-            // Not read yet: never let it out unchecked. (A request that asked
-            // for a stream was refused already when a check must read it.)
-            if !policy.passes_unreadable() {
+            // Not read (or not wholly) yet: never let it out unchecked. (A
+            // request that asked for a stream was refused already then.)
+            if !self.api.stream_passes(&policy) {
                 let err = ApiError::stream_unreadable_answer(self.api.as_str());
                 return self.replace_response(&err);
             }
-            if let (Some(_), Some((_, metrics))) = (policy.redactor, &self.loaded) {
+            let skipped = policy.redactor.is_some() && !self.api.streams_are_redacted();
+            if let (true, Some((_, metrics))) = (skipped, &self.loaded) {
                 metrics.count_redaction_skipped(&self.host, m.experiment, m.variant);
             }
         }
@@ -287,7 +288,8 @@ impl<H: Host> Exchange<H> {
             let strip_usage = self.info.usage_injected;
             let redact = read && policy.redactor.is_some();
             let watch = read && policy.watches_stream();
-            if strip_usage || redact || watch {
+            let anthropic = self.api == crate::dialect::Api::Messages && policy.redactor.is_some();
+            if strip_usage || redact || watch || anthropic {
                 // The body changes size when it is rewritten.
                 self.edit_response("content-length", None);
             }
@@ -296,6 +298,7 @@ impl<H: Host> Exchange<H> {
                 strip_usage,
                 redact: redact.then(SseRedactor::new),
                 guard: watch.then(StreamGuard::new),
+                messages: anthropic.then(crate::redact::messages::MessagesRedactor::new),
             }
         } else if crate::route::is_json_content_type(&content_type)
             || (200..300).contains(&self.status)

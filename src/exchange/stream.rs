@@ -32,6 +32,7 @@ impl<H: Host> Exchange<H> {
             strip_usage,
             redact,
             guard,
+            messages,
         } = &mut self.mode
         else {
             return None;
@@ -43,6 +44,33 @@ impl<H: Host> Exchange<H> {
             .as_ref()
             .map_or(&[][..], |(p, _)| &p.refusal_phrases[..]);
         let events = parser.feed(chunk);
+        if let (Some(m), Some(r)) = (messages.as_mut(), policy.redactor) {
+            // Anthropic Messages: text deltas redacted, each held tail sent
+            // in an event of its own before its block stops.
+            let mut out = Vec::with_capacity(chunk.len() + 64);
+            for e in &events {
+                observer.observe_anthropic_event(&e.data, refusal_phrases);
+                let w = m.rewrite(r, &e.data, &mut self.redactions);
+                for before in &w.before {
+                    out.extend_from_slice(before.as_bytes());
+                }
+                match w.data {
+                    Some(data) => {
+                        out.extend_from_slice(b"event: content_block_delta\ndata: ");
+                        out.extend_from_slice(data.as_bytes());
+                        out.extend_from_slice(b"\n\n");
+                    }
+                    None => out.extend_from_slice(&e.raw),
+                }
+            }
+            if end_of_stream {
+                for rest in m.finish(r, &mut self.redactions) {
+                    out.extend_from_slice(rest.as_bytes());
+                }
+                out.extend(parser.take_pending());
+            }
+            return (out != chunk).then_some(out);
+        }
         if !*strip_usage && redact.is_none() && guard.is_none() {
             // The observer alone reads fewer fields than a shared parse.
             for e in &events {

@@ -516,15 +516,68 @@ fn exchange_on(s: &Setup, user: &str, path: &str) -> Exchange<FakeHost> {
 }
 
 #[test]
-fn a_stream_the_filter_cannot_read_yet_is_refused_when_a_check_must_read_it() {
+fn a_stream_is_refused_when_a_check_must_read_it_and_cannot_yet() {
     let stream = r#"{"model":"app","max_tokens":100,"stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
     let mut cfg = base();
     cfg["experiments"][0]["match"] = json!({"path_prefix": "/v1/"});
     cfg["redaction"] = json!({"request": true, "response": true});
 
-    // Response redaction on (on_error: block): refused, in Anthropic's shape.
+    // A Messages stream is redacted: a value split across text deltas
+    // goes out replaced, the held tail in an event before the block stops.
     let s = setup(&cfg);
     let user = s.user_of("cand");
+    let mut ex = exchange_on(&s, &user, "/v1/messages");
+    let delta = |t: &str| {
+        format!("event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":\"{t}\"}}}}\n\n")
+    };
+    let events = [
+        "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":5,\"output_tokens\":1}}}\n\n".to_string(),
+        delta("write to jane.do"),
+        delta("e@example.com now"),
+        "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n".to_string(),
+        "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":6}}\n\n".to_string(),
+        "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n".to_string(),
+    ]
+    .concat();
+    run(&mut ex, stream, 200, "text/event-stream", &events);
+    assert!(s.host.reply().is_none(), "forwarded");
+    let sent: Vec<u8> = s
+        .host
+        .calls()
+        .iter()
+        .filter_map(|c| match c {
+            Call::SetResponseBody(b) => Some(b.clone()),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .concat();
+    let sent = String::from_utf8(sent).unwrap();
+    assert!(
+        !sent.contains("jane.do") && sent.contains("[REDACTED:email]"),
+        "{sent}"
+    );
+    assert_eq!(
+        sent.matches("event: ").count(),
+        sent.matches("data: ").count(),
+        "{sent}"
+    );
+    let said: String = sent
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|v| v["delta"]["text"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(said, "write to [REDACTED:email] now");
+    let rec = &records(&s.host)[0];
+    assert_eq!(
+        (rec["outcome"].as_str(), rec["tokens_out"].as_u64()),
+        (Some("success"), Some(6)),
+        "{rec}"
+    );
+
+    // An output guardrail cannot read it yet: refused, in Anthropic's shape.
+    cfg["guardrails"] = json!({"moderation": {"response_patterns": ["(?i)evil"]}});
+    let s = setup(&cfg);
     let mut ex = exchange_on(&s, &user, "/v1/messages");
     run(&mut ex, stream, 200, "text/event-stream", "");
     let (status, _, body) = s.host.reply().expect("refused");
@@ -549,7 +602,8 @@ fn a_stream_the_filter_cannot_read_yet_is_refused_when_a_check_must_read_it() {
             .any(|c| matches!(c, Call::SetRequestHeader(..))),
         "nothing forwarded"
     );
-    // The same on /v1/responses, in OpenAI's shape; chat streams are read.
+    // A Responses stream is not read at all yet: redaction alone refuses it.
+    cfg.as_object_mut().unwrap().remove("guardrails");
     let s = setup(&cfg);
     let mut ex = exchange_on(&s, &user, "/v1/responses");
     run(&mut ex, stream, 200, "text/event-stream", "");
@@ -570,6 +624,7 @@ fn a_stream_the_filter_cannot_read_yet_is_refused_when_a_check_must_read_it() {
     );
 
     // A stream nobody asked for is not let out unchecked either: replaced.
+    cfg["guardrails"] = json!({"moderation": {"response_patterns": ["(?i)evil"]}});
     let s = setup(&cfg);
     let plain = r#"{"model":"app","max_tokens":100,"messages":[{"role":"user","content":"hi"}]}"#;
     let mut ex = exchange_on(&s, &user, "/v1/messages");
@@ -590,6 +645,7 @@ fn a_stream_the_filter_cannot_read_yet_is_refused_when_a_check_must_read_it() {
     assert_eq!(records(&s.host)[0]["error_code"], "stream_not_checkable");
 
     // on_error: pass and no output guardrail: forwarded, counted unscanned.
+    cfg.as_object_mut().unwrap().remove("guardrails");
     cfg["redaction"]["on_error"] = json!("pass");
     let s = setup(&cfg);
     let mut ex = exchange_on(&s, &user, "/v1/messages");

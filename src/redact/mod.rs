@@ -7,6 +7,7 @@
 //! bytes as they were); [`stream::StreamRedactor`] text that arrives in pieces.
 
 pub mod detect;
+pub mod messages;
 pub mod sse;
 pub mod stream;
 

@@ -84,14 +84,14 @@ def messages_json(args):
     }
 
 
-def messages_stream(args):
+def messages_stream(args, **extra):
     """A streamed Messages call as apps make it: the SDK's stream helper,
     its text stream and its final message."""
     with an(args).messages.stream(
         model="app-model",
         max_tokens=4096,
         messages=[{"role": "user", "content": "hello"}],
-        extra_headers=headers(args, **{"x-mock-split": "1", "x-mock-cached-tokens": "3"}),
+        extra_headers=headers(args, **{"x-mock-split": "1", "x-mock-cached-tokens": "3", **extra}),
     ) as s:
         text = "".join(s.text_stream)
         final = s.get_final_message()
@@ -161,7 +161,15 @@ def scenarios(args):
             anthropic_error(args, "hello", {"x-org-id": "org-small"}) for _ in range(3)
         ][-1],
         "messages_stream": lambda: messages_stream(args),
-        "messages_stream_refused": lambda: anthropic_error(args, "hello", {}, stream=True),
+        "messages_stream_redacted": lambda: messages_stream(
+            args, **{"x-mock-reply": "Sure, I will write to john.roe@example.org today."}
+        ),
+        "responses_stream_refused": lambda: openai_error(
+            args,
+            lambda: oa(args).responses.create(
+                model="app-model", input="hello", stream=True, extra_headers=headers(args)
+            ),
+        ),
         "messages_stream_refused": lambda: anthropic_error(args, "hello", {}, stream=True),
         "responses_blocked": lambda: openai_error(
             args,

@@ -1,0 +1,240 @@
+//! Redaction of Anthropic Messages streams, event by event.
+//!
+//! Each `content_block_delta` of a text block (`delta.type: text_delta`)
+//! has its `delta.text` replaced by what the block's [`StreamRedactor`]
+//! says is safe to emit; the held tail goes out, redacted, in a
+//! `content_block_delta` event of its own just before the block's
+//! `content_block_stop` (or before `message_stop`, or at the end of a cut
+//! stream). Only those strings change: every other byte of an event stays
+//! as the provider sent it. Thinking deltas are left as they are: their
+//! signature must match them when the client sends them back.
+
+use super::stream::StreamRedactor;
+use super::{Counts, Redactor};
+use crate::json::{json_string, Present};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+
+#[derive(Deserialize)]
+struct Event<'a> {
+    #[serde(default, rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default)]
+    index: Option<u64>,
+    #[serde(default, borrow)]
+    delta: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct Delta<'a> {
+    #[serde(default, rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default, borrow)]
+    text: Present<'a>,
+}
+
+/// Most content blocks tracked (a stream with more is left as is past it).
+const MAX_BLOCKS: usize = 64;
+
+/// What one event becomes.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Rewrite {
+    /// Whole SSE events (`event:` and `data:` lines) to send before it.
+    pub before: Vec<String>,
+    /// Its new `data`, when it changed.
+    pub data: Option<String>,
+}
+
+/// Per-stream state: a redactor per text block, by index.
+#[derive(Debug, Default)]
+pub struct MessagesRedactor {
+    blocks: Vec<(u64, StreamRedactor)>,
+}
+
+/// A `content_block_delta` event carrying `text` for block `index`.
+fn text_event(index: u64, text: &str) -> String {
+    format!(
+        "event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":{index},\"delta\":{{\"type\":\"text_delta\",\"text\":{}}}}}\n\n",
+        json_string(text)
+    )
+}
+
+impl MessagesRedactor {
+    /// A fresh stream.
+    pub fn new() -> MessagesRedactor {
+        MessagesRedactor::default()
+    }
+
+    fn block(&mut self, index: u64) -> Option<&mut StreamRedactor> {
+        let at = match self.blocks.iter().position(|(i, _)| *i == index) {
+            Some(at) => at,
+            None if self.blocks.len() < MAX_BLOCKS => {
+                self.blocks.push((index, StreamRedactor::new()));
+                self.blocks.len() - 1
+            }
+            None => return None,
+        };
+        self.blocks.get_mut(at).map(|(_, s)| s)
+    }
+
+    /// Flushes block `index` (all blocks when `None`): the events that
+    /// carry what was held.
+    fn flush(&mut self, r: &Redactor, index: Option<u64>, counts: &mut Counts) -> Vec<String> {
+        let mut events = Vec::new();
+        for (i, stream) in self.blocks.iter_mut() {
+            if index.is_none_or(|x| x == *i) {
+                let rest = stream.finish(r, counts);
+                if !rest.is_empty() {
+                    events.push(text_event(*i, &rest));
+                }
+            }
+        }
+        events
+    }
+
+    /// Rewrites the `data` of one event.
+    pub fn rewrite(&mut self, r: &Redactor, data: &str, counts: &mut Counts) -> Rewrite {
+        let Ok(event) = crate::json::parse::<Event<'_>>(data) else {
+            return Rewrite::default();
+        };
+        match (event.kind.as_ref(), event.index, event.delta) {
+            ("content_block_delta", Some(index), Some(delta_raw)) => {
+                let Ok(delta) = crate::json::parse::<Delta<'_>>(delta_raw.get()) else {
+                    return Rewrite::default();
+                };
+                let (true, Some(raw)) = (delta.kind == "text_delta", delta.text.0) else {
+                    return Rewrite::default();
+                };
+                let Ok(text) = crate::json::parse::<Cow<'_, str>>(raw.get()) else {
+                    return Rewrite::default();
+                };
+                let Some(stream) = self.block(index) else {
+                    return Rewrite::default();
+                };
+                let out = stream.push(r, &text, counts);
+                if out == text {
+                    return Rewrite::default();
+                }
+                let start = crate::json::offset_in(data.as_bytes(), raw.get().as_bytes());
+                let mut new = String::with_capacity(data.len());
+                new.push_str(data.get(..start).unwrap_or(""));
+                new.push_str(&json_string(&out));
+                new.push_str(data.get(start + raw.get().len()..).unwrap_or(""));
+                Rewrite {
+                    before: Vec::new(),
+                    data: Some(new),
+                }
+            }
+            ("content_block_stop", Some(index), _) => Rewrite {
+                before: self.flush(r, Some(index), counts),
+                data: None,
+            },
+            ("message_stop", _, _) => Rewrite {
+                before: self.flush(r, None, counts),
+                data: None,
+            },
+            _ => Rewrite::default(),
+        }
+    }
+
+    /// Ends the stream: events carrying what is still held (a stream cut
+    /// before its blocks stopped).
+    pub fn finish(&mut self, r: &Redactor, counts: &mut Counts) -> Vec<String> {
+        self.flush(r, None, counts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::redactor;
+    use super::super::{Counts, Replacement};
+    use super::*;
+
+    fn delta(text: &str) -> String {
+        format!(
+            r#"{{"type":"content_block_delta","index":0,"delta":{{"type":"text_delta","text":{}}}}}"#,
+            json_string(text)
+        )
+    }
+
+    /// The text a client assembles from a rewritten stream of `pieces`.
+    fn through(pieces: &[&str]) -> String {
+        let r = redactor(Replacement::Template("[R:{type}]".into()));
+        let mut m = MessagesRedactor::new();
+        let mut counts = Counts::default();
+        let mut events: Vec<String> = Vec::new();
+        let mut push = |data: String, w: Rewrite| {
+            events.extend(w.before.iter().map(|e| {
+                e.lines()
+                    .find_map(|l| l.strip_prefix("data: "))
+                    .unwrap()
+                    .to_string()
+            }));
+            events.push(w.data.unwrap_or(data));
+        };
+        let start =
+            r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#;
+        push(start.into(), m.rewrite(&r, start, &mut counts));
+        for p in pieces {
+            let d = delta(p);
+            let w = m.rewrite(&r, &d, &mut counts);
+            push(d, w);
+        }
+        for end in [
+            r#"{"type":"content_block_stop","index":0}"#,
+            r#"{"type":"message_stop"}"#,
+        ] {
+            let w = m.rewrite(&r, end, &mut counts);
+            push(end.into(), w);
+        }
+        events
+            .iter()
+            .filter_map(|e| serde_json::from_str::<serde_json::Value>(e).ok())
+            .filter(|v| v["type"] == "content_block_delta")
+            .map(|v| v["delta"]["text"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn a_value_split_across_deltas_is_redacted_and_the_tail_flushed_before_the_stop() {
+        // Longer than what a block holds back, so deltas go out mid-stream.
+        let whole = "Write to john.doe@example.com or call +1 415 555 0100 today. \
+                     The report for the board is attached, with the figures of every region. \
+                     Card 4111 1111 1111 1111 and key sk-proj-abcdefghijklmnopqrstuvwxyz0123 \
+                     must not leak; EMP-123456 either. Thanks.";
+        let r = redactor(Replacement::Template("[R:{type}]".into()));
+        let expected = r.redact_text(whole, &mut Counts::default()).unwrap();
+        for cut in 1..whole.len() {
+            if !whole.is_char_boundary(cut) {
+                continue;
+            }
+            assert_eq!(
+                through(&[&whole[..cut], &whole[cut..]]),
+                expected,
+                "cut at {cut}"
+            );
+        }
+        let words: Vec<String> = whole.split_inclusive(' ').map(str::to_string).collect();
+        let refs: Vec<&str> = words.iter().map(String::as_str).collect();
+        assert_eq!(through(&refs), expected);
+        assert!(!expected.contains("john.doe") && !expected.contains("4111"));
+    }
+
+    #[test]
+    fn other_events_and_thinking_pass_as_they_are() {
+        let r = redactor(Replacement::Template("[R:{type}]".into()));
+        let mut m = MessagesRedactor::new();
+        let mut counts = Counts::default();
+        for e in [
+            r#"{"type":"message_start","message":{"id":"m","content":[],"usage":{"input_tokens":5}}}"#,
+            r#"{"type":"ping"}"#,
+            r#"{"type":"content_block_delta","index":1,"delta":{"type":"thinking_delta","thinking":"mail john.doe@example.com"}}"#,
+            r#"{"type":"content_block_delta","index":2,"delta":{"type":"input_json_delta","partial_json":"{\"a\":"}}"#,
+            r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":3}}"#,
+            "not json",
+        ] {
+            assert_eq!(m.rewrite(&r, e, &mut counts), Rewrite::default(), "{e}");
+        }
+    }
+}
