@@ -119,10 +119,11 @@ impl Api {
         matches!(self, Api::Chat | Api::Completions | Api::Embeddings)
     }
 
-    /// Whether the filter redacts this API's streams (Messages: its text
-    /// deltas, though its output guardrails do not read them yet).
+    /// Whether the filter redacts this API's streams (Messages and
+    /// Responses: their text deltas, though their output guardrails do not
+    /// read them yet).
     pub fn streams_are_redacted(self) -> bool {
-        self.streams_are_read() || self == Api::Messages
+        self.streams_are_read() || matches!(self, Api::Messages | Api::Responses)
     }
 
     /// Whether a stream of this API may go out under `policy`: every check
@@ -141,7 +142,7 @@ impl Api {
     /// Whether the filter sees a stream of this API end (`[DONE]`,
     /// Anthropic's `message_stop`), so one cut before it is recorded as cut.
     pub fn stream_end_is_seen(self) -> bool {
-        !matches!(self, Api::Responses | Api::Other)
+        !matches!(self, Api::Other)
     }
 
     /// The filter's own error as this API's clients parse it.

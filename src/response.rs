@@ -81,6 +81,26 @@ struct AnthropicDelta<'a> {
     stop_reason: Option<Cow<'a, str>>,
 }
 
+/// One event of a Responses stream, as far as usage, text and refusals
+/// go: `response.output_text.delta` (`delta`), `response.refusal.delta`,
+/// `response.completed` / `response.incomplete` (`response.usage`, and the
+/// end of the stream).
+#[derive(Deserialize)]
+struct ResponsesEvent<'a> {
+    #[serde(default, rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default)]
+    response: Option<ResponsesBody>,
+    #[serde(default, borrow)]
+    delta: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct ResponsesBody {
+    #[serde(default)]
+    usage: Option<UsageJson>,
+}
+
 /// How a stream event was classified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
@@ -238,6 +258,47 @@ impl ResponseObserver {
         }
     }
 
+    /// Observes the `data` of one stream event of `api`.
+    pub fn observe_dialect_event(
+        &mut self,
+        api: crate::dialect::Api,
+        data: &str,
+        refusal_phrases: &[String],
+    ) {
+        match api {
+            crate::dialect::Api::Messages => self.observe_anthropic_event(data, refusal_phrases),
+            crate::dialect::Api::Responses => self.observe_responses_event(data, refusal_phrases),
+            _ => {
+                self.observe_event(data, refusal_phrases);
+            }
+        }
+    }
+
+    /// Observes the `data` of one event of a Responses stream: the text of
+    /// its output deltas, a refusal, and the usage of `response.completed`
+    /// (or `response.incomplete`), which ends the stream.
+    pub fn observe_responses_event(&mut self, data: &str, refusal_phrases: &[String]) {
+        let Ok(event) = crate::json::parse::<ResponsesEvent<'_>>(data.trim()) else {
+            return;
+        };
+        match event.kind.as_ref() {
+            "response.output_text.delta" => {
+                if let Some(text) = &event.delta {
+                    self.output.add(text);
+                    self.phrases.add(text, refusal_phrases);
+                }
+            }
+            "response.refusal.delta" | "response.refusal.done" => self.refusal = true,
+            "response.completed" | "response.incomplete" => {
+                self.saw_done = true;
+                if let Some(u) = event.response.and_then(|r| r.usage) {
+                    self.usage = Some(u);
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// Observes the `data` of one event of an Anthropic Messages stream:
     /// usage from `message_start` and every `message_delta`, the text of
     /// `content_block_delta`, a `refusal` stop reason; `message_stop` ends
@@ -315,6 +376,36 @@ impl ResponseObserver {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn responses_streams_are_counted_from_response_completed() {
+        let mut o = ResponseObserver::new();
+        let phrases = vec!["cannot help".to_string()];
+        for e in [
+            r#"{"type":"response.created","response":{"status":"in_progress","usage":null},"sequence_number":0}"#,
+            r#"{"type":"response.output_text.delta","delta":"I cannot","output_index":0,"content_index":0}"#,
+            r#"{"type":"response.output_text.delta","delta":" help.","output_index":0,"content_index":0}"#,
+        ] {
+            o.observe_responses_event(e, &phrases);
+        }
+        assert!(
+            !o.saw_done() && o.refused(),
+            "the phrase straddles two deltas"
+        );
+        o.observe_responses_event(
+            r#"{"type":"response.completed","response":{"usage":{"input_tokens":40,"input_tokens_details":{"cached_tokens":8},"output_tokens":3,"output_tokens_details":{"reasoning_tokens":1}}}}"#,
+            &phrases,
+        );
+        assert!(o.saw_done());
+        let t = o.tokens(1);
+        assert_eq!(
+            (t.input, t.cached, t.output, t.reasoning, t.source),
+            (40, 8, 3, 1, TokensSource::Usage)
+        );
+        let mut o = ResponseObserver::new();
+        o.observe_responses_event(r#"{"type":"response.refusal.delta","delta":"no"}"#, &[]);
+        assert!(o.refused());
+    }
 
     #[test]
     fn anthropic_streams_are_counted_from_message_start_and_the_last_message_delta() {

@@ -81,7 +81,7 @@ fn responses_messages_and_embeddings_through_the_shipped_gateway() {
             "messages_blocked",
             "messages_quota",
             "messages_stream_redacted",
-            "responses_stream_refused",
+            "responses_stream_redacted",
             "responses_blocked",
             "embeddings",
         ],
@@ -180,33 +180,26 @@ fn responses_messages_and_embeddings_through_the_shipped_gateway() {
         "{q}"
     );
     assert_eq!(q["error_type"], "rate_limit_error");
-    // A Messages stream is redacted as it flows (the SDK's stream helper
-    // assembles the redacted text); a Responses stream is not read yet, so
-    // with response redaction on it is refused before anything goes
-    // upstream, never forwarded unredacted.
+    // Messages and Responses streams are redacted as they flow: the SDKs
+    // assemble the redacted text, and a Responses stream's final response
+    // says the same; both are counted from their usage events.
+    let redacted = "Sure, I will write to [REDACTED:email] today.";
     let st = &seen["messages_stream_redacted"];
-    assert_eq!(
-        st["text"], "Sure, I will write to [REDACTED:email] today.",
-        "{st}"
-    );
+    assert_eq!(st["text"], redacted, "{st}");
     assert_eq!(record(&envoy, st)["tokens_source"], "usage");
-    let st = &seen["responses_stream_refused"];
+    let st = &seen["responses_stream_redacted"];
     assert_eq!(
-        (
-            st["exception"].as_str(),
-            st["status"].as_u64(),
-            st["code"].as_str()
-        ),
-        (
-            Some("BadRequestError"),
-            Some(400),
-            Some("stream_not_checkable")
-        ),
+        (st["text"].as_str(), st["final_text"].as_str()),
+        (Some(redacted), Some(redacted)),
         "{st}"
     );
-    assert_eq!(record(&envoy, st)["error_code"], "stream_not_checkable");
-    assert!(!a.requests().iter().any(|r| r.path == "/v1/responses"
-        && String::from_utf8_lossy(&r.body).contains("\"stream\":true")));
+    let r = record(&envoy, st);
+    assert_eq!(
+        (r["tokens_source"].as_str(), r["outcome"].as_str()),
+        (Some("usage"), Some("success")),
+        "{r}"
+    );
+    assert_eq!(r["tokens_in"], st["usage"]["input_tokens"]);
     // And in OpenAI's on the OpenAI paths.
     let o = &seen["responses_blocked"];
     assert_eq!(

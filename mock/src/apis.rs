@@ -4,8 +4,10 @@
 //! per word, `content_block_stop`, `message_delta` with the stop reason and
 //! the cumulative usage, `message_stop`; each with its `event:` line,
 //! compressed per `accept-encoding`, split mid-event with `x-mock-split`);
-//! a Responses stream request is refused with a 400 naming this mock's
-//! limit.
+//! Responses streams, with its event sequence (`response.created`, …,
+//! a `response.output_text.delta` per word, the `.done` events with the
+//! whole text, `response.completed` with the usage; `sequence_number` on
+//! each).
 //!
 //! | path | answers | refuses (400, in the API's own error shape) |
 //! |---|---|---|
@@ -198,14 +200,82 @@ pub fn check(
             }
         }
     }
-    if api == Api::Responses && request["stream"].as_bool() == Some(true) {
-        return Some((
-            "mock: streaming is not implemented for this API yet".into(),
-            None,
-            None,
+    None
+}
+
+/// A Responses stream of `reply`: the API's events in order, each with its
+/// `sequence_number`, the text in `response.output_text.delta` events (a
+/// word each), the whole text again in the `.done` events and in
+/// `response.completed`, which carries the usage.
+pub fn responses_events(
+    request: &Value,
+    n: u64,
+    reply: &str,
+    prompt: u64,
+    cached: u64,
+) -> Vec<(String, Value)> {
+    let mut done = answer(Api::Responses, request, n, reply, prompt, cached);
+    let item_id = format!("msg_mock{n}");
+    let mut in_progress = done.clone();
+    in_progress["status"] = json!("in_progress");
+    in_progress["output"] = json!([]);
+    in_progress["usage"] = Value::Null;
+    let item = done["output"][0].clone();
+    let mut item_added = item.clone();
+    item_added["status"] = json!("in_progress");
+    item_added["content"] = json!([]);
+    let part = item["content"][0].clone();
+    let mut part_added = part.clone();
+    part_added["text"] = json!("");
+    let at = |kind: &str, mut body: Value| {
+        body["type"] = json!(kind);
+        (kind.to_string(), body)
+    };
+    let mut events = vec![
+        at("response.created", json!({"response": in_progress.clone()})),
+        at("response.in_progress", json!({"response": in_progress})),
+        at(
+            "response.output_item.added",
+            json!({"output_index": 0, "item": item_added}),
+        ),
+        at(
+            "response.content_part.added",
+            json!({"item_id": item_id, "output_index": 0,
+            "content_index": 0, "part": part_added}),
+        ),
+    ];
+    for (i, w) in reply.split(' ').enumerate() {
+        let text = if i == 0 {
+            w.to_string()
+        } else {
+            format!(" {w}")
+        };
+        events.push(at(
+            "response.output_text.delta",
+            json!({"item_id": item_id, "output_index": 0,
+            "content_index": 0, "delta": text, "logprobs": []}),
         ));
     }
-    None
+    events.push(at(
+        "response.output_text.done",
+        json!({"item_id": item_id, "output_index": 0,
+        "content_index": 0, "text": reply, "logprobs": []}),
+    ));
+    events.push(at(
+        "response.content_part.done",
+        json!({"item_id": item_id, "output_index": 0,
+        "content_index": 0, "part": part}),
+    ));
+    events.push(at(
+        "response.output_item.done",
+        json!({"output_index": 0, "item": item}),
+    ));
+    done["status"] = json!("completed");
+    events.push(at("response.completed", json!({"response": done})));
+    for (seq, (_, body)) in events.iter_mut().enumerate() {
+        body["sequence_number"] = json!(seq);
+    }
+    events
 }
 
 /// A Messages stream of `reply`: Anthropic's events, in order, with the

@@ -270,9 +270,15 @@ fn handle(s: &Shared, req: &Request, w: &mut TcpStream) -> io::Result<()> {
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0)
             .min(prompt);
-        if api == apis::Api::Messages && parsed["stream"].as_bool() == Some(true) {
-            let events = apis::messages_events(&parsed, n, &reply, prompt, cached);
-            return write_events(w, coding, req, name, &events);
+        if parsed["stream"].as_bool() == Some(true) {
+            let events = match api {
+                apis::Api::Messages => apis::messages_events(&parsed, n, &reply, prompt, cached),
+                apis::Api::Responses => apis::responses_events(&parsed, n, &reply, prompt, cached),
+                apis::Api::Embeddings => Vec::new(),
+            };
+            if !events.is_empty() {
+                return write_events(w, coding, req, name, &events);
+            }
         }
         let body = apis::answer(api, &parsed, n, &reply, prompt, cached);
         return respond(w, 200, &json_headers, body.to_string().as_bytes());

@@ -103,9 +103,48 @@ enum ResponseMode {
         strip_usage: bool,
         redact: Option<SseRedactor>,
         guard: Option<StreamGuard>,
-        /// The redactor of an Anthropic Messages stream.
-        messages: Option<crate::redact::messages::MessagesRedactor>,
+        /// The redactor of a Messages or Responses stream.
+        dialect: Option<DialectStream>,
     },
+}
+
+/// The redactor of a stream whose events are not chat chunks.
+#[derive(Debug)]
+pub(crate) enum DialectStream {
+    /// Anthropic Messages.
+    Messages(crate::redact::messages::MessagesRedactor),
+    /// OpenAI Responses.
+    Responses(crate::redact::responses::ResponsesRedactor),
+}
+
+impl DialectStream {
+    /// The redactor for `api`'s streams, if it has one.
+    fn of(api: crate::dialect::Api) -> Option<DialectStream> {
+        match api {
+            crate::dialect::Api::Messages => Some(DialectStream::Messages(Default::default())),
+            crate::dialect::Api::Responses => Some(DialectStream::Responses(Default::default())),
+            _ => None,
+        }
+    }
+
+    fn rewrite(
+        &mut self,
+        r: &crate::redact::Redactor,
+        data: &str,
+        counts: &mut Counts,
+    ) -> crate::redact::messages::Rewrite {
+        match self {
+            DialectStream::Messages(m) => m.rewrite(r, data, counts),
+            DialectStream::Responses(m) => m.rewrite(r, data, counts),
+        }
+    }
+
+    fn finish(&mut self, r: &crate::redact::Redactor, counts: &mut Counts) -> Vec<String> {
+        match self {
+            DialectStream::Messages(m) => m.finish(r, counts),
+            DialectStream::Responses(m) => m.finish(r, counts),
+        }
+    }
 }
 
 /// The configuration an exchange runs under.

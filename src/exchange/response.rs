@@ -288,8 +288,10 @@ impl<H: Host> Exchange<H> {
             let strip_usage = self.info.usage_injected;
             let redact = read && policy.redactor.is_some();
             let watch = read && policy.watches_stream();
-            let anthropic = self.api == crate::dialect::Api::Messages && policy.redactor.is_some();
-            if strip_usage || redact || watch || anthropic {
+            let dialect = policy
+                .redactor
+                .and_then(|_| super::DialectStream::of(self.api));
+            if strip_usage || redact || watch || dialect.is_some() {
                 // The body changes size when it is rewritten.
                 self.edit_response("content-length", None);
             }
@@ -298,7 +300,7 @@ impl<H: Host> Exchange<H> {
                 strip_usage,
                 redact: redact.then(SseRedactor::new),
                 guard: watch.then(StreamGuard::new),
-                messages: anthropic.then(crate::redact::messages::MessagesRedactor::new),
+                dialect,
             }
         } else if crate::route::is_json_content_type(&content_type)
             || (200..300).contains(&self.status)

@@ -9,6 +9,13 @@ use crate::chunk::Event;
 use crate::output::{Policy, StreamAction, StreamGuard};
 use crate::response::EventKind;
 
+/// An event's `type`, which Messages and Responses streams name it by.
+#[derive(serde::Deserialize)]
+struct EventType<'a> {
+    #[serde(default, rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
+}
+
 impl<H: Host> Exchange<H> {
     /// Passes one SSE chunk on, observing every completed event; returns
     /// the bytes to send instead when the stream is rewritten.
@@ -32,31 +39,37 @@ impl<H: Host> Exchange<H> {
             strip_usage,
             redact,
             guard,
-            messages,
+            dialect,
         } = &mut self.mode
         else {
             return None;
         };
-        let anthropic = self.api == crate::dialect::Api::Messages;
+        let api = self.api;
         let observer = self.observer.as_mut()?;
         let refusal_phrases = self
             .loaded
             .as_ref()
             .map_or(&[][..], |(p, _)| &p.refusal_phrases[..]);
         let events = parser.feed(chunk);
-        if let (Some(m), Some(r)) = (messages.as_mut(), policy.redactor) {
-            // Anthropic Messages: text deltas redacted, each held tail sent
-            // in an event of its own before its block stops.
+        if let (Some(m), Some(r)) = (dialect.as_mut(), policy.redactor) {
+            // Messages and Responses: text deltas redacted, each held tail
+            // sent in an event of its own before its part ends.
             let mut out = Vec::with_capacity(chunk.len() + 64);
             for e in &events {
-                observer.observe_anthropic_event(&e.data, refusal_phrases);
+                observer.observe_dialect_event(api, &e.data, refusal_phrases);
                 let w = m.rewrite(r, &e.data, &mut self.redactions);
                 for before in &w.before {
                     out.extend_from_slice(before.as_bytes());
                 }
                 match w.data {
                     Some(data) => {
-                        out.extend_from_slice(b"event: content_block_delta\ndata: ");
+                        // Both APIs name an event by its `type`.
+                        let name = crate::json::parse::<EventType<'_>>(&data)
+                            .map(|t| t.kind.into_owned())
+                            .unwrap_or_default();
+                        out.extend_from_slice(b"event: ");
+                        out.extend_from_slice(name.as_bytes());
+                        out.extend_from_slice(b"\ndata: ");
                         out.extend_from_slice(data.as_bytes());
                         out.extend_from_slice(b"\n\n");
                     }
@@ -74,11 +87,7 @@ impl<H: Host> Exchange<H> {
         if !*strip_usage && redact.is_none() && guard.is_none() {
             // The observer alone reads fewer fields than a shared parse.
             for e in &events {
-                if anthropic {
-                    observer.observe_anthropic_event(&e.data, refusal_phrases);
-                } else {
-                    observer.observe_event(&e.data, refusal_phrases);
-                }
+                observer.observe_dialect_event(api, &e.data, refusal_phrases);
             }
             return None;
         }

@@ -602,13 +602,55 @@ fn a_stream_is_refused_when_a_check_must_read_it_and_cannot_yet() {
             .any(|c| matches!(c, Call::SetRequestHeader(..))),
         "nothing forwarded"
     );
-    // A Responses stream is not read at all yet: redaction alone refuses it.
-    cfg.as_object_mut().unwrap().remove("guardrails");
+    // The same for a Responses stream, in OpenAI's shape.
     let s = setup(&cfg);
     let mut ex = exchange_on(&s, &user, "/v1/responses");
     run(&mut ex, stream, 200, "text/event-stream", "");
     let v: Value = serde_json::from_slice(&s.host.reply().expect("refused").2).unwrap();
     assert_eq!(v["error"]["code"], "stream_not_checkable");
+    // With redaction alone, a Responses stream is redacted: deltas, and the
+    // events that repeat the whole text, agree.
+    cfg.as_object_mut().unwrap().remove("guardrails");
+    let s = setup(&cfg);
+    let mut ex = exchange_on(&s, &user, "/v1/responses");
+    let ev =
+        |kind: &str, body: &str| format!("event: {kind}\ndata: {{\"type\":\"{kind}\",{body}}}\n\n");
+    let events = [
+        ev("response.output_text.delta", r#""output_index":0,"content_index":0,"delta":"mail jane.do""#),
+        ev("response.output_text.delta", r#""output_index":0,"content_index":0,"delta":"e@example.com now""#),
+        ev("response.output_text.done", r#""output_index":0,"content_index":0,"text":"mail jane.doe@example.com now""#),
+        ev("response.completed", r#""response":{"output":[{"content":[{"type":"output_text","text":"mail jane.doe@example.com now"}]}],"usage":{"input_tokens":9,"output_tokens":4}}"#),
+    ]
+    .concat();
+    run(&mut ex, stream, 200, "text/event-stream", &events);
+    assert!(s.host.reply().is_none(), "forwarded");
+    let sent: Vec<u8> = s
+        .host
+        .calls()
+        .iter()
+        .filter_map(|c| match c {
+            Call::SetResponseBody(b) => Some(b.clone()),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .concat();
+    let sent = String::from_utf8(sent).unwrap();
+    assert!(!sent.contains("jane.do"), "{sent}");
+    let datas: Vec<Value> = sent
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .collect();
+    let said: String = datas.iter().filter_map(|v| v["delta"].as_str()).collect();
+    assert_eq!(said, "mail [REDACTED:email] now");
+    assert_eq!(datas[datas.len() - 2]["text"], "mail [REDACTED:email] now");
+    let rec = &records(&s.host)[0];
+    assert_eq!(
+        (rec["outcome"].as_str(), rec["tokens_in"].as_u64()),
+        (Some("success"), Some(9)),
+        "{rec}"
+    );
+    cfg["guardrails"] = json!({"moderation": {"response_patterns": ["(?i)evil"]}});
     let s = setup(&cfg);
     let mut ex = exchange_on(&s, &user, "/v1/chat/completions");
     run(

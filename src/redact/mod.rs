@@ -8,6 +8,7 @@
 
 pub mod detect;
 pub mod messages;
+pub mod responses;
 pub mod sse;
 pub mod stream;
 

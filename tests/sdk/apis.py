@@ -107,6 +107,28 @@ def messages_stream(args, **extra):
     }
 
 
+def responses_stream(args, **extra):
+    """A streamed Responses call: the text the deltas add up to, and the
+    final response the SDK hands over at `response.completed`."""
+    stream = oa(args).responses.create(
+        model="app-model",
+        input="hello",
+        stream=True,
+        extra_headers=headers(args, **{"x-mock-split": "1", **extra}),
+    )
+    deltas, final = [], None
+    for event in stream:
+        if event.type == "response.output_text.delta":
+            deltas.append(event.delta)
+        elif event.type == "response.completed":
+            final = event.response
+    return {
+        "text": "".join(deltas),
+        "final_text": final.output_text,
+        "usage": {"input_tokens": final.usage.input_tokens, "output_tokens": final.usage.output_tokens},
+    }
+
+
 def anthropic_error(args, prompt, extra, **kw):
     """The exception the Anthropic SDK raises for the filter's refusal."""
     try:
@@ -164,11 +186,8 @@ def scenarios(args):
         "messages_stream_redacted": lambda: messages_stream(
             args, **{"x-mock-reply": "Sure, I will write to john.roe@example.org today."}
         ),
-        "responses_stream_refused": lambda: openai_error(
-            args,
-            lambda: oa(args).responses.create(
-                model="app-model", input="hello", stream=True, extra_headers=headers(args)
-            ),
+        "responses_stream_redacted": lambda: responses_stream(
+            args, **{"x-mock-reply": "Sure, I will write to john.roe@example.org today."}
         ),
         "messages_stream_refused": lambda: anthropic_error(args, "hello", {}, stream=True),
         "responses_blocked": lambda: openai_error(

@@ -1,0 +1,229 @@
+//! Redaction of OpenAI Responses streams, event by event.
+//!
+//! Each `response.output_text.delta` has its `delta` replaced by what the
+//! text part's [`StreamRedactor`] (by `output_index` and `content_index`)
+//! says is safe to emit; the held tail goes out, redacted, in a delta event
+//! of its own just before the part's `response.output_text.done`. The
+//! events that repeat the whole text (`response.output_text.done`,
+//! `response.content_part.done`, `response.output_item.done`,
+//! `response.completed`, `response.incomplete`) are redacted whole, which
+//! gives the text the deltas add up to. Every other event passes as the
+//! provider sent it.
+
+use super::stream::StreamRedactor;
+use super::{Counts, Redactor};
+use crate::json::{json_string, Present};
+use serde::Deserialize;
+use std::borrow::Cow;
+
+#[derive(Deserialize)]
+struct Event<'a> {
+    #[serde(default, rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default)]
+    output_index: u64,
+    #[serde(default)]
+    content_index: u64,
+    #[serde(default, borrow)]
+    delta: Present<'a>,
+    #[serde(default, borrow)]
+    item_id: Option<Cow<'a, str>>,
+    #[serde(default)]
+    sequence_number: Option<u64>,
+}
+
+/// Most text parts tracked (a stream with more is left as is past it).
+const MAX_PARTS: usize = 64;
+
+pub use super::messages::Rewrite;
+
+/// Per-stream state: a redactor per text part.
+#[derive(Debug, Default)]
+pub struct ResponsesRedactor {
+    parts: Vec<((u64, u64), StreamRedactor)>,
+}
+
+impl ResponsesRedactor {
+    /// A fresh stream.
+    pub fn new() -> ResponsesRedactor {
+        ResponsesRedactor::default()
+    }
+
+    fn part(&mut self, key: (u64, u64)) -> Option<&mut StreamRedactor> {
+        let at = match self.parts.iter().position(|(k, _)| *k == key) {
+            Some(at) => at,
+            None if self.parts.len() < MAX_PARTS => {
+                self.parts.push((key, StreamRedactor::new()));
+                self.parts.len() - 1
+            }
+            None => return None,
+        };
+        self.parts.get_mut(at).map(|(_, s)| s)
+    }
+
+    /// Rewrites the `data` of one event.
+    pub fn rewrite(&mut self, r: &Redactor, data: &str, counts: &mut Counts) -> Rewrite {
+        let Ok(event) = crate::json::parse::<Event<'_>>(data) else {
+            return Rewrite::default();
+        };
+        let key = (event.output_index, event.content_index);
+        match event.kind.as_ref() {
+            "response.output_text.delta" => {
+                let Some(raw) = event.delta.0 else {
+                    return Rewrite::default();
+                };
+                let Ok(text) = crate::json::parse::<Cow<'_, str>>(raw.get()) else {
+                    return Rewrite::default();
+                };
+                let Some(stream) = self.part(key) else {
+                    return Rewrite::default();
+                };
+                let out = stream.push(r, &text, counts);
+                if out == text {
+                    return Rewrite::default();
+                }
+                let start = crate::json::offset_in(data.as_bytes(), raw.get().as_bytes());
+                let mut new = String::with_capacity(data.len());
+                new.push_str(data.get(..start).unwrap_or(""));
+                new.push_str(&json_string(&out));
+                new.push_str(data.get(start + raw.get().len()..).unwrap_or(""));
+                Rewrite {
+                    before: Vec::new(),
+                    data: Some(new),
+                }
+            }
+            "response.output_text.done" => {
+                let rest = self
+                    .part(key)
+                    .map(|s| s.finish(r, counts))
+                    .unwrap_or_default();
+                let mut before = Vec::new();
+                if !rest.is_empty() {
+                    let item = event.item_id.as_deref().map_or("null".into(), json_string);
+                    let seq = event.sequence_number.unwrap_or(0);
+                    before.push(format!(
+                        "event: response.output_text.delta\ndata: {{\"type\":\"response.output_text.delta\",\"item_id\":{item},\"output_index\":{},\"content_index\":{},\"delta\":{},\"sequence_number\":{seq}}}\n\n",
+                        key.0,
+                        key.1,
+                        json_string(&rest)
+                    ));
+                }
+                Rewrite {
+                    before,
+                    data: whole(r, data),
+                }
+            }
+            "response.content_part.done"
+            | "response.output_item.done"
+            | "response.completed"
+            | "response.incomplete" => Rewrite {
+                before: Vec::new(),
+                data: whole(r, data),
+            },
+            _ => Rewrite::default(),
+        }
+    }
+
+    /// Ends the stream (cut before its parts were done): events carrying
+    /// what is still held, redacted.
+    pub fn finish(&mut self, r: &Redactor, counts: &mut Counts) -> Vec<String> {
+        let mut events = Vec::new();
+        for ((o, c), stream) in self.parts.iter_mut() {
+            let rest = stream.finish(r, counts);
+            if !rest.is_empty() {
+                events.push(format!(
+                    "event: response.output_text.delta\ndata: {{\"type\":\"response.output_text.delta\",\"output_index\":{o},\"content_index\":{c},\"delta\":{}}}\n\n",
+                    json_string(&rest)
+                ));
+            }
+        }
+        events
+    }
+}
+
+/// `data` with every string value redacted; `None` when nothing changed.
+/// Counted in a scratch: these events repeat what the deltas counted.
+fn whole(r: &Redactor, data: &str) -> Option<String> {
+    let mut scratch = Counts::default();
+    r.redact_valid_json(data, &mut scratch)
+        .ok()
+        .flatten()
+        .and_then(|b| String::from_utf8(b).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::redactor;
+    use super::super::{Counts, Replacement};
+    use super::*;
+
+    fn event(kind: &str, extra: &str) -> String {
+        format!(
+            r#"{{"type":"{kind}","item_id":"msg_1","output_index":0,"content_index":0,{extra}"sequence_number":3}}"#
+        )
+    }
+
+    #[test]
+    fn deltas_add_up_to_the_redacted_text_the_done_events_carry() {
+        let whole_text = "Write to john.doe@example.com or call +1 415 555 0100 today. \
+                          The report for the board is attached, with the figures of every region. \
+                          Card 4111 1111 1111 1111 and key sk-proj-abcdefghijklmnopqrstuvwxyz0123 \
+                          must not leak. Thanks.";
+        let r = redactor(Replacement::Template("[R:{type}]".into()));
+        let expected = r.redact_text(whole_text, &mut Counts::default()).unwrap();
+        for cut in (1..whole_text.len()).step_by(3) {
+            let mut m = ResponsesRedactor::new();
+            let mut counts = Counts::default();
+            let mut out: Vec<String> = Vec::new();
+            let mut push = |data: String, w: Rewrite| {
+                out.extend(w.before.iter().map(|e| {
+                    e.lines()
+                        .find_map(|l| l.strip_prefix("data: "))
+                        .unwrap()
+                        .to_string()
+                }));
+                out.push(w.data.unwrap_or(data));
+            };
+            for piece in [&whole_text[..cut], &whole_text[cut..]] {
+                let d = event(
+                    "response.output_text.delta",
+                    &format!(r#""delta":{},"#, json_string(piece)),
+                );
+                let w = m.rewrite(&r, &d, &mut counts);
+                push(d, w);
+            }
+            let done = event(
+                "response.output_text.done",
+                &format!(r#""text":{},"#, json_string(whole_text)),
+            );
+            let w = m.rewrite(&r, &done, &mut counts);
+            push(done, w);
+            let completed = format!(
+                r#"{{"type":"response.completed","response":{{"output":[{{"content":[{{"type":"output_text","text":{}}}]}}],"usage":{{"input_tokens":1}}}}}}"#,
+                json_string(whole_text)
+            );
+            let w = m.rewrite(&r, &completed, &mut counts);
+            push(completed, w);
+            let parsed: Vec<serde_json::Value> = out
+                .iter()
+                .map(|e| serde_json::from_str(e).unwrap())
+                .collect();
+            let said: String = parsed
+                .iter()
+                .filter(|v| v["type"] == "response.output_text.delta")
+                .map(|v| v["delta"].as_str().unwrap().to_string())
+                .collect();
+            assert_eq!(said, expected, "cut at {cut}");
+            let done = parsed
+                .iter()
+                .find(|v| v["type"] == "response.output_text.done")
+                .unwrap();
+            assert_eq!(done["text"], expected.as_str());
+            let last = parsed.last().unwrap();
+            assert_eq!(
+                last["response"]["output"][0]["content"][0]["text"],
+                expected.as_str()
+            );
+        }
+    }
+}
