@@ -281,7 +281,9 @@ fn quotas_are_shared_by_both_workers_and_settled_with_usage() {
     let envoy = Arc::new(envoy);
 
     // 24 concurrent requests on separate connections, spread over both
-    // workers, all in flight together (the mock is slow): exactly `allowed`
+    // workers, all in flight together (the mock takes 1.5 s: under load a
+    // thread may start its request late, and one started after an earlier
+    // request settled would find room again): exactly `allowed`
     // reservations fit, whichever worker made them.
     let threads: Vec<_> = (0..24)
         .map(|i| {
@@ -293,7 +295,7 @@ fn quotas_are_shared_by_both_workers_and_settled_with_usage() {
                     &[
                         ("x-user-id", &user),
                         ("x-org-id", "acme@example.com"),
-                        ("x-mock-delay-ms", "400"),
+                        ("x-mock-delay-ms", "1500"),
                     ],
                     &body,
                 )
