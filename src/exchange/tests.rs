@@ -504,6 +504,20 @@ fn review_copies_hold_the_request_as_forwarded_or_as_refused() {
     );
 }
 
+/// Every response body the exchange wrote, in order, as text.
+fn sent_body(host: &FakeHost) -> String {
+    let bytes: Vec<u8> = host
+        .calls()
+        .iter()
+        .filter_map(|c| match c {
+            Call::SetResponseBody(b) => Some(b.clone()),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .concat();
+    String::from_utf8(bytes).unwrap()
+}
+
 /// An exchange of `s` for `user` on `path`.
 fn exchange_on(s: &Setup, user: &str, path: &str) -> Exchange<FakeHost> {
     let ex = s.exchange(user, &[]);
@@ -541,17 +555,7 @@ fn a_stream_is_refused_when_a_check_must_read_it_and_cannot_yet() {
     .concat();
     run(&mut ex, stream, 200, "text/event-stream", &events);
     assert!(s.host.reply().is_none(), "forwarded");
-    let sent: Vec<u8> = s
-        .host
-        .calls()
-        .iter()
-        .filter_map(|c| match c {
-            Call::SetResponseBody(b) => Some(b.clone()),
-            _ => None,
-        })
-        .collect::<Vec<_>>()
-        .concat();
-    let sent = String::from_utf8(sent).unwrap();
+    let sent = sent_body(&s.host);
     assert!(
         !sent.contains("jane.do") && sent.contains("[REDACTED:email]"),
         "{sent}"
@@ -624,17 +628,7 @@ fn a_stream_is_refused_when_a_check_must_read_it_and_cannot_yet() {
     .concat();
     run(&mut ex, stream, 200, "text/event-stream", &events);
     assert!(s.host.reply().is_none(), "forwarded");
-    let sent: Vec<u8> = s
-        .host
-        .calls()
-        .iter()
-        .filter_map(|c| match c {
-            Call::SetResponseBody(b) => Some(b.clone()),
-            _ => None,
-        })
-        .collect::<Vec<_>>()
-        .concat();
-    let sent = String::from_utf8(sent).unwrap();
+    let sent = sent_body(&s.host);
     assert!(!sent.contains("jane.do"), "{sent}");
     let datas: Vec<Value> = sent
         .lines()

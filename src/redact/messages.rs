@@ -9,7 +9,7 @@
 //! as the provider sent it. Thinking deltas are left as they are: their
 //! signature must match them when the client sends them back.
 
-use super::stream::StreamRedactor;
+use super::stream::{push_in_place, Keyed};
 use super::{Counts, Redactor};
 use crate::json::{json_string, Present};
 use serde::Deserialize;
@@ -47,9 +47,17 @@ pub struct Rewrite {
 }
 
 /// Per-stream state: a redactor per text block, by index.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MessagesRedactor {
-    blocks: Vec<(u64, StreamRedactor)>,
+    blocks: Keyed<u64>,
+}
+
+impl Default for MessagesRedactor {
+    fn default() -> MessagesRedactor {
+        MessagesRedactor {
+            blocks: Keyed::new(MAX_BLOCKS),
+        }
+    }
 }
 
 /// A `content_block_delta` event carrying `text` for block `index`.
@@ -66,31 +74,14 @@ impl MessagesRedactor {
         MessagesRedactor::default()
     }
 
-    fn block(&mut self, index: u64) -> Option<&mut StreamRedactor> {
-        let at = match self.blocks.iter().position(|(i, _)| *i == index) {
-            Some(at) => at,
-            None if self.blocks.len() < MAX_BLOCKS => {
-                self.blocks.push((index, StreamRedactor::new()));
-                self.blocks.len() - 1
-            }
-            None => return None,
-        };
-        self.blocks.get_mut(at).map(|(_, s)| s)
-    }
-
     /// Flushes block `index` (all blocks when `None`): the events that
     /// carry what was held.
     fn flush(&mut self, r: &Redactor, index: Option<u64>, counts: &mut Counts) -> Vec<String> {
-        let mut events = Vec::new();
-        for (i, stream) in self.blocks.iter_mut() {
-            if index.is_none_or(|x| x == *i) {
-                let rest = stream.finish(r, counts);
-                if !rest.is_empty() {
-                    events.push(text_event(*i, &rest));
-                }
-            }
-        }
-        events
+        self.blocks
+            .finish(r, index, counts)
+            .into_iter()
+            .map(|(i, rest)| text_event(i, &rest))
+            .collect()
     }
 
     /// Rewrites the `data` of one event.
@@ -106,24 +97,13 @@ impl MessagesRedactor {
                 let (true, Some(raw)) = (delta.kind == "text_delta", delta.text.0) else {
                     return Rewrite::default();
                 };
-                let Ok(text) = crate::json::parse::<Cow<'_, str>>(raw.get()) else {
-                    return Rewrite::default();
-                };
-                let Some(stream) = self.block(index) else {
-                    return Rewrite::default();
-                };
-                let out = stream.push(r, &text, counts);
-                if out == text {
-                    return Rewrite::default();
-                }
-                let start = crate::json::offset_in(data.as_bytes(), raw.get().as_bytes());
-                let mut new = String::with_capacity(data.len());
-                new.push_str(data.get(..start).unwrap_or(""));
-                new.push_str(&json_string(&out));
-                new.push_str(data.get(start + raw.get().len()..).unwrap_or(""));
+                let data = self
+                    .blocks
+                    .get(index)
+                    .and_then(|stream| push_in_place(stream, r, data, raw, counts));
                 Rewrite {
                     before: Vec::new(),
-                    data: Some(new),
+                    data,
                 }
             }
             ("content_block_stop", Some(index), _) => Rewrite {

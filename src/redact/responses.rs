@@ -10,7 +10,7 @@
 //! gives the text the deltas add up to. Every other event passes as the
 //! provider sent it.
 
-use super::stream::StreamRedactor;
+use super::stream::{push_in_place, Keyed};
 use super::{Counts, Redactor};
 use crate::json::{json_string, Present};
 use serde::Deserialize;
@@ -38,27 +38,23 @@ const MAX_PARTS: usize = 64;
 pub use super::messages::Rewrite;
 
 /// Per-stream state: a redactor per text part.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ResponsesRedactor {
-    parts: Vec<((u64, u64), StreamRedactor)>,
+    parts: Keyed<(u64, u64)>,
+}
+
+impl Default for ResponsesRedactor {
+    fn default() -> ResponsesRedactor {
+        ResponsesRedactor {
+            parts: Keyed::new(MAX_PARTS),
+        }
+    }
 }
 
 impl ResponsesRedactor {
     /// A fresh stream.
     pub fn new() -> ResponsesRedactor {
         ResponsesRedactor::default()
-    }
-
-    fn part(&mut self, key: (u64, u64)) -> Option<&mut StreamRedactor> {
-        let at = match self.parts.iter().position(|(k, _)| *k == key) {
-            Some(at) => at,
-            None if self.parts.len() < MAX_PARTS => {
-                self.parts.push((key, StreamRedactor::new()));
-                self.parts.len() - 1
-            }
-            None => return None,
-        };
-        self.parts.get_mut(at).map(|(_, s)| s)
     }
 
     /// Rewrites the `data` of one event.
@@ -72,33 +68,18 @@ impl ResponsesRedactor {
                 let Some(raw) = event.delta.0 else {
                     return Rewrite::default();
                 };
-                let Ok(text) = crate::json::parse::<Cow<'_, str>>(raw.get()) else {
-                    return Rewrite::default();
-                };
-                let Some(stream) = self.part(key) else {
-                    return Rewrite::default();
-                };
-                let out = stream.push(r, &text, counts);
-                if out == text {
-                    return Rewrite::default();
-                }
-                let start = crate::json::offset_in(data.as_bytes(), raw.get().as_bytes());
-                let mut new = String::with_capacity(data.len());
-                new.push_str(data.get(..start).unwrap_or(""));
-                new.push_str(&json_string(&out));
-                new.push_str(data.get(start + raw.get().len()..).unwrap_or(""));
+                let data = self
+                    .parts
+                    .get(key)
+                    .and_then(|stream| push_in_place(stream, r, data, raw, counts));
                 Rewrite {
                     before: Vec::new(),
-                    data: Some(new),
+                    data,
                 }
             }
             "response.output_text.done" => {
-                let rest = self
-                    .part(key)
-                    .map(|s| s.finish(r, counts))
-                    .unwrap_or_default();
                 let mut before = Vec::new();
-                if !rest.is_empty() {
+                for (_, rest) in self.parts.finish(r, Some(key), counts) {
                     let item = event.item_id.as_deref().map_or("null".into(), json_string);
                     let seq = event.sequence_number.unwrap_or(0);
                     before.push(format!(
@@ -127,17 +108,16 @@ impl ResponsesRedactor {
     /// Ends the stream (cut before its parts were done): events carrying
     /// what is still held, redacted.
     pub fn finish(&mut self, r: &Redactor, counts: &mut Counts) -> Vec<String> {
-        let mut events = Vec::new();
-        for ((o, c), stream) in self.parts.iter_mut() {
-            let rest = stream.finish(r, counts);
-            if !rest.is_empty() {
-                events.push(format!(
+        self.parts
+            .finish(r, None, counts)
+            .into_iter()
+            .map(|((o, c), rest)| {
+                format!(
                     "event: response.output_text.delta\ndata: {{\"type\":\"response.output_text.delta\",\"output_index\":{o},\"content_index\":{c},\"delta\":{}}}\n\n",
                     json_string(&rest)
-                ));
-            }
-        }
-        events
+                )
+            })
+            .collect()
     }
 }
 

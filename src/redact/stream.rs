@@ -89,6 +89,80 @@ impl StreamRedactor {
     }
 }
 
+/// Stream redactors by key (a content block, a text part), at most `max`.
+#[derive(Debug)]
+pub struct Keyed<K> {
+    streams: Vec<(K, StreamRedactor)>,
+    max: usize,
+}
+
+impl<K: PartialEq + Copy> Keyed<K> {
+    /// None yet; at most `max` keys are tracked (text past them is left as
+    /// the provider sent it, as a chat stream's choices past its limit).
+    pub fn new(max: usize) -> Keyed<K> {
+        Keyed {
+            streams: Vec::new(),
+            max,
+        }
+    }
+
+    /// The redactor of `key`, made on first use.
+    pub fn get(&mut self, key: K) -> Option<&mut StreamRedactor> {
+        let at = match self.streams.iter().position(|(k, _)| *k == key) {
+            Some(at) => at,
+            None if self.streams.len() < self.max => {
+                self.streams.push((key, StreamRedactor::new()));
+                self.streams.len() - 1
+            }
+            None => return None,
+        };
+        self.streams.get_mut(at).map(|(_, s)| s)
+    }
+
+    /// Ends the streams of `key` (every key when `None`): each key's text
+    /// still held, redacted, when there is some.
+    pub fn finish(
+        &mut self,
+        r: &Redactor,
+        key: Option<K>,
+        counts: &mut Counts,
+    ) -> Vec<(K, String)> {
+        let mut out = Vec::new();
+        for (k, stream) in self.streams.iter_mut() {
+            if key.is_none_or(|x| x == *k) {
+                let rest = stream.finish(r, counts);
+                if !rest.is_empty() {
+                    out.push((*k, rest));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// `data` with the JSON string `raw` (a slice of it) replaced by what
+/// `stream` says is safe to emit of its text; `None` when that is the text
+/// itself (or `raw` is not a string).
+pub fn push_in_place(
+    stream: &mut StreamRedactor,
+    r: &Redactor,
+    data: &str,
+    raw: &serde_json::value::RawValue,
+    counts: &mut Counts,
+) -> Option<String> {
+    let text = crate::json::parse::<std::borrow::Cow<'_, str>>(raw.get()).ok()?;
+    let out = stream.push(r, &text, counts);
+    if out == text {
+        return None;
+    }
+    let start = crate::json::offset_in(data.as_bytes(), raw.get().as_bytes());
+    let mut new = String::with_capacity(data.len());
+    new.push_str(data.get(..start)?);
+    new.push_str(&crate::json::json_string(&out));
+    new.push_str(data.get(start + raw.get().len()..)?);
+    Some(new)
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::tests::redactor;
