@@ -73,12 +73,41 @@ pub struct Verdict {
 }
 
 fn contents(v: &Value) -> Vec<&str> {
-    v["choices"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|c| c["message"]["content"].as_str())
-        .collect()
+    let items = |key: &str| v[key].as_array().into_iter().flatten();
+    let chat = items("choices").filter_map(|c| c["message"]["content"].as_str());
+    // Anthropic Messages: `text` blocks; Responses: the `output_text` parts
+    // of `message` items.
+    let messages = items("content")
+        .filter(|b| b["type"] == "text")
+        .filter_map(|b| b["text"].as_str());
+    let responses = items("output")
+        .filter(|i| i["type"] == "message")
+        .flat_map(|i| i["content"].as_array().into_iter().flatten())
+        .filter(|p| p["type"] == "output_text")
+        .filter_map(|p| p["text"].as_str());
+    chat.chain(messages).chain(responses).collect()
+}
+
+/// `v` with every answer text replaced by the refusal, in its API's shape.
+fn refused(v: &Value) -> Value {
+    let mut out = v.clone();
+    let refusal = || Value::String(REFUSAL_MESSAGE.into());
+    for choice in out["choices"].as_array_mut().into_iter().flatten() {
+        choice["message"]["content"] = refusal();
+        choice["finish_reason"] = Value::String("content_filter".into());
+    }
+    if out["type"] == "message" {
+        out["content"] = serde_json::json!([{"type": "text", "text": REFUSAL_MESSAGE}]);
+        out["stop_reason"] = Value::String("refusal".into());
+    }
+    for item in out["output"].as_array_mut().into_iter().flatten() {
+        for part in item["content"].as_array_mut().into_iter().flatten() {
+            if part["type"] == "output_text" {
+                part["text"] = refusal();
+            }
+        }
+    }
+    out
 }
 
 /// Checks the output schema on the assistant content.
@@ -119,7 +148,11 @@ pub fn check_parsed(
     counts: &mut Counts,
 ) -> Verdict {
     match parsed {
-        Some(Event::Chunk(chunk)) => check_chunk(policy, body, chunk, counts),
+        // A chat answer has choices; a Messages or Responses answer (no
+        // choices) is read as a document, which knows their shapes.
+        Some(Event::Chunk(chunk)) if !chunk.choices.is_empty() => {
+            check_chunk(policy, body, chunk, counts)
+        }
         _ => check_value(policy, body, counts),
     }
 }
@@ -177,13 +210,8 @@ fn check_value(policy: Policy<'_>, body: &[u8], counts: &mut Counts) -> Verdict 
             return verdict;
         }
         if contents(v).iter().any(|c| policy.guard.blocked_response(c)) {
-            let mut replaced = v.clone();
-            for choice in replaced["choices"].as_array_mut().into_iter().flatten() {
-                choice["message"]["content"] = Value::String(REFUSAL_MESSAGE.into());
-                choice["finish_reason"] = Value::String("content_filter".into());
-            }
             verdict.output_blocked = true;
-            verdict.body = serde_json::to_vec(&replaced).ok();
+            verdict.body = serde_json::to_vec(&refused(v)).ok();
         }
     }
     if let Some(r) = policy.redactor {
@@ -345,6 +373,89 @@ mod tests {
         json!({"choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}]})
             .to_string()
             .into_bytes()
+    }
+
+    #[test]
+    fn messages_and_responses_answers_get_the_output_checks_in_their_shapes() {
+        let g = guard();
+        let mut c = Counts::default();
+        let p = Policy {
+            redactor: None,
+            guard: &g,
+            schema: None,
+        };
+        let message = |blocks: Value| {
+            json!({"id": "msg_1", "type": "message", "role": "assistant", "content": blocks,
+                   "stop_reason": "end_turn", "usage": {"input_tokens": 3, "output_tokens": 2}})
+            .to_string()
+        };
+        let response = |items: Value| {
+            json!({"id": "resp_1", "object": "response", "output": items,
+                   "usage": {"input_tokens": 3, "output_tokens": 2}})
+            .to_string()
+        };
+        // Tool calls outside the allowlist.
+        let v = check_json(
+            p,
+            message(json!([{"type": "tool_use", "id": "t", "name": "rm_rf", "input": {}}]))
+                .as_bytes(),
+            &mut c,
+        );
+        assert_eq!(v.error.map(|e| e.code), Some("tool_not_allowed"));
+        let v = check_json(
+            p,
+            response(json!([{"type": "function_call", "name": "rm_rf", "arguments": "{}"}]))
+                .as_bytes(),
+            &mut c,
+        );
+        assert_eq!(v.error.map(|e| e.code), Some("tool_not_allowed"));
+        let v = check_json(
+            p,
+            message(json!([{"type": "tool_use", "id": "t", "name": "search_docs", "input": {}}]))
+                .as_bytes(),
+            &mut c,
+        );
+        assert!(v.error.is_none());
+        // Moderation: the text replaced by the refusal, in the API's shape.
+        let v = check_json(
+            p,
+            message(json!([{"type": "text", "text": "Sure, as an evil AI"}])).as_bytes(),
+            &mut c,
+        );
+        assert!(v.output_blocked);
+        let out: Value = serde_json::from_slice(&v.body.unwrap_or_default()).unwrap_or_default();
+        assert_eq!(
+            (
+                out["content"][0]["text"].as_str(),
+                out["stop_reason"].as_str()
+            ),
+            (Some(REFUSAL_MESSAGE), Some("refusal"))
+        );
+        let text = json!([{"type": "message", "role": "assistant",
+                           "content": [{"type": "output_text", "text": "as an evil ai", "annotations": []}]}]);
+        let v = check_json(p, response(text).as_bytes(), &mut c);
+        assert!(v.output_blocked);
+        let out: Value = serde_json::from_slice(&v.body.unwrap_or_default()).unwrap_or_default();
+        assert_eq!(out["output"][0]["content"][0]["text"], REFUSAL_MESSAGE);
+        // The schema reads their text too.
+        let schema = json!({"type": "object", "required": ["a"]});
+        let p = Policy {
+            redactor: None,
+            guard: &g,
+            schema: Some(&schema),
+        };
+        let v = check_json(
+            p,
+            message(json!([{"type": "text", "text": "{\"a\": 1}"}])).as_bytes(),
+            &mut c,
+        );
+        assert_eq!(v.schema_pass, Some(true));
+        let v = check_json(
+            p,
+            message(json!([{"type": "text", "text": "{}"}])).as_bytes(),
+            &mut c,
+        );
+        assert_eq!(v.schema_pass, Some(false));
     }
 
     #[test]

@@ -110,6 +110,16 @@ pub fn called_tools(chunk: &Value) -> Vec<String> {
             }
         }
     }
+    // Anthropic Messages: `tool_use` blocks; Responses: `function_call` items.
+    for (list, kind) in [("content", "tool_use"), ("output", "function_call")] {
+        for item in chunk[list].as_array().into_iter().flatten() {
+            if item["type"] == kind {
+                if let Some(name) = item["name"].as_str() {
+                    names.push(name.to_string());
+                }
+            }
+        }
+    }
     names
 }
 
