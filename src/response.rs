@@ -101,6 +101,40 @@ struct ResponsesBody {
     usage: Option<UsageJson>,
 }
 
+/// What says an answer without `choices` (Anthropic Messages, Responses)
+/// is a refusal: `stop_reason: "refusal"`, or a `refusal` part in an
+/// `output` item.
+#[derive(Deserialize)]
+struct OtherAnswer<'a> {
+    #[serde(default, borrow)]
+    stop_reason: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    output: Vec<OutputItem<'a>>,
+}
+
+#[derive(Deserialize)]
+struct OutputItem<'a> {
+    #[serde(default, borrow)]
+    content: Vec<PartKind<'a>>,
+}
+
+#[derive(Deserialize)]
+struct PartKind<'a> {
+    #[serde(default, rename = "type", borrow)]
+    kind: Cow<'a, str>,
+}
+
+/// Whether `data`, an answer without `choices`, is a refusal.
+fn other_answer_refused(data: &str) -> bool {
+    crate::json::parse::<OtherAnswer<'_>>(data).is_ok_and(|a| {
+        a.stop_reason.as_deref() == Some("refusal")
+            || a.output
+                .iter()
+                .flat_map(|i| &i.content)
+                .any(|p| p.kind == "refusal")
+    })
+}
+
 /// How a stream event was classified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
@@ -192,6 +226,10 @@ impl ResponseObserver {
     pub fn observe_json(&mut self, body: &[u8], refusal_phrases: &[String]) {
         if let Ok(chunk) = serde_json::from_slice::<Chunk<'_>>(body) {
             self.observe_chunk(&chunk, refusal_phrases);
+            if chunk.choices.is_empty() {
+                let text = std::str::from_utf8(body).unwrap_or("");
+                self.refusal |= other_answer_refused(text);
+            }
         }
     }
 
@@ -211,6 +249,9 @@ impl ResponseObserver {
         };
         if let Some(u) = &chunk.usage {
             self.usage = Some(**u);
+        }
+        if chunk.choices.is_empty() {
+            self.refusal |= other_answer_refused(chunk.data);
         }
         for (choice, (delta, message)) in chunk.choices.iter().zip(&chunk.texts) {
             if choice.content_filtered() {
@@ -376,6 +417,34 @@ impl ResponseObserver {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusals_of_messages_and_responses_answers_are_seen_both_ways() {
+        for (body, refused) in [
+            (
+                r#"{"type":"message","content":[{"type":"text","text":"no"}],"stop_reason":"refusal","usage":{"input_tokens":3,"output_tokens":1}}"#,
+                true,
+            ),
+            (
+                r#"{"type":"message","content":[{"type":"text","text":"ok"}],"stop_reason":"end_turn","usage":{"input_tokens":3,"output_tokens":1}}"#,
+                false,
+            ),
+            (
+                r#"{"object":"response","output":[{"type":"message","content":[{"type":"refusal","refusal":"I can't"}]}],"usage":{"input_tokens":3,"output_tokens":1}}"#,
+                true,
+            ),
+            (
+                r#"{"object":"response","output":[{"type":"message","content":[{"type":"output_text","text":"ok"}]}]}"#,
+                false,
+            ),
+        ] {
+            let mut a = ResponseObserver::new();
+            a.observe_json(body.as_bytes(), &[]);
+            let mut b = ResponseObserver::new();
+            b.observe_parsed(&Event::parse(body), &[]);
+            assert_eq!((a.refused(), b.refused()), (refused, refused), "{body}");
+        }
+    }
 
     #[test]
     fn responses_streams_are_counted_from_response_completed() {
