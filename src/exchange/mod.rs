@@ -132,7 +132,7 @@ impl DialectStream {
         r: &crate::redact::Redactor,
         data: &str,
         counts: &mut Counts,
-    ) -> crate::redact::messages::Rewrite {
+    ) -> crate::redact::stream::Rewrite {
         match self {
             DialectStream::Messages(m) => m.rewrite(r, data, counts),
             DialectStream::Responses(m) => m.rewrite(r, data, counts),

@@ -9,13 +9,6 @@ use crate::chunk::Event;
 use crate::output::{Policy, StreamAction, StreamGuard};
 use crate::response::EventKind;
 
-/// An event's `type`, which Messages and Responses streams name it by.
-#[derive(serde::Deserialize)]
-struct EventType<'a> {
-    #[serde(default, rename = "type", borrow)]
-    kind: std::borrow::Cow<'a, str>,
-}
-
 impl<H: Host> Exchange<H> {
     /// Passes one SSE chunk on, observing every completed event; returns
     /// the bytes to send instead when the stream is rewritten.
@@ -61,18 +54,8 @@ impl<H: Host> Exchange<H> {
                 for before in &w.before {
                     out.extend_from_slice(before.as_bytes());
                 }
-                match w.data {
-                    Some(data) => {
-                        // Both APIs name an event by its `type`.
-                        let name = crate::json::parse::<EventType<'_>>(&data)
-                            .map(|t| t.kind.into_owned())
-                            .unwrap_or_default();
-                        out.extend_from_slice(b"event: ");
-                        out.extend_from_slice(name.as_bytes());
-                        out.extend_from_slice(b"\ndata: ");
-                        out.extend_from_slice(data.as_bytes());
-                        out.extend_from_slice(b"\n\n");
-                    }
+                match w.event {
+                    Some(event) => out.extend_from_slice(event.as_bytes()),
                     None => out.extend_from_slice(&e.raw),
                 }
             }

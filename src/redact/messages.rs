@@ -9,7 +9,7 @@
 //! as the provider sent it. Thinking deltas are left as they are: their
 //! signature must match them when the client sends them back.
 
-use super::stream::{push_in_place, Keyed};
+use super::stream::{push_in_place, sse_event, Keyed, Rewrite};
 use super::{Counts, Redactor};
 use crate::json::{json_string, Present};
 use serde::Deserialize;
@@ -37,15 +37,6 @@ struct Delta<'a> {
 /// Most content blocks tracked (a stream with more is left as is past it).
 const MAX_BLOCKS: usize = 64;
 
-/// What one event becomes.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Rewrite {
-    /// Whole SSE events (`event:` and `data:` lines) to send before it.
-    pub before: Vec<String>,
-    /// Its new `data`, when it changed.
-    pub data: Option<String>,
-}
-
 /// Per-stream state: a redactor per text block, by index.
 #[derive(Debug)]
 pub struct MessagesRedactor {
@@ -62,9 +53,12 @@ impl Default for MessagesRedactor {
 
 /// A `content_block_delta` event carrying `text` for block `index`.
 fn text_event(index: u64, text: &str) -> String {
-    format!(
-        "event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":{index},\"delta\":{{\"type\":\"text_delta\",\"text\":{}}}}}\n\n",
-        json_string(text)
+    sse_event(
+        "content_block_delta",
+        &format!(
+            "{{\"type\":\"content_block_delta\",\"index\":{index},\"delta\":{{\"type\":\"text_delta\",\"text\":{}}}}}",
+            json_string(text)
+        ),
     )
 }
 
@@ -97,22 +91,23 @@ impl MessagesRedactor {
                 let (true, Some(raw)) = (delta.kind == "text_delta", delta.text.0) else {
                     return Rewrite::default();
                 };
-                let data = self
+                let event = self
                     .blocks
                     .get(index)
-                    .and_then(|stream| push_in_place(stream, r, data, raw, counts));
+                    .and_then(|stream| push_in_place(stream, r, data, raw, counts))
+                    .map(|data| sse_event("content_block_delta", &data));
                 Rewrite {
                     before: Vec::new(),
-                    data,
+                    event,
                 }
             }
             ("content_block_stop", Some(index), _) => Rewrite {
                 before: self.flush(r, Some(index), counts),
-                data: None,
+                event: None,
             },
             ("message_stop", _, _) => Rewrite {
                 before: self.flush(r, None, counts),
-                data: None,
+                event: None,
             },
             _ => Rewrite::default(),
         }
@@ -126,10 +121,19 @@ impl MessagesRedactor {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::super::tests::redactor;
     use super::super::{Counts, Replacement};
     use super::*;
+
+    /// The `data` of one whole SSE event.
+    pub(crate) fn data_of(event: &str) -> String {
+        event
+            .lines()
+            .find_map(|l| l.strip_prefix("data: "))
+            .unwrap()
+            .to_string()
+    }
 
     fn delta(text: &str) -> String {
         format!(
@@ -145,13 +149,8 @@ mod tests {
         let mut counts = Counts::default();
         let mut events: Vec<String> = Vec::new();
         let mut push = |data: String, w: Rewrite| {
-            events.extend(w.before.iter().map(|e| {
-                e.lines()
-                    .find_map(|l| l.strip_prefix("data: "))
-                    .unwrap()
-                    .to_string()
-            }));
-            events.push(w.data.unwrap_or(data));
+            events.extend(w.before.iter().map(|e| data_of(e)));
+            events.push(w.event.map_or(data, |e| data_of(&e)));
         };
         let start =
             r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#;

@@ -10,7 +10,7 @@
 //! gives the text the deltas add up to. Every other event passes as the
 //! provider sent it.
 
-use super::stream::{push_in_place, Keyed};
+use super::stream::{push_in_place, sse_event, Keyed, Rewrite};
 use super::{Counts, Redactor};
 use crate::json::{json_string, Present};
 use serde::Deserialize;
@@ -34,8 +34,6 @@ struct Event<'a> {
 
 /// Most text parts tracked (a stream with more is left as is past it).
 const MAX_PARTS: usize = 64;
-
-pub use super::messages::Rewrite;
 
 /// Per-stream state: a redactor per text part.
 #[derive(Debug)]
@@ -68,30 +66,28 @@ impl ResponsesRedactor {
                 let Some(raw) = event.delta.0 else {
                     return Rewrite::default();
                 };
-                let data = self
+                let event = self
                     .parts
                     .get(key)
-                    .and_then(|stream| push_in_place(stream, r, data, raw, counts));
+                    .and_then(|stream| push_in_place(stream, r, data, raw, counts))
+                    .map(|data| sse_event("response.output_text.delta", &data));
                 Rewrite {
                     before: Vec::new(),
-                    data,
+                    event,
                 }
             }
             "response.output_text.done" => {
-                let mut before = Vec::new();
-                for (_, rest) in self.parts.finish(r, Some(key), counts) {
-                    let item = event.item_id.as_deref().map_or("null".into(), json_string);
-                    let seq = event.sequence_number.unwrap_or(0);
-                    before.push(format!(
-                        "event: response.output_text.delta\ndata: {{\"type\":\"response.output_text.delta\",\"item_id\":{item},\"output_index\":{},\"content_index\":{},\"delta\":{},\"sequence_number\":{seq}}}\n\n",
-                        key.0,
-                        key.1,
-                        json_string(&rest)
-                    ));
-                }
+                let item = event.item_id.as_deref().map_or("null".into(), json_string);
+                let origin = (item.as_str(), event.sequence_number.unwrap_or(0));
+                let before = self
+                    .parts
+                    .finish(r, Some(key), counts)
+                    .into_iter()
+                    .map(|(_, rest)| delta_event(key, &rest, Some(origin)))
+                    .collect();
                 Rewrite {
                     before,
-                    data: whole(r, data),
+                    event: whole(r, &event.kind, data),
                 }
             }
             "response.content_part.done"
@@ -99,7 +95,7 @@ impl ResponsesRedactor {
             | "response.completed"
             | "response.incomplete" => Rewrite {
                 before: Vec::new(),
-                data: whole(r, data),
+                event: whole(r, &event.kind, data),
             },
             _ => Rewrite::default(),
         }
@@ -111,28 +107,46 @@ impl ResponsesRedactor {
         self.parts
             .finish(r, None, counts)
             .into_iter()
-            .map(|((o, c), rest)| {
-                format!(
-                    "event: response.output_text.delta\ndata: {{\"type\":\"response.output_text.delta\",\"output_index\":{o},\"content_index\":{c},\"delta\":{}}}\n\n",
-                    json_string(&rest)
-                )
-            })
+            .map(|(key, rest)| delta_event(key, &rest, None))
             .collect()
     }
 }
 
-/// `data` with every string value redacted; `None` when nothing changed.
-/// Counted in a scratch: these events repeat what the deltas counted.
-fn whole(r: &Redactor, data: &str) -> Option<String> {
+/// A `response.output_text.delta` event carrying `text` for part `key`,
+/// with the `item_id` and `sequence_number` of the event it goes before
+/// (`origin`), when there is one.
+fn delta_event(key: (u64, u64), text: &str, origin: Option<(&str, u64)>) -> String {
+    let (item, seq) = match origin {
+        Some((item, seq)) => (
+            format!("\"item_id\":{item},"),
+            format!(",\"sequence_number\":{seq}"),
+        ),
+        None => (String::new(), String::new()),
+    };
+    let data = format!(
+        "{{\"type\":\"response.output_text.delta\",{item}\"output_index\":{},\"content_index\":{},\"delta\":{}{seq}}}",
+        key.0,
+        key.1,
+        json_string(text)
+    );
+    sse_event("response.output_text.delta", &data)
+}
+
+/// The event `name` with every string value of its `data` redacted; `None`
+/// when nothing changed. Counted in a scratch: these events repeat what the
+/// deltas counted.
+fn whole(r: &Redactor, name: &str, data: &str) -> Option<String> {
     let mut scratch = Counts::default();
     r.redact_valid_json(data, &mut scratch)
         .ok()
         .flatten()
         .and_then(|b| String::from_utf8(b).ok())
+        .map(|data| sse_event(name, &data))
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::messages::tests::data_of;
     use super::super::tests::redactor;
     use super::super::{Counts, Replacement};
     use super::*;
@@ -156,13 +170,8 @@ mod tests {
             let mut counts = Counts::default();
             let mut out: Vec<String> = Vec::new();
             let mut push = |data: String, w: Rewrite| {
-                out.extend(w.before.iter().map(|e| {
-                    e.lines()
-                        .find_map(|l| l.strip_prefix("data: "))
-                        .unwrap()
-                        .to_string()
-                }));
-                out.push(w.data.unwrap_or(data));
+                out.extend(w.before.iter().map(|e| data_of(e)));
+                out.push(w.event.map_or(data, |e| data_of(&e)));
             };
             for piece in [&whole_text[..cut], &whole_text[cut..]] {
                 let d = event(

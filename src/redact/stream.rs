@@ -89,6 +89,22 @@ impl StreamRedactor {
     }
 }
 
+/// What one event of a Messages or Responses stream becomes: whole SSE
+/// events (`event:` and `data:` lines, named by their `type` as both APIs
+/// name them).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Rewrite {
+    /// Events to send before it.
+    pub before: Vec<String>,
+    /// The event itself rewritten, when it changed.
+    pub event: Option<String>,
+}
+
+/// The SSE event `name` carrying `data`.
+pub fn sse_event(name: &str, data: &str) -> String {
+    format!("event: {name}\ndata: {data}\n\n")
+}
+
 /// Stream redactors by key (a content block, a text part), at most `max`.
 #[derive(Debug)]
 pub struct Keyed<K> {
