@@ -50,7 +50,7 @@ struct AnthropicEvent<'a> {
     #[serde(default)]
     message: Option<AnthropicMessage>,
     #[serde(default)]
-    usage: Option<AnthropicUsage>,
+    usage: Option<UsageJson>,
     #[serde(default, borrow)]
     delta: Option<AnthropicDelta<'a>>,
 }
@@ -58,19 +58,7 @@ struct AnthropicEvent<'a> {
 #[derive(Deserialize)]
 struct AnthropicMessage {
     #[serde(default)]
-    usage: Option<AnthropicUsage>,
-}
-
-#[derive(Deserialize, Default, Clone, Copy)]
-struct AnthropicUsage {
-    #[serde(default)]
-    input_tokens: Option<u64>,
-    #[serde(default)]
-    output_tokens: Option<u64>,
-    #[serde(default)]
-    cache_read_input_tokens: Option<u64>,
-    #[serde(default)]
-    cache_creation_input_tokens: Option<u64>,
+    usage: Option<UsageJson>,
 }
 
 #[derive(Deserialize)]
