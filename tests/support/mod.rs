@@ -56,12 +56,43 @@ pub fn wasm_path() -> PathBuf {
     path
 }
 
-/// A free loopback TCP port.
+/// A free loopback TCP port for a server a test starts later (Envoy's
+/// listener and admin).
+///
+/// Chosen below the kernel's ephemeral range (32768 and up on Linux): a
+/// port the kernel hands out for `bind(0)` is also what it hands out as the
+/// local end of an outgoing connection, so another test's client could take
+/// it between this check and Envoy's bind. Each test process starts at its
+/// own offset and walks on, so parallel tests and binaries rarely meet;
+/// when they do, [`Envoy`] starts again on fresh ports.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free port")
+    const LOW: usize = 20_000;
+    const SPAN: usize = 12_000;
+    static NEXT: AtomicUsize = AtomicUsize::new(usize::MAX);
+    let _ = NEXT.compare_exchange(
+        usize::MAX,
+        (std::process::id() as usize).wrapping_mul(7919) % SPAN,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..SPAN {
+        let port = (LOW + NEXT.fetch_add(1, Ordering::SeqCst) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {LOW}..{}", LOW + SPAN)
+}
+
+/// How often Envoy is started again when a port it was given was taken
+/// meanwhile.
+const BIND_RETRIES: usize = 5;
+
+/// Points the bootstrap's admin and first listener at `admin` and `port`.
+fn set_ports(cfg: &mut Value, port: u16, admin: u16) {
+    cfg["admin"]["address"]["socket_address"]["port_value"] = json!(admin);
+    cfg["static_resources"]["listeners"][0]["address"]["socket_address"]["port_value"] =
+        json!(port);
 }
 
 fn scratch_dir() -> PathBuf {
@@ -150,13 +181,10 @@ impl Envoy {
     /// [`Envoy::set_filter_config`] replaces atomically.
     pub fn start_ecds(filter_config: &str, clusters: &[(&str, u16)]) -> Envoy {
         let dir = scratch_dir();
-        let (port, admin) = (free_port(), free_port());
         let text =
             fs::read_to_string(repo().join("envoy/envoy-ecds.yaml")).expect("envoy-ecds.yaml");
         let mut cfg: Value = serde_yaml::from_str(&text).expect("envoy-ecds.yaml parses");
-        cfg["admin"]["address"]["socket_address"]["port_value"] = json!(admin);
         let listener = &mut cfg["static_resources"]["listeners"][0];
-        listener["address"]["socket_address"]["port_value"] = json!(port);
         let hcm = &mut listener["filter_chains"][0]["filters"][0]["typed_config"];
         hcm["access_log"][0]["typed_config"]["path"] =
             json!(dir.join("access.log").to_string_lossy());
@@ -166,10 +194,8 @@ impl Envoy {
         source["watched_directory"]["path"] = json!(dir.to_string_lossy());
         cfg["static_resources"]["clusters"] =
             Value::Array(clusters.iter().map(|(n, p)| cluster(n, *p)).collect());
-        let file = dir.join("envoy.json");
-        fs::write(&file, serde_json::to_vec_pretty(&cfg).expect("json")).expect("write config");
         write_filter_config(&dir, filter_config);
-        let mut envoy = Self::spawn(&file, dir, port, admin)
+        let mut envoy = Self::spawn_on_free_ports(cfg, dir)
             .unwrap_or_else(|r| panic!("Envoy did not start (exit {:?}):\n{}", r.code, r.log));
         envoy.wait_for_listener();
         envoy
@@ -227,11 +253,8 @@ impl Envoy {
         adjust_bootstrap: impl FnOnce(&mut Value),
     ) -> Result<Envoy, Refused> {
         let dir = scratch_dir();
-        let (port, admin) = (free_port(), free_port());
         let mut cfg = shipped_config();
-        cfg["admin"]["address"]["socket_address"]["port_value"] = json!(admin);
         let listener = &mut cfg["static_resources"]["listeners"][0];
-        listener["address"]["socket_address"]["port_value"] = json!(port);
         let hcm = &mut listener["filter_chains"][0]["filters"][0]["typed_config"];
         hcm["access_log"][0]["typed_config"]["path"] =
             json!(dir.join("access.log").to_string_lossy());
@@ -246,9 +269,26 @@ impl Envoy {
                 .collect(),
         );
         adjust_bootstrap(&mut cfg);
+        Self::spawn_on_free_ports(cfg, dir)
+    }
+
+    /// Writes `cfg` with a free listener and admin port and starts Envoy on
+    /// it; starts again on other ports when one was taken in between.
+    fn spawn_on_free_ports(mut cfg: Value, dir: PathBuf) -> Result<Envoy, Refused> {
         let file = dir.join("envoy.json");
-        fs::write(&file, serde_json::to_vec_pretty(&cfg).expect("json")).expect("write config");
-        Self::spawn(&file, dir, port, admin)
+        let mut attempt = 0;
+        loop {
+            let (port, admin) = (free_port(), free_port());
+            set_ports(&mut cfg, port, admin);
+            fs::write(&file, serde_json::to_vec_pretty(&cfg).expect("json")).expect("write config");
+            let _ = fs::remove_file(dir.join("envoy.log"));
+            match Self::spawn(&file, dir.clone(), port, admin) {
+                Err(r) if r.log.contains("Address already in use") && attempt < BIND_RETRIES => {
+                    attempt += 1;
+                }
+                started => return started,
+            }
+        }
     }
 
     fn spawn(file: &Path, dir: PathBuf, port: u16, admin: u16) -> Result<Envoy, Refused> {
@@ -274,9 +314,12 @@ impl Envoy {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(Ok(Some(status))) = envoy.child.as_mut().map(|c| c.try_wait()) {
+                let log = envoy.log();
+                // The scratch directory stays: a start on other ports reuses it.
+                envoy.dir = PathBuf::new();
                 return Err(Refused {
                     code: status.code(),
-                    log: envoy.log(),
+                    log,
                 });
             }
             let ready = send(admin, "GET", "/ready", &[], b"").is_ok_and(|r| r.status == 200);
