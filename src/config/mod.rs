@@ -219,4 +219,6 @@ pub struct Variant {
     pub timeout_ms: Option<u64>,
     /// Output limit the budget inserts when the client sent none.
     pub cap_param: crate::body::CapParam,
+    /// The cluster injects its own credentials: the client's are removed.
+    pub injects_credentials: bool,
 }

@@ -666,6 +666,17 @@ fn compile_variants(
                     CapParam::MaxCompletionTokens
                 }
             },
+            injects_credentials: match v.credentials.as_deref() {
+                None | Some("client") => false,
+                Some("injected") => true,
+                Some(_) => {
+                    p.add(
+                        format!("{vp}.credentials"),
+                        "must be \"client\" or \"injected\"",
+                    );
+                    false
+                }
+            },
         });
         if let Some(t) = v.timeout_ms {
             p.range(format!("{vp}.timeout_ms"), t, 1, 3_600_000);
@@ -991,6 +1002,26 @@ mod tests {
         assert_eq!(
             first_error(&bad),
             "experiments[0].variants[1].output_cap_param: must be \"max_completion_tokens\" or \"max_tokens\""
+        );
+    }
+
+    #[test]
+    fn credentials_are_the_clients_or_injected() {
+        let injected = VALID.replace(
+            r#""prompt_version": "p13"}"#,
+            r#""prompt_version": "p13", "credentials": "injected"}"#,
+        );
+        let plan = load(injected.as_bytes()).unwrap();
+        let variants = &plan.experiments[0].variants;
+        assert!(!variants[0].injects_credentials);
+        assert!(variants[1].injects_credentials);
+        let bad = VALID.replace(
+            r#""prompt_version": "p13"}"#,
+            r#""prompt_version": "p13", "credentials": "cluster"}"#,
+        );
+        assert_eq!(
+            first_error(&bad),
+            "experiments[0].variants[1].credentials: must be \"client\" or \"injected\""
         );
     }
 
