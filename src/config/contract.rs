@@ -221,6 +221,10 @@ pub struct PriceConfig {
     /// cache (defaults to `input_per_mtok`).
     #[serde(default)]
     pub cached_input_per_mtok: Option<f64>,
+    /// USD per million prompt tokens written to the provider's prompt
+    /// cache (Anthropic's cache creation; defaults to `input_per_mtok`).
+    #[serde(default)]
+    pub cache_write_per_mtok: Option<f64>,
 }
 
 /// Forced-variant override guarded by a shared token.
