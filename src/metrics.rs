@@ -38,6 +38,7 @@ pub struct VariantMetrics {
     outcomes: Vec<Option<u32>>,
     tokens_in: Option<u32>,
     tokens_in_cached: Option<u32>,
+    tokens_in_cache_write: Option<u32>,
     tokens_out: Option<u32>,
     tokens_reasoning: Option<u32>,
     unreadable: Option<u32>,
@@ -80,6 +81,7 @@ impl VariantMetrics {
                 .collect(),
             tokens_in: counter(d, &per("tokens_in")),
             tokens_in_cached: counter(d, &per("tokens_in_cached")),
+            tokens_in_cache_write: counter(d, &per("tokens_in_cache_write")),
             tokens_out: counter(d, &per("tokens_out")),
             tokens_reasoning: counter(d, &per("tokens_reasoning")),
             unreadable: counter(d, &per("unreadable_responses")),
@@ -340,6 +342,7 @@ impl Metrics {
         );
         bump(sink, m.tokens_in, f.tokens.input);
         bump(sink, m.tokens_in_cached, f.tokens.cached);
+        bump(sink, m.tokens_in_cache_write, f.tokens.cache_write);
         bump(sink, m.tokens_out, f.tokens.output);
         bump(sink, m.tokens_reasoning, f.tokens.reasoning);
         if f.tokens.source == crate::usage::TokensSource::Unreadable {

@@ -50,7 +50,7 @@ impl Outcome {
 
 /// The fields every record carries (a value may be `null`): the access-log
 /// contract that log pipelines and dashboards read.
-pub const FIELDS: [&str; 20] = [
+pub const FIELDS: [&str; 21] = [
     "trace_id",
     "experiment_id",
     "assigned_variant",
@@ -63,6 +63,7 @@ pub const FIELDS: [&str; 20] = [
     "api",
     "tokens_in",
     "tokens_in_cached",
+    "tokens_in_cache_write",
     "tokens_out",
     "tokens_reasoning",
     "tokens_source",
@@ -106,6 +107,8 @@ pub struct Record {
     pub tokens_in: u64,
     /// Prompt tokens the provider served from its prompt cache.
     pub tokens_in_cached: u64,
+    /// Prompt tokens the provider wrote to its prompt cache.
+    pub tokens_in_cache_write: u64,
     /// Completion tokens (reasoning included).
     pub tokens_out: u64,
     /// Completion tokens spent on reasoning.
@@ -166,6 +169,8 @@ impl Record {
         w.number(self.tokens_in);
         w.key(",\"tokens_in_cached\":");
         w.number(self.tokens_in_cached);
+        w.key(",\"tokens_in_cache_write\":");
+        w.number(self.tokens_in_cache_write);
         w.key(",\"tokens_out\":");
         w.number(self.tokens_out);
         w.key(",\"tokens_reasoning\":");
@@ -373,6 +378,7 @@ mod tests {
                 api: ["openai.chat", "anthropic.messages", ""][next() as usize % 3],
                 tokens_in: next() >> (next() % 64),
                 tokens_in_cached: next() % 1000,
+                tokens_in_cache_write: next() % 1000,
                 tokens_out: if next() % 5 == 0 {
                     u64::MAX
                 } else {

@@ -507,6 +507,7 @@ mod tests {
             Tokens {
                 input: 12,
                 cached: 0,
+                cache_write: 0,
                 output: 3,
                 reasoning: 0,
                 source: TokensSource::Usage

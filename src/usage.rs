@@ -110,6 +110,9 @@ pub struct Tokens {
     pub input: u64,
     /// Prompt tokens read from the prompt cache (≤ `input`).
     pub cached: u64,
+    /// Prompt tokens written to the prompt cache (Anthropic's
+    /// `cache_creation_input_tokens`; ≤ `input − cached`).
+    pub cache_write: u64,
     /// Completion tokens (reasoning included).
     pub output: u64,
     /// Completion tokens spent on reasoning (≤ `output`).
@@ -123,6 +126,7 @@ impl Tokens {
     pub const NONE: Tokens = Tokens {
         input: 0,
         cached: 0,
+        cache_write: 0,
         output: 0,
         reasoning: 0,
         source: TokensSource::Estimated,
@@ -162,9 +166,11 @@ impl Tokens {
             .completion_tokens_details
             .or(u.output_tokens_details)
             .map_or(0, |d| d.reasoning_tokens);
+        let cached = cached.min(input);
         Tokens {
             input,
-            cached: cached.min(input),
+            cached,
+            cache_write: write.min(input - cached),
             output,
             reasoning: reasoning.min(output),
             source: TokensSource::Usage,
@@ -176,6 +182,7 @@ impl Tokens {
         Tokens {
             input,
             cached: 0,
+            cache_write: 0,
             output,
             reasoning: 0,
             source,
@@ -229,8 +236,8 @@ mod tests {
                 "service_tier":"standard"}"#,
         );
         assert_eq!(
-            (t.input, t.cached, t.output, t.reasoning),
-            (3050, 2000, 30, 0)
+            (t.input, t.cached, t.cache_write, t.output, t.reasoning),
+            (3050, 2000, 1000, 30, 0)
         );
         let t = parse(r#"{"input_tokens":12,"output_tokens":3,"cache_read_input_tokens":null}"#);
         assert_eq!((t.input, t.cached, t.output), (12, 0, 3));

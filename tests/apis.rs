@@ -19,7 +19,7 @@ const CONFIG: &str = r#"{
   "default_cluster": "model_a",
   "pricing": {
     "gpt-4.1-mini": {"input_per_mtok": 0.4, "cached_input_per_mtok": 0.1, "output_per_mtok": 1.6},
-    "claude-sonnet-4-5": {"input_per_mtok": 3.0, "cached_input_per_mtok": 0.3, "output_per_mtok": 15.0},
+    "claude-sonnet-4-5": {"input_per_mtok": 3.0, "cached_input_per_mtok": 0.3, "cache_write_per_mtok": 3.75, "output_per_mtok": 15.0},
     "text-embedding-3-small": {"input_per_mtok": 0.02, "output_per_mtok": 0}
   },
   "redaction": {"request": true, "response": true},
@@ -61,10 +61,12 @@ fn upstream_body(mock: &MockBackend, path: &str) -> Value {
     serde_json::from_slice(&req.body).expect("json upstream")
 }
 
-fn cost(r: &Value, input: f64, cached: f64, output: f64) -> f64 {
+/// The record's cost recomputed from its counts: each prompt tier priced once.
+fn cost(r: &Value, input: f64, cached: f64, write: f64, output: f64) -> f64 {
     let n = |k: &str| r[k].as_u64().unwrap_or(0) as f64;
-    ((n("tokens_in") - n("tokens_in_cached")) * input
+    ((n("tokens_in") - n("tokens_in_cached") - n("tokens_in_cache_write")) * input
         + n("tokens_in_cached") * cached
+        + n("tokens_in_cache_write") * write
         + n("tokens_out") * output)
         / 1e6
 }
@@ -109,7 +111,7 @@ fn responses_messages_and_embeddings_through_the_shipped_gateway() {
     assert_eq!(r["tokens_out"], j["usage"]["output_tokens"]);
     assert_eq!(r["outcome"], "success");
     assert!(
-        (r["cost_usd_est"].as_f64().unwrap() - cost(&r, 0.4, 0.1, 1.6)).abs() < 1e-12,
+        (r["cost_usd_est"].as_f64().unwrap() - cost(&r, 0.4, 0.1, 0.4, 1.6)).abs() < 1e-12,
         "{r}"
     );
 
@@ -137,15 +139,25 @@ fn responses_messages_and_embeddings_through_the_shipped_gateway() {
     let whole = u["input_tokens"].as_u64().unwrap()
         + u["cache_read_input_tokens"].as_u64().unwrap()
         + u["cache_creation_input_tokens"].as_u64().unwrap();
-    assert_eq!(u["cache_read_input_tokens"], 5);
     assert_eq!(
-        (r["tokens_in"].as_u64(), r["tokens_in_cached"].as_u64()),
-        (Some(whole), Some(5)),
+        (
+            u["cache_read_input_tokens"].as_u64(),
+            u["cache_creation_input_tokens"].as_u64()
+        ),
+        (Some(5), Some(7))
+    );
+    assert_eq!(
+        (
+            r["tokens_in"].as_u64(),
+            r["tokens_in_cached"].as_u64(),
+            r["tokens_in_cache_write"].as_u64()
+        ),
+        (Some(whole), Some(5), Some(7)),
         "{r}"
     );
     assert_eq!(r["tokens_out"], u["output_tokens"]);
     assert!(
-        (r["cost_usd_est"].as_f64().unwrap() - cost(&r, 3.0, 0.3, 15.0)).abs() < 1e-12,
+        (r["cost_usd_est"].as_f64().unwrap() - cost(&r, 3.0, 0.3, 3.75, 15.0)).abs() < 1e-12,
         "{r}"
     );
 
@@ -264,8 +276,9 @@ fn messages_streams_pass_and_are_counted_from_their_usage_events() {
     assert!(sent.get("stream_options").is_none(), "{sent}");
     let r = record(&envoy, j);
     let u = &j["usage"];
-    let whole =
-        u["input_tokens"].as_u64().unwrap() + u["cache_read_input_tokens"].as_u64().unwrap();
+    let whole = u["input_tokens"].as_u64().unwrap()
+        + u["cache_read_input_tokens"].as_u64().unwrap()
+        + u["cache_creation_input_tokens"].as_u64().unwrap();
     assert_eq!(
         (
             r["api"].as_str(),
@@ -282,13 +295,17 @@ fn messages_streams_pass_and_are_counted_from_their_usage_events() {
         "{r}"
     );
     assert_eq!(
-        (r["tokens_in"].as_u64(), r["tokens_in_cached"].as_u64()),
-        (Some(whole), Some(3)),
+        (
+            r["tokens_in"].as_u64(),
+            r["tokens_in_cached"].as_u64(),
+            r["tokens_in_cache_write"].as_u64()
+        ),
+        (Some(whole), Some(3), Some(2)),
         "{r}"
     );
     assert_eq!(r["tokens_out"], u["output_tokens"]);
     assert!(
-        (r["cost_usd_est"].as_f64().unwrap() - cost(&r, 3.0, 0.3, 15.0)).abs() < 1e-12,
+        (r["cost_usd_est"].as_f64().unwrap() - cost(&r, 3.0, 0.3, 3.75, 15.0)).abs() < 1e-12,
         "{r}"
     );
 }

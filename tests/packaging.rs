@@ -193,6 +193,7 @@ fn grafana_dashboard_queries_metrics_the_filter_exports() {
         "llm_ab_ttft_ms_bucket",
         "llm_ab_tokens_in",
         "llm_ab_tokens_in_cached",
+        "llm_ab_tokens_in_cache_write",
         "llm_ab_tokens_out",
         "llm_ab_tokens_reasoning",
         "llm_ab_unreadable_responses",

@@ -66,6 +66,7 @@ struct Outcome {
     latency_ms: u64,
     tokens_in: u64,
     tokens_in_cached: u64,
+    tokens_in_cache_write: u64,
     tokens_out: u64,
     tokens_reasoning: u64,
 }
@@ -80,6 +81,7 @@ struct Summary {
     p95_ms: u64,
     tokens_in: u64,
     tokens_in_cached: u64,
+    tokens_in_cache_write: u64,
     tokens_out: u64,
     tokens_reasoning: u64,
     /// Estimated cost in USD, when `--config` gives the pricing.
@@ -222,6 +224,7 @@ fn send(args: &Args, agent: &ureq::Agent, case: &Case, variant: &str) -> Outcome
         latency_ms,
         tokens_in: usage.input,
         tokens_in_cached: usage.cached,
+        tokens_in_cache_write: usage.cache_write,
         tokens_out: usage.output,
         tokens_reasoning: usage.reasoning,
     }
@@ -293,6 +296,7 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
         let tokens = Tokens {
             input: mine.iter().map(|o| o.tokens_in).sum(),
             cached: mine.iter().map(|o| o.tokens_in_cached).sum(),
+            cache_write: mine.iter().map(|o| o.tokens_in_cache_write).sum(),
             output: mine.iter().map(|o| o.tokens_out).sum(),
             reasoning: mine.iter().map(|o| o.tokens_reasoning).sum(),
             source: TokensSource::Usage,
@@ -307,6 +311,7 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
                 p95_ms: percentile(&lat, 0.95),
                 tokens_in: tokens.input,
                 tokens_in_cached: tokens.cached,
+                tokens_in_cache_write: tokens.cache_write,
                 tokens_out: tokens.output,
                 tokens_reasoning: tokens.reasoning,
                 cost_usd: plan.as_ref().and_then(|p| cost(p, variant, &tokens)),

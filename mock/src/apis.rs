@@ -16,7 +16,9 @@
 //! | `/v1/embeddings` | a `list` of one `embedding` per input (8 floats; base64 of little-endian `f32` when `encoding_format: "base64"`, the openai SDK's default), `usage {prompt_tokens, total_tokens}` | any parameter Embeddings does not define (`max_tokens`, …: `unknown_parameter`) |
 //!
 //! `x-mock-status: S` answers S with the API's error shape;
-//! `x-mock-reply`, `x-mock-cached-tokens` work as for chat.
+//! `x-mock-reply`, `x-mock-cached-tokens` work as for chat; on
+//! `/v1/messages`, `x-mock-cache-write-tokens: N` reports min(N, the prompt
+//! tokens not read from the cache) as `cache_creation_input_tokens`.
 
 use crate::http::Request;
 use serde_json::{json, Value};
@@ -207,14 +209,8 @@ pub fn check(
 /// `sequence_number`, the text in `response.output_text.delta` events (a
 /// word each), the whole text again in the `.done` events and in
 /// `response.completed`, which carries the usage.
-pub fn responses_events(
-    request: &Value,
-    n: u64,
-    reply: &str,
-    prompt: u64,
-    cached: u64,
-) -> Vec<(String, Value)> {
-    let mut done = answer(Api::Responses, request, n, reply, prompt, cached);
+pub fn responses_events(request: &Value, n: u64, reply: &str, p: Prompt) -> Vec<(String, Value)> {
+    let mut done = answer(Api::Responses, request, n, reply, p);
     let item_id = format!("msg_mock{n}");
     let mut in_progress = done.clone();
     in_progress["status"] = json!("in_progress");
@@ -281,13 +277,7 @@ pub fn responses_events(
 /// A Messages stream of `reply`: Anthropic's events, in order, with the
 /// usage split as Anthropic splits it (input and cache on `message_start`,
 /// the cumulative output on `message_delta`).
-pub fn messages_events(
-    request: &Value,
-    n: u64,
-    reply: &str,
-    prompt: u64,
-    cached: u64,
-) -> Vec<(String, Value)> {
+pub fn messages_events(request: &Value, n: u64, reply: &str, p: Prompt) -> Vec<(String, Value)> {
     let model = request["model"].as_str().unwrap_or("unknown");
     let words: Vec<&str> = reply.split(' ').collect();
     let mut events = vec![
@@ -296,8 +286,8 @@ pub fn messages_events(
             json!({"type": "message_start", "message": {
             "id": format!("msg_mock{n}"), "type": "message", "role": "assistant", "model": model,
             "content": [], "stop_reason": null, "stop_sequence": null,
-            "usage": {"input_tokens": prompt - cached, "cache_creation_input_tokens": 0,
-                      "cache_read_input_tokens": cached, "output_tokens": 1,
+            "usage": {"input_tokens": p.uncached(), "cache_creation_input_tokens": p.cache_write,
+                      "cache_read_input_tokens": p.cached, "output_tokens": 1,
                       "service_tier": "standard"}}}),
         ),
         (
@@ -333,8 +323,28 @@ pub fn messages_events(
     events
 }
 
-/// The answer body: `reply` as the output, `prompt` and `cached` tokens in.
-pub fn answer(api: Api, request: &Value, n: u64, reply: &str, prompt: u64, cached: u64) -> Value {
+/// The prompt's tokens: all of them, those read from the prompt cache, and
+/// (Anthropic only) those written to it.
+#[derive(Debug, Clone, Copy)]
+pub struct Prompt {
+    /// Every prompt token.
+    pub tokens: u64,
+    /// Read from the cache (≤ `tokens`).
+    pub cached: u64,
+    /// Written to the cache (≤ `tokens − cached`; Messages only).
+    pub cache_write: u64,
+}
+
+impl Prompt {
+    /// Anthropic's `input_tokens`: the prompt without the cache's reads and writes.
+    fn uncached(&self) -> u64 {
+        self.tokens - self.cached - self.cache_write
+    }
+}
+
+/// The answer body: `reply` as the output, `p` the prompt's tokens.
+pub fn answer(api: Api, request: &Value, n: u64, reply: &str, p: Prompt) -> Value {
+    let prompt = p.tokens;
     let model = request["model"].as_str().unwrap_or("unknown");
     let out = reply.split(' ').count() as u64;
     match api {
@@ -345,7 +355,7 @@ pub fn answer(api: Api, request: &Value, n: u64, reply: &str, prompt: u64, cache
                         "role": "assistant",
                         "content": [{"type": "output_text", "text": reply, "annotations": []}]}],
             "parallel_tool_calls": true, "tool_choice": "auto", "tools": [],
-            "usage": {"input_tokens": prompt, "input_tokens_details": {"cached_tokens": cached},
+            "usage": {"input_tokens": prompt, "input_tokens_details": {"cached_tokens": p.cached},
                       "output_tokens": out, "output_tokens_details": {"reasoning_tokens": 0},
                       "total_tokens": prompt + out},
         }),
@@ -354,8 +364,8 @@ pub fn answer(api: Api, request: &Value, n: u64, reply: &str, prompt: u64, cache
             "content": [{"type": "text", "text": reply}],
             "stop_reason": "end_turn", "stop_sequence": null,
             // Anthropic's input_tokens leaves out what the cache served.
-            "usage": {"input_tokens": prompt - cached, "output_tokens": out,
-                      "cache_creation_input_tokens": 0, "cache_read_input_tokens": cached,
+            "usage": {"input_tokens": p.uncached(), "output_tokens": out,
+                      "cache_creation_input_tokens": p.cache_write, "cache_read_input_tokens": p.cached,
                       "service_tier": "standard"},
         }),
         Api::Embeddings => {

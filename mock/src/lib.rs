@@ -270,17 +270,30 @@ fn handle(s: &Shared, req: &Request, w: &mut TcpStream) -> io::Result<()> {
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0)
             .min(prompt);
+        let cache_write = match api {
+            apis::Api::Messages => req
+                .header("x-mock-cache-write-tokens")
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+                .min(prompt - cached),
+            _ => 0,
+        };
+        let p = apis::Prompt {
+            tokens: prompt,
+            cached,
+            cache_write,
+        };
         if parsed["stream"].as_bool() == Some(true) {
             let events = match api {
-                apis::Api::Messages => apis::messages_events(&parsed, n, &reply, prompt, cached),
-                apis::Api::Responses => apis::responses_events(&parsed, n, &reply, prompt, cached),
+                apis::Api::Messages => apis::messages_events(&parsed, n, &reply, p),
+                apis::Api::Responses => apis::responses_events(&parsed, n, &reply, p),
                 apis::Api::Embeddings => Vec::new(),
             };
             if !events.is_empty() {
                 return write_events(w, coding, req, name, &events);
             }
         }
-        let body = apis::answer(api, &parsed, n, &reply, prompt, cached);
+        let body = apis::answer(api, &parsed, n, &reply, p);
         return respond(w, 200, &json_headers, body.to_string().as_bytes());
     }
     if req.method != "POST" || !req.path.starts_with("/v1/chat/completions") {

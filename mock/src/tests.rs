@@ -772,10 +772,22 @@ fn responses_messages_and_embeddings_answer_and_refuse_like_the_real_apis() {
         &[
             ("anthropic-version", "2023-06-01"),
             ("x-mock-cached-tokens", "4"),
+            ("x-mock-cache-write-tokens", "6"),
         ],
     );
     assert_eq!(s, 200);
-    assert_eq!(v["usage"]["cache_read_input_tokens"], 4);
+    let u = &v["usage"];
+    assert_eq!(
+        (
+            u["cache_read_input_tokens"].as_u64(),
+            u["cache_creation_input_tokens"].as_u64()
+        ),
+        (Some(4), Some(6)),
+        "{v}"
+    );
+    // input_tokens leaves out both (the prompt is body bytes / 4).
+    let prompt = (ok.to_string().len() / 4) as u64;
+    assert_eq!(u["input_tokens"].as_u64(), Some(prompt - 10), "{v}");
     let (s, v) = post(p, "/v1/messages", ok.clone(), &[]);
     assert_eq!(
         (s, v["error"]["type"].as_str()),

@@ -221,6 +221,10 @@ pub struct PriceConfig {
     /// cache (defaults to `input_per_mtok`).
     #[serde(default)]
     pub cached_input_per_mtok: Option<f64>,
+    /// USD per million prompt tokens written to the provider's prompt
+    /// cache (Anthropic's cache creation; defaults to `input_per_mtok`).
+    #[serde(default)]
+    pub cache_write_per_mtok: Option<f64>,
 }
 
 /// Forced-variant override guarded by a shared token.
@@ -385,6 +389,12 @@ pub struct VariantConfig {
     /// sent none: `"max_completion_tokens"` (default) or `"max_tokens"`.
     #[serde(default)]
     pub output_cap_param: Option<String>,
+    /// Whose credentials reach this variant's upstream: `"client"` (the
+    /// default: the client's own headers pass) or `"injected"` (the
+    /// cluster adds its own, e.g. Envoy's credential injector; the filter
+    /// removes the client's `authorization`, `x-api-key` and `api-key`).
+    #[serde(default)]
+    pub credentials: Option<String>,
 }
 
 fn default_route_header() -> String {

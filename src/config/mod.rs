@@ -127,16 +127,21 @@ pub struct Price {
     pub input: f64,
     /// Prompt tokens read from the provider's prompt cache.
     pub cached_input: f64,
+    /// Prompt tokens written to the provider's prompt cache.
+    pub cache_write: f64,
     /// Completion tokens (reasoning tokens are part of them).
     pub output: f64,
 }
 
 impl Price {
-    /// `(in − cached) × input + cached × cached_input + out × output`, in USD.
+    /// `(in − cached − written) × input + cached × cached_input + written ×
+    /// cache_write + out × output`, in USD: each prompt tier priced once.
     pub fn cost_usd(&self, t: &crate::usage::Tokens) -> f64 {
         let cached = t.cached.min(t.input);
-        ((t.input - cached) as f64 * self.input
+        let written = t.cache_write.min(t.input - cached);
+        ((t.input - cached - written) as f64 * self.input
             + cached as f64 * self.cached_input
+            + written as f64 * self.cache_write
             + t.output as f64 * self.output)
             / 1_000_000.0
     }
@@ -219,4 +224,6 @@ pub struct Variant {
     pub timeout_ms: Option<u64>,
     /// Output limit the budget inserts when the client sent none.
     pub cap_param: crate::body::CapParam,
+    /// The cluster injects its own credentials: the client's are removed.
+    pub injects_credentials: bool,
 }

@@ -65,10 +65,12 @@ pub fn compile(cfg: &FilterConfig) -> Result<Plan, ConfigErrors> {
     let mut pricing = std::collections::HashMap::new();
     for (model, price) in &cfg.pricing {
         let cached = price.cached_input_per_mtok.unwrap_or(price.input_per_mtok);
+        let cache_write = price.cache_write_per_mtok.unwrap_or(price.input_per_mtok);
         for (field, v) in [
             ("input_per_mtok", price.input_per_mtok),
             ("output_per_mtok", price.output_per_mtok),
             ("cached_input_per_mtok", cached),
+            ("cache_write_per_mtok", cache_write),
         ] {
             if !v.is_finite() || v < 0.0 {
                 p.add(
@@ -82,6 +84,7 @@ pub fn compile(cfg: &FilterConfig) -> Result<Plan, ConfigErrors> {
             crate::config::Price {
                 input: price.input_per_mtok,
                 cached_input: cached,
+                cache_write,
                 output: price.output_per_mtok,
             },
         );
@@ -666,6 +669,17 @@ fn compile_variants(
                     CapParam::MaxCompletionTokens
                 }
             },
+            injects_credentials: match v.credentials.as_deref() {
+                None | Some("client") => false,
+                Some("injected") => true,
+                Some(_) => {
+                    p.add(
+                        format!("{vp}.credentials"),
+                        "must be \"client\" or \"injected\"",
+                    );
+                    false
+                }
+            },
         });
         if let Some(t) = v.timeout_ms {
             p.range(format!("{vp}.timeout_ms"), t, 1, 3_600_000);
@@ -995,6 +1009,26 @@ mod tests {
     }
 
     #[test]
+    fn credentials_are_the_clients_or_injected() {
+        let injected = VALID.replace(
+            r#""prompt_version": "p13"}"#,
+            r#""prompt_version": "p13", "credentials": "injected"}"#,
+        );
+        let plan = load(injected.as_bytes()).unwrap();
+        let variants = &plan.experiments[0].variants;
+        assert!(!variants[0].injects_credentials);
+        assert!(variants[1].injects_credentials);
+        let bad = VALID.replace(
+            r#""prompt_version": "p13"}"#,
+            r#""prompt_version": "p13", "credentials": "cluster"}"#,
+        );
+        assert_eq!(
+            first_error(&bad),
+            "experiments[0].variants[1].credentials: must be \"client\" or \"injected\""
+        );
+    }
+
+    #[test]
     fn pricing_is_checked_and_unpriced_models_warned_once() {
         let json = VALID.replacen(
             "{",
@@ -1009,6 +1043,7 @@ mod tests {
         let tokens = |input, cached, output| crate::usage::Tokens {
             input,
             cached,
+            cache_write: 0,
             output,
             reasoning: 0,
             source: crate::usage::TokensSource::Usage,
@@ -1030,6 +1065,41 @@ mod tests {
         let cost = plan.cost_usd(Some("gpt-4o-mini"), &tokens(2_000, 1_536, 100));
         let expected = (464.0 * 0.15 + 1_536.0 * 0.075 + 100.0 * 0.6) / 1e6;
         assert!((cost - expected).abs() < 1e-15, "{cost} vs {expected}");
+        // Anthropic's tiers, each priced once: claude-sonnet-4's published
+        // 3 / 0.30 (read) / 3.75 (5-minute write) / 15 USD per Mtok.
+        let claude = VALID.replacen(
+            "{",
+            r#"{"pricing": {"claude-sonnet-4": {"input_per_mtok": 3, "cached_input_per_mtok": 0.3, "cache_write_per_mtok": 3.75, "output_per_mtok": 15}},"#,
+            1,
+        );
+        let plan = load(claude.as_bytes()).unwrap();
+        let t = crate::usage::Tokens::from_usage(
+            &serde_json::from_str(
+                r#"{"input_tokens":50,"cache_creation_input_tokens":1000,"cache_read_input_tokens":2000,"output_tokens":30}"#,
+            )
+            .unwrap(),
+        );
+        let cost = plan.cost_usd(Some("claude-sonnet-4"), &t);
+        let expected = (50.0 * 3.0 + 2_000.0 * 0.3 + 1_000.0 * 3.75 + 30.0 * 15.0) / 1e6;
+        assert!((cost - expected).abs() < 1e-15, "{cost} vs {expected}");
+        // Without a write price, writes cost the input price.
+        let plain = VALID.replacen(
+            "{",
+            r#"{"pricing": {"claude-sonnet-4": {"input_per_mtok": 3, "output_per_mtok": 15}},"#,
+            1,
+        );
+        let plan = load(plain.as_bytes()).unwrap();
+        let cost = plan.cost_usd(Some("claude-sonnet-4"), &t);
+        assert!((cost - (3_050.0 * 3.0 + 30.0 * 15.0) / 1e6).abs() < 1e-15);
+        let negative = VALID.replacen(
+            "{",
+            r#"{"pricing": {"m": {"input_per_mtok": 1, "cache_write_per_mtok": -1, "output_per_mtok": 0.6}},"#,
+            1,
+        );
+        assert_eq!(
+            first_error(&negative),
+            "pricing.m.cache_write_per_mtok: must be a non-negative number"
+        );
         let negative = VALID.replacen(
             "{",
             r#"{"pricing": {"m": {"input_per_mtok": 1, "cached_input_per_mtok": -0.5, "output_per_mtok": 0.6}},"#,

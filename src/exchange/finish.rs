@@ -156,6 +156,7 @@ impl<H: Host> Exchange<H> {
             record.rag_index_version = v.rag_index_version.clone();
             record.tokens_in = tokens.input;
             record.tokens_in_cached = tokens.cached;
+            record.tokens_in_cache_write = tokens.cache_write;
             record.tokens_out = tokens.output;
             record.tokens_reasoning = tokens.reasoning;
             record.tokens_source = tokens.source.as_str();

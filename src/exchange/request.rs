@@ -41,9 +41,14 @@ impl HeaderEdits {
     }
 }
 
+/// The client's credentials (OpenAI, Anthropic, Azure), removed for a
+/// variant whose cluster injects its own.
+pub(super) const CLIENT_CREDENTIAL_HEADERS: [&str; 3] = ["authorization", "x-api-key", "api-key"];
+
 /// The request headers a fallback call to control repeats: credentials
-/// and the API's version and options (OpenAI, Azure, Anthropic).
-const FALLBACK_PASSED_HEADERS: [&str; 7] = [
+/// (the first three) and the API's version and options (OpenAI, Azure,
+/// Anthropic).
+pub(super) const FALLBACK_PASSED_HEADERS: [&str; 7] = [
     "authorization",
     "x-api-key",
     "api-key",
@@ -140,10 +145,25 @@ impl<H: Host> Exchange<H> {
             // Kept for a fallback call only: control must be asked as the
             // client asked (its credentials and API version included).
             self.path = path;
-            self.passed_headers = FALLBACK_PASSED_HEADERS
+            // Control's cluster that injects its own key never gets the client's.
+            let skip = if a.experiment.control().injects_credentials {
+                CLIENT_CREDENTIAL_HEADERS.len()
+            } else {
+                0
+            };
+            self.passed_headers = FALLBACK_PASSED_HEADERS[skip..]
                 .iter()
                 .filter_map(|name| Some((name.to_string(), headers.get(name)?.to_string())))
                 .collect();
+        }
+        if variant.injects_credentials {
+            // The cluster adds this provider's key: the client's key (maybe
+            // another provider's) never leaves the proxy.
+            for name in CLIENT_CREDENTIAL_HEADERS {
+                if headers.has(name) {
+                    edits.remove(name);
+                }
+            }
         }
         metrics.count_request(&self.host, a.experiment_index, served, reason);
         edits.set("x-llm-experiment", &a.experiment.id);

@@ -304,6 +304,73 @@ fn fallback_config() -> Value {
     cfg
 }
 
+/// The forwarded request header `name`, after the exchange wrote its changes.
+fn forwarded(ex: &Exchange<FakeHost>, name: &str) -> Option<String> {
+    ex.host()
+        .wire
+        .borrow()
+        .request_headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
+}
+
+#[test]
+fn a_variant_whose_cluster_injects_credentials_never_gets_the_clients() {
+    let mut cfg = fallback_config();
+    cfg["experiments"][0]["variants"][0]["credentials"] = json!("injected");
+    cfg["experiments"][0]["variants"][1]["credentials"] = json!("injected");
+    let s = setup(&cfg);
+    let client = [
+        ("authorization", "Bearer sk-client"),
+        ("x-api-key", "sk-ant-client"),
+        ("api-key", "azure-client"),
+        ("anthropic-version", "2023-06-01"),
+    ];
+    let mut ex = s.exchange(&s.user_of("cand"), &client);
+    run(&mut ex, CHAT, 503, "application/json", r#"{"error":{}}"#);
+    for name in ["authorization", "x-api-key", "api-key"] {
+        assert_eq!(forwarded(&ex, name), None, "{name} forwarded");
+    }
+    assert_eq!(
+        forwarded(&ex, "anthropic-version").as_deref(),
+        Some("2023-06-01")
+    );
+    let headers = s
+        .host
+        .calls()
+        .into_iter()
+        .find_map(|c| match c {
+            Call::Dispatch(_, headers, _) => Some(headers),
+            _ => None,
+        })
+        .expect("a call to control");
+    assert!(
+        !headers
+            .iter()
+            .any(|(k, _)| ["authorization", "x-api-key", "api-key"].contains(&k.as_str())),
+        "control's call carries a client key: {headers:?}"
+    );
+    assert!(headers.contains(&("anthropic-version".into(), "2023-06-01".into())));
+
+    // The default: the client's credentials pass.
+    let s = setup(&fallback_config());
+    let mut ex = s.exchange(&s.user_of("cand"), &client);
+    run(&mut ex, CHAT, 200, "application/json", &answer("ok"));
+    assert_eq!(
+        forwarded(&ex, "x-api-key").as_deref(),
+        Some("sk-ant-client")
+    );
+}
+
+#[test]
+fn the_fallback_list_starts_with_the_credentials() {
+    assert_eq!(
+        super::request::FALLBACK_PASSED_HEADERS[..3],
+        super::request::CLIENT_CREDENTIAL_HEADERS
+    );
+}
+
 #[test]
 fn a_failed_treatment_falls_back_to_control_with_controls_body_and_headers() {
     let s = setup(&fallback_config());

@@ -68,7 +68,9 @@ def messages_json(args):
         model="app-model",
         max_tokens=4096,
         messages=[{"role": "user", "content": PII_PROMPT}],
-        extra_headers=headers(args, **{"x-mock-cached-tokens": "5"}),
+        extra_headers=headers(
+            args, **{"x-mock-cached-tokens": "5", "x-mock-cache-write-tokens": "7"}
+        ),
     )
     u = m.usage
     return {
@@ -91,7 +93,15 @@ def messages_stream(args, **extra):
         model="app-model",
         max_tokens=4096,
         messages=[{"role": "user", "content": "hello"}],
-        extra_headers=headers(args, **{"x-mock-split": "1", "x-mock-cached-tokens": "3", **extra}),
+        extra_headers=headers(
+            args,
+            **{
+                "x-mock-split": "1",
+                "x-mock-cached-tokens": "3",
+                "x-mock-cache-write-tokens": "2",
+                **extra,
+            },
+        ),
     ) as s:
         text = "".join(s.text_stream)
         final = s.get_final_message()
@@ -102,6 +112,7 @@ def messages_stream(args, **extra):
         "usage": {
             "input_tokens": u.input_tokens,
             "cache_read_input_tokens": u.cache_read_input_tokens,
+            "cache_creation_input_tokens": u.cache_creation_input_tokens,
             "output_tokens": u.output_tokens,
         },
     }
