@@ -131,7 +131,10 @@ impl Pki {
 
     /// (certificate chain, private key) of `host`.
     fn cert(&self, host: &str) -> (String, String) {
-        (self.path(&format!("{host}.pem")), self.path(&format!("{host}.key")))
+        (
+            self.path(&format!("{host}.pem")),
+            self.path(&format!("{host}.key")),
+        )
     }
 
     /// Writes the SDS file of generic secret `name` holding `key`, as the
@@ -168,9 +171,7 @@ fn provider_chain(host: &str, cert: (String, String), key: (&str, String), mock:
     } else {
         json!({"type": "error", "error": {"type": "authentication_error", "message": "invalid x-api-key"}})
     };
-    let set = |k: &str, v: &str| {
-        json!({"header": {"key": k, "value": v}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"})
-    };
+    let set = |k: &str, v: &str| json!({"header": {"key": k, "value": v}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"});
     json!({
         "filter_chain_match": {"server_names": [host]},
         "transport_socket": {
@@ -513,7 +514,10 @@ fn each_sdk_reaches_each_provider_with_that_providers_injected_key_only() {
             .starts_with("Hello from anthropic-provider running claude-"),
         "{m}"
     );
-    assert!(["sonnet", "haiku"].contains(&m["variant"].as_str().unwrap()), "{m}");
+    assert!(
+        ["sonnet", "haiku"].contains(&m["variant"].as_str().unwrap()),
+        "{m}"
+    );
     assert_eq!(record(&rig.gateway, g)["served_variant"], "gpt");
     assert_eq!(record(&rig.gateway, c)["served_variant"], "claude");
 
@@ -532,7 +536,12 @@ fn each_sdk_reaches_each_provider_with_that_providers_injected_key_only() {
         "two chats, a stream, two Messages calls"
     );
     // HTTP/2 by ALPN to the providers (auto_config).
-    for r in rig.openai.requests().iter().chain(&rig.anthropic.requests()) {
+    for r in rig
+        .openai
+        .requests()
+        .iter()
+        .chain(&rig.anthropic.requests())
+    {
         assert_eq!(r.header("x-provider-protocol"), Some("HTTP/2"), "{r:?}");
     }
     // The Messages calls kept their API version header.
@@ -672,14 +681,23 @@ fn a_provider_certificate_for_another_name_is_refused() {
     let gpt = rig.user_for("gpt");
     let r = rig.raw_chat(&gpt);
     assert_eq!(r.status, 503, "{}", r.text());
-    let stats = support::send(rig.gateway.admin, "GET", "/stats?filter=ssl.fail_verify_san", &[], b"")
-        .expect("admin")
-        .text();
+    let stats = support::send(
+        rig.gateway.admin,
+        "GET",
+        "/stats?filter=ssl.fail_verify_san",
+        &[],
+        b"",
+    )
+    .expect("admin")
+    .text();
     assert!(
         stats.contains("cluster.openai.ssl.fail_verify_san: 1"),
         "{stats}"
     );
-    assert_eq!(rig.openai.request_count() + rig.anthropic.request_count(), 0);
+    assert_eq!(
+        rig.openai.request_count() + rig.anthropic.request_count(),
+        0
+    );
 }
 
 /// The example validates (with its file paths pointed at real files), its
