@@ -45,6 +45,9 @@ struct TopLevel<'a> {
     tools: Present<'a>,
     #[serde(borrow, default)]
     response_format: Present<'a>,
+    /// Responses: `text.format` is its structured output.
+    #[serde(borrow, default)]
+    text: Present<'a>,
 }
 
 /// Counts the text of every string value inside a field (keys excluded).
@@ -270,10 +273,14 @@ pub fn prepare(body: &[u8], edits: Edits<'_>) -> Result<Prepared, ApiError> {
     }
     if let (Some(allowed), Some(raw)) = (edits.allowed_tools, top.tools.0) {
         if let Ok(tools) = crate::json::parse::<Vec<serde_json::Value>>(raw.get()) {
+            // Chat: `function.name`; Responses and Messages: `name`; a
+            // built-in tool without one (Responses `web_search`,
+            // `file_search`, …) by its `type`.
             let name = |t: &serde_json::Value| {
                 t["function"]["name"]
                     .as_str()
                     .or_else(|| t["name"].as_str())
+                    .or_else(|| t["type"].as_str())
                     .unwrap_or("")
                     .to_string()
             };
@@ -292,10 +299,19 @@ pub fn prepare(body: &[u8], edits: Edits<'_>) -> Result<Prepared, ApiError> {
             }
         }
     }
+    // Chat: `response_format: {"type": "json_schema", "json_schema":
+    // {"schema"}}`; Responses: `text: {"format": {"type": "json_schema",
+    // "schema"}}`.
     if let Some(raw) = top.response_format.0 {
         if let Ok(v) = crate::json::parse::<serde_json::Value>(raw.get()) {
             if v["type"] == "json_schema" {
                 info.response_schema = v["json_schema"].get("schema").cloned();
+            }
+        }
+    } else if let Some(raw) = top.text.0 {
+        if let Ok(v) = crate::json::parse::<serde_json::Value>(raw.get()) {
+            if v["format"]["type"] == "json_schema" {
+                info.response_schema = v["format"].get("schema").cloned();
             }
         }
     }
@@ -815,6 +831,44 @@ mod tests {
             Edits::default(),
         );
         assert_eq!(info.response_schema, None);
+        // Responses: `text.format`.
+        let body = r#"{"input":"x","text":{"format":{"type":"json_schema","name":"x","strict":true,"schema":{"type":"object","required":["a"]}}}}"#;
+        let (_, info) = with(body, Edits::default());
+        assert_eq!(
+            info.response_schema,
+            Some(serde_json::json!({"type": "object", "required": ["a"]}))
+        );
+        for other in [
+            r#"{"input":"x","text":{"format":{"type":"text"}}}"#,
+            r#"{"input":"x","text":{"verbosity":"low"}}"#,
+            r#"{"input":"x","text":"json_schema"}"#,
+        ] {
+            assert_eq!(with(other, Edits::default()).1.response_schema, None);
+        }
+    }
+
+    #[test]
+    fn offered_tools_of_every_api_are_named_for_the_allowlist() {
+        let allowed = vec!["search_docs".to_string(), "web_search".to_string()];
+        let edits = |strip| Edits {
+            allowed_tools: Some(&allowed),
+            strip_tools: strip,
+            ..Edits::default()
+        };
+        // Responses: function tools named at the top, built-ins by type.
+        let responses = r#"{"input":"x","tools":[{"type":"function","name":"search_docs","parameters":{}},{"type":"web_search"},{"type":"code_interpreter","container":{"type":"auto"}},{"type":"function","name":"rm_rf","parameters":{}}]}"#;
+        let (_, info) = with(responses, edits(false));
+        assert_eq!(info.disallowed_tools, vec!["code_interpreter", "rm_rf"]);
+        let (out, info) = with(responses, edits(true));
+        assert_eq!(info.stripped_tools, vec!["code_interpreter", "rm_rf"]);
+        let kept: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(kept["tools"].as_array().map(Vec::len), Some(2), "{out}");
+        // Messages: client tools and server tools both carry a name.
+        let messages = r#"{"max_tokens":9,"messages":[],"tools":[{"name":"search_docs","input_schema":{"type":"object"}},{"type":"web_search_20250305","name":"web_search","max_uses":3},{"type":"bash_20250124","name":"bash"}]}"#;
+        let (out, info) = with(messages, edits(true));
+        assert_eq!(info.stripped_tools, vec!["bash"]);
+        let kept: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(kept["tools"][1]["name"], "web_search", "{out}");
     }
 
     #[test]

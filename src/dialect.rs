@@ -113,30 +113,24 @@ impl Api {
         matches!(self, Api::Chat | Api::Completions)
     }
 
-    /// Whether the filter reads this API's streams event by event for
-    /// every check (usage, redaction, output guardrails).
-    pub fn streams_are_read(self) -> bool {
+    /// Whether this API streams chat-shaped chunks (`data:` lines ending
+    /// with `[DONE]`).
+    pub fn streams_are_chunks(self) -> bool {
         matches!(self, Api::Chat | Api::Completions | Api::Embeddings)
     }
 
-    /// Whether the filter redacts this API's streams (Messages and
-    /// Responses: their text deltas, though their output guardrails do not
-    /// read them yet).
-    pub fn streams_are_redacted(self) -> bool {
-        self.streams_are_read() || matches!(self, Api::Messages | Api::Responses)
+    /// Whether the filter reads this API's streams event by event for
+    /// every check (usage, redaction, output guardrails): chat chunks, and
+    /// the Messages and Responses events.
+    pub fn streams_are_read(self) -> bool {
+        !matches!(self, Api::Other)
     }
 
     /// Whether a stream of this API may go out under `policy`: every check
     /// that must read it can (a stream no check can read is treated like an
     /// answer the filter cannot decode).
     pub fn stream_passes(self, policy: &crate::output::Policy<'_>) -> bool {
-        if self.streams_are_read() {
-            true
-        } else if self.streams_are_redacted() {
-            policy.passes_unreadable_guards()
-        } else {
-            policy.passes_unreadable()
-        }
+        self.streams_are_read() || policy.passes_unreadable()
     }
 
     /// Whether the filter sees a stream of this API end (`[DONE]`,

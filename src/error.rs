@@ -217,6 +217,30 @@ impl ApiError {
         serde_json::to_vec(&body).unwrap_or_else(|_| b"{\"type\":\"error\"}".to_vec())
     }
 
+    /// 502: a guardrail stopped the model's streamed output.
+    pub fn output_blocked() -> ApiError {
+        ApiError {
+            status: 502,
+            kind: "server_error",
+            code: "output_blocked",
+            message: "the model's output was stopped by a guardrail".into(),
+        }
+    }
+
+    /// The `data` of a Responses stream's `error` event for this error,
+    /// numbered `sequence` (`{"type":"error","code","message","param",
+    /// "sequence_number"}`, as the API sends an error mid-stream).
+    pub fn responses_error_event(&self, sequence: u64) -> String {
+        serde_json::json!({
+            "type": "error",
+            "code": self.code,
+            "message": self.message,
+            "param": null,
+            "sequence_number": sequence,
+        })
+        .to_string()
+    }
+
     /// The JSON body sent to the client.
     pub fn body(&self) -> Vec<u8> {
         let envelope = Envelope {

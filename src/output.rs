@@ -237,8 +237,9 @@ fn check_value(policy: Policy<'_>, body: &[u8], counts: &mut Counts) -> Verdict 
 pub enum StreamAction {
     /// Send it on.
     Pass,
-    /// Send these `data` payloads instead, then end the stream (`[DONE]`)
-    /// and drop everything after.
+    /// Send these instead, end the stream and drop everything after: for
+    /// chat chunks `data` payloads (then `[DONE]`), for Messages and
+    /// Responses whole events.
     Stop(Vec<String>),
 }
 
@@ -250,6 +251,12 @@ const MAX_CONTENT: usize = 1024 * 1024;
 pub struct StreamGuard {
     content: String,
     stopped: bool,
+    /// Messages: the content block open now (its index, whether it is text).
+    open_block: Option<(u64, bool)>,
+    /// Messages: the output tokens reported so far.
+    output_tokens: u64,
+    /// Responses: the `sequence_number` of the event read last.
+    sequence: u64,
     /// Set when a refusal replaced the output.
     pub output_blocked: bool,
     /// Set when a disallowed tool call stopped the stream.
@@ -313,6 +320,124 @@ impl StreamGuard {
             }
         }
         self.check_content(policy)
+    }
+
+    /// Inspects one event of a Messages or Responses stream (its `data`):
+    /// tool calls as they start (`tool_use` blocks, `function_call` items)
+    /// and the text deltas. A stop carries whole SSE events in the API's
+    /// own shape: Anthropic's `error` event for a tool call, its refusal
+    /// (`stop_reason: "refusal"`) for blocked text; the Responses `error`
+    /// event for either.
+    pub fn on_dialect_event(
+        &mut self,
+        policy: Policy<'_>,
+        api: crate::dialect::Api,
+        data: &str,
+    ) -> StreamAction {
+        use crate::dialect::Api;
+        if self.stopped {
+            return StreamAction::Stop(Vec::new());
+        }
+        let Ok(v) = crate::json::parse::<Value>(data.trim()) else {
+            return StreamAction::Pass;
+        };
+        let kind = v["type"].as_str().unwrap_or("");
+        let (tool, text) = match api {
+            Api::Messages => {
+                let usage = v["usage"]["output_tokens"].as_u64();
+                if let Some(n) = usage.or(v["message"]["usage"]["output_tokens"].as_u64()) {
+                    self.output_tokens = n;
+                }
+                match kind {
+                    "content_block_start" => {
+                        let block = &v["content_block"];
+                        let index = v["index"].as_u64().unwrap_or(0);
+                        self.open_block = Some((index, block["type"] == "text"));
+                        let is_call =
+                            matches!(block["type"].as_str(), Some("tool_use" | "server_tool_use"));
+                        (is_call.then(|| block["name"].as_str()).flatten(), None)
+                    }
+                    "content_block_stop" => {
+                        self.open_block = None;
+                        (None, None)
+                    }
+                    "content_block_delta" if v["delta"]["type"] == "text_delta" => {
+                        (None, v["delta"]["text"].as_str())
+                    }
+                    _ => (None, None),
+                }
+            }
+            Api::Responses => {
+                // An error takes the number of the event it replaces.
+                self.sequence = v["sequence_number"]
+                    .as_u64()
+                    .unwrap_or(self.sequence.saturating_add(1));
+                match kind {
+                    "response.output_item.added" | "response.output_item.done"
+                        if v["item"]["type"] == "function_call" =>
+                    {
+                        (v["item"]["name"].as_str(), None)
+                    }
+                    "response.output_text.delta" => (None, v["delta"].as_str()),
+                    _ => (None, None),
+                }
+            }
+            _ => (None, None),
+        };
+        if let Some(name) = tool {
+            if !policy
+                .guard
+                .disallowed_tools(std::iter::once(name))
+                .is_empty()
+            {
+                self.stopped = true;
+                self.tool_blocked = true;
+                return StreamAction::Stop(vec![
+                    self.dialect_error(api, &ApiError::tool_call_not_allowed())
+                ]);
+            }
+        }
+        let Some(text) = text else {
+            return StreamAction::Pass;
+        };
+        self.add_content(text);
+        if !policy.guard.blocked_response(&self.content) {
+            return StreamAction::Pass;
+        }
+        self.stopped = true;
+        self.output_blocked = true;
+        if api != Api::Messages {
+            return StreamAction::Stop(vec![self.dialect_error(api, &ApiError::output_blocked())]);
+        }
+        // Anthropic ends a stream its safety checks stop as a refusal.
+        use crate::redact::stream::sse_event;
+        let mut events = Vec::with_capacity(4);
+        if let Some((index, is_text)) = self.open_block {
+            if is_text {
+                let delta = serde_json::json!({"type": "content_block_delta", "index": index,
+                    "delta": {"type": "text_delta", "text": REFUSAL_MESSAGE}});
+                events.push(sse_event("content_block_delta", &delta.to_string()));
+            }
+            let stop = serde_json::json!({"type": "content_block_stop", "index": index});
+            events.push(sse_event("content_block_stop", &stop.to_string()));
+        }
+        let delta = serde_json::json!({"type": "message_delta",
+            "delta": {"stop_reason": "refusal", "stop_sequence": null},
+            "usage": {"output_tokens": self.output_tokens}});
+        events.push(sse_event("message_delta", &delta.to_string()));
+        events.push(sse_event("message_stop", r#"{"type":"message_stop"}"#));
+        StreamAction::Stop(events)
+    }
+
+    /// `err` as the `error` event of `api`'s streams.
+    fn dialect_error(&self, api: crate::dialect::Api, err: &ApiError) -> String {
+        let data = match api {
+            crate::dialect::Api::Messages => {
+                String::from_utf8_lossy(&err.anthropic_body()).into_owned()
+            }
+            _ => err.responses_error_event(self.sequence),
+        };
+        crate::redact::stream::sse_event("error", &data)
     }
 
     fn add_content(&mut self, text: &str) {

@@ -309,3 +309,172 @@ fn messages_streams_pass_and_are_counted_from_their_usage_events() {
         "{r}"
     );
 }
+
+/// The output guardrails read Messages and Responses streams and answers
+/// as the SDKs send and parse them: a blocked text ends a Messages stream
+/// as Anthropic's refusal and a Responses stream with its `error` event; a
+/// tool call outside the allowlist stops either before the call goes out
+/// (Anthropic's SDK raises on the `error` event); an allowed call passes;
+/// a Responses `text.format` schema is checked on the answer.
+#[test]
+fn output_guardrails_read_messages_and_responses_streams() {
+    let mut cfg: Value = serde_json::from_str(CONFIG).unwrap();
+    cfg["guardrails"] = serde_json::json!({
+        "moderation": {"response_patterns": ["(?i)evil plan"]},
+        // rm_rf is stripped from what the app offers, and the model calls it
+        // anyway (the mock's x-mock-tool-call): the output check catches it.
+        "tools": {"allow": ["search_docs"], "on_violation": "strip"},
+        "response_schema": {"on_fail": "count"}
+    });
+    let a = MockBackend::start("model_a", 0).expect("mock");
+    let envoy = Envoy::start(
+        &cfg.to_string(),
+        &[("model_a", a.port()), ("model_b", a.port())],
+    );
+    let seen = run(
+        envoy.port,
+        &[
+            "messages_stream_evil",
+            "messages_stream_tool_allowed",
+            "messages_stream_tool_denied",
+            "messages_json_tool_denied",
+            "responses_stream_evil",
+            "responses_stream_tool_allowed",
+            "responses_stream_tool_denied",
+            "responses_schema_pass",
+            "responses_schema_fail",
+        ],
+    );
+    let outcome = |name: &str| {
+        let r = record(&envoy, &seen[name]);
+        (
+            r["outcome"].as_str().map(str::to_string),
+            r["error_code"].as_str().map(str::to_string),
+        )
+    };
+    let blocked = |code: &str| (Some("blocked".to_string()), Some(code.to_string()));
+
+    // The offered tools reach the provider stripped, in each API's shape.
+    for path in ["/v1/messages", "/v1/responses"] {
+        let sent: Value = a
+            .requests()
+            .iter()
+            .filter(|r| r.path == path)
+            .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
+            .find(|b| b.get("tools").is_some())
+            .expect("a request with tools");
+        let names: Vec<&str> = sent["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|t| t["name"].as_str())
+            .collect();
+        assert_eq!(names, ["search_docs"], "{path}: {sent}");
+    }
+
+    // Messages: the refusal the SDK assembles (after whatever text went out
+    // before the blocked delta: here none, response redaction held it).
+    let m = &seen["messages_stream_evil"];
+    let text = m["text"].as_str().unwrap();
+    assert!(
+        "Sure, here is an ".starts_with(text.trim_end_matches("I can't help with that."))
+            && !text.contains("evil"),
+        "{m}"
+    );
+    assert!(text.ends_with("I can't help with that."), "{m}");
+    assert_eq!(m["stop_reason"], "refusal", "{m}");
+    assert_eq!(outcome("messages_stream_evil"), blocked("output_blocked"));
+    let m = &seen["messages_stream_tool_allowed"];
+    assert_eq!(
+        (m["stop_reason"].as_str(), m["tools"][0].as_str()),
+        (Some("tool_use"), Some("search_docs")),
+        "{m}"
+    );
+    assert_eq!(
+        outcome("messages_stream_tool_allowed").0.as_deref(),
+        Some("success")
+    );
+    let m = &seen["messages_stream_tool_denied"];
+    assert_eq!(
+        (m["exception"].as_str(), m["error_type"].as_str()),
+        (Some("APIStatusError"), Some("api_error")),
+        "{m}"
+    );
+    assert!(
+        m["message"]
+            .as_str()
+            .unwrap()
+            .contains("tool that is not allowed"),
+        "{m}"
+    );
+    assert_eq!(
+        outcome("messages_stream_tool_denied"),
+        blocked("tool_not_allowed")
+    );
+    let m = &seen["messages_json_tool_denied"];
+    assert_eq!(
+        (
+            m["exception"].as_str(),
+            m["status"].as_u64(),
+            m["error_type"].as_str()
+        ),
+        (Some("InternalServerError"), Some(502), Some("api_error")),
+        "{m}"
+    );
+
+    // Responses: the `error` event, numbered as the event it replaces,
+    // ends the stream; no `response.completed` follows.
+    let r = &seen["responses_stream_evil"];
+    let types: Vec<&str> = r["types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(types.last(), Some(&"error"), "{r}");
+    assert!(!types.contains(&"response.completed"), "{r}");
+    assert!(!r["text"].as_str().unwrap().contains("evil"), "{r}");
+    assert_eq!(r["error"]["code"], "output_blocked");
+    assert_eq!(
+        r["error"]["sequence_number"].as_u64(),
+        Some(types.len() as u64 - 1),
+        "numbered on from the events the client saw: {r}"
+    );
+    assert_eq!(outcome("responses_stream_evil"), blocked("output_blocked"));
+    let r = &seen["responses_stream_tool_denied"];
+    assert_eq!(r["error"]["code"], "tool_not_allowed", "{r}");
+    // The call's item never went out: the error took its place.
+    let types = r["types"].as_array().unwrap();
+    let added = types
+        .iter()
+        .filter(|t| *t == "response.output_item.added")
+        .count();
+    assert_eq!(added, 1, "only the message's item: {r}");
+    assert_eq!(
+        outcome("responses_stream_tool_denied"),
+        blocked("tool_not_allowed")
+    );
+    let r = &seen["responses_stream_tool_allowed"];
+    assert_eq!(
+        r["types"]
+            .as_array()
+            .unwrap()
+            .last()
+            .and_then(Value::as_str),
+        Some("response.completed"),
+        "{r}"
+    );
+    assert_eq!(
+        outcome("responses_stream_tool_allowed").0.as_deref(),
+        Some("success")
+    );
+
+    // Responses `text.format`: the answer checked against its schema.
+    for (name, pass) in [
+        ("responses_schema_pass", true),
+        ("responses_schema_fail", false),
+    ] {
+        let r = record(&envoy, &seen[name]);
+        assert_eq!(r["schema_pass"].as_bool(), Some(pass), "{name}: {r}");
+    }
+}

@@ -323,6 +323,102 @@ pub fn messages_events(request: &Value, n: u64, reply: &str, p: Prompt) -> Vec<(
     events
 }
 
+/// `answer` with a call of tool `name` after its text, as the API shapes
+/// it: a Messages `tool_use` block (`stop_reason: "tool_use"`), a
+/// Responses `function_call` output item.
+pub fn add_tool_call(api: Api, answer: &mut Value, n: u64, name: &str) {
+    match api {
+        Api::Messages => {
+            if let Some(blocks) = answer["content"].as_array_mut() {
+                blocks.push(messages_tool_use(n, name, json!({"query": "mock"})));
+            }
+            answer["stop_reason"] = json!("tool_use");
+        }
+        Api::Responses => {
+            if let Some(items) = answer["output"].as_array_mut() {
+                items.push(function_call(n, name, "{\"query\":\"mock\"}", "completed"));
+            }
+        }
+        Api::Embeddings => {}
+    }
+}
+
+fn messages_tool_use(n: u64, name: &str, input: Value) -> Value {
+    json!({"type": "tool_use", "id": format!("toolu_mock{n}"), "name": name, "input": input})
+}
+
+fn function_call(n: u64, name: &str, arguments: &str, status: &str) -> Value {
+    json!({"type": "function_call", "id": format!("fc_mock{n}"), "call_id": format!("call_mock{n}"),
+           "name": name, "arguments": arguments, "status": status})
+}
+
+/// A stream's `events` with a call of tool `name` after the text, in the
+/// API's event sequence: Messages a `tool_use` block (`content_block_start`,
+/// an `input_json_delta`, `content_block_stop`) and `stop_reason:
+/// "tool_use"`; Responses a `function_call` item (`output_item.added`, the
+/// `function_call_arguments` delta and done, `output_item.done`) also in
+/// `response.completed`, every event renumbered.
+pub fn add_tool_call_events(api: Api, events: &mut Vec<(String, Value)>, n: u64, name: &str) {
+    let args = "{\"query\":\"mock\"}";
+    let at = |kind: &str, mut body: Value| {
+        body["type"] = json!(kind);
+        (kind.to_string(), body)
+    };
+    match api {
+        Api::Messages => {
+            let Some(i) = events.iter().position(|(k, _)| k == "message_delta") else {
+                return;
+            };
+            events[i].1["delta"]["stop_reason"] = json!("tool_use");
+            let block = [
+                at(
+                    "content_block_start",
+                    json!({"index": 1, "content_block": messages_tool_use(n, name, json!({}))}),
+                ),
+                at(
+                    "content_block_delta",
+                    json!({"index": 1, "delta": {"type": "input_json_delta", "partial_json": args}}),
+                ),
+                at("content_block_stop", json!({"index": 1})),
+            ];
+            events.splice(i..i, block);
+        }
+        Api::Responses => {
+            let Some(i) = events.iter().position(|(k, _)| k == "response.completed") else {
+                return;
+            };
+            let done = function_call(n, name, args, "completed");
+            if let Some(items) = events[i].1["response"]["output"].as_array_mut() {
+                items.push(done.clone());
+            }
+            let item_id = format!("fc_mock{n}");
+            let item = [
+                at(
+                    "response.output_item.added",
+                    json!({"output_index": 1, "item": function_call(n, name, "", "in_progress")}),
+                ),
+                at(
+                    "response.function_call_arguments.delta",
+                    json!({"item_id": item_id, "output_index": 1, "delta": args}),
+                ),
+                at(
+                    "response.function_call_arguments.done",
+                    json!({"item_id": item_id, "output_index": 1, "arguments": args}),
+                ),
+                at(
+                    "response.output_item.done",
+                    json!({"output_index": 1, "item": done}),
+                ),
+            ];
+            events.splice(i..i, item);
+            for (seq, (_, body)) in events.iter_mut().enumerate() {
+                body["sequence_number"] = json!(seq);
+            }
+        }
+        Api::Embeddings => {}
+    }
+}
+
 /// The prompt's tokens: all of them, those read from the prompt cache, and
 /// (Anthropic only) those written to it.
 #[derive(Debug, Clone, Copy)]

@@ -20,7 +20,7 @@
 //! | `x-mock-event-gap-ms: N` | wait N ms before each stream event after the first |
 //! | `x-mock-chunk-chars: N` | stream the reply in pieces of N characters (not words) |
 //! | `x-mock-raw: TEXT` | answer 200 with TEXT as an `application/json` body, as is |
-//! | `x-mock-tool-call: NAME` | answer with a call of tool NAME (message or stream delta) |
+//! | `x-mock-tool-call: NAME` | answer with a call of tool NAME (message or stream delta; on `/v1/messages` a `tool_use` block after the text, on `/v1/responses` a `function_call` item after the message) |
 //! | `x-mock-cached-tokens: N` | report min(N, prompt tokens) as `cached_tokens` |
 //! | `x-mock-identity: 1` | never compress, whatever `accept-encoding` says |
 //! | `x-mock-encoding: gzip\|deflate` | always compress with that coding, whatever `accept-encoding` says (an upstream that ignores `identity`) |
@@ -283,17 +283,24 @@ fn handle(s: &Shared, req: &Request, w: &mut TcpStream) -> io::Result<()> {
             cached,
             cache_write,
         };
+        let tool = req.header("x-mock-tool-call");
         if parsed["stream"].as_bool() == Some(true) {
-            let events = match api {
+            let mut events = match api {
                 apis::Api::Messages => apis::messages_events(&parsed, n, &reply, p),
                 apis::Api::Responses => apis::responses_events(&parsed, n, &reply, p),
                 apis::Api::Embeddings => Vec::new(),
             };
+            if let Some(tool) = tool {
+                apis::add_tool_call_events(api, &mut events, n, tool);
+            }
             if !events.is_empty() {
                 return write_events(w, coding, req, name, &events);
             }
         }
-        let body = apis::answer(api, &parsed, n, &reply, p);
+        let mut body = apis::answer(api, &parsed, n, &reply, p);
+        if let Some(tool) = tool {
+            apis::add_tool_call(api, &mut body, n, tool);
+        }
         return respond(w, 200, &json_headers, body.to_string().as_bytes());
     }
     if req.method != "POST" || !req.path.starts_with("/v1/chat/completions") {

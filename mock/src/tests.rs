@@ -907,3 +907,97 @@ fn responses_messages_and_embeddings_answer_and_refuse_like_the_real_apis() {
     );
     assert_eq!((s, v["error"]["param"].as_str()), (400, Some("max_tokens")));
 }
+
+#[test]
+fn tool_calls_come_in_each_apis_own_shape() {
+    let m = MockBackend::start("m", 0).unwrap();
+    let p = m.port();
+    let tool = [
+        ("anthropic-version", "2023-06-01"),
+        ("x-mock-tool-call", "search_docs"),
+    ];
+    let messages =
+        json!({"model": "c", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]});
+    let (_, v) = post(p, "/v1/messages", messages.clone(), &tool);
+    assert_eq!(
+        (
+            v["content"][1]["type"].as_str(),
+            v["content"][1]["name"].as_str(),
+            v["stop_reason"].as_str()
+        ),
+        (Some("tool_use"), Some("search_docs"), Some("tool_use")),
+        "{v}"
+    );
+    let (_, v) = post(
+        p,
+        "/v1/responses",
+        json!({"model": "g", "input": "hi"}),
+        &tool,
+    );
+    assert_eq!(
+        (
+            v["output"][1]["type"].as_str(),
+            v["output"][1]["name"].as_str()
+        ),
+        (Some("function_call"), Some("search_docs")),
+        "{v}"
+    );
+    let stream = |path: &str, body: Value| {
+        let mut all = vec![("content-type", "application/json")];
+        all.extend_from_slice(&tool);
+        let r = send(p, "POST", path, &all, body.to_string().as_bytes()).unwrap();
+        let text = String::from_utf8(decoded(&r)).unwrap();
+        let datas: Vec<Value> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .map(|d| serde_json::from_str(d).unwrap())
+            .collect();
+        datas
+    };
+    let mut streamed = messages;
+    streamed["stream"] = json!(true);
+    let datas = stream("/v1/messages", streamed);
+    let kinds: Vec<&str> = datas.iter().filter_map(|d| d["type"].as_str()).collect();
+    let at = kinds
+        .iter()
+        .position(|k| *k == "content_block_stop")
+        .unwrap();
+    assert_eq!(
+        kinds[at + 1..],
+        [
+            "content_block_start",
+            "content_block_delta",
+            "content_block_stop",
+            "message_delta",
+            "message_stop"
+        ]
+    );
+    assert_eq!(datas[at + 1]["content_block"]["name"], "search_docs");
+    assert_eq!(datas[at + 4]["delta"]["stop_reason"], "tool_use");
+    let datas = stream(
+        "/v1/responses",
+        json!({"model": "g", "input": "hi", "stream": true}),
+    );
+    let kinds: Vec<&str> = datas.iter().filter_map(|d| d["type"].as_str()).collect();
+    let n = kinds.len();
+    assert_eq!(
+        kinds[n - 5..],
+        [
+            "response.output_item.added",
+            "response.function_call_arguments.delta",
+            "response.function_call_arguments.done",
+            "response.output_item.done",
+            "response.completed"
+        ]
+    );
+    assert_eq!(datas[n - 5]["item"]["name"], "search_docs");
+    assert_eq!(
+        datas[n - 1]["response"]["output"][1]["type"],
+        "function_call"
+    );
+    let numbers: Vec<u64> = datas
+        .iter()
+        .filter_map(|d| d["sequence_number"].as_u64())
+        .collect();
+    assert_eq!(numbers, (0..n as u64).collect::<Vec<_>>());
+}

@@ -269,28 +269,28 @@ impl<H: Host> Exchange<H> {
         let policy = Self::policy(&plan, self.schema.as_ref());
         let sse = content_type.starts_with("text/event-stream");
         if sse && !self.api.streams_are_read() && (200..300).contains(&self.status) {
-            // Not read (or not wholly) yet: never let it out unchecked. (A
-            // request that asked for a stream was refused already then.)
+            // Not read: never let it out unchecked. (A request that asked
+            // for a stream was refused already then.)
             if !self.api.stream_passes(&policy) {
                 let err = ApiError::stream_unreadable_answer(self.api.as_str());
                 return self.replace_response(&err);
             }
-            let skipped = policy.redactor.is_some() && !self.api.streams_are_redacted();
-            if let (true, Some((_, metrics))) = (skipped, &self.loaded) {
+            if let (true, Some((_, metrics))) = (policy.redactor.is_some(), &self.loaded) {
                 metrics.count_redaction_skipped(&self.host, m.experiment, m.variant);
             }
         }
         self.mode = if sse {
-            // A stream of an API the filter does not read yet passes as it
-            // is (the request was refused when a check had to read it):
-            // its events carry `event:` lines a rewrite would drop.
-            let read = self.api.streams_are_read();
+            // Chat-shaped chunks are rewritten as `data:` lines; Messages
+            // and Responses events keep their `event:` lines (a dialect
+            // stream); a stream of an API the filter does not read passes
+            // as it is (the request was refused when a check had to read it).
+            let chunks = self.api.streams_are_chunks();
             let strip_usage = self.info.usage_injected;
-            let redact = read && policy.redactor.is_some();
-            let watch = read && policy.watches_stream();
-            let dialect = policy
-                .redactor
-                .and_then(|_| super::DialectStream::of(self.api));
+            let redact = chunks && policy.redactor.is_some();
+            let dialect = (policy.redactor.is_some() || policy.watches_stream())
+                .then(|| super::DialectStream::of(self.api))
+                .flatten();
+            let watch = (chunks || dialect.is_some()) && policy.watches_stream();
             if strip_usage || redact || watch || dialect.is_some() {
                 // The body changes size when it is rewritten.
                 self.edit_response("content-length", None);

@@ -44,12 +44,33 @@ impl<H: Host> Exchange<H> {
             .as_ref()
             .map_or(&[][..], |(p, _)| &p.refusal_phrases[..]);
         let events = parser.feed(chunk);
-        if let (Some(m), Some(r)) = (dialect.as_mut(), policy.redactor) {
-            // Messages and Responses: text deltas redacted, each held tail
-            // sent in an event of its own before its part ends.
+        if let Some(m) = dialect.as_mut() {
+            // Messages and Responses: checked by the guardrails event by
+            // event, text deltas redacted, each held tail sent in an event
+            // of its own before its part ends.
             let mut out = Vec::with_capacity(chunk.len() + 64);
             for e in &events {
+                if guard.as_ref().is_some_and(StreamGuard::stopped) {
+                    break;
+                }
                 observer.observe_dialect_event(api, &e.data, refusal_phrases);
+                if let Some(g) = guard.as_mut() {
+                    if let StreamAction::Stop(stop) = g.on_dialect_event(policy, api, &e.data) {
+                        for event in stop {
+                            out.extend_from_slice(event.as_bytes());
+                        }
+                        self.output_block = Some(if g.tool_blocked {
+                            "tool_not_allowed"
+                        } else {
+                            "output_blocked"
+                        });
+                        break;
+                    }
+                }
+                let Some(r) = policy.redactor else {
+                    out.extend_from_slice(&e.raw);
+                    continue;
+                };
                 let w = m.rewrite(r, &e.data, &mut self.redactions);
                 for before in &w.before {
                     out.extend_from_slice(before.as_bytes());
@@ -59,11 +80,17 @@ impl<H: Host> Exchange<H> {
                     None => out.extend_from_slice(&e.raw),
                 }
             }
-            if end_of_stream {
-                for rest in m.finish(r, &mut self.redactions) {
-                    out.extend_from_slice(rest.as_bytes());
+            let stopped = guard.as_ref().is_some_and(StreamGuard::stopped);
+            if end_of_stream && !stopped {
+                if let Some(r) = policy.redactor {
+                    for rest in m.finish(r, &mut self.redactions) {
+                        out.extend_from_slice(rest.as_bytes());
+                    }
                 }
                 out.extend(parser.take_pending());
+            }
+            if end_of_stream {
+                self.schema_pass = guard.as_ref().and_then(|g| g.schema_pass(policy));
             }
             return (out != chunk).then_some(out);
         }

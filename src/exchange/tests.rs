@@ -597,7 +597,7 @@ fn exchange_on(s: &Setup, user: &str, path: &str) -> Exchange<FakeHost> {
 }
 
 #[test]
-fn a_stream_is_refused_when_a_check_must_read_it_and_cannot_yet() {
+fn dialect_streams_are_redacted_and_other_streams_refused_when_a_check_cannot_read_them() {
     let stream = r#"{"model":"app","max_tokens":100,"stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
     let mut cfg = base();
     cfg["experiments"][0]["match"] = json!({"path_prefix": "/v1/"});
@@ -646,39 +646,6 @@ fn a_stream_is_refused_when_a_check_must_read_it_and_cannot_yet() {
         "{rec}"
     );
 
-    // An output guardrail cannot read it yet: refused, in Anthropic's shape.
-    cfg["guardrails"] = json!({"moderation": {"response_patterns": ["(?i)evil"]}});
-    let s = setup(&cfg);
-    let mut ex = exchange_on(&s, &user, "/v1/messages");
-    run(&mut ex, stream, 200, "text/event-stream", "");
-    let (status, _, body) = s.host.reply().expect("refused");
-    let v: Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(status, 400);
-    assert_eq!(
-        (v["type"].as_str(), v["error"]["type"].as_str()),
-        (Some("error"), Some("invalid_request_error")),
-        "{v}"
-    );
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("anthropic.messages"),
-        "{v}"
-    );
-    assert!(
-        !s.host
-            .calls()
-            .iter()
-            .any(|c| matches!(c, Call::SetRequestHeader(..))),
-        "nothing forwarded"
-    );
-    // The same for a Responses stream, in OpenAI's shape.
-    let s = setup(&cfg);
-    let mut ex = exchange_on(&s, &user, "/v1/responses");
-    run(&mut ex, stream, 200, "text/event-stream", "");
-    let v: Value = serde_json::from_slice(&s.host.reply().expect("refused").2).unwrap();
-    assert_eq!(v["error"]["code"], "stream_not_checkable");
     // With redaction alone, a Responses stream is redacted: deltas, and the
     // events that repeat the whole text, agree.
     cfg.as_object_mut().unwrap().remove("guardrails");
@@ -726,11 +693,30 @@ fn a_stream_is_refused_when_a_check_must_read_it_and_cannot_yet() {
         "chat streams are read and redacted"
     );
 
-    // A stream nobody asked for is not let out unchecked either: replaced.
+    // A stream of an API the filter does not read, while an output
+    // guardrail must read it: refused when asked for, before anything goes
+    // upstream; replaced when the model sends it unasked.
     cfg["guardrails"] = json!({"moderation": {"response_patterns": ["(?i)evil"]}});
     let s = setup(&cfg);
+    let mut ex = exchange_on(&s, &user, "/v1/audio/speech");
+    run(&mut ex, stream, 200, "text/event-stream", "");
+    let (status, _, body) = s.host.reply().expect("refused");
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (400, Some("stream_not_checkable")),
+        "{v}"
+    );
+    assert!(
+        !s.host
+            .calls()
+            .iter()
+            .any(|c| matches!(c, Call::SetRequestHeader(..))),
+        "nothing forwarded"
+    );
+    let s = setup(&cfg);
     let plain = r#"{"model":"app","max_tokens":100,"messages":[{"role":"user","content":"hi"}]}"#;
-    let mut ex = exchange_on(&s, &user, "/v1/messages");
+    let mut ex = exchange_on(&s, &user, "/v1/audio/speech");
     run(
         &mut ex,
         plain,
@@ -741,8 +727,8 @@ fn a_stream_is_refused_when_a_check_must_read_it_and_cannot_yet() {
     let (status, _, body) = s.host.reply().expect("replaced");
     let v: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(
-        (status, v["error"]["type"].as_str()),
-        (502, Some("api_error")),
+        (status, v["error"]["code"].as_str()),
+        (502, Some("stream_not_checkable")),
         "{v}"
     );
     assert_eq!(records(&s.host)[0]["error_code"], "stream_not_checkable");
@@ -777,6 +763,258 @@ fn a_stream_is_refused_when_a_check_must_read_it_and_cannot_yet() {
         "passed as it is"
     );
     assert_eq!(records(&s.host)[0]["outcome"], "success");
+}
+
+/// An SSE event named `kind` whose data is `{"type": kind, …body}`.
+fn sse(kind: &str, body: Value) -> String {
+    let mut data = json!({ "type": kind });
+    if let (Some(d), Some(b)) = (data.as_object_mut(), body.as_object()) {
+        d.extend(b.clone());
+    }
+    format!("event: {kind}\ndata: {data}\n\n")
+}
+
+/// The `data` of every event sent to the client, parsed.
+fn sent_events(host: &FakeHost) -> Vec<Value> {
+    sent_body(host)
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect()
+}
+
+#[test]
+fn dialect_streams_get_the_output_guardrails_in_their_own_shapes() {
+    let stream = r#"{"model":"app","max_tokens":100,"stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    let mut cfg = base();
+    cfg["experiments"][0]["match"] = json!({"path_prefix": "/v1/"});
+    cfg["redaction"] = json!({"request": true, "response": true});
+    cfg["guardrails"] = json!({"moderation": {"response_patterns": ["(?i)evil"]},
+                               "tools": {"allow": ["search_docs"]}});
+    let text_delta = |t: &str| {
+        sse(
+            "content_block_delta",
+            json!({"index": 0, "delta": {"type": "text_delta", "text": t}}),
+        )
+    };
+    let start = sse(
+        "message_start",
+        json!({"message": {"usage": {"input_tokens": 5, "output_tokens": 1}}}),
+    );
+    let end = [
+        sse("content_block_stop", json!({"index": 0})),
+        sse(
+            "message_delta",
+            json!({"delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 9}}),
+        ),
+        sse("message_stop", json!({})),
+    ]
+    .concat();
+
+    // Messages, blocked text: ended as Anthropic ends what its own safety
+    // checks stop, a refusal; the blocked delta and the rest never go out.
+    let s = setup(&cfg);
+    let user = s.user_of("cand");
+    let events = [
+        start.clone(),
+        sse(
+            "content_block_start",
+            json!({"index": 0, "content_block": {"type": "text", "text": ""}}),
+        ),
+        text_delta("mail jane.doe@example.com "),
+        sse(
+            "message_delta",
+            json!({"delta": {"stop_reason": null}, "usage": {"output_tokens": 4}}),
+        ),
+        text_delta("and an evil plan"),
+        text_delta(" more"),
+        end.clone(),
+    ]
+    .concat();
+    let mut ex = exchange_on(&s, &user, "/v1/messages");
+    run(&mut ex, stream, 200, "text/event-stream", &events);
+    assert!(s.host.reply().is_none(), "the stream went on");
+    let sent = sent_body(&s.host);
+    assert!(
+        !sent.contains("evil") && !sent.contains("jane") && !sent.contains("more"),
+        "{sent}"
+    );
+    assert_eq!(
+        sent.matches("event: ").count(),
+        sent.matches("data: ").count()
+    );
+    let datas = sent_events(&s.host);
+    let kinds: Vec<&str> = datas.iter().filter_map(|v| v["type"].as_str()).collect();
+    assert_eq!(
+        kinds[kinds.len() - 4..],
+        [
+            "content_block_delta",
+            "content_block_stop",
+            "message_delta",
+            "message_stop"
+        ],
+        "{sent}"
+    );
+    let n = datas.len();
+    assert_eq!(datas[n - 4]["delta"]["text"], crate::guard::REFUSAL_MESSAGE);
+    assert_eq!(datas[n - 2]["delta"]["stop_reason"], "refusal");
+    assert_eq!(
+        datas[n - 2]["usage"]["output_tokens"],
+        4,
+        "the count so far"
+    );
+    let r = &records(&s.host)[0];
+    assert_eq!(
+        (r["outcome"].as_str(), r["error_code"].as_str()),
+        (Some("blocked"), Some("output_blocked")),
+        "{r}"
+    );
+
+    // Messages, a tool outside the allowlist: Anthropic's `error` event,
+    // before the call's block goes out; an allowed one passes.
+    let tool = |name: &str| {
+        [
+            start.clone(),
+            sse(
+                "content_block_start",
+                json!({"index": 0, "content_block": {"type": "tool_use", "id": "t1", "name": name, "input": {}}}),
+            ),
+            sse(
+                "content_block_delta",
+                json!({"index": 0, "delta": {"type": "input_json_delta", "partial_json": "{}"}}),
+            ),
+            end.clone(),
+        ]
+        .concat()
+    };
+    let s = setup(&cfg);
+    let mut ex = exchange_on(&s, &user, "/v1/messages");
+    run(&mut ex, stream, 200, "text/event-stream", &tool("rm_rf"));
+    let sent = sent_body(&s.host);
+    assert!(!sent.contains("rm_rf"), "{sent}");
+    assert!(
+        sent.ends_with("\n\n") && sent.contains("event: error\n"),
+        "{sent}"
+    );
+    let last = sent_events(&s.host).pop().unwrap();
+    assert_eq!(
+        (last["type"].as_str(), last["error"]["type"].as_str()),
+        (Some("error"), Some("api_error")),
+        "{last}"
+    );
+    assert!(last["error"]["message"].as_str().unwrap().contains("tool"));
+    assert_eq!(records(&s.host)[0]["error_code"], "tool_not_allowed");
+    let s = setup(&cfg);
+    let mut ex = exchange_on(&s, &user, "/v1/messages");
+    let allowed = tool("search_docs");
+    run(&mut ex, stream, 200, "text/event-stream", &allowed);
+    assert!(
+        !s.host
+            .calls()
+            .iter()
+            .any(|c| matches!(c, Call::SetResponseBody(_))),
+        "passed byte for byte"
+    );
+    assert_eq!(records(&s.host)[0]["outcome"], "success");
+
+    // Responses: the `error` event, numbered as the event it replaces, for a
+    // blocked text and for a function call outside the allowlist.
+    let numbered = |events: Vec<(&str, Value)>| {
+        events
+            .into_iter()
+            .enumerate()
+            .map(|(i, (kind, mut body))| {
+                body["sequence_number"] = json!(i);
+                sse(kind, body)
+            })
+            .collect::<String>()
+    };
+    let text = numbered(vec![
+        ("response.created", json!({"response": {"id": "r"}})),
+        (
+            "response.output_text.delta",
+            json!({"output_index": 0, "content_index": 0, "delta": "an ev"}),
+        ),
+        (
+            "response.output_text.delta",
+            json!({"output_index": 0, "content_index": 0, "delta": "il plan"}),
+        ),
+        (
+            "response.completed",
+            json!({"response": {"usage": {"input_tokens": 3, "output_tokens": 2}}}),
+        ),
+    ]);
+    let s = setup(&cfg);
+    let mut ex = exchange_on(&s, &user, "/v1/responses");
+    run(&mut ex, stream, 200, "text/event-stream", &text);
+    let datas = sent_events(&s.host);
+    let last = datas.last().unwrap();
+    assert_eq!(
+        (
+            last["type"].as_str(),
+            last["code"].as_str(),
+            last["sequence_number"].as_u64()
+        ),
+        (Some("error"), Some("output_blocked"), Some(2)),
+        "{datas:?}"
+    );
+    assert!(!datas.iter().any(|d| d["type"] == "response.completed"));
+    assert_eq!(records(&s.host)[0]["outcome"], "blocked");
+    let call = numbered(vec![
+        ("response.created", json!({"response": {"id": "r"}})),
+        (
+            "response.output_item.added",
+            json!({"output_index": 0, "item": {"type": "function_call", "name": "rm_rf", "arguments": ""}}),
+        ),
+        (
+            "response.completed",
+            json!({"response": {"usage": {"input_tokens": 3, "output_tokens": 2}}}),
+        ),
+    ]);
+    let s = setup(&cfg);
+    let mut ex = exchange_on(&s, &user, "/v1/responses");
+    run(&mut ex, stream, 200, "text/event-stream", &call);
+    let datas = sent_events(&s.host);
+    assert_eq!(datas.len(), 2, "{datas:?}");
+    assert_eq!(
+        (
+            datas[1]["code"].as_str(),
+            datas[1]["sequence_number"].as_u64()
+        ),
+        (Some("tool_not_allowed"), Some(1))
+    );
+    assert_eq!(records(&s.host)[0]["error_code"], "tool_not_allowed");
+
+    // Responses `text.format`: the streamed text checked against the schema.
+    let mut cfg = base();
+    cfg["experiments"][0]["match"] = json!({"path_prefix": "/v1/"});
+    cfg["guardrails"] = json!({"response_schema": {"on_fail": "count"}});
+    let asked = r#"{"model":"app","input":"hi","stream":true,"text":{"format":{"type":"json_schema","name":"x","schema":{"type":"object","required":["a"]}}}}"#;
+    for (pieces, pass) in [(["{\"a\":", "1}"], true), (["{\"b\":", "1}"], false)] {
+        let s = setup(&cfg);
+        let mut ex = exchange_on(&s, &user, "/v1/responses");
+        let events = numbered(vec![
+            (
+                "response.output_text.delta",
+                json!({"output_index": 0, "content_index": 0, "delta": pieces[0]}),
+            ),
+            (
+                "response.output_text.delta",
+                json!({"output_index": 0, "content_index": 0, "delta": pieces[1]}),
+            ),
+            (
+                "response.completed",
+                json!({"response": {"usage": {"input_tokens": 3, "output_tokens": 2}}}),
+            ),
+        ]);
+        run(&mut ex, asked, 200, "text/event-stream", &events);
+        let r = &records(&s.host)[0];
+        assert_eq!(
+            (r["schema_pass"].as_bool(), r["outcome"].as_str()),
+            (Some(pass), Some("success")),
+            "{r}"
+        );
+    }
 }
 
 /// The hostcall budget of the hot path: a change that adds a call to a

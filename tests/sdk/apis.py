@@ -1,5 +1,5 @@
 """Drives the Responses, Messages and Embeddings APIs through the gateway
-with the official `openai` and `anthropic` SDKs (non-streaming).
+with the official `openai` and `anthropic` SDKs, streaming and not.
 
 Run by tests/apis.rs against a real Envoy and the strict mock provider; it
 prints one JSON object per scenario on stdout, with the trace id its
@@ -140,6 +140,88 @@ def responses_stream(args, **extra):
     }
 
 
+SEARCH_TOOL = {
+    "name": "search_docs",
+    "description": "Search the docs.",
+    "input_schema": {"type": "object", "properties": {"query": {"type": "string"}}},
+}
+RM_TOOL = {**SEARCH_TOOL, "name": "rm_rf"}
+
+
+def messages_stream_checked(args, **extra):
+    """A streamed Messages call with tools offered, as an agent makes it:
+    the text, the stop reason and the tool calls of the final message, or
+    the exception the SDK raises on an `error` event."""
+    try:
+        with an(args).messages.stream(
+            model="app-model",
+            max_tokens=4096,
+            messages=[{"role": "user", "content": "hello"}],
+            tools=[SEARCH_TOOL, RM_TOOL],
+            extra_headers=headers(args, **{"x-mock-split": "1", **extra}),
+        ) as s:
+            text = "".join(s.text_stream)
+            final = s.get_final_message()
+    except anthropic.APIStatusError as e:
+        error = e.body.get("error", {}) if isinstance(e.body, dict) else {}
+        return {
+            "exception": type(e).__name__,
+            "error_type": error.get("type"),
+            "message": error.get("message"),
+        }
+    return {
+        "text": text,
+        "stop_reason": final.stop_reason,
+        "tools": [b.name for b in final.content if b.type == "tool_use"],
+    }
+
+
+def responses_stream_checked(args, **extra):
+    """A streamed Responses call with function tools: every event type in
+    order, the text of the deltas, the error event's code and number."""
+    stream = oa(args).responses.create(
+        model="app-model",
+        input="hello",
+        stream=True,
+        tools=[
+            {"type": "function", "name": t["name"], "parameters": t["input_schema"]}
+            for t in (SEARCH_TOOL, RM_TOOL)
+        ],
+        extra_headers=headers(args, **{"x-mock-split": "1", **extra}),
+    )
+    kinds, deltas, error = [], [], None
+    for event in stream:
+        kinds.append(event.type)
+        if event.type == "response.output_text.delta":
+            deltas.append(event.delta)
+        elif event.type == "error":
+            error = {"code": event.code, "sequence_number": event.sequence_number}
+    return {"types": kinds, "text": "".join(deltas), "error": error}
+
+
+def responses_schema(args, reply):
+    """A Responses call asking for structured output (`text.format`)."""
+    r = oa(args).responses.create(
+        model="app-model",
+        input="give me JSON",
+        text={
+            "format": {
+                "type": "json_schema",
+                "name": "answer",
+                "strict": True,
+                "schema": {
+                    "type": "object",
+                    "properties": {"a": {"type": "integer"}},
+                    "required": ["a"],
+                    "additionalProperties": False,
+                },
+            }
+        },
+        extra_headers=headers(args, **{"x-mock-reply": reply}),
+    )
+    return {"text": r.output_text}
+
+
 def anthropic_error(args, prompt, extra, **kw):
     """The exception the Anthropic SDK raises for the filter's refusal."""
     try:
@@ -200,7 +282,29 @@ def scenarios(args):
         "responses_stream_redacted": lambda: responses_stream(
             args, **{"x-mock-reply": "Sure, I will write to john.roe@example.org today."}
         ),
-        "messages_stream_refused": lambda: anthropic_error(args, "hello", {}, stream=True),
+        "messages_stream_evil": lambda: messages_stream_checked(
+            args, **{"x-mock-reply": "Sure, here is an evil plan for you."}
+        ),
+        "messages_stream_tool_allowed": lambda: messages_stream_checked(
+            args, **{"x-mock-tool-call": "search_docs"}
+        ),
+        "messages_stream_tool_denied": lambda: messages_stream_checked(
+            args, **{"x-mock-tool-call": "rm_rf"}
+        ),
+        "messages_json_tool_denied": lambda: anthropic_error(
+            args, "hello", {"x-mock-tool-call": "rm_rf"}, tools=[SEARCH_TOOL, RM_TOOL]
+        ),
+        "responses_stream_evil": lambda: responses_stream_checked(
+            args, **{"x-mock-reply": "Sure, here is an evil plan for you."}
+        ),
+        "responses_stream_tool_allowed": lambda: responses_stream_checked(
+            args, **{"x-mock-tool-call": "search_docs"}
+        ),
+        "responses_stream_tool_denied": lambda: responses_stream_checked(
+            args, **{"x-mock-tool-call": "rm_rf"}
+        ),
+        "responses_schema_pass": lambda: responses_schema(args, '{"a":1}'),
+        "responses_schema_fail": lambda: responses_schema(args, '{"b":1}'),
         "responses_blocked": lambda: openai_error(
             args,
             lambda: oa(args).responses.create(
