@@ -455,6 +455,18 @@ fn assert_only_injected(mock: &MockBackend, host: &str, header: &str, value: &st
     requests.len()
 }
 
+/// No request `mock` saw carries the gateway's own `x-llm-*` headers.
+fn assert_no_gateway_headers(mock: &MockBackend) {
+    for r in mock.requests() {
+        let ours: Vec<_> = r
+            .headers
+            .iter()
+            .filter(|(k, _)| k.starts_with("x-llm-"))
+            .collect();
+        assert!(ours.is_empty(), "{} got {ours:?}", r.path);
+    }
+}
+
 fn assert_openai_only(rig: &Rig) -> usize {
     assert_only_injected(
         &rig.openai,
@@ -535,6 +547,8 @@ fn each_sdk_reaches_each_provider_with_that_providers_injected_key_only() {
         5,
         "two chats, a stream, two Messages calls"
     );
+    assert_no_gateway_headers(&rig.openai);
+    assert_no_gateway_headers(&rig.anthropic);
     // HTTP/2 by ALPN to the providers (auto_config).
     for r in rig
         .openai
