@@ -192,21 +192,19 @@ pub fn window(prom: &Prometheus, range: Option<&str>, at: Option<&str>) -> Resul
     if let Some(r) = range {
         return Ok(Window::new(at, parse_duration(r)?));
     }
-    // The first sample: to the hour over HISTORY_LOOKBACK, and to 15 s over
-    // the last hour (a series younger than the last full hour has no hourly
-    // point yet). Either is a sample of the series; the window starts one
-    // step and Prometheus's 5-minute lookback before it, so it holds the
-    // first sample (starting earlier changes nothing: a counter's series
+    // The first sample: to the hour over HISTORY_LOOKBACK, to 10 s over the
+    // last 2 hours, to the second over the last 2 minutes (a subquery's
+    // points are multiples of its step: a series younger than the step has
+    // none yet). Each answer is a sample of the series; the window starts
+    // that step and Prometheus's 5-minute lookback before it, so it holds
+    // the first sample (starting earlier changes nothing: a counter's series
     // begins at 0 and `increase` does not extrapolate before a 0).
     let mut start: Option<f64> = None;
-    for (lookback, step) in [(HISTORY_LOOKBACK, 3600.0), ("1h", 15.0)] {
-        let q = format!(
-            "min(min_over_time(timestamp(llm_ab_requests)[{lookback}:{}s]))",
-            step as u64
-        );
+    for (lookback, step) in [(HISTORY_LOOKBACK, 3600), ("2h", 10), ("2m", 1)] {
+        let q = format!("min(min_over_time(timestamp(llm_ab_requests)[{lookback}:{step}s]))");
         for (_, t) in prom.query(&q, at as u64)? {
             if t.is_finite() {
-                let candidate = t - step - 300.0;
+                let candidate = t - step as f64 - 300.0;
                 start = Some(start.map_or(candidate, |s: f64| s.min(candidate)));
             }
         }
