@@ -48,6 +48,9 @@ const HISTORY_LOOKBACK: &str = "90d";
 /// Subquery points at most, per series: sets the step of long windows.
 const MAX_POINTS: u64 = 11_000;
 
+/// One element of an instant vector: labels and value.
+pub type Point = (BTreeMap<String, String>, f64);
+
 /// The window a fleet report covers.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Window {
@@ -99,11 +102,7 @@ impl Prometheus {
     /// Runs an instant query at `time` (unix seconds); returns the vector's
     /// (labels, value) pairs. `Err` is one line: unreachable, or
     /// Prometheus's own error.
-    pub fn query(
-        &self,
-        promql: &str,
-        time: u64,
-    ) -> Result<Vec<(BTreeMap<String, String>, f64)>, String> {
+    pub fn query(&self, promql: &str, time: u64) -> Result<Vec<Point>, String> {
         let url = format!("{}/api/v1/query", self.base);
         let mut resp = self
             .agent
@@ -136,7 +135,7 @@ impl Prometheus {
 
 /// The (labels, value) pairs of an API `data` object of type `vector`
 /// (a `scalar` is one pair without labels).
-pub fn parse_vector(data: &Value) -> Result<Vec<(BTreeMap<String, String>, f64)>, String> {
+pub fn parse_vector(data: &Value) -> Result<Vec<Point>, String> {
     let value = |v: &Value| -> Result<f64, String> {
         let text = v[1].as_str().ok_or("a sample without a value")?;
         match text {

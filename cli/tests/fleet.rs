@@ -115,6 +115,18 @@ fn scraped(prom: &Prometheus, envoy: &Envoy) -> String {
     stats
 }
 
+/// Waits into the next whole second and returns it (unix seconds). The
+/// report's window ends on a whole step (1 s here) at or before its `--at`
+/// (default now): a report started in the same second as the last scrape
+/// would end before that scrape.
+fn next_second() -> f64 {
+    let next = support::unix_now().floor() + 1.0;
+    while support::unix_now() < next + 0.2 {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    next
+}
+
 /// Fleet report as JSON, and its wall time.
 fn fleet_report(url: &str, extra: &[&str]) -> (Value, Duration) {
     let mut args = vec!["report", "--prometheus", url, "--format", "json"];
@@ -193,17 +205,16 @@ fn fleet_report_and_dashboard_over_a_real_prometheus() {
     add(&mut served, &e2_phase1);
     let e1_before = scraped(&prom, &e1);
     let e2_before = scraped(&prom, &e2);
-    let before_restart = (support::unix_now() + 1.0).ceil();
-    while support::unix_now() < before_restart + 0.2 {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let before_restart = next_second();
     let served_phase1 = served.clone();
 
     // Restart proxy 1: its counters start again from 0. Wait for a scrape
-    // that saw the reset (Prometheus cannot see one that is never scraped).
-    let restarted = support::unix_now();
+    // of the new process that saw the reset (a scrape begun before the
+    // restart may still reach the old one; and a series that overtook its
+    // old value before Prometheus saw it drop is a reset Prometheus cannot
+    // see: README, "Counts are exact, with one caveat").
     e1.restart();
-    prom.wait_for_scrape_after(&i1, restarted);
+    prom.wait_for_scrape_after(&i1, support::unix_now());
     assert_eq!(
         total(&e1.prometheus(), "llm_ab_requests"),
         0.0,
@@ -217,10 +228,7 @@ fn fleet_report_and_dashboard_over_a_real_prometheus() {
     add(&mut served, &e2_phase2);
     let e1_after = scraped(&prom, &e1);
     let e2_after = scraped(&prom, &e2);
-    let end = (support::unix_now() + 1.0).ceil();
-    while support::unix_now() < end + 0.2 {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let end = next_second();
     assert_eq!(served.values().sum::<u64>(), 120 + 150 + 100 + 60);
 
     // The whole history: both proxies, both lives of proxy 1.
@@ -388,4 +396,63 @@ fn dashboard_queries_answer(prom: &Prometheus) {
     }
     assert!(checked >= 20, "{checked} queries");
     println!("dashboard: {checked} queries answered");
+}
+
+/// The goal of issue 15: the report over Prometheus for a 2-proxy,
+/// 10-minute experiment returns in under 2 s. A measurement, not a check
+/// (wall time depends on the machine): `make bench` runs it and prints the
+/// times. `FLEET_MINUTES` shortens or lengthens the experiment.
+#[test]
+#[ignore = "a 10-minute measurement: make bench runs it"]
+fn fleet_report_wall_time() {
+    let minutes: u64 = std::env::var("FLEET_MINUTES")
+        .ok()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(10);
+    let a = MockBackend::start("model_a", 0).unwrap();
+    let b = MockBackend::start("model_b", 0).unwrap();
+    let clusters = [("model_a", a.port()), ("model_b", b.port())];
+    let mut e1 = Envoy::start(CONFIG, &clusters);
+    let e2 = Envoy::start(CONFIG, &clusters);
+    let prom = Prometheus::start(&[e1.admin, e2.admin]);
+    prom.wait_for_scrape_after(&format!("127.0.0.1:{}", e1.admin), 0.0);
+    prom.wait_for_scrape_after(&format!("127.0.0.1:{}", e2.admin), 0.0);
+    let started = Instant::now();
+    let length = Duration::from_secs(minutes * 60);
+    let mut served = BTreeMap::new();
+    let (mut user, mut restarted) = (0u32, false);
+    // About 10 requests a second per proxy, proxy 1 restarted half-way.
+    while started.elapsed() < length {
+        let tick = Instant::now();
+        add(&mut served, &drive(&e1, user..user + 10));
+        add(&mut served, &drive(&e2, user + 10..user + 20));
+        user += 20;
+        if !restarted && started.elapsed() > length / 2 {
+            scraped(&prom, &e1);
+            e1.restart();
+            // A reset Prometheus never scrapes is one it cannot see.
+            prom.wait_for_scrape_after(&format!("127.0.0.1:{}", e1.admin), support::unix_now());
+            restarted = true;
+        }
+        if let Some(rest) = Duration::from_secs(1).checked_sub(tick.elapsed()) {
+            std::thread::sleep(rest);
+        }
+    }
+    scraped(&prom, &e1);
+    scraped(&prom, &e2);
+    next_second();
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let (report, took) = fleet_report(&prom.url(), &[]);
+        assert_eq!(requests(&report), served);
+        times.push(took);
+    }
+    times.sort();
+    println!(
+        "fleet report, 2 proxies, {minutes}-minute experiment, {} requests: median {:?}, min {:?}, max {:?}",
+        served.values().sum::<u64>(),
+        times[2],
+        times[0],
+        times[4]
+    );
 }
