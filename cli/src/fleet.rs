@@ -15,11 +15,12 @@
 //! last point is the evaluation time itself, so it never extrapolates past
 //! the last scrape, and a series that begins inside the window (a proxy's
 //! counters start at 0: the filter defines them when it loads) is not
-//! extrapolated before its first 0 either. So over the whole history the
-//! counts are exact as long as every proxy is still scraped; the values are
-//! rounded to whole requests (a window that starts mid-experiment, or a
-//! proxy gone since, is an estimate that Prometheus extrapolates by up to
-//! half a step).
+//! extrapolated before its first 0 either. So over the whole history (and a
+//! window on whole steps) the counts are exact for what Prometheus saw: a
+//! proxy scraped before its first request and again after a restart before
+//! its counters overtook their old values. The values are rounded to whole
+//! requests; a proxy no longer scraped is extrapolated by half a step (the
+//! README, "Counts are exact where Prometheus saw them").
 
 use crate::prom::Sample;
 use serde_json::Value;

@@ -51,11 +51,11 @@ enum Command {
         prometheus: Option<String>,
         /// With --prometheus: the window (30m, 24h, 7d …); default the
         /// experiment's whole history, as far back as the series go.
-        #[arg(long, requires = "prometheus")]
+        #[arg(long, requires = "prometheus", conflicts_with_all = ["admin", "stats"])]
         range: Option<String>,
         /// With --prometheus: the end of the window, RFC 3339 or unix
         /// seconds (default now).
-        #[arg(long, requires = "prometheus")]
+        #[arg(long, requires = "prometheus", conflicts_with_all = ["admin", "stats"])]
         at: Option<String>,
         /// Output format.
         #[arg(long, value_enum, default_value = "table")]

@@ -326,8 +326,21 @@ fn fleet_report_and_dashboard_over_a_real_prometheus() {
         assert!(text(&o).starts_with(says), "{args:?}: {}", text(&o));
         assert_eq!(text(&o).lines().count(), 1, "{}", text(&o));
     }
-    let o = llm_ab(&["report", "--range", "1h", "--admin", "http://127.0.0.1:1"]);
-    assert_eq!(o.status.code(), Some(2), "--range needs --prometheus");
+    for args in [
+        ["report", "--range", "1h", "--admin", "http://127.0.0.1:1"],
+        ["report", "--at", "5", "--stats", "stats.txt"],
+    ] {
+        let o = llm_ab(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+        assert!(text(&o).contains("cannot be used with"), "{}", text(&o));
+    }
+    let o = llm_ab(&["report", "--range", "1h"]);
+    assert!(
+        text(&o).contains("required arguments were not provided")
+            && text(&o).contains("--prometheus"),
+        "{}",
+        text(&o)
+    );
 
     println!("fleet test: {:?}", test_started.elapsed());
     drop(prom);
