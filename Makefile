@@ -25,11 +25,11 @@ export LLM_AB_WASM := $(abspath $(WASM))
 # A test-only build whose VM traps on a header (tests/failure_policy.rs).
 export LLM_AB_CRASH_WASM := $(abspath target/crash-hook/$(WASM_TARGET)/release/llm_ab.wasm)
 
-.PHONY: all setup toolchain envoy openssl build fmt lint test run bench fuzz clean
+.PHONY: all setup toolchain envoy openssl prometheus build fmt lint test run bench fuzz clean
 
 all: build
 
-setup: toolchain envoy openssl
+setup: toolchain envoy openssl prometheus
 
 toolchain:
 	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
@@ -48,6 +48,11 @@ $(STAMP): requirements.txt
 # tests/providers.rs makes its test CA and certificates with the openssl CLI.
 openssl:
 	@command -v openssl >/dev/null || (apt-get update -q && apt-get install -y -q openssl)
+
+# tests/alerts.rs runs promtool (Debian's prometheus package) on the alert
+# rules in envoy/prometheus/.
+prometheus:
+	@command -v promtool >/dev/null || (apt-get update -q && apt-get install -y -q prometheus)
 
 build: toolchain
 	@command -v wasm-opt >/dev/null || (apt-get update -q && apt-get install -y -q binaryen)
