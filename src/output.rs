@@ -353,8 +353,9 @@ impl StreamGuard {
                         let block = &v["content_block"];
                         let index = v["index"].as_u64().unwrap_or(0);
                         self.open_block = Some((index, block["type"] == "text"));
-                        let is_call =
-                            matches!(block["type"].as_str(), Some("tool_use" | "server_tool_use"));
+                        let is_call = block["type"]
+                            .as_str()
+                            .is_some_and(|t| crate::guard::MESSAGES_TOOL_CALLS.contains(&t));
                         (is_call.then(|| block["name"].as_str()).flatten(), None)
                     }
                     "content_block_stop" => {
@@ -374,7 +375,9 @@ impl StreamGuard {
                     .unwrap_or(self.sequence.saturating_add(1));
                 match kind {
                     "response.output_item.added" | "response.output_item.done"
-                        if v["item"]["type"] == "function_call" =>
+                        if v["item"]["type"]
+                            .as_str()
+                            .is_some_and(|t| crate::guard::RESPONSES_TOOL_CALLS.contains(&t)) =>
                     {
                         (v["item"]["name"].as_str(), None)
                     }
@@ -541,6 +544,28 @@ mod tests {
             &mut c,
         );
         assert!(v.error.is_none());
+        // Server and MCP tools are calls too, in both APIs.
+        for answer in [
+            message(
+                json!([{"type": "server_tool_use", "id": "s", "name": "web_fetch", "input": {}}]),
+            ),
+            message(
+                json!([{"type": "mcp_tool_use", "id": "m", "name": "delete_repo", "server_name": "gh", "input": {}}]),
+            ),
+            response(
+                json!([{"type": "mcp_call", "id": "m", "name": "delete_repo", "server_label": "gh", "arguments": "{}"}]),
+            ),
+            response(
+                json!([{"type": "custom_tool_call", "call_id": "c", "name": "shell", "input": "rm"}]),
+            ),
+        ] {
+            let v = check_json(p, answer.as_bytes(), &mut c);
+            assert_eq!(
+                v.error.map(|e| e.code),
+                Some("tool_not_allowed"),
+                "{answer}"
+            );
+        }
         // Moderation: the text replaced by the refusal, in the API's shape.
         let v = check_json(
             p,

@@ -4,6 +4,7 @@
 // Test code: failing loudly on a broken harness is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[allow(unused_imports)] // the harness is shared; this file needs only the module path
 mod support;
 
 use serde::Deserialize;

@@ -90,8 +90,8 @@ impl<H: Host> Exchange<H> {
             // A stream is complete once `[DONE]` went through, whatever the
             // client does with the connection afterwards; before it, it is
             // cut (by the upstream or the client) however it ended.
-            // (A Messages stream ends with `message_stop`; a Responses
-            // stream, not read yet, at the end of its body.)
+            // (A Messages stream ends with `message_stop`, a Responses
+            // stream with `response.completed` or `response.incomplete`.)
             let complete = match self.mode {
                 ResponseMode::Sse { .. } if self.api.stream_end_is_seen() => observer.saw_done(),
                 _ => complete,

@@ -108,7 +108,8 @@ enum ResponseMode {
     },
 }
 
-/// The redactor of a stream whose events are not chat chunks.
+/// The reader of a stream whose events are not chat chunks (Messages,
+/// Responses): its redaction state (used when redaction is on).
 #[derive(Debug)]
 pub(crate) enum DialectStream {
     /// Anthropic Messages.

@@ -304,6 +304,84 @@ fn fallback_config() -> Value {
     cfg
 }
 
+/// Control's fallback answer, a stream: checked and redacted as the
+/// treatment's stream would have been, never sent as it came.
+#[test]
+fn a_streamed_fallback_answer_is_redacted_and_checked() {
+    let mut cfg = fallback_config();
+    cfg["experiments"][0]["match"] = json!({"path_prefix": "/v1/"});
+    cfg["redaction"] = json!({"request": true, "response": true});
+    cfg["guardrails"] = json!({"moderation": {"response_patterns": ["(?i)evil plan"]}});
+    let answer_with = |s: &Setup, user: &str, path: &str, request: &str, stream: &str| {
+        let mut ex = exchange_on(s, user, path);
+        run(&mut ex, request, 503, "application/json", r#"{"error":{}}"#);
+        {
+            let mut wire = s.host.wire.borrow_mut();
+            wire.call_headers = vec![
+                (":status".into(), "200".into()),
+                ("content-type".into(), "text/event-stream".into()),
+            ];
+            wire.call_body = stream.as_bytes().to_vec();
+        }
+        ex.on_call_response(stream.len());
+        ex.on_log();
+        let (status, _, body) = s.host.reply().expect("control's answer");
+        assert_eq!(status, 200);
+        String::from_utf8(body).unwrap()
+    };
+    // Chat: the e-mail in control's chunks is redacted.
+    let s = setup(&cfg);
+    let user = s.user_of("cand");
+    let chunk = |t: &str| {
+        format!(
+            "data: {}\n\n",
+            json!({"choices": [{"index": 0, "delta": {"content": t}}]})
+        )
+    };
+    let chat = [
+        chunk("write to jane.do"),
+        chunk("e@example.com now"),
+        "data: [DONE]\n\n".to_string(),
+    ]
+    .concat();
+    let request = r#"{"model":"app","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    let sent = answer_with(&s, &user, "/v1/chat/completions", request, &chat);
+    assert!(
+        !sent.contains("jane.do") && sent.contains("[REDACTED:email]"),
+        "{sent}"
+    );
+    assert_eq!(records(&s.host)[0]["outcome"], "fallback");
+    // Messages: control's blocked text ends as Anthropic's refusal.
+    let s = setup(&cfg);
+    let messages = [
+        sse(
+            "message_start",
+            json!({"message": {"usage": {"input_tokens": 5, "output_tokens": 1}}}),
+        ),
+        sse(
+            "content_block_start",
+            json!({"index": 0, "content_block": {"type": "text", "text": ""}}),
+        ),
+        sse(
+            "content_block_delta",
+            json!({"index": 0, "delta": {"type": "text_delta", "text": "an evil plan"}}),
+        ),
+        sse("content_block_stop", json!({"index": 0})),
+        sse("message_stop", json!({})),
+    ]
+    .concat();
+    let request = r#"{"model":"app","max_tokens":100,"stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    let sent = answer_with(&s, &user, "/v1/messages", request, &messages);
+    assert!(!sent.contains("evil"), "{sent}");
+    assert!(sent.contains("\"stop_reason\":\"refusal\""), "{sent}");
+    let r = &records(&s.host)[0];
+    assert_eq!(
+        (r["outcome"].as_str(), r["error_code"].as_str()),
+        (Some("blocked"), Some("output_blocked")),
+        "{r}"
+    );
+}
+
 /// The forwarded request header `name`, after the exchange wrote its changes.
 fn forwarded(ex: &Exchange<FakeHost>, name: &str) -> Option<String> {
     ex.host()
@@ -325,11 +403,20 @@ fn a_variant_whose_cluster_injects_credentials_never_gets_the_clients() {
         ("authorization", "Bearer sk-client"),
         ("x-api-key", "sk-ant-client"),
         ("api-key", "azure-client"),
+        ("openai-organization", "org-client"),
+        ("openai-project", "proj-client"),
         ("anthropic-version", "2023-06-01"),
+    ];
+    let credentials = [
+        "authorization",
+        "x-api-key",
+        "api-key",
+        "openai-organization",
+        "openai-project",
     ];
     let mut ex = s.exchange(&s.user_of("cand"), &client);
     run(&mut ex, CHAT, 503, "application/json", r#"{"error":{}}"#);
-    for name in ["authorization", "x-api-key", "api-key"] {
+    for name in credentials {
         assert_eq!(forwarded(&ex, name), None, "{name} forwarded");
     }
     assert_eq!(
@@ -348,10 +435,47 @@ fn a_variant_whose_cluster_injects_credentials_never_gets_the_clients() {
     assert!(
         !headers
             .iter()
-            .any(|(k, _)| ["authorization", "x-api-key", "api-key"].contains(&k.as_str())),
+            .any(|(k, _)| credentials.contains(&k.as_str())),
         "control's call carries a client key: {headers:?}"
     );
     assert!(headers.contains(&("anthropic-version".into(), "2023-06-01".into())));
+
+    // Mixed: a treatment that injects, a control that takes the client's
+    // key (a self-hosted model), and the reverse.
+    let dispatched = |s: &Setup| {
+        s.host
+            .calls()
+            .into_iter()
+            .find_map(|c| match c {
+                Call::Dispatch(_, headers, _) => Some(headers),
+                _ => None,
+            })
+            .expect("a call to control")
+    };
+    for (control_injects, cand_injects) in [(false, true), (true, false)] {
+        let mut cfg = fallback_config();
+        cfg["experiments"][0]["variants"][0]["credentials"] = json!(if control_injects {
+            "injected"
+        } else {
+            "client"
+        });
+        cfg["experiments"][0]["variants"][1]["credentials"] =
+            json!(if cand_injects { "injected" } else { "client" });
+        let s = setup(&cfg);
+        let mut ex = s.exchange(&s.user_of("cand"), &client);
+        run(&mut ex, CHAT, 503, "application/json", r#"{"error":{}}"#);
+        assert_eq!(
+            forwarded(&ex, "x-api-key").is_some(),
+            !cand_injects,
+            "treatment injects: {cand_injects}"
+        );
+        let sent = dispatched(&s);
+        assert_eq!(
+            sent.iter().any(|(k, _)| k == "x-api-key"),
+            !control_injects,
+            "control injects: {control_injects}: {sent:?}"
+        );
+    }
 
     // The default: the client's credentials pass.
     let s = setup(&fallback_config());
@@ -360,14 +484,6 @@ fn a_variant_whose_cluster_injects_credentials_never_gets_the_clients() {
     assert_eq!(
         forwarded(&ex, "x-api-key").as_deref(),
         Some("sk-ant-client")
-    );
-}
-
-#[test]
-fn the_fallback_list_starts_with_the_credentials() {
-    assert_eq!(
-        super::request::FALLBACK_PASSED_HEADERS[..3],
-        super::request::CLIENT_CREDENTIAL_HEADERS
     );
 }
 
