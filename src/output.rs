@@ -243,6 +243,35 @@ pub enum StreamAction {
     Stop(Vec<String>),
 }
 
+/// The `type` of an event's `data` when it is the object's first member
+/// and has no escapes (`{"type":"…"`), as the providers write it.
+fn leading_type(data: &str) -> Option<&str> {
+    let rest = data.trim_start().strip_prefix("{\"type\":\"")?;
+    let end = rest.find(['"', '\\'])?;
+    (rest.as_bytes()[end] == b'"').then(|| &rest[..end])
+}
+
+/// Whether the stream guard reads events of type `kind` of `api`.
+fn guard_reads(api: crate::dialect::Api, kind: &str) -> bool {
+    match api {
+        crate::dialect::Api::Messages => matches!(
+            kind,
+            "message_start"
+                | "message_delta"
+                | "content_block_start"
+                | "content_block_delta"
+                | "content_block_stop"
+        ),
+        crate::dialect::Api::Responses => matches!(
+            kind,
+            "response.output_item.added"
+                | "response.output_item.done"
+                | "response.output_text.delta"
+        ),
+        _ => true,
+    }
+}
+
 /// Most streamed content kept for moderation and schema checks (1 MiB).
 const MAX_CONTENT: usize = 1024 * 1024;
 
@@ -337,6 +366,12 @@ impl StreamGuard {
         use crate::dialect::Api;
         if self.stopped {
             return StreamAction::Stop(Vec::new());
+        }
+        // Providers write `type` first: an event that tells the guard
+        // nothing (Responses' `response.completed` repeats the whole
+        // output) is passed without a parse.
+        if leading_type(data).is_some_and(|t| !guard_reads(api, t)) {
+            return StreamAction::Pass;
         }
         let Ok(v) = crate::json::parse::<Value>(data.trim()) else {
             return StreamAction::Pass;
@@ -501,6 +536,48 @@ mod tests {
         json!({"choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}]})
             .to_string()
             .into_bytes()
+    }
+
+    #[test]
+    fn the_leading_type_is_read_only_when_it_comes_first_unescaped() {
+        assert_eq!(
+            leading_type(r#"{"type":"response.completed","response":{}}"#),
+            Some("response.completed")
+        );
+        assert_eq!(leading_type(r#" {"type":"ping"}"#), Some("ping"));
+        for unknown in [
+            r#"{"delta":"x","type":"response.output_text.delta"}"#,
+            r#"{"type":"a\u0062"}"#,
+            r#"{"type": "ping"}"#,
+            r#"{"type":"unterminated"#,
+            "",
+        ] {
+            assert_eq!(leading_type(unknown), None, "{unknown}");
+        }
+        // An event read whatever its key order: the parse decides.
+        let g = guard();
+        let p = Policy {
+            redactor: None,
+            guard: &g,
+            schema: None,
+        };
+        let mut s = StreamGuard::new();
+        let late = r#"{"item":{"type":"function_call","name":"rm_rf"},"type":"response.output_item.added","sequence_number":4}"#;
+        assert!(matches!(
+            s.on_dialect_event(p, crate::dialect::Api::Responses, late),
+            StreamAction::Stop(_)
+        ));
+        // An event the guard does not read is passed unparsed, even one
+        // that would not parse.
+        let mut s = StreamGuard::new();
+        assert_eq!(
+            s.on_dialect_event(
+                p,
+                crate::dialect::Api::Responses,
+                r#"{"type":"response.completed","response":{"output":[{"type":"function_call","name":"rm_rf"}"#
+            ),
+            StreamAction::Pass
+        );
     }
 
     #[test]
