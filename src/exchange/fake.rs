@@ -15,6 +15,8 @@ use std::rc::Rc;
 pub enum Call {
     /// `request_headers`.
     RequestHeaders,
+    /// `request_header`.
+    RequestHeader(String),
     /// `set_request_header`.
     SetRequestHeader(String, Option<String>),
     /// `request_body`.
@@ -159,9 +161,27 @@ impl FakeHost {
     /// The record written to filter state, as JSON.
     pub fn record(&self) -> Option<serde_json::Value> {
         self.calls.borrow().iter().rev().find_map(|c| match c {
-            Call::SetFilterState(_, v) => serde_json::from_slice(v).ok(),
+            Call::SetFilterState(k, v) if k == super::RECORD_PROPERTY => {
+                serde_json::from_slice(v).ok()
+            }
             _ => None,
         })
+    }
+
+    /// The span attributes written to filter state (attribute, value), in
+    /// the order written.
+    pub fn span_attributes(&self) -> Vec<(String, String)> {
+        self.calls
+            .borrow()
+            .iter()
+            .filter_map(|c| match c {
+                Call::SetFilterState(k, v) => Some((
+                    k.strip_prefix(super::SPAN_PROPERTY_PREFIX)?.to_string(),
+                    String::from_utf8_lossy(v).into_owned(),
+                )),
+                _ => None,
+            })
+            .collect()
     }
 
     /// The local reply sent (status, headers, body), when one was.
@@ -235,6 +255,16 @@ impl Host for FakeHost {
     fn request_headers(&self) -> HeaderMap {
         self.log(Call::RequestHeaders);
         HeaderMap::from_pairs(&self.wire.borrow().request_headers)
+    }
+
+    fn request_header(&self, name: &str) -> Option<String> {
+        self.log(Call::RequestHeader(name.to_string()));
+        self.wire
+            .borrow()
+            .request_headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
     }
 
     fn set_request_header(&self, name: &str, value: Option<&str>) {

@@ -2,7 +2,9 @@
 //! filter state, the metrics, quota settlement, the health window, and a
 //! review copy when one is due.
 
-use super::{Exchange, Host, Phase, ResponseMode, MAX_REVIEW_COPY, RECORD_PROPERTY};
+use super::{
+    Exchange, Host, Phase, ResponseMode, MAX_REVIEW_COPY, RECORD_PROPERTY, SPAN_PROPERTIES,
+};
 use crate::budget;
 use crate::config::Plan;
 use crate::metrics::{Finished, Metrics};
@@ -65,6 +67,15 @@ impl<H: Host> Exchange<H> {
         };
         if !plan.telemetry {
             return;
+        }
+        if plan.tracing && self.made_traceparent {
+            // Envoy's span was started before the filter ran, with an id
+            // of its own; the router put it in the upstream's traceparent.
+            if let Some(tp) = self.host.request_header("traceparent") {
+                if let Some(id) = crate::trace::parse_traceparent(&tp) {
+                    self.trace_id = id.to_string();
+                }
+            }
         }
         let now_ms = self.now_ms();
         let latency_ms = now_ms.saturating_sub(self.start_ms);
@@ -152,6 +163,7 @@ impl<H: Host> Exchange<H> {
             }
             record.bucket = m.bucket;
             record.model = model;
+            record.response_model = observer.response_model().map(str::to_string);
             record.prompt_version = v.prompt_version.clone();
             record.rag_index_version = v.rag_index_version.clone();
             record.tokens_in = tokens.input;
@@ -165,6 +177,57 @@ impl<H: Host> Exchange<H> {
         }
         self.host
             .set_filter_state(RECORD_PROPERTY, &record.to_json());
+        if plan.tracing && record.experiment_id.is_some() {
+            self.write_span_attributes(&record);
+        }
         self.queue_review(&plan, &metrics, &record);
+    }
+
+    /// Writes the span attributes of a matched request, one filter state
+    /// each ([`SPAN_PROPERTIES`], in order), values as in the record;
+    /// absent values are not written (the custom tag is then left out).
+    fn write_span_attributes(&self, record: &Record) {
+        let mut number = Vec::with_capacity(24);
+        let mut put_number = |key: &str, n: u64| {
+            number.clear();
+            crate::json::push_decimal(&mut number, n);
+            self.host.set_filter_state(key, &number);
+        };
+        let strings = [
+            self.api.genai_operation(),
+            self.api.genai_provider(),
+            record.model.as_deref(),
+            record.response_model.as_deref(),
+        ];
+        for (key, value) in SPAN_PROPERTIES[..4].iter().zip(strings) {
+            if let Some(v) = value {
+                self.host.set_filter_state(key, v.as_bytes());
+            }
+        }
+        put_number(SPAN_PROPERTIES[4], record.tokens_in);
+        put_number(SPAN_PROPERTIES[5], record.tokens_out);
+        let strings = [
+            record.experiment_id.as_deref(),
+            record.assigned_variant.as_deref(),
+            record.served_variant.as_deref(),
+            record.prompt_version.as_deref(),
+            record.rag_index_version.as_deref(),
+        ];
+        for (key, value) in SPAN_PROPERTIES[6..11].iter().zip(strings) {
+            if let Some(v) = value {
+                self.host.set_filter_state(key, v.as_bytes());
+            }
+        }
+        put_number(SPAN_PROPERTIES[11], record.tokens_in_cached);
+        put_number(SPAN_PROPERTIES[12], record.tokens_in_cache_write);
+        put_number(SPAN_PROPERTIES[13], record.tokens_reasoning);
+        // The record's own float format (shortest round trip).
+        if let Ok(cost) = serde_json::to_vec(&record.cost_usd_est) {
+            self.host.set_filter_state(SPAN_PROPERTIES[14], &cost);
+        }
+        if let Some(o) = record.outcome {
+            self.host
+                .set_filter_state(SPAN_PROPERTIES[15], o.as_str().as_bytes());
+        }
     }
 }

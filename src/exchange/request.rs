@@ -117,6 +117,10 @@ impl<H: Host> Exchange<H> {
             if let Some(tp) = &t.new_traceparent {
                 edits.set("traceparent", tp);
             }
+            // With Envoy tracing, the router replaces a traceparent the
+            // filter made with its span's: the record adopts that id when
+            // the request went upstream (finish.rs).
+            self.made_traceparent = t.new_traceparent.is_some();
             self.trace_id = t.trace_id;
         }
 

@@ -138,7 +138,9 @@ fn records(host: &FakeHost) -> Vec<Value> {
     host.calls()
         .iter()
         .filter_map(|c| match c {
-            Call::SetFilterState(_, v) => serde_json::from_slice(v).ok(),
+            Call::SetFilterState(k, v) if k == super::RECORD_PROPERTY => {
+                serde_json::from_slice(v).ok()
+            }
             _ => None,
         })
         .collect()
@@ -1023,9 +1025,14 @@ fn dialect_streams_get_the_output_guardrails_in_their_own_shapes() {
 fn hostcall_budget_per_configuration() {
     let mut routing = base();
     routing["telemetry"] = json!(false);
+    let mut tracing = base();
+    tracing["tracing"] = json!(true);
     let cases = [
         ("routing only", routing, 11),
         ("default", base(), 21),
+        // + 1 read of the router's traceparent + 16 span attributes (this
+        // answer has no prompt or RAG-index version: 14 written).
+        ("default + tracing", tracing, 21 + 1 + 14),
         ("everything on", everything(), 26),
     ];
     let mut report = Vec::new();
@@ -1114,4 +1121,196 @@ fn the_health_window_is_read_once_per_finished_exchange() {
         "recorded once; the breaker and the SLO use what was written"
     );
     assert_eq!(s.host.record().unwrap()["outcome"], "success");
+}
+
+fn tracing_config() -> Value {
+    let mut cfg = base();
+    cfg["tracing"] = json!(true);
+    cfg["experiments"][0]["variants"][1]["prompt_version"] = json!("p13");
+    cfg["pricing"] = json!({"m-b": {"input_per_mtok": 0.4, "output_per_mtok": 1.6}});
+    cfg
+}
+
+#[test]
+fn tracing_writes_the_span_attributes_of_the_record() {
+    let s = setup(&tracing_config());
+    let user = s.user_of("cand");
+    let mut ex = s.exchange(&user, &[]);
+    run(&mut ex, CHAT, 200, "application/json", &answer("hi"));
+    let record = s.host.record().expect("a record");
+    let attrs: HashMap<String, String> = s.host.span_attributes().into_iter().collect();
+    let expected = [
+        ("gen_ai.operation.name", "chat".to_string()),
+        ("gen_ai.provider.name", "openai".to_string()),
+        ("gen_ai.request.model", "m-b".to_string()),
+        ("gen_ai.response.model", "m".to_string()),
+        ("gen_ai.usage.input_tokens", "12".to_string()),
+        ("gen_ai.usage.output_tokens", "3".to_string()),
+        ("llm_ab.experiment", "e".to_string()),
+        ("llm_ab.variant.assigned", "cand".to_string()),
+        ("llm_ab.variant.served", "cand".to_string()),
+        ("llm_ab.prompt_version", "p13".to_string()),
+        ("llm_ab.usage.cached_input_tokens", "0".to_string()),
+        ("llm_ab.usage.cache_write_input_tokens", "0".to_string()),
+        ("llm_ab.usage.reasoning_tokens", "0".to_string()),
+        ("llm_ab.outcome", "success".to_string()),
+    ];
+    assert_eq!(attrs.len(), expected.len() + 1, "{attrs:#?}");
+    // The record's float text (serde_json reads it back only to the nearest
+    // few ulps without its float_roundtrip feature).
+    let cost: f64 = attrs["llm_ab.cost_usd"].parse().unwrap();
+    assert!((cost - record["cost_usd_est"].as_f64().unwrap()).abs() < 1e-18);
+    let raw = s
+        .host
+        .calls()
+        .iter()
+        .find_map(|c| match c {
+            Call::SetFilterState(k, v) if k == super::RECORD_PROPERTY => {
+                Some(String::from_utf8_lossy(v).into_owned())
+            }
+            _ => None,
+        })
+        .unwrap();
+    assert!(
+        raw.contains(&format!("\"cost_usd_est\":{},", attrs["llm_ab.cost_usd"])),
+        "{raw}"
+    );
+    for (name, value) in expected {
+        assert_eq!(attrs.get(name), Some(&value), "{name}: {attrs:#?}");
+    }
+    assert_eq!(record["response_model"], "m");
+    assert!(
+        (record["cost_usd_est"].as_f64().unwrap() - (12.0 * 0.4 + 3.0 * 1.6) / 1e6).abs() < 1e-15
+    );
+    // Every key is a declared property, under the prefix.
+    for (name, _) in s.host.span_attributes() {
+        let key = format!("{}{name}", super::SPAN_PROPERTY_PREFIX);
+        assert!(super::SPAN_PROPERTIES.contains(&key.as_str()), "{key}");
+    }
+}
+
+#[test]
+fn without_tracing_no_span_attribute_is_written_and_no_header_read() {
+    let mut cfg = tracing_config();
+    cfg["tracing"] = json!(false);
+    let s = setup(&cfg);
+    let mut ex = s.exchange(&s.user_of("cand"), &[]);
+    run(&mut ex, CHAT, 200, "application/json", &answer("hi"));
+    assert!(s.host.span_attributes().is_empty());
+    assert!(!s
+        .host
+        .calls()
+        .iter()
+        .any(|c| matches!(c, Call::RequestHeader(_))));
+    assert_eq!(s.host.record().unwrap()["response_model"], "m");
+}
+
+#[test]
+fn unmatched_requests_get_no_span_attributes() {
+    let s = setup(&tracing_config());
+    let mut ex = s.exchange("u", &[]);
+    ex.host().wire.borrow_mut().request_headers[1].1 = "/v1/models".into();
+    ex.on_request_headers(true);
+    ex.on_log();
+    assert!(s.host.record().is_some());
+    assert!(s.host.span_attributes().is_empty());
+}
+
+#[test]
+fn with_tracing_the_record_takes_the_trace_id_envoy_sent_upstream() {
+    let envoy_tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let s = setup(&tracing_config());
+    let mut ex = s.exchange(&s.user_of("cand"), &[]);
+    assert_eq!(ex.on_request_headers(false), Flow::Pause);
+    ex.host().wire.borrow_mut().request_body = CHAT.as_bytes().to_vec();
+    assert_eq!(ex.on_request_body(CHAT.len(), true), Flow::Continue);
+    {
+        // The filter sent its own traceparent (from x-request-id) ...
+        let mut wire = ex.host().wire.borrow_mut();
+        let tp = wire
+            .request_headers
+            .iter_mut()
+            .find(|(k, _)| k == "traceparent")
+            .unwrap();
+        assert!(
+            tp.1.starts_with("00-5b1e2e076c1c4a4e9a1c2c8b9f0d3e11-"),
+            "{}",
+            tp.1
+        );
+        // ... which Envoy's router replaced with its span's.
+        tp.1 = envoy_tp.to_string();
+    }
+    respond(&mut ex, 200, "application/json", &answer("hi"));
+    assert_eq!(
+        s.host.record().unwrap()["trace_id"],
+        "4bf92f3577b34da6a3ce929d0e0e4736"
+    );
+
+    // Without tracing the filter's own id stays, whatever the header says.
+    let mut cfg = tracing_config();
+    cfg["tracing"] = json!(false);
+    let s = setup(&cfg);
+    let mut ex = s.exchange(&s.user_of("cand"), &[]);
+    ex.on_request_headers(false);
+    ex.host().wire.borrow_mut().request_body = CHAT.as_bytes().to_vec();
+    ex.on_request_body(CHAT.len(), true);
+    for (k, v) in ex.host().wire.borrow_mut().request_headers.iter_mut() {
+        if k == "traceparent" {
+            *v = envoy_tp.to_string();
+        }
+    }
+    respond(&mut ex, 200, "application/json", &answer("hi"));
+    assert_eq!(
+        s.host.record().unwrap()["trace_id"],
+        "5b1e2e076c1c4a4e9a1c2c8b9f0d3e11"
+    );
+}
+
+#[test]
+fn with_tracing_an_incoming_trace_is_kept_without_a_read() {
+    let tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let s = setup(&tracing_config());
+    let mut ex = s.exchange(&s.user_of("cand"), &[("traceparent", tp)]);
+    run(&mut ex, CHAT, 200, "application/json", &answer("hi"));
+    assert_eq!(
+        s.host.record().unwrap()["trace_id"],
+        "0af7651916cd43dd8448eb211c80319c"
+    );
+    assert!(!s
+        .host
+        .calls()
+        .iter()
+        .any(|c| matches!(c, Call::RequestHeader(_))));
+}
+
+#[test]
+fn messages_spans_name_anthropic_and_the_model_of_message_start() {
+    let mut cfg = tracing_config();
+    cfg["experiments"][0]["match"] = json!({"path_prefix": "/v1/"});
+    let s = setup(&cfg);
+    let mut ex = exchange_on(&s, &s.user_of("cand"), "/v1/messages");
+    let stream = concat!(
+        "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-x-1\",\"content\":[],\"usage\":{\"input_tokens\":10,\"cache_read_input_tokens\":4,\"cache_creation_input_tokens\":2,\"output_tokens\":1}}}\n\n",
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"hi\"}}\n\n",
+        "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":7}}\n\n",
+        "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+    );
+    run(
+        &mut ex,
+        r#"{"model":"app","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"hello"}]}"#,
+        200,
+        "text/event-stream",
+        stream,
+    );
+    let record = s.host.record().unwrap();
+    let attrs: HashMap<String, String> = s.host.span_attributes().into_iter().collect();
+    assert_eq!(record["outcome"], "success", "{record}");
+    assert_eq!(attrs["gen_ai.operation.name"], "chat");
+    assert_eq!(attrs["gen_ai.provider.name"], "anthropic");
+    assert_eq!(attrs["gen_ai.response.model"], "claude-x-1");
+    assert_eq!(record["response_model"], "claude-x-1");
+    assert_eq!(attrs["gen_ai.usage.input_tokens"], "16");
+    assert_eq!(attrs["gen_ai.usage.output_tokens"], "7");
+    assert_eq!(attrs["llm_ab.usage.cached_input_tokens"], "4");
+    assert_eq!(attrs["llm_ab.usage.cache_write_input_tokens"], "2");
 }
