@@ -15,8 +15,6 @@ use std::rc::Rc;
 pub enum Call {
     /// `request_headers`.
     RequestHeaders,
-    /// `request_header`.
-    RequestHeader(String),
     /// `set_request_header`.
     SetRequestHeader(String, Option<String>),
     /// `request_body`.
@@ -255,16 +253,6 @@ impl Host for FakeHost {
     fn request_headers(&self) -> HeaderMap {
         self.log(Call::RequestHeaders);
         HeaderMap::from_pairs(&self.wire.borrow().request_headers)
-    }
-
-    fn request_header(&self, name: &str) -> Option<String> {
-        self.log(Call::RequestHeader(name.to_string()));
-        self.wire
-            .borrow()
-            .request_headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
     }
 
     fn set_request_header(&self, name: &str, value: Option<&str>) {

@@ -68,15 +68,6 @@ impl<H: Host> Exchange<H> {
         if !plan.telemetry {
             return;
         }
-        if plan.tracing && self.made_traceparent {
-            // Envoy's span was started before the filter ran, with an id
-            // of its own; the router put it in the upstream's traceparent.
-            if let Some(tp) = self.host.request_header("traceparent") {
-                if let Some(id) = crate::trace::parse_traceparent(&tp) {
-                    self.trace_id = id.to_string();
-                }
-            }
-        }
         let now_ms = self.now_ms();
         let latency_ms = now_ms.saturating_sub(self.start_ms);
         let mut record = Record {

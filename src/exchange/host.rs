@@ -34,8 +34,6 @@ pub struct ReviewItem {
 pub trait Host: MetricSink + SharedStore {
     /// Every request header (one call).
     fn request_headers(&self) -> HeaderMap;
-    /// One request header (read after the router ran: what went upstream).
-    fn request_header(&self, name: &str) -> Option<String>;
     /// Sets (or with `None` removes) one request header.
     fn set_request_header(&self, name: &str, value: Option<&str>);
     /// The buffered request body.

@@ -193,9 +193,6 @@ pub struct Exchange<H: Host> {
     /// Per-VM request sequence number, mixed into generated trace ids.
     sequence: u64,
     trace_id: String,
-    /// The trace id is the filter's own: the client sent no valid
-    /// `traceparent`.
-    made_traceparent: bool,
     request_id: Option<String>,
     info: RequestInfo,
     status: u32,
@@ -251,7 +248,6 @@ impl<H: Host> Exchange<H> {
             start_ms: 0,
             sequence,
             trace_id: String::new(),
-            made_traceparent: false,
             request_id: None,
             info: RequestInfo::default(),
             status: 0,

@@ -109,19 +109,27 @@ impl<H: Host> Exchange<H> {
         // One trace id from the client through the upstream to the record.
         if plan.telemetry {
             self.request_id = headers.get("x-request-id").map(str::to_string);
-            let t = trace::trace_for(
-                headers.get("traceparent"),
-                self.request_id.as_deref(),
-                start_nanos ^ self.sequence.rotate_left(32),
-            );
-            if let Some(tp) = &t.new_traceparent {
-                edits.set("traceparent", tp);
+            // With Envoy tracing, its span (started before any filter, with
+            // the client's trace or one of its own) names the trace: the
+            // router sends it upstream in a traceparent of its own.
+            let envoy = plan
+                .tracing
+                .then(|| headers.get(trace::ENVOY_TRACE_ID_HEADER))
+                .flatten()
+                .and_then(trace::envoy_trace_id);
+            if let Some(id) = envoy {
+                self.trace_id = id.to_string();
+            } else {
+                let t = trace::trace_for(
+                    headers.get("traceparent"),
+                    self.request_id.as_deref(),
+                    start_nanos ^ self.sequence.rotate_left(32),
+                );
+                if let Some(tp) = &t.new_traceparent {
+                    edits.set("traceparent", tp);
+                }
+                self.trace_id = t.trace_id;
             }
-            // With Envoy tracing, the router replaces a traceparent the
-            // filter made with its span's: the record adopts that id when
-            // the request went upstream (finish.rs).
-            self.made_traceparent = t.new_traceparent.is_some();
-            self.trace_id = t.trace_id;
         }
 
         let (Some(a), Some((served, reason, probe))) = (decision.assignment, served) else {
