@@ -10,6 +10,17 @@ use crate::config::Plan;
 use crate::metrics::{Finished, Metrics};
 use crate::record::{outcome_for_code, outcome_of, status_class, Outcome, Record};
 
+/// Which span attributes to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SpanPart {
+    /// Those known when the request goes upstream.
+    Request,
+    /// Those known at the end (and the served variant after a fallback).
+    End,
+    /// Both (a request that never went upstream).
+    All,
+}
+
 impl<H: Host> Exchange<H> {
     /// Adds what the client got to the review copy, up to its cap.
     pub(super) fn keep_response_copy(&mut self, bytes: &[u8]) {
@@ -169,46 +180,83 @@ impl<H: Host> Exchange<H> {
         self.host
             .set_filter_state(RECORD_PROPERTY, &record.to_json());
         if plan.tracing && record.experiment_id.is_some() {
-            self.write_span_attributes(&record);
+            // A forwarded request's request-time attributes are written.
+            let part = if self.forwarded {
+                SpanPart::End
+            } else {
+                SpanPart::All
+            };
+            self.write_span_attributes(&record, part);
         }
         self.queue_review(&plan, &metrics, &record);
     }
 
-    /// Writes the span attributes of a matched request, one filter state
-    /// each ([`SPAN_PROPERTIES`], in order), values as in the record;
-    /// absent values are not written (the custom tag is then left out).
-    fn write_span_attributes(&self, record: &Record) {
+    /// Writes the span attributes known when a matched request goes
+    /// upstream (API, model, experiment, variants, versions): a span whose
+    /// stream is reset has them too, since Envoy ends the span before the
+    /// filter's last callback (`on_log`).
+    pub(super) fn write_request_span_attributes(
+        &self,
+        plan: &crate::config::Plan,
+        m: super::Matched,
+    ) {
+        let Some((id, v)) = Self::variant(plan, m) else {
+            return;
+        };
+        let record = Record {
+            model: v.model.clone().or_else(|| self.info.client_model.clone()),
+            experiment_id: Some(id.to_string()),
+            assigned_variant: plan
+                .experiments
+                .get(m.experiment)
+                .and_then(|e| e.variants.get(m.assigned))
+                .map(|a| a.name.clone()),
+            served_variant: Some(v.name.clone()),
+            prompt_version: v.prompt_version.clone(),
+            rag_index_version: v.rag_index_version.clone(),
+            ..Record::default()
+        };
+        self.write_span_attributes(&record, SpanPart::Request);
+    }
+
+    /// Writes span attributes of a matched request's `record`, one filter
+    /// state each ([`SPAN_PROPERTIES`]), values as in the record; absent
+    /// values are not written (the custom tag is then left out).
+    fn write_span_attributes(&self, record: &Record, part: SpanPart) {
+        let request = part != SpanPart::End;
+        let end = part != SpanPart::Request;
+        let put = |key: &str, value: Option<&str>| {
+            if let Some(v) = value {
+                self.host.set_filter_state(key, v.as_bytes());
+            }
+        };
         let mut number = Vec::with_capacity(24);
         let mut put_number = |key: &str, n: u64| {
             number.clear();
             crate::json::push_decimal(&mut number, n);
             self.host.set_filter_state(key, &number);
         };
-        let strings = [
-            self.api.genai_operation(),
-            self.api.genai_provider(),
-            record.model.as_deref(),
-            record.response_model.as_deref(),
-        ];
-        for (key, value) in SPAN_PROPERTIES[..4].iter().zip(strings) {
-            if let Some(v) = value {
-                self.host.set_filter_state(key, v.as_bytes());
-            }
+        if request {
+            put(SPAN_PROPERTIES[0], self.api.genai_operation());
+            put(SPAN_PROPERTIES[1], self.api.genai_provider());
+            put(SPAN_PROPERTIES[2], record.model.as_deref());
+            put(SPAN_PROPERTIES[6], record.experiment_id.as_deref());
+            put(SPAN_PROPERTIES[7], record.assigned_variant.as_deref());
         }
+        // A fallback changes the served variant after the request went.
+        if request || (self.fell_back && end) {
+            put(SPAN_PROPERTIES[8], record.served_variant.as_deref());
+        }
+        if request {
+            put(SPAN_PROPERTIES[9], record.prompt_version.as_deref());
+            put(SPAN_PROPERTIES[10], record.rag_index_version.as_deref());
+        }
+        if !end {
+            return;
+        }
+        put(SPAN_PROPERTIES[3], record.response_model.as_deref());
         put_number(SPAN_PROPERTIES[4], record.tokens_in);
         put_number(SPAN_PROPERTIES[5], record.tokens_out);
-        let strings = [
-            record.experiment_id.as_deref(),
-            record.assigned_variant.as_deref(),
-            record.served_variant.as_deref(),
-            record.prompt_version.as_deref(),
-            record.rag_index_version.as_deref(),
-        ];
-        for (key, value) in SPAN_PROPERTIES[6..11].iter().zip(strings) {
-            if let Some(v) = value {
-                self.host.set_filter_state(key, v.as_bytes());
-            }
-        }
         put_number(SPAN_PROPERTIES[11], record.tokens_in_cached);
         put_number(SPAN_PROPERTIES[12], record.tokens_in_cache_write);
         put_number(SPAN_PROPERTIES[13], record.tokens_reasoning);
@@ -216,9 +264,6 @@ impl<H: Host> Exchange<H> {
         if let Ok(cost) = serde_json::to_vec(&record.cost_usd_est) {
             self.host.set_filter_state(SPAN_PROPERTIES[14], &cost);
         }
-        if let Some(o) = record.outcome {
-            self.host
-                .set_filter_state(SPAN_PROPERTIES[15], o.as_str().as_bytes());
-        }
+        put(SPAN_PROPERTIES[15], record.outcome.map(Outcome::as_str));
     }
 }

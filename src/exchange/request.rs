@@ -405,6 +405,9 @@ impl<H: Host> Exchange<H> {
             sent.truncate(MAX_REVIEW_COPY);
             self.review_copy = Some((sent, Vec::new()));
         }
+        if plan.tracing {
+            self.write_request_span_attributes(&plan, m);
+        }
         self.forwarded = true;
         Flow::Continue
     }

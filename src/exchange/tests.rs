@@ -1300,3 +1300,40 @@ fn messages_spans_name_anthropic_and_the_model_of_message_start() {
     assert_eq!(attrs["llm_ab.usage.cached_input_tokens"], "4");
     assert_eq!(attrs["llm_ab.usage.cache_write_input_tokens"], "2");
 }
+
+#[test]
+fn the_request_time_span_attributes_are_written_when_the_request_goes_upstream() {
+    // Envoy ends a reset stream's span before `on_log`, the filter's last
+    // callback: what is known at request time is written before.
+    let s = setup(&tracing_config());
+    let mut ex = s.exchange(&s.user_of("cand"), &[("x-llm-trace-id", ENVOY_TRACE)]);
+    assert_eq!(ex.on_request_headers(false), Flow::Pause);
+    ex.host().wire.borrow_mut().request_body = CHAT.as_bytes().to_vec();
+    assert_eq!(ex.on_request_body(CHAT.len(), true), Flow::Continue);
+    let early: Vec<String> = s
+        .host
+        .span_attributes()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(
+        early,
+        [
+            "gen_ai.operation.name",
+            "gen_ai.provider.name",
+            "gen_ai.request.model",
+            "llm_ab.experiment",
+            "llm_ab.variant.assigned",
+            "llm_ab.variant.served",
+            "llm_ab.prompt_version",
+        ]
+    );
+    // The stream is reset: the end-time ones come with the record, once each.
+    ex.on_log();
+    let all = s.host.span_attributes();
+    assert_eq!(all.len(), 7 + 7, "no response model: {all:#?}");
+    let mut names: Vec<&str> = all.iter().map(|(k, _)| k.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), all.len(), "each written once");
+}
