@@ -862,7 +862,10 @@ class OtlpReceiver:
 def tracing_bench(args):
     """Tracing on against tracing off (#15): the filter's default
     configuration with and without the shipped OpenTelemetry tracing, its
-    span attributes and a real OTLP/gRPC receiver; alternating, medians."""
+    span attributes and a real OTLP/gRPC receiver; alternating, medians.
+    Also: tracing on with nothing listening, Envoy's tracing alone (no
+    custom tags, no trace id filter, the filter's `tracing` off), and the
+    filter writing its attributes that no custom tag reads."""
     tmp = tempfile.mkdtemp(prefix="llm-ab-tracing-")
     up = free_port()
     procs = [Envoy("upstream", upstream_config(up, free_port()), tmp, cpu=1)]
@@ -870,6 +873,9 @@ def tracing_bench(args):
     try:
         envoy_only = proxy_config(free_port(), free_port(), up, True, tracing=True, collector=receiver.port)
         without_tracing_attributes(envoy_only)
+        no_tags = proxy_config(free_port(), free_port(), up, True, tracing=True, collector=receiver.port)
+        no_tags["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"][
+            "tracing"].pop("custom_tags", None)
         configs = {
             "bare": proxy_config(free_port(), free_port(), up, False),
             "tracing off": proxy_config(free_port(), free_port(), up, True),
@@ -878,6 +884,7 @@ def tracing_bench(args):
             "tracing on, no collector": proxy_config(free_port(), free_port(), up, True, tracing=True,
                                                      collector=free_port()),
             "Envoy's tracing only": envoy_only,
+            "tracing on, attributes written but no custom tags": no_tags,
         }
         proxies = start_proxies(configs, tmp, procs)
         script = wrk_script(tmp, chat_body(args.body_bytes))
