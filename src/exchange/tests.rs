@@ -1337,3 +1337,31 @@ fn the_request_time_span_attributes_are_written_when_the_request_goes_upstream()
     names.dedup();
     assert_eq!(names.len(), all.len(), "each written once");
 }
+
+#[test]
+fn after_a_fallback_the_span_names_control_as_served() {
+    let mut cfg = fallback_config();
+    cfg["tracing"] = json!(true);
+    let s = setup(&cfg);
+    let mut ex = s.exchange(&s.user_of("cand"), &[("x-llm-trace-id", ENVOY_TRACE)]);
+    run(&mut ex, CHAT, 503, "application/json", r#"{"error":{}}"#);
+    let control = answer("from control");
+    {
+        let mut wire = s.host.wire.borrow_mut();
+        wire.call_headers = vec![
+            (":status".into(), "200".into()),
+            ("content-type".into(), "application/json".into()),
+        ];
+        wire.call_body = control.as_bytes().to_vec();
+    }
+    ex.on_call_response(control.len());
+    ex.on_log();
+    let record = s.host.record().unwrap();
+    assert_eq!(record["served_variant"], "control", "{record}");
+    // The last value written for each attribute is what the span gets.
+    let last: HashMap<String, String> = s.host.span_attributes().into_iter().collect();
+    assert_eq!(last["llm_ab.variant.assigned"], "cand");
+    assert_eq!(last["llm_ab.variant.served"], "control");
+    assert_eq!(last["llm_ab.outcome"], record["outcome"].as_str().unwrap());
+    assert_eq!(record["outcome"], "fallback");
+}
