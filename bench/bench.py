@@ -876,6 +876,12 @@ def tracing_bench(args):
         no_tags = proxy_config(free_port(), free_port(), up, True, tracing=True, collector=receiver.port)
         no_tags["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"][
             "tracing"].pop("custom_tags", None)
+        no_tags_no_id = copy.deepcopy(no_tags)
+        no_tags_no_id["admin"]["address"]["socket_address"]["port_value"] = free_port()
+        listener = no_tags_no_id["static_resources"]["listeners"][0]
+        listener["address"]["socket_address"]["port_value"] = free_port()
+        hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
+        hcm["http_filters"] = [f for f in hcm["http_filters"] if f["name"] != TRACE_ID_FILTER]
         configs = {
             "bare": proxy_config(free_port(), free_port(), up, False),
             "tracing off": proxy_config(free_port(), free_port(), up, True),
@@ -885,6 +891,7 @@ def tracing_bench(args):
                                                      collector=free_port()),
             "Envoy's tracing only": envoy_only,
             "tracing on, attributes written but no custom tags": no_tags,
+            "the same without the trace id filter": no_tags_no_id,
         }
         proxies = start_proxies(configs, tmp, procs)
         script = wrk_script(tmp, chat_body(args.body_bytes))
