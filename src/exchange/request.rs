@@ -116,15 +116,27 @@ impl<H: Host> Exchange<H> {
         // One trace id from the client through the upstream to the record.
         if plan.telemetry {
             self.request_id = headers.get("x-request-id").map(str::to_string);
-            let t = trace::trace_for(
-                headers.get("traceparent"),
-                self.request_id.as_deref(),
-                start_nanos ^ self.sequence.rotate_left(32),
-            );
-            if let Some(tp) = &t.new_traceparent {
-                edits.set("traceparent", tp);
+            // With Envoy tracing, its span (started before any filter, with
+            // the client's trace or one of its own) names the trace: the
+            // router sends it upstream in a traceparent of its own.
+            let envoy = plan
+                .tracing
+                .then(|| headers.get(trace::ENVOY_TRACE_ID_HEADER))
+                .flatten()
+                .and_then(trace::envoy_trace_id);
+            if let Some(id) = envoy {
+                self.trace_id = id.to_string();
+            } else {
+                let t = trace::trace_for(
+                    headers.get("traceparent"),
+                    self.request_id.as_deref(),
+                    start_nanos ^ self.sequence.rotate_left(32),
+                );
+                if let Some(tp) = &t.new_traceparent {
+                    edits.set("traceparent", tp);
+                }
+                self.trace_id = t.trace_id;
             }
-            self.trace_id = t.trace_id;
         }
 
         let (Some(a), Some((served, reason, probe))) = (decision.assignment, served) else {
@@ -397,6 +409,9 @@ impl<H: Host> Exchange<H> {
             let mut sent = new_body.unwrap_or(bytes);
             sent.truncate(MAX_REVIEW_COPY);
             self.review_copy = Some((sent, Vec::new()));
+        }
+        if plan.tracing {
+            self.write_request_span_attributes(&plan, m);
         }
         self.forwarded = true;
         Flow::Continue
