@@ -49,10 +49,11 @@ $(STAMP): requirements.txt
 openssl:
 	@command -v openssl >/dev/null || (apt-get update -q && apt-get install -y -q openssl)
 
-# cli/tests/fleet.rs runs a real Prometheus (Debian's package) scraping two
-# Envoys: the fleet report and every Grafana dashboard query.
+# Debian's prometheus package: tests/alerts.rs runs its promtool on the alert
+# rules in envoy/prometheus/; cli/tests/fleet.rs runs a real Prometheus
+# scraping two Envoys (the fleet report and every Grafana dashboard query).
 prometheus:
-	@command -v prometheus >/dev/null || (apt-get update -q && apt-get install -y -q prometheus)
+	@(command -v promtool >/dev/null && command -v prometheus >/dev/null) || (apt-get update -q && apt-get install -y -q prometheus)
 
 build: toolchain
 	@command -v wasm-opt >/dev/null || (apt-get update -q && apt-get install -y -q binaryen)
@@ -60,7 +61,14 @@ build: toolchain
 	# The shipped module: cargo's, shrunk by binaryen (-Oz: 17 % smaller,
 	# no slower in Envoy; measured in the README). Always from cargo's own
 	# output, so a stale optimized copy never survives a rebuild.
-	wasm-opt -Oz $(WASM_FEATURES) target/$(WASM_TARGET)/release/deps/llm_ab.wasm -o $(WASM).tmp
+	# Only the proxy-wasm callbacks the filter implements stay exported
+	# (src/host/exports.json): the SDK exports every callback (gRPC, TCP,
+	# queues, foreign functions), ~19 KB of dispatch code the filter never
+	# runs; Envoy skips a callback a module does not export.
+	# --low-memory-unused: nothing lives below 1 KiB (rustc's stack-first layout).
+	wasm-metadce $(WASM_FEATURES) --graph-file src/host/exports.json target/$(WASM_TARGET)/release/deps/llm_ab.wasm -o $(WASM).dce > /dev/null
+	wasm-opt -Oz --low-memory-unused $(WASM_FEATURES) $(WASM).dce -o $(WASM).tmp
+	rm -f $(WASM).dce
 	mv $(WASM).tmp $(WASM)
 	cargo build --release -p llm-ab-mock -p llm-ab-cli
 	cargo build --release --target $(WASM_TARGET) -p llm-ab-filter --features crash-hook --target-dir target/crash-hook

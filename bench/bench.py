@@ -147,11 +147,32 @@ def without_compression(hcm):
                 del route["request_headers_to_add"]
 
 
+TRACE_ID_FILTER = "llm-ab.trace-id"  # puts Envoy's trace id in a header for llm-ab
+
+
+def without_tracing(cfg):
+    """Drops OpenTelemetry tracing from a proxy config: the connection
+    manager's `tracing`, the filter that hands llm-ab Envoy's trace id, and
+    the filter's `"tracing": true` (no span attributes written)."""
+    hcm = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    hcm.pop("tracing", None)
+    hcm["http_filters"] = [f for f in hcm["http_filters"] if f["name"] != TRACE_ID_FILTER]
+    for f in hcm["http_filters"]:
+        if f["name"] == WASM_FILTER:
+            config = f["typed_config"]["config"]
+            filter_json = json.loads(config["configuration"]["value"])
+            filter_json.pop("tracing", None)
+            config["configuration"]["value"] = json.dumps(filter_json)
+
+
 def proxy_config(port, admin, upstream, with_filter, redaction=None, extra=None, routing_only=False,
-                 compression=False):
+                 compression=False, tracing=False, collector=None):
     """The shipped envoy.yaml re-pointed at `upstream`; without the filter
     it is bare Envoy (no access log, and no compression filters unless
-    `compression`)."""
+    `compression`). Tracing (on in envoy.yaml) is dropped unless `tracing`,
+    so every other figure stays comparable with those measured before it
+    was shipped; `collector` is the OTLP receiver's port (else the shipped
+    127.0.0.1:4317, where nothing listens here)."""
     with open(os.path.join(ROOT, "envoy/envoy.yaml")) as f:
         cfg = yaml.safe_load(f)
     cfg = copy.deepcopy(cfg)
@@ -159,6 +180,8 @@ def proxy_config(port, admin, upstream, with_filter, redaction=None, extra=None,
     listener = cfg["static_resources"]["listeners"][0]
     listener["address"]["socket_address"]["port_value"] = port
     hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
+    if not tracing:
+        without_tracing(cfg)
     filters = hcm["http_filters"]
     if with_filter:
         config = http_filter(hcm, WASM_FILTER)["typed_config"]["config"]
@@ -188,6 +211,10 @@ def proxy_config(port, admin, upstream, with_filter, redaction=None, extra=None,
         hcm.pop("access_log", None)
     for cluster in cfg["static_resources"]["clusters"]:
         ep = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
+        if cluster["name"] == "otel_collector":
+            if collector:
+                ep["address"]["socket_address"]["port_value"] = collector
+            continue
         ep["address"]["socket_address"]["port_value"] = upstream
     return cfg
 
@@ -803,6 +830,103 @@ def floor_bench(args):
             p.stop()
 
 
+class OtlpReceiver:
+    """tests/otlp/receiver.py on the load generator's core, counting the
+    spans it receives (it prints one line per span)."""
+
+    def __init__(self, tmp):
+        self.out = open(os.path.join(tmp, "spans.jsonl"), "w+")
+        py = os.path.join(ROOT, ".venv/bin/python")
+        self.proc = subprocess.Popen([*pin(1), py, os.path.join(ROOT, "tests/otlp/receiver.py"), "0"],
+                                     stdin=subprocess.PIPE, stdout=self.out, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            self.out.seek(0)
+            first = self.out.readline()
+            if first.endswith("\n"):
+                self.port = json.loads(first)["port"]
+                return
+            time.sleep(0.1)
+        sys.exit("the OTLP receiver did not start (is requirements.txt installed in .venv?)")
+
+    def spans(self):
+        self.out.flush()
+        with open(self.out.name) as f:
+            return sum(1 for _ in f) - 1
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=5)
+
+
+def tracing_bench(args):
+    """Tracing on against tracing off (#15): the filter's default
+    configuration with and without the shipped OpenTelemetry tracing, its
+    span attributes and a real OTLP/gRPC receiver; alternating, medians.
+    Also: tracing on with nothing listening, Envoy's tracing alone (no
+    custom tags, no trace id filter, the filter's `tracing` off), and the
+    filter writing its attributes that no custom tag reads."""
+    tmp = tempfile.mkdtemp(prefix="llm-ab-tracing-")
+    up = free_port()
+    procs = [Envoy("upstream", upstream_config(up, free_port()), tmp, cpu=1)]
+    receiver = OtlpReceiver(tmp)
+    try:
+        envoy_only = proxy_config(free_port(), free_port(), up, True, tracing=True, collector=receiver.port)
+        without_tracing_attributes(envoy_only)
+        no_tags = proxy_config(free_port(), free_port(), up, True, tracing=True, collector=receiver.port)
+        no_tags["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"][
+            "tracing"].pop("custom_tags", None)
+        no_tags_no_id = copy.deepcopy(no_tags)
+        no_tags_no_id["admin"]["address"]["socket_address"]["port_value"] = free_port()
+        listener = no_tags_no_id["static_resources"]["listeners"][0]
+        listener["address"]["socket_address"]["port_value"] = free_port()
+        hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
+        hcm["http_filters"] = [f for f in hcm["http_filters"] if f["name"] != TRACE_ID_FILTER]
+        configs = {
+            "bare": proxy_config(free_port(), free_port(), up, False),
+            "tracing off": proxy_config(free_port(), free_port(), up, True),
+            "tracing on": proxy_config(free_port(), free_port(), up, True, tracing=True,
+                                       collector=receiver.port),
+            "tracing on, no collector": proxy_config(free_port(), free_port(), up, True, tracing=True,
+                                                     collector=free_port()),
+            "Envoy's tracing only": envoy_only,
+            "tracing on, attributes written but no custom tags": no_tags,
+            "the same without the trace id filter": no_tags_no_id,
+        }
+        proxies = start_proxies(configs, tmp, procs)
+        script = wrk_script(tmp, chat_body(args.body_bytes))
+        before = receiver.spans()
+        runs = alternate(proxies, script, args, 4, label="tracing")
+        time.sleep(6)  # the last spans (flushed every 5 s)
+        med = {name: statistics.median(r["cpu_us_per_req"] for r in rs) for name, rs in runs.items()}
+        print(f"""Tracing on vs off, {args.body_bytes} B chat request, {args.rounds} alternating rounds of {args.seconds} s,
+one Envoy worker each, medians; spans received by the OTLP receiver: {receiver.spans() - before}
+
+| | CPU µs/request | added vs bare | vs tracing off | rounds | errors |
+|---|---|---|---|---|---|""")
+        for name, rs in runs.items():
+            added = "" if name == "bare" else f"{med[name] - med['bare']:+.1f}"
+            vs_off = f"**{med[name] - med['tracing off']:+.1f}**" if name.startswith(("tracing on", "Envoy")) else ""
+            each = " ".join(f"{r['cpu_us_per_req']:.1f}" for r in rs)
+            print(f"| {name} | {med[name]:.1f} | {added} | {vs_off} | {each} | {sum(r['errors'] for r in rs)} |")
+    finally:
+        receiver.stop()
+        for p in reversed(procs):
+            p.stop()
+
+
+def without_tracing_attributes(cfg):
+    """Envoy's tracing without llm-ab's part: no custom tags, no trace id
+    header, the filter's `tracing` off."""
+    hcm = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    hcm["tracing"].pop("custom_tags", None)
+    hcm["http_filters"] = [f for f in hcm["http_filters"] if f["name"] != TRACE_ID_FILTER]
+    config = http_filter(hcm, WASM_FILTER)["typed_config"]["config"]
+    filter_json = json.loads(config["configuration"]["value"])
+    filter_json.pop("tracing", None)
+    config["configuration"]["value"] = json.dumps(filter_json)
+
+
 def main():
     ap = argparse.ArgumentParser(description="bare Envoy vs Envoy + llm-ab, CPU per request")
     ap.add_argument("--seconds", type=int, default=8, help="load per round and proxy")
@@ -823,6 +947,8 @@ def main():
                     help="only compare this build with an earlier .wasm in the same run")
     ap.add_argument("--apis", action="store_true",
                     help="only measure everything on for a Chat, a Responses and a Messages request")
+    ap.add_argument("--tracing", action="store_true",
+                    help="only measure OpenTelemetry tracing on against off (with a real OTLP receiver)")
     ap.add_argument("--floor", action="store_true",
                     help="only measure the filter beside bench/floor, which makes the same hostcalls and decides nothing")
     args = ap.parse_args()
@@ -830,6 +956,9 @@ def main():
         if not os.path.exists(path):
             sys.exit(f"{tool} not found at {path}: run `make bench` (it installs and builds)")
 
+    if args.tracing:
+        tracing_bench(args)
+        return
     if args.floor:
         floor_bench(args)
         return

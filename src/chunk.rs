@@ -92,6 +92,8 @@ struct Shape<'a> {
     // every parsed event ~200 bytes larger.
     #[serde(default)]
     usage: Option<Box<UsageJson>>,
+    #[serde(default, borrow)]
+    model: Option<&'a RawValue>,
 }
 
 /// A choice's decoded `delta.content` and `message.content`.
@@ -106,6 +108,8 @@ pub struct Chunk<'a> {
     pub choices: Vec<Choice<'a>>,
     /// `usage` (boxed: one event of a stream has it).
     pub usage: Option<Box<UsageJson>>,
+    /// `model`, as sent: the model that answered, as the provider names it.
+    pub model: Option<&'a RawValue>,
     /// Per choice: the decoded `delta.content` and `message.content`, when
     /// they are strings.
     pub texts: Vec<Texts<'a>>,
@@ -176,6 +180,7 @@ impl<'a> Event<'a> {
                     data,
                     choices: shape.choices,
                     usage: shape.usage,
+                    model: shape.model,
                     texts,
                 })
             }

@@ -78,6 +78,30 @@ impl Api {
         }
     }
 
+    /// `gen_ai.operation.name` of the OpenTelemetry GenAI semantic
+    /// conventions: `chat` (Chat Completions, Responses, Messages),
+    /// `text_completion` (legacy Completions), `embeddings`; `None` for a
+    /// path the filter does not know.
+    pub fn genai_operation(self) -> Option<&'static str> {
+        match self {
+            Api::Chat | Api::Responses | Api::Messages => Some("chat"),
+            Api::Completions => Some("text_completion"),
+            Api::Embeddings => Some("embeddings"),
+            Api::Other => None,
+        }
+    }
+
+    /// `gen_ai.provider.name` of the GenAI semantic conventions, from the
+    /// API the request speaks: `anthropic` for Messages, `openai` for the
+    /// OpenAI APIs (whoever serves them); `None` for an unknown path.
+    pub fn genai_provider(self) -> Option<&'static str> {
+        match self {
+            Api::Messages => Some("anthropic"),
+            Api::Other => None,
+            _ => Some("openai"),
+        }
+    }
+
     /// How the output is capped; `chat_param` is the variant's choice for
     /// Chat Completions.
     pub fn output_cap(self, chat_param: CapParam) -> OutputCap {

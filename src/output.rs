@@ -243,6 +243,35 @@ pub enum StreamAction {
     Stop(Vec<String>),
 }
 
+/// The `type` of an event's `data` when it is the object's first member
+/// and has no escapes (`{"type":"…"`), as the providers write it.
+fn leading_type(data: &str) -> Option<&str> {
+    let rest = data.trim_start().strip_prefix("{\"type\":\"")?;
+    let end = rest.find(['"', '\\'])?;
+    (rest.as_bytes()[end] == b'"').then(|| &rest[..end])
+}
+
+/// Whether the stream guard reads events of type `kind` of `api`.
+fn guard_reads(api: crate::dialect::Api, kind: &str) -> bool {
+    match api {
+        crate::dialect::Api::Messages => matches!(
+            kind,
+            "message_start"
+                | "message_delta"
+                | "content_block_start"
+                | "content_block_delta"
+                | "content_block_stop"
+        ),
+        crate::dialect::Api::Responses => matches!(
+            kind,
+            "response.output_item.added"
+                | "response.output_item.done"
+                | "response.output_text.delta"
+        ),
+        _ => true,
+    }
+}
+
 /// Most streamed content kept for moderation and schema checks (1 MiB).
 const MAX_CONTENT: usize = 1024 * 1024;
 
@@ -338,6 +367,12 @@ impl StreamGuard {
         if self.stopped {
             return StreamAction::Stop(Vec::new());
         }
+        // Providers write `type` first: an event that tells the guard
+        // nothing (Responses' `response.completed` repeats the whole
+        // output) is passed without a parse.
+        if leading_type(data).is_some_and(|t| !guard_reads(api, t)) {
+            return StreamAction::Pass;
+        }
         let Ok(v) = crate::json::parse::<Value>(data.trim()) else {
             return StreamAction::Pass;
         };
@@ -353,8 +388,9 @@ impl StreamGuard {
                         let block = &v["content_block"];
                         let index = v["index"].as_u64().unwrap_or(0);
                         self.open_block = Some((index, block["type"] == "text"));
-                        let is_call =
-                            matches!(block["type"].as_str(), Some("tool_use" | "server_tool_use"));
+                        let is_call = block["type"]
+                            .as_str()
+                            .is_some_and(|t| crate::guard::MESSAGES_TOOL_CALLS.contains(&t));
                         (is_call.then(|| block["name"].as_str()).flatten(), None)
                     }
                     "content_block_stop" => {
@@ -374,7 +410,9 @@ impl StreamGuard {
                     .unwrap_or(self.sequence.saturating_add(1));
                 match kind {
                     "response.output_item.added" | "response.output_item.done"
-                        if v["item"]["type"] == "function_call" =>
+                        if v["item"]["type"]
+                            .as_str()
+                            .is_some_and(|t| crate::guard::RESPONSES_TOOL_CALLS.contains(&t)) =>
                     {
                         (v["item"]["name"].as_str(), None)
                     }
@@ -501,6 +539,48 @@ mod tests {
     }
 
     #[test]
+    fn the_leading_type_is_read_only_when_it_comes_first_unescaped() {
+        assert_eq!(
+            leading_type(r#"{"type":"response.completed","response":{}}"#),
+            Some("response.completed")
+        );
+        assert_eq!(leading_type(r#" {"type":"ping"}"#), Some("ping"));
+        for unknown in [
+            r#"{"delta":"x","type":"response.output_text.delta"}"#,
+            r#"{"type":"a\u0062"}"#,
+            r#"{"type": "ping"}"#,
+            r#"{"type":"unterminated"#,
+            "",
+        ] {
+            assert_eq!(leading_type(unknown), None, "{unknown}");
+        }
+        // An event read whatever its key order: the parse decides.
+        let g = guard();
+        let p = Policy {
+            redactor: None,
+            guard: &g,
+            schema: None,
+        };
+        let mut s = StreamGuard::new();
+        let late = r#"{"item":{"type":"function_call","name":"rm_rf"},"type":"response.output_item.added","sequence_number":4}"#;
+        assert!(matches!(
+            s.on_dialect_event(p, crate::dialect::Api::Responses, late),
+            StreamAction::Stop(_)
+        ));
+        // An event the guard does not read is passed unparsed, even one
+        // that would not parse.
+        let mut s = StreamGuard::new();
+        assert_eq!(
+            s.on_dialect_event(
+                p,
+                crate::dialect::Api::Responses,
+                r#"{"type":"response.completed","response":{"output":[{"type":"function_call","name":"rm_rf"}"#
+            ),
+            StreamAction::Pass
+        );
+    }
+
+    #[test]
     fn messages_and_responses_answers_get_the_output_checks_in_their_shapes() {
         let g = guard();
         let mut c = Counts::default();
@@ -541,6 +621,28 @@ mod tests {
             &mut c,
         );
         assert!(v.error.is_none());
+        // Server and MCP tools are calls too, in both APIs.
+        for answer in [
+            message(
+                json!([{"type": "server_tool_use", "id": "s", "name": "web_fetch", "input": {}}]),
+            ),
+            message(
+                json!([{"type": "mcp_tool_use", "id": "m", "name": "delete_repo", "server_name": "gh", "input": {}}]),
+            ),
+            response(
+                json!([{"type": "mcp_call", "id": "m", "name": "delete_repo", "server_label": "gh", "arguments": "{}"}]),
+            ),
+            response(
+                json!([{"type": "custom_tool_call", "call_id": "c", "name": "shell", "input": "rm"}]),
+            ),
+        ] {
+            let v = check_json(p, answer.as_bytes(), &mut c);
+            assert_eq!(
+                v.error.map(|e| e.code),
+                Some("tool_not_allowed"),
+                "{answer}"
+            );
+        }
         // Moderation: the text replaced by the refusal, in the API's shape.
         let v = check_json(
             p,

@@ -50,7 +50,7 @@ impl Outcome {
 
 /// The fields every record carries (a value may be `null`): the access-log
 /// contract that log pipelines and dashboards read.
-pub const FIELDS: [&str; 21] = [
+pub const FIELDS: [&str; 22] = [
     "trace_id",
     "experiment_id",
     "assigned_variant",
@@ -58,6 +58,7 @@ pub const FIELDS: [&str; 21] = [
     "reason",
     "bucket",
     "model",
+    "response_model",
     "prompt_version",
     "rag_index_version",
     "api",
@@ -94,6 +95,8 @@ pub struct Record {
     pub bucket: Option<u16>,
     /// Model sent upstream.
     pub model: Option<String>,
+    /// Model that answered, as the response names it.
+    pub response_model: Option<String>,
     /// Prompt version of the served variant.
     pub prompt_version: Option<String>,
     /// RAG index version of the served variant.
@@ -157,6 +160,8 @@ impl Record {
         w.opt_number(self.bucket.map(u64::from));
         w.key(",\"model\":");
         w.opt_string(self.model.as_deref());
+        w.key(",\"response_model\":");
+        w.opt_string(self.response_model.as_deref());
         w.key(",\"prompt_version\":");
         w.opt_string(self.prompt_version.as_deref());
         w.key(",\"rag_index_version\":");
@@ -372,6 +377,7 @@ mod tests {
                 reason: reasons[next() as usize % 3],
                 bucket: (next() % 2 == 0).then(|| (next() % 10_000) as u16),
                 model: maybe(next(), pick()),
+                response_model: maybe(next(), pick()),
                 prompt_version: maybe(next(), pick()),
                 rag_index_version: maybe(next(), pick()),
                 stream: next() % 2 == 0,

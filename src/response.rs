@@ -10,6 +10,7 @@ use crate::tokens::TokenCounter;
 use crate::usage::UsageJson;
 pub use crate::usage::{Tokens, TokensSource};
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use std::borrow::Cow;
 
 #[derive(Deserialize)]
@@ -18,6 +19,8 @@ struct Chunk<'a> {
     choices: Vec<Choice<'a>>,
     #[serde(default)]
     usage: Option<UsageJson>,
+    #[serde(default, borrow)]
+    model: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -47,8 +50,8 @@ struct Message<'a> {
 struct AnthropicEvent<'a> {
     #[serde(default, rename = "type", borrow)]
     kind: Cow<'a, str>,
-    #[serde(default)]
-    message: Option<AnthropicMessage>,
+    #[serde(default, borrow)]
+    message: Option<AnthropicMessage<'a>>,
     #[serde(default)]
     usage: Option<UsageJson>,
     #[serde(default, borrow)]
@@ -56,9 +59,11 @@ struct AnthropicEvent<'a> {
 }
 
 #[derive(Deserialize)]
-struct AnthropicMessage {
+struct AnthropicMessage<'a> {
     #[serde(default)]
     usage: Option<UsageJson>,
+    #[serde(default, borrow)]
+    model: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -77,16 +82,18 @@ struct AnthropicDelta<'a> {
 struct ResponsesEvent<'a> {
     #[serde(default, rename = "type", borrow)]
     kind: Cow<'a, str>,
-    #[serde(default)]
-    response: Option<ResponsesBody>,
+    #[serde(default, borrow)]
+    response: Option<ResponsesBody<'a>>,
     #[serde(default, borrow)]
     delta: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
-struct ResponsesBody {
+struct ResponsesBody<'a> {
     #[serde(default)]
     usage: Option<UsageJson>,
+    #[serde(default, borrow)]
+    model: Option<&'a RawValue>,
 }
 
 /// What says an answer without `choices` (Anthropic Messages, Responses)
@@ -182,6 +189,8 @@ pub struct ResponseObserver {
     phrases: PhraseScanner,
     saw_done: bool,
     unreadable: bool,
+    /// The first `model` the response named.
+    model: Option<String>,
 }
 
 impl ResponseObserver {
@@ -190,7 +199,20 @@ impl ResponseObserver {
         ResponseObserver::default()
     }
 
+    /// Keeps the first model the response names (one copy per response);
+    /// a `model` that is not a string is ignored, never an error.
+    fn saw_model(&mut self, model: Option<&RawValue>) {
+        if self.model.is_some() {
+            return;
+        }
+        self.model = model
+            .filter(|raw| raw.get().starts_with('"'))
+            .and_then(|raw| crate::json::parse::<String>(raw.get()).ok())
+            .filter(|m| !m.is_empty());
+    }
+
     fn observe_chunk(&mut self, chunk: &Chunk<'_>, refusal_phrases: &[String]) {
+        self.saw_model(chunk.model);
         if let Some(u) = chunk.usage {
             self.usage = Some(u);
         }
@@ -235,6 +257,7 @@ impl ResponseObserver {
             }
             Event::Chunk(chunk) => chunk,
         };
+        self.saw_model(chunk.model);
         if let Some(u) = &chunk.usage {
             self.usage = Some(**u);
         }
@@ -320,11 +343,18 @@ impl ResponseObserver {
             "response.refusal.delta" | "response.refusal.done" => self.refusal = true,
             "response.completed" | "response.incomplete" => {
                 self.saw_done = true;
-                if let Some(u) = event.response.and_then(|r| r.usage) {
-                    self.usage = Some(u);
+                if let Some(r) = &event.response {
+                    self.saw_model(r.model);
+                    if let Some(u) = r.usage {
+                        self.usage = Some(u);
+                    }
                 }
             }
-            _ => {}
+            _ => {
+                if let Some(r) = &event.response {
+                    self.saw_model(r.model);
+                }
+            }
         }
     }
 
@@ -337,7 +367,10 @@ impl ResponseObserver {
             return;
         };
         let counts = match event.kind.as_ref() {
-            "message_start" => event.message.and_then(|m| m.usage),
+            "message_start" => event.message.and_then(|m| {
+                self.saw_model(m.model);
+                m.usage
+            }),
             "message_delta" => event.usage,
             "message_stop" => {
                 self.saw_done = true;
@@ -376,6 +409,13 @@ impl ResponseObserver {
     /// its tokens are reported as [`TokensSource::Unreadable`].
     pub fn mark_unreadable(&mut self) {
         self.unreadable = true;
+    }
+
+    /// The model that answered, as the response names it (its `model`;
+    /// a Messages stream's `message_start`, a Responses stream's
+    /// `response.*` events), when it named one.
+    pub fn response_model(&self) -> Option<&str> {
+        self.model.as_deref()
     }
 
     /// Whether the stream ended with `[DONE]`.

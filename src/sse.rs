@@ -16,7 +16,8 @@ pub struct Event {
 }
 
 /// Largest incomplete event held while waiting for its end (1 MiB); a
-/// longer one is dropped from parsing (the bytes still flow to the client).
+/// longer one is dropped from parsing: a stream that is only read passes
+/// its bytes on, one that is rewritten (re-emitted event by event) drops it.
 pub const MAX_PENDING: usize = 1024 * 1024;
 
 /// Incremental SSE parser.

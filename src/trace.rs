@@ -66,6 +66,16 @@ fn trace_id_of_request_id(request_id: &str) -> Option<String> {
     (id.len() == 32 && id.bytes().any(|b| b != b'0')).then_some(id)
 }
 
+/// Request header in which Envoy's `header_mutation` filter puts the trace
+/// id of its span (`%TRACE_ID%`), ahead of llm-ab, when Envoy traces.
+pub const ENVOY_TRACE_ID_HEADER: &str = "x-llm-trace-id";
+
+/// A trace id as Envoy's `%TRACE_ID%` writes it for OpenTelemetry (32
+/// lowercase hex digits, not all zero), if `value` is one.
+pub fn envoy_trace_id(value: &str) -> Option<&str> {
+    (is_hex(value, 32) && value.bytes().any(|b| b != b'0')).then_some(value)
+}
+
 /// Builds the trace of a request from its headers; `entropy` must differ
 /// per request (time and a counter) and is used only when no id is given.
 pub fn trace_for(traceparent: Option<&str>, request_id: Option<&str>, entropy: u64) -> Trace {
@@ -106,6 +116,24 @@ mod tests {
     use super::*;
 
     const TP: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+
+    #[test]
+    fn envoy_trace_ids_are_32_lowercase_hex_digits() {
+        assert_eq!(
+            envoy_trace_id("0af7651916cd43dd8448eb211c80319c"),
+            Some("0af7651916cd43dd8448eb211c80319c")
+        );
+        for bad in [
+            "",
+            "0af7651916cd43dd8448eb211c80319",
+            "0AF7651916CD43DD8448EB211C80319C",
+            "00000000000000000000000000000000",
+            "0af7651916cd43dd8448eb211c80319c0",
+            "0af7651916cd43dd-8448eb211c80319",
+        ] {
+            assert_eq!(envoy_trace_id(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn incoming_traceparent_is_kept() {

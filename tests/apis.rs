@@ -478,3 +478,56 @@ fn output_guardrails_read_messages_and_responses_streams() {
         assert_eq!(r["schema_pass"].as_bool(), Some(pass), "{name}: {r}");
     }
 }
+
+/// A Messages call whose treatment fails (Anthropic's 529 `overloaded`)
+/// is answered by control, asked as the client asked (its model, its
+/// `anthropic-version`), and the Anthropic SDK gets control's message.
+#[test]
+fn a_failed_messages_treatment_falls_back_to_control() {
+    let mut cfg: Value = serde_json::from_str(CONFIG).unwrap();
+    cfg["experiments"][1] = serde_json::json!({
+        "id": "msg", "match": {"path_prefix": "/v1/messages"}, "sticky_keys": ["x-user-id"],
+        "control": "sonnet",
+        "fallback": {"on": ["5xx"], "max_attempts": 1},
+        "variants": [
+            {"name": "sonnet", "weight": 0, "cluster": "model_a", "model": "claude-sonnet-4-5"},
+            {"name": "haiku", "weight": 100, "cluster": "model_b", "model": "claude-haiku-4-5"}
+        ]
+    });
+    let a = MockBackend::start("model_a", 0).expect("mock");
+    let b = MockBackend::start("model_b", 0).expect("mock");
+    b.set_behavior(llm_ab_mock::Behavior {
+        fail_rate: 1.0,
+        fail_status: 529,
+        ..Default::default()
+    });
+    let envoy = Envoy::start(
+        &cfg.to_string(),
+        &[("model_a", a.port()), ("model_b", b.port())],
+    );
+    let seen = run(envoy.port, &["messages_json"]);
+    let j = &seen["messages_json"];
+    assert_eq!(
+        j["text"], "Hello from model_a running claude-sonnet-4-5.",
+        "{j}"
+    );
+    assert_eq!(b.request_count(), 1, "the treatment was asked once");
+    let asked = a.requests();
+    let control = asked
+        .iter()
+        .find(|r| r.path == "/v1/messages")
+        .expect("control asked");
+    assert!(control.header("anthropic-version").is_some());
+    let body: Value = serde_json::from_slice(&control.body).unwrap();
+    assert_eq!(body["model"], "claude-sonnet-4-5");
+    let r = record(&envoy, j);
+    assert_eq!(
+        (
+            r["outcome"].as_str(),
+            r["assigned_variant"].as_str(),
+            r["served_variant"].as_str()
+        ),
+        (Some("fallback"), Some("haiku"), Some("sonnet")),
+        "{r}"
+    );
+}

@@ -4,6 +4,9 @@
 // Test code: failing loudly on a broken harness is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[allow(unused_imports)] // the harness is shared; this file needs only the module path
+mod support;
+
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::HashSet;
@@ -444,4 +447,94 @@ fn istio_bootstrap_override_carries_the_shipped_stats_tags() {
     assert_eq!(&bootstrap["stats_config"]["stats_tags"], shipped);
     let text = std::fs::read_to_string(repo("envoy/istio/stats.yaml")).unwrap();
     assert!(text.contains("sidecar.istio.io/bootstrapOverride: llm-ab-stats"));
+}
+
+/// The names a wasm module exports (its export section, id 7).
+fn wasm_exports(module: &[u8]) -> Vec<String> {
+    fn leb(b: &[u8], at: &mut usize) -> usize {
+        let (mut n, mut shift) = (0usize, 0);
+        loop {
+            let byte = b[*at];
+            *at += 1;
+            n |= usize::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return n;
+            }
+            shift += 7;
+        }
+    }
+    assert_eq!(&module[..4], b"\0asm", "a wasm module");
+    let mut at = 8;
+    while at < module.len() {
+        let id = module[at];
+        at += 1;
+        let size = leb(module, &mut at);
+        let end = at + size;
+        if id == 7 {
+            let count = leb(module, &mut at);
+            let mut names = Vec::new();
+            for _ in 0..count {
+                let len = leb(module, &mut at);
+                names.push(String::from_utf8_lossy(&module[at..at + len]).into_owned());
+                at += len;
+                at += 1; // kind
+                leb(module, &mut at); // index
+            }
+            return names;
+        }
+        at = end;
+    }
+    Vec::new()
+}
+
+/// The shipped module exports exactly the callbacks `src/host/exports.json`
+/// keeps (the Makefile drops the SDK's others with wasm-metadce), and each
+/// callback the filter implements is among them: one it implements but
+/// does not export would silently never run.
+#[test]
+fn the_module_exports_the_callbacks_the_filter_implements() {
+    let module = std::fs::read(support::wasm_path()).expect("the built .wasm");
+    let mut exported = wasm_exports(&module);
+    exported.sort();
+    let roots: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(repo("src/host/exports.json")).unwrap())
+            .unwrap();
+    let mut kept: Vec<String> = roots
+        .iter()
+        .map(|r| r["export"].as_str().unwrap().to_string())
+        .collect();
+    kept.sort();
+    assert_eq!(exported, kept);
+    // The SDK's callback of each `fn on_…` the adapter implements.
+    let sources: String = ["src/host/http.rs", "src/host/root.rs"]
+        .iter()
+        .map(|f| std::fs::read_to_string(repo(f)).unwrap())
+        .collect();
+    let implemented = regex_lite::Regex::new(r"fn (on_[a-z_]+)\(").unwrap();
+    for m in implemented.captures_iter(&sources) {
+        let callback = match &m[1] {
+            "on_vm_start" => "proxy_on_vm_start".to_string(),
+            "on_configure" => "proxy_on_configure".to_string(),
+            "on_tick" => "proxy_on_tick".to_string(),
+            "on_http_call_response" => "proxy_on_http_call_response".to_string(),
+            "on_log" => "proxy_on_log".to_string(),
+            "on_done" => "proxy_on_done".to_string(),
+            other => match other.strip_prefix("on_http_") {
+                Some(rest) => format!("proxy_on_{rest}"),
+                None => panic!("map {other} to its proxy-wasm callback here"),
+            },
+        };
+        assert!(
+            kept.contains(&callback),
+            "{} is implemented but {callback} is not exported",
+            &m[1]
+        );
+    }
+    for dropped in [
+        "proxy_on_grpc_receive",
+        "proxy_on_queue_ready",
+        "proxy_on_downstream_data",
+    ] {
+        assert!(!exported.iter().any(|e| e == dropped), "{dropped} exported");
+    }
 }

@@ -99,14 +99,16 @@ fn shipped_ecds_files_validate() {
 
 #[test]
 fn canary_schedule_moves_weights_at_the_planned_times() {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    // Starts in 3 whole seconds (2 to 3 s from now, Envoy takes about one
-    // to start and the "before" look a few hundred ms): 10 % for 3 s, then
-    // 50 % for good.
-    let start = now + 3;
+    let unix = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    };
+    let now = unix() as u64;
+    // Starts in 5 whole seconds (Envoy takes about one to start, more on a
+    // busy machine): 10 % for 3 s, then 50 % for good.
+    let start = now + 5;
     let config = CONFIG.replace(
         "\"enabled\": true,",
         &format!(
@@ -118,57 +120,56 @@ fn canary_schedule_moves_weights_at_the_planned_times() {
     let envoy = Envoy::start(&config, &[("model_a", a.port()), ("model_b", b.port())]);
     let users: Vec<String> = (0..200).map(|i| format!("canary-{i}")).collect();
     let plan = llm_ab::config::load(config.as_bytes()).unwrap();
-    let expect = |t: u64| -> Vec<bool> {
-        users
-            .iter()
-            .map(|u| {
-                let h = [
-                    ("content-type", "application/json"),
-                    ("x-user-id", u.as_str()),
-                ];
-                plan.decide_at("/v1/chat/completions", &support::HeaderList(&h), t)
-                    .assignment
-                    .unwrap()
-                    .variant
-                    .name
-                    == "candidate"
-            })
-            .collect()
-    };
-    let observe = || -> Vec<bool> {
-        users
-            .iter()
-            .map(|u| {
-                envoy
-                    .chat(&[("x-user-id", u)], BODY)
-                    .header("x-llm-variant")
-                    == Some("candidate")
-            })
-            .collect()
-    };
-    let wait_until = |t: u64| {
-        while std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
+    let candidate_at = |u: &str, t: u64| -> bool {
+        let h = [("content-type", "application/json"), ("x-user-id", u)];
+        plan.decide_at("/v1/chat/completions", &support::HeaderList(&h), t)
+            .assignment
             .unwrap()
-            .as_secs_f64()
-            < t as f64 + 0.3
-        {
+            .variant
+            .name
+            == "candidate"
+    };
+    let expect = |t: u64| -> Vec<bool> { users.iter().map(|u| candidate_at(u, t)).collect() };
+    let wait_until = |t: u64| {
+        while unix() < t as f64 + 0.3 {
             std::thread::sleep(Duration::from_millis(20));
         }
     };
-    let mut counts = Vec::new();
-    for (phase_start, label) in [(now, "before"), (start, "10 %"), (start + 3, "50 %")] {
-        if phase_start > now {
-            wait_until(phase_start);
+    // Each request is checked against the schedule at the second it was
+    // sent or answered (one that crosses a step may see either side).
+    let mut within = Vec::new();
+    for (phase_start, phase_end, label) in [
+        (now, start, "before"),
+        (start, start + 3, "10 %"),
+        (start + 3, u64::MAX, "50 %"),
+    ] {
+        wait_until(phase_start.max(now));
+        let mut inside = 0;
+        for u in &users {
+            let sent = unix() as u64;
+            let seen = envoy
+                .chat(&[("x-user-id", u)], BODY)
+                .header("x-llm-variant")
+                == Some("candidate");
+            let answered = unix() as u64;
+            assert!(
+                seen == candidate_at(u, sent) || seen == candidate_at(u, answered),
+                "{label}: {u} is {} at {sent}..{answered}: the filter follows the schedule",
+                if seen { "candidate" } else { "control" }
+            );
+            inside += usize::from(sent >= phase_start && answered < phase_end);
         }
-        let seen = observe();
-        assert_eq!(
-            seen,
-            expect(phase_start),
-            "{label}: the filter follows the schedule"
-        );
-        counts.push(seen.iter().filter(|c| **c).count());
+        within.push(inside);
     }
+    println!("requests within their phase (of 200): {within:?}");
+    assert!(
+        within.iter().all(|n| *n > 0),
+        "every phase was observed: {within:?}"
+    );
+    let counts: Vec<usize> = [now, start, start + 3]
+        .iter()
+        .map(|t| expect(*t).iter().filter(|c| **c).count())
+        .collect();
     println!(
         "candidate users of 200: before {}, step 1 {}, step 2 {}",
         counts[0], counts[1], counts[2]

@@ -208,7 +208,11 @@ fn records_stats_tokens_and_traces_add_up_per_variant() {
             .get(trace_id)
             .unwrap_or_else(|| panic!("no upstream request with trace id {trace_id}"));
         if let Some(tp) = &s.traceparent {
-            assert_eq!(up.header("traceparent"), Some(tp.as_str()));
+            // Envoy's span continues the client's trace: the upstream gets
+            // its trace id with Envoy's span as the parent.
+            let sent = up.header("traceparent").unwrap();
+            assert_eq!(sent.split('-').nth(1), tp.split('-').nth(1));
+            assert_ne!(sent, tp.as_str(), "the parent is Envoy's span");
         }
         let model = if s.variant == "control" {
             "gpt-4o-mini"
@@ -334,40 +338,134 @@ fn unmatched_and_rejected_requests_get_records_too() {
     assert_eq!(recs[1]["status"], 400);
     let text = envoy.access_log().join("\n");
     assert!(!text.contains("SECRET") && !text.contains("someone"));
-    // The trace id of a request without traceparent is Envoy's request id.
+    // The trace id of a request without traceparent is the one Envoy's
+    // span started (tests/tracing.rs checks the spans), sent upstream.
     let upstream = a.requests();
     let tp = upstream[0].header("traceparent").unwrap();
     assert_eq!(tp.split('-').nth(1), recs[0]["trace_id"].as_str());
-    let rid = upstream[0].header("x-request-id").unwrap().replace('-', "");
-    assert_eq!(recs[0]["trace_id"], rid.as_str());
+    assert!(upstream[0].header("x-llm-trace-id").is_none());
 }
 
 #[test]
-fn shipped_tracing_block_validates_when_uncommented() {
-    let text = std::fs::read_to_string(support::repo().join("envoy/envoy.yaml")).unwrap();
-    let mut out = String::new();
-    let mut inside = false;
-    for line in text.lines() {
-        if line.contains("# --- otel") {
-            inside = line.contains("begin");
-            continue;
-        }
-        if inside {
-            // Drop the comment marker, keep the indentation.
-            let indent = line.len() - line.trim_start().len();
-            let code = line.trim_start().strip_prefix("# ").unwrap_or("");
-            out.push_str(&" ".repeat(indent));
-            out.push_str(code);
-            out.push('\n');
-            continue;
-        }
-        out.push_str(line);
-        out.push('\n');
+fn without_envoy_tracing_the_trace_id_is_the_request_id() {
+    let a = MockBackend::start("model_a", 0).unwrap();
+    let b = MockBackend::start("model_b", 0).unwrap();
+    let envoy = Envoy::start_bootstrap_with(
+        CONFIG,
+        &[("model_a", a.port()), ("model_b", b.port())],
+        |cfg| {
+            let hcm = &mut cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"]
+                [0]["typed_config"];
+            hcm.as_object_mut().unwrap().remove("tracing");
+        },
+    );
+    send(envoy.port, "GET", "/v1/models", &[], b"").unwrap();
+    let tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let r = envoy.chat(&[("x-user-id", "u1"), ("traceparent", tp)], "{}");
+    assert_eq!(r.status, 200);
+    let recs = records(&envoy, 2);
+    let upstream = a
+        .requests()
+        .into_iter()
+        .chain(b.requests())
+        .collect::<Vec<_>>();
+    let first = upstream.iter().find(|r| r.path == "/v1/models").unwrap();
+    let sent = first.header("traceparent").unwrap();
+    assert_eq!(sent.split('-').nth(1), recs[0]["trace_id"].as_str());
+    let rid = first.header("x-request-id").unwrap().replace('-', "");
+    assert_eq!(recs[0]["trace_id"], rid.as_str());
+    // An incoming traceparent is forwarded unchanged.
+    let chat = upstream
+        .iter()
+        .find(|r| r.path == "/v1/chat/completions")
+        .unwrap();
+    assert_eq!(chat.header("traceparent"), Some(tp));
+    assert_eq!(recs[1]["trace_id"], "0af7651916cd43dd8448eb211c80319c");
+}
+
+#[test]
+fn shipped_tracing_exports_the_span_attributes_the_filter_writes() {
+    let cfg = support::shipped_config();
+    let hcm =
+        &cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"];
+    let tracing = &hcm["tracing"];
+    assert_eq!(tracing["provider"]["name"], "envoy.tracers.opentelemetry");
+    let otel = &tracing["provider"]["typed_config"];
+    assert_eq!(
+        otel["grpc_service"]["envoy_grpc"]["cluster_name"],
+        "otel_collector"
+    );
+    assert_eq!(otel["grpc_service"]["timeout"], "0.25s");
+    // One custom tag per attribute the filter writes, from its property.
+    let tags: Vec<(String, String)> = tracing["custom_tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["tag"].as_str().unwrap().to_string(),
+                t["value"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String)> = llm_ab::exchange::SPAN_PROPERTIES
+        .iter()
+        .map(|key| {
+            let attribute = key
+                .strip_prefix(llm_ab::exchange::SPAN_PROPERTY_PREFIX)
+                .unwrap();
+            (
+                attribute.to_string(),
+                format!("%FILTER_STATE(wasm.{key}:PLAIN)%"),
+            )
+        })
+        .collect();
+    assert_eq!(tags, expected);
+    // Envoy's trace id reaches the filter ahead of it, and never the upstream.
+    let filters = hcm["http_filters"].as_array().unwrap();
+    let names: Vec<&str> = filters
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    let ahead = names.iter().position(|n| *n == "llm-ab.trace-id").unwrap();
+    let wasm = names
+        .iter()
+        .position(|n| *n == support::WASM_FILTER)
+        .unwrap();
+    assert!(ahead < wasm, "{names:?}");
+    let mutation = &filters[ahead]["typed_config"]["mutations"]["request_mutations"][0]["append"];
+    assert_eq!(
+        mutation["header"]["key"],
+        llm_ab::trace::ENVOY_TRACE_ID_HEADER
+    );
+    assert_eq!(mutation["header"]["value"], "%TRACE_ID%");
+    assert_eq!(mutation["append_action"], "OVERWRITE_IF_EXISTS_OR_ADD");
+    for route in hcm["route_config"]["virtual_hosts"][0]["routes"]
+        .as_array()
+        .unwrap()
+    {
+        assert!(route["request_headers_to_remove"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("x-llm-trace-id")));
     }
-    assert!(out.contains("envoy.tracers.opentelemetry") && !out.contains("# tracing:"));
-    let file = std::env::temp_dir().join(format!("llm-ab-otel-{}.yaml", std::process::id()));
-    std::fs::write(&file, out).unwrap();
-    let (ok, log) = support::validate(&file);
-    let _ = std::fs::remove_file(&file);
-    assert!(ok, "{log}");
+    let filter: Value = serde_json::from_str(&support::shipped_filter_config()).unwrap();
+    assert_eq!(filter["tracing"], true);
+    // The collector: HTTP/2 (gRPC) at 127.0.0.1:4317.
+    let collector = cfg["static_resources"]["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "otel_collector")
+        .unwrap();
+    let address = &collector["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
+        ["address"]["socket_address"];
+    assert_eq!(
+        (address["address"].as_str(), address["port_value"].as_u64()),
+        (Some("127.0.0.1"), Some(4317))
+    );
+    assert!(collector["typed_extension_protocol_options"]
+        ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]["explicit_http_config"]
+        .get("http2_protocol_options")
+        .is_some());
 }

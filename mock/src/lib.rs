@@ -22,6 +22,7 @@
 //! | `x-mock-raw: TEXT` | answer 200 with TEXT as an `application/json` body, as is |
 //! | `x-mock-tool-call: NAME` | answer with a call of tool NAME (message or stream delta; on `/v1/messages` a `tool_use` block after the text, on `/v1/responses` a `function_call` item after the message) |
 //! | `x-mock-cached-tokens: N` | report min(N, prompt tokens) as `cached_tokens` |
+//! | `x-mock-cache-write-tokens: N` | on `/v1/messages`: report min(N, the prompt tokens not read from the cache) as `cache_creation_input_tokens` |
 //! | `x-mock-identity: 1` | never compress, whatever `accept-encoding` says |
 //! | `x-mock-encoding: gzip\|deflate` | always compress with that coding, whatever `accept-encoding` says (an upstream that ignores `identity`) |
 //! | `x-mock-lenient: 1` | skip the refusals of the real API (below) |

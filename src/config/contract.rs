@@ -46,6 +46,12 @@ pub struct FilterConfig {
     /// (features that need them are refused with it).
     #[serde(default = "default_true")]
     pub telemetry: bool,
+    /// `true` when Envoy traces these requests (the connection manager's
+    /// `tracing` with the llm-ab custom tags, as the shipped `envoy.yaml`
+    /// has it): the record takes the trace id of Envoy's span, and the
+    /// span attributes are written to filter state for the custom tags.
+    #[serde(default)]
+    pub tracing: bool,
     /// Token, quota and time budgets; none when absent.
     #[serde(default)]
     pub budgets: Option<BudgetsConfig>,

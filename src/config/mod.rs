@@ -97,6 +97,8 @@ pub struct Plan {
     pub guardrails: crate::guard::Guardrails,
     /// Trace ids, records and response metrics are on.
     pub telemetry: bool,
+    /// Envoy traces the requests: adopt its trace id, write span attributes.
+    pub tracing: bool,
     /// Hash of the configuration text: shared state (SLO windows, breakers,
     /// pauses) is keyed by it, so a new configuration starts afresh.
     pub config_hash: u32,

@@ -135,6 +135,7 @@ pub fn compile(cfg: &FilterConfig) -> Result<Plan, ConfigErrors> {
             ("guardrails", cfg.guardrails.is_some()),
             ("redaction", cfg.redaction.is_some()),
             ("pricing", !cfg.pricing.is_empty()),
+            ("tracing", cfg.tracing),
             (
                 "experiments[].slo/circuit_breaker/fallback",
                 cfg.experiments.iter().any(|e| {
@@ -156,6 +157,7 @@ pub fn compile(cfg: &FilterConfig) -> Result<Plan, ConfigErrors> {
     }
     Ok(Plan {
         telemetry: cfg.telemetry,
+        tracing: cfg.tracing,
         config_hash: 0,
         redaction,
         budgets,
@@ -1240,6 +1242,30 @@ mod tests {
         assert_eq!(
             first_error(&with_budgets),
             "telemetry: must be true when budgets is configured"
+        );
+    }
+
+    #[test]
+    fn tracing_is_off_by_default_a_bool_and_needs_telemetry() {
+        assert!(!load(VALID.as_bytes()).unwrap().tracing);
+        let on = VALID.replacen('{', r#"{"tracing": true,"#, 1);
+        assert!(load(on.as_bytes()).unwrap().tracing);
+        let mistyped = VALID.replacen('{', r#"{"tracing": "on","#, 1);
+        assert!(
+            first_error(&mistyped).starts_with("tracing: "),
+            "{}",
+            first_error(&mistyped)
+        );
+        let misspelt = VALID.replacen('{', r#"{"tracng": true,"#, 1);
+        assert!(
+            first_error(&misspelt).contains("tracng"),
+            "{}",
+            first_error(&misspelt)
+        );
+        let routing_only = VALID.replacen('{', r#"{"tracing": true, "telemetry": false,"#, 1);
+        assert_eq!(
+            first_error(&routing_only),
+            "telemetry: must be true when tracing is configured"
         );
     }
 

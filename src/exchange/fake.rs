@@ -159,9 +159,27 @@ impl FakeHost {
     /// The record written to filter state, as JSON.
     pub fn record(&self) -> Option<serde_json::Value> {
         self.calls.borrow().iter().rev().find_map(|c| match c {
-            Call::SetFilterState(_, v) => serde_json::from_slice(v).ok(),
+            Call::SetFilterState(k, v) if k == super::RECORD_PROPERTY => {
+                serde_json::from_slice(v).ok()
+            }
             _ => None,
         })
+    }
+
+    /// The span attributes written to filter state (attribute, value), in
+    /// the order written.
+    pub fn span_attributes(&self) -> Vec<(String, String)> {
+        self.calls
+            .borrow()
+            .iter()
+            .filter_map(|c| match c {
+                Call::SetFilterState(k, v) => Some((
+                    k.strip_prefix(super::SPAN_PROPERTY_PREFIX)?.to_string(),
+                    String::from_utf8_lossy(v).into_owned(),
+                )),
+                _ => None,
+            })
+            .collect()
     }
 
     /// The local reply sent (status, headers, body), when one was.

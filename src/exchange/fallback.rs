@@ -6,7 +6,6 @@
 use super::{Exchange, Host, Matched, Phase};
 use crate::body::{self, Edits};
 use crate::config::Plan;
-use crate::sse::SseParser;
 
 impl<H: Host> Exchange<H> {
     /// Keeps the request as control would get it, when a treatment request
@@ -119,25 +118,34 @@ impl<H: Host> Exchange<H> {
         let content_type = header("content-type")
             .unwrap_or("application/json")
             .to_string();
-        let verdict = if content_type.starts_with("text/event-stream") {
-            if let Some(o) = self.observer.as_mut() {
-                for e in SseParser::new().feed(&body) {
-                    o.observe_event(&e.data, &plan.refusal_phrases);
-                }
+        let stream = content_type.starts_with("text/event-stream");
+        let policy = Self::policy(&plan, None);
+        if stream && !self.api.stream_passes(&policy) {
+            // A stream of an API the filter cannot read while a check must:
+            // never sent unchecked; the treatment's failure goes on.
+            self.apply_response_edits();
+            self.host.resume_response();
+            return;
+        }
+        let mut out_body = body;
+        let verdict = if stream {
+            // Control's stream is checked, redacted and observed as the
+            // treatment's would have been, whole (it arrived whole).
+            let (mode, _) = self.stream_mode(&policy);
+            self.mode = mode;
+            if let Some(new) = self.rewrite_sse(policy, &out_body, true) {
+                out_body = new;
             }
             None
         } else {
             super::response::read_answer(
                 self.observer.as_mut(),
                 &plan.refusal_phrases,
-                &body,
-                content_type
-                    .contains("json")
-                    .then(|| Self::policy(&plan, None)),
+                &out_body,
+                content_type.contains("json").then_some(policy),
                 &mut self.redactions,
             )
         };
-        let mut out_body = body;
         if let Some(verdict) = verdict {
             let blocks = plan
                 .redaction

@@ -2,11 +2,24 @@
 //! filter state, the metrics, quota settlement, the health window, and a
 //! review copy when one is due.
 
-use super::{Exchange, Host, Phase, ResponseMode, MAX_REVIEW_COPY, RECORD_PROPERTY};
+use super::{
+    Exchange, Host, Phase, ResponseMode, MAX_REVIEW_COPY, RECORD_PROPERTY, SPAN_PROPERTIES,
+};
 use crate::budget;
 use crate::config::Plan;
 use crate::metrics::{Finished, Metrics};
 use crate::record::{outcome_for_code, outcome_of, status_class, Outcome, Record};
+
+/// Which span attributes to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SpanPart {
+    /// Those known when the request goes upstream.
+    Request,
+    /// Those known at the end (and the served variant after a fallback).
+    End,
+    /// Both (a request that never went upstream).
+    All,
+}
 
 impl<H: Host> Exchange<H> {
     /// Adds what the client got to the review copy, up to its cap.
@@ -90,8 +103,8 @@ impl<H: Host> Exchange<H> {
             // A stream is complete once `[DONE]` went through, whatever the
             // client does with the connection afterwards; before it, it is
             // cut (by the upstream or the client) however it ended.
-            // (A Messages stream ends with `message_stop`; a Responses
-            // stream, not read yet, at the end of its body.)
+            // (A Messages stream ends with `message_stop`, a Responses
+            // stream with `response.completed` or `response.incomplete`.)
             let complete = match self.mode {
                 ResponseMode::Sse { .. } if self.api.stream_end_is_seen() => observer.saw_done(),
                 _ => complete,
@@ -152,6 +165,7 @@ impl<H: Host> Exchange<H> {
             }
             record.bucket = m.bucket;
             record.model = model;
+            record.response_model = observer.response_model().map(str::to_string);
             record.prompt_version = v.prompt_version.clone();
             record.rag_index_version = v.rag_index_version.clone();
             record.tokens_in = tokens.input;
@@ -165,6 +179,91 @@ impl<H: Host> Exchange<H> {
         }
         self.host
             .set_filter_state(RECORD_PROPERTY, &record.to_json());
+        if plan.tracing && record.experiment_id.is_some() {
+            // A forwarded request's request-time attributes are written.
+            let part = if self.forwarded {
+                SpanPart::End
+            } else {
+                SpanPart::All
+            };
+            self.write_span_attributes(&record, part);
+        }
         self.queue_review(&plan, &metrics, &record);
+    }
+
+    /// Writes the span attributes known when a matched request goes
+    /// upstream (API, model, experiment, variants, versions): a span whose
+    /// stream is reset has them too, since Envoy ends the span before the
+    /// filter's last callback (`on_log`).
+    pub(super) fn write_request_span_attributes(
+        &self,
+        plan: &crate::config::Plan,
+        m: super::Matched,
+    ) {
+        let Some((id, v)) = Self::variant(plan, m) else {
+            return;
+        };
+        let record = Record {
+            model: v.model.clone().or_else(|| self.info.client_model.clone()),
+            experiment_id: Some(id.to_string()),
+            assigned_variant: plan
+                .experiments
+                .get(m.experiment)
+                .and_then(|e| e.variants.get(m.assigned))
+                .map(|a| a.name.clone()),
+            served_variant: Some(v.name.clone()),
+            prompt_version: v.prompt_version.clone(),
+            rag_index_version: v.rag_index_version.clone(),
+            ..Record::default()
+        };
+        self.write_span_attributes(&record, SpanPart::Request);
+    }
+
+    /// Writes span attributes of a matched request's `record`, one filter
+    /// state each ([`SPAN_PROPERTIES`]), values as in the record; absent
+    /// values are not written (the custom tag is then left out).
+    fn write_span_attributes(&self, record: &Record, part: SpanPart) {
+        let request = part != SpanPart::End;
+        let end = part != SpanPart::Request;
+        let put = |key: &str, value: Option<&str>| {
+            if let Some(v) = value {
+                self.host.set_filter_state(key, v.as_bytes());
+            }
+        };
+        let mut number = Vec::with_capacity(24);
+        let mut put_number = |key: &str, n: u64| {
+            number.clear();
+            crate::json::push_decimal(&mut number, n);
+            self.host.set_filter_state(key, &number);
+        };
+        if request {
+            put(SPAN_PROPERTIES[0], self.api.genai_operation());
+            put(SPAN_PROPERTIES[1], self.api.genai_provider());
+            put(SPAN_PROPERTIES[2], record.model.as_deref());
+            put(SPAN_PROPERTIES[6], record.experiment_id.as_deref());
+            put(SPAN_PROPERTIES[7], record.assigned_variant.as_deref());
+        }
+        // A fallback changes the served variant after the request went.
+        if request || (self.fell_back && end) {
+            put(SPAN_PROPERTIES[8], record.served_variant.as_deref());
+        }
+        if request {
+            put(SPAN_PROPERTIES[9], record.prompt_version.as_deref());
+            put(SPAN_PROPERTIES[10], record.rag_index_version.as_deref());
+        }
+        if !end {
+            return;
+        }
+        put(SPAN_PROPERTIES[3], record.response_model.as_deref());
+        put_number(SPAN_PROPERTIES[4], record.tokens_in);
+        put_number(SPAN_PROPERTIES[5], record.tokens_out);
+        put_number(SPAN_PROPERTIES[11], record.tokens_in_cached);
+        put_number(SPAN_PROPERTIES[12], record.tokens_in_cache_write);
+        put_number(SPAN_PROPERTIES[13], record.tokens_reasoning);
+        // The record's own float format (shortest round trip).
+        if let Ok(cost) = serde_json::to_vec(&record.cost_usd_est) {
+            self.host.set_filter_state(SPAN_PROPERTIES[14], &cost);
+        }
+        put(SPAN_PROPERTIES[15], record.outcome.map(Outcome::as_str));
     }
 }

@@ -49,6 +49,33 @@ use std::rc::Rc;
 /// Filter state key of the record (`%FILTER_STATE(wasm.llm_ab_record:PLAIN)%`).
 pub const RECORD_PROPERTY: &str = "llm_ab_record";
 
+/// Prefix of the span attributes' filter state keys.
+pub const SPAN_PROPERTY_PREFIX: &str = "llm_ab.span.";
+
+/// The span attributes written to filter state with `"tracing": true`, one
+/// property each, named `llm_ab.span.<attribute>` (read by a tracing custom
+/// tag's `value: "%FILTER_STATE(wasm.llm_ab.span.<attribute>:PLAIN)%"`):
+/// Envoy 1.40 reads no field of a wasm property, so one record cannot serve
+/// several tags.
+pub const SPAN_PROPERTIES: [&str; 16] = [
+    "llm_ab.span.gen_ai.operation.name",
+    "llm_ab.span.gen_ai.provider.name",
+    "llm_ab.span.gen_ai.request.model",
+    "llm_ab.span.gen_ai.response.model",
+    "llm_ab.span.gen_ai.usage.input_tokens",
+    "llm_ab.span.gen_ai.usage.output_tokens",
+    "llm_ab.span.llm_ab.experiment",
+    "llm_ab.span.llm_ab.variant.assigned",
+    "llm_ab.span.llm_ab.variant.served",
+    "llm_ab.span.llm_ab.prompt_version",
+    "llm_ab.span.llm_ab.rag_index_version",
+    "llm_ab.span.llm_ab.usage.cached_input_tokens",
+    "llm_ab.span.llm_ab.usage.cache_write_input_tokens",
+    "llm_ab.span.llm_ab.usage.reasoning_tokens",
+    "llm_ab.span.llm_ab.cost_usd",
+    "llm_ab.span.llm_ab.outcome",
+];
+
 /// Most bytes of a request or response kept for a review copy (64 KiB).
 const MAX_REVIEW_COPY: usize = 64 * 1024;
 
@@ -108,7 +135,8 @@ enum ResponseMode {
     },
 }
 
-/// The redactor of a stream whose events are not chat chunks.
+/// The reader of a stream whose events are not chat chunks (Messages,
+/// Responses): its redaction state (used when redaction is on).
 #[derive(Debug)]
 pub(crate) enum DialectStream {
     /// Anthropic Messages.

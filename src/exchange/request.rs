@@ -41,14 +41,21 @@ impl HeaderEdits {
     }
 }
 
-/// The client's credentials (OpenAI, Anthropic, Azure), removed for a
-/// variant whose cluster injects its own.
-pub(super) const CLIENT_CREDENTIAL_HEADERS: [&str; 3] = ["authorization", "x-api-key", "api-key"];
+/// The client's credentials (OpenAI, Anthropic, Azure) and the OpenAI
+/// account they name (a provider refuses an organization or project that
+/// is not its key's), removed for a variant whose cluster injects its own
+/// key.
+const CLIENT_CREDENTIAL_HEADERS: [&str; 5] = [
+    "authorization",
+    "x-api-key",
+    "api-key",
+    "openai-organization",
+    "openai-project",
+];
 
 /// The request headers a fallback call to control repeats: credentials
-/// (the first three) and the API's version and options (OpenAI, Azure,
-/// Anthropic).
-pub(super) const FALLBACK_PASSED_HEADERS: [&str; 7] = [
+/// and the API's version and options (OpenAI, Azure, Anthropic).
+const FALLBACK_PASSED_HEADERS: [&str; 7] = [
     "authorization",
     "x-api-key",
     "api-key",
@@ -109,15 +116,27 @@ impl<H: Host> Exchange<H> {
         // One trace id from the client through the upstream to the record.
         if plan.telemetry {
             self.request_id = headers.get("x-request-id").map(str::to_string);
-            let t = trace::trace_for(
-                headers.get("traceparent"),
-                self.request_id.as_deref(),
-                start_nanos ^ self.sequence.rotate_left(32),
-            );
-            if let Some(tp) = &t.new_traceparent {
-                edits.set("traceparent", tp);
+            // With Envoy tracing, its span (started before any filter, with
+            // the client's trace or one of its own) names the trace: the
+            // router sends it upstream in a traceparent of its own.
+            let envoy = plan
+                .tracing
+                .then(|| headers.get(trace::ENVOY_TRACE_ID_HEADER))
+                .flatten()
+                .and_then(trace::envoy_trace_id);
+            if let Some(id) = envoy {
+                self.trace_id = id.to_string();
+            } else {
+                let t = trace::trace_for(
+                    headers.get("traceparent"),
+                    self.request_id.as_deref(),
+                    start_nanos ^ self.sequence.rotate_left(32),
+                );
+                if let Some(tp) = &t.new_traceparent {
+                    edits.set("traceparent", tp);
+                }
+                self.trace_id = t.trace_id;
             }
-            self.trace_id = t.trace_id;
         }
 
         let (Some(a), Some((served, reason, probe))) = (decision.assignment, served) else {
@@ -146,13 +165,10 @@ impl<H: Host> Exchange<H> {
             // client asked (its credentials and API version included).
             self.path = path;
             // Control's cluster that injects its own key never gets the client's.
-            let skip = if a.experiment.control().injects_credentials {
-                CLIENT_CREDENTIAL_HEADERS.len()
-            } else {
-                0
-            };
-            self.passed_headers = FALLBACK_PASSED_HEADERS[skip..]
+            let injects = a.experiment.control().injects_credentials;
+            self.passed_headers = FALLBACK_PASSED_HEADERS
                 .iter()
+                .filter(|name| !(injects && CLIENT_CREDENTIAL_HEADERS.contains(name)))
                 .filter_map(|name| Some((name.to_string(), headers.get(name)?.to_string())))
                 .collect();
         }
@@ -353,8 +369,9 @@ impl<H: Host> Exchange<H> {
                 .as_ref()
                 .and_then(|s| s.default_schema.clone())
         });
-        // A stream the filter cannot read yet is like a response it cannot
-        // decode: it goes out only when nothing must read it.
+        // A stream the filter does not read (`other` APIs) is like a
+        // response it cannot decode: it goes out only when nothing must
+        // read it.
         if self.info.stream
             && !self
                 .api
@@ -392,6 +409,9 @@ impl<H: Host> Exchange<H> {
             let mut sent = new_body.unwrap_or(bytes);
             sent.truncate(MAX_REVIEW_COPY);
             self.review_copy = Some((sent, Vec::new()));
+        }
+        if plan.tracing {
+            self.write_request_span_attributes(&plan, m);
         }
         self.forwarded = true;
         Flow::Continue

@@ -39,6 +39,31 @@ pub(super) fn read_answer(
 }
 
 impl<H: Host> Exchange<H> {
+    /// How a stream of this exchange's API is read under `policy` (the
+    /// upstream's, or control's in a fallback), and whether it may be
+    /// rewritten. Chat-shaped chunks are rewritten as `data:` lines;
+    /// Messages and Responses events keep their `event:` lines (a dialect
+    /// stream); a stream of an API the filter does not read passes as it is
+    /// (the request was refused when a check had to read it).
+    pub(super) fn stream_mode(&self, policy: &crate::output::Policy<'_>) -> (ResponseMode, bool) {
+        let chunks = self.api.streams_are_chunks();
+        let strip_usage = self.info.usage_injected;
+        let redact = chunks && policy.redactor.is_some();
+        let dialect = (policy.redactor.is_some() || policy.watches_stream())
+            .then(|| super::DialectStream::of(self.api))
+            .flatten();
+        let watch = (chunks || dialect.is_some()) && policy.watches_stream();
+        let rewrites = strip_usage || redact || watch || dialect.is_some();
+        let mode = ResponseMode::Sse {
+            parser: SseParser::new(),
+            strip_usage,
+            redact: redact.then(SseRedactor::new),
+            guard: watch.then(StreamGuard::new),
+            dialect,
+        };
+        (mode, rewrites)
+    }
+
     /// Adds a change to the response headers waiting to be written.
     fn edit_response(&mut self, name: &str, value: Option<&str>) {
         if let Some(edits) = self.pending_response.as_mut() {
@@ -280,28 +305,12 @@ impl<H: Host> Exchange<H> {
             }
         }
         self.mode = if sse {
-            // Chat-shaped chunks are rewritten as `data:` lines; Messages
-            // and Responses events keep their `event:` lines (a dialect
-            // stream); a stream of an API the filter does not read passes
-            // as it is (the request was refused when a check had to read it).
-            let chunks = self.api.streams_are_chunks();
-            let strip_usage = self.info.usage_injected;
-            let redact = chunks && policy.redactor.is_some();
-            let dialect = (policy.redactor.is_some() || policy.watches_stream())
-                .then(|| super::DialectStream::of(self.api))
-                .flatten();
-            let watch = (chunks || dialect.is_some()) && policy.watches_stream();
-            if strip_usage || redact || watch || dialect.is_some() {
+            let (mode, rewrites) = self.stream_mode(&policy);
+            if rewrites {
                 // The body changes size when it is rewritten.
                 self.edit_response("content-length", None);
             }
-            ResponseMode::Sse {
-                parser: SseParser::new(),
-                strip_usage,
-                redact: redact.then(SseRedactor::new),
-                guard: watch.then(StreamGuard::new),
-                dialect,
-            }
+            mode
         } else if crate::route::is_json_content_type(&content_type)
             || (200..300).contains(&self.status)
         {

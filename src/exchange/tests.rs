@@ -138,7 +138,9 @@ fn records(host: &FakeHost) -> Vec<Value> {
     host.calls()
         .iter()
         .filter_map(|c| match c {
-            Call::SetFilterState(_, v) => serde_json::from_slice(v).ok(),
+            Call::SetFilterState(k, v) if k == super::RECORD_PROPERTY => {
+                serde_json::from_slice(v).ok()
+            }
             _ => None,
         })
         .collect()
@@ -304,6 +306,84 @@ fn fallback_config() -> Value {
     cfg
 }
 
+/// Control's fallback answer, a stream: checked and redacted as the
+/// treatment's stream would have been, never sent as it came.
+#[test]
+fn a_streamed_fallback_answer_is_redacted_and_checked() {
+    let mut cfg = fallback_config();
+    cfg["experiments"][0]["match"] = json!({"path_prefix": "/v1/"});
+    cfg["redaction"] = json!({"request": true, "response": true});
+    cfg["guardrails"] = json!({"moderation": {"response_patterns": ["(?i)evil plan"]}});
+    let answer_with = |s: &Setup, user: &str, path: &str, request: &str, stream: &str| {
+        let mut ex = exchange_on(s, user, path);
+        run(&mut ex, request, 503, "application/json", r#"{"error":{}}"#);
+        {
+            let mut wire = s.host.wire.borrow_mut();
+            wire.call_headers = vec![
+                (":status".into(), "200".into()),
+                ("content-type".into(), "text/event-stream".into()),
+            ];
+            wire.call_body = stream.as_bytes().to_vec();
+        }
+        ex.on_call_response(stream.len());
+        ex.on_log();
+        let (status, _, body) = s.host.reply().expect("control's answer");
+        assert_eq!(status, 200);
+        String::from_utf8(body).unwrap()
+    };
+    // Chat: the e-mail in control's chunks is redacted.
+    let s = setup(&cfg);
+    let user = s.user_of("cand");
+    let chunk = |t: &str| {
+        format!(
+            "data: {}\n\n",
+            json!({"choices": [{"index": 0, "delta": {"content": t}}]})
+        )
+    };
+    let chat = [
+        chunk("write to jane.do"),
+        chunk("e@example.com now"),
+        "data: [DONE]\n\n".to_string(),
+    ]
+    .concat();
+    let request = r#"{"model":"app","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    let sent = answer_with(&s, &user, "/v1/chat/completions", request, &chat);
+    assert!(
+        !sent.contains("jane.do") && sent.contains("[REDACTED:email]"),
+        "{sent}"
+    );
+    assert_eq!(records(&s.host)[0]["outcome"], "fallback");
+    // Messages: control's blocked text ends as Anthropic's refusal.
+    let s = setup(&cfg);
+    let messages = [
+        sse(
+            "message_start",
+            json!({"message": {"usage": {"input_tokens": 5, "output_tokens": 1}}}),
+        ),
+        sse(
+            "content_block_start",
+            json!({"index": 0, "content_block": {"type": "text", "text": ""}}),
+        ),
+        sse(
+            "content_block_delta",
+            json!({"index": 0, "delta": {"type": "text_delta", "text": "an evil plan"}}),
+        ),
+        sse("content_block_stop", json!({"index": 0})),
+        sse("message_stop", json!({})),
+    ]
+    .concat();
+    let request = r#"{"model":"app","max_tokens":100,"stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    let sent = answer_with(&s, &user, "/v1/messages", request, &messages);
+    assert!(!sent.contains("evil"), "{sent}");
+    assert!(sent.contains("\"stop_reason\":\"refusal\""), "{sent}");
+    let r = &records(&s.host)[0];
+    assert_eq!(
+        (r["outcome"].as_str(), r["error_code"].as_str()),
+        (Some("blocked"), Some("output_blocked")),
+        "{r}"
+    );
+}
+
 /// The forwarded request header `name`, after the exchange wrote its changes.
 fn forwarded(ex: &Exchange<FakeHost>, name: &str) -> Option<String> {
     ex.host()
@@ -325,11 +405,20 @@ fn a_variant_whose_cluster_injects_credentials_never_gets_the_clients() {
         ("authorization", "Bearer sk-client"),
         ("x-api-key", "sk-ant-client"),
         ("api-key", "azure-client"),
+        ("openai-organization", "org-client"),
+        ("openai-project", "proj-client"),
         ("anthropic-version", "2023-06-01"),
+    ];
+    let credentials = [
+        "authorization",
+        "x-api-key",
+        "api-key",
+        "openai-organization",
+        "openai-project",
     ];
     let mut ex = s.exchange(&s.user_of("cand"), &client);
     run(&mut ex, CHAT, 503, "application/json", r#"{"error":{}}"#);
-    for name in ["authorization", "x-api-key", "api-key"] {
+    for name in credentials {
         assert_eq!(forwarded(&ex, name), None, "{name} forwarded");
     }
     assert_eq!(
@@ -348,10 +437,47 @@ fn a_variant_whose_cluster_injects_credentials_never_gets_the_clients() {
     assert!(
         !headers
             .iter()
-            .any(|(k, _)| ["authorization", "x-api-key", "api-key"].contains(&k.as_str())),
+            .any(|(k, _)| credentials.contains(&k.as_str())),
         "control's call carries a client key: {headers:?}"
     );
     assert!(headers.contains(&("anthropic-version".into(), "2023-06-01".into())));
+
+    // Mixed: a treatment that injects, a control that takes the client's
+    // key (a self-hosted model), and the reverse.
+    let dispatched = |s: &Setup| {
+        s.host
+            .calls()
+            .into_iter()
+            .find_map(|c| match c {
+                Call::Dispatch(_, headers, _) => Some(headers),
+                _ => None,
+            })
+            .expect("a call to control")
+    };
+    for (control_injects, cand_injects) in [(false, true), (true, false)] {
+        let mut cfg = fallback_config();
+        cfg["experiments"][0]["variants"][0]["credentials"] = json!(if control_injects {
+            "injected"
+        } else {
+            "client"
+        });
+        cfg["experiments"][0]["variants"][1]["credentials"] =
+            json!(if cand_injects { "injected" } else { "client" });
+        let s = setup(&cfg);
+        let mut ex = s.exchange(&s.user_of("cand"), &client);
+        run(&mut ex, CHAT, 503, "application/json", r#"{"error":{}}"#);
+        assert_eq!(
+            forwarded(&ex, "x-api-key").is_some(),
+            !cand_injects,
+            "treatment injects: {cand_injects}"
+        );
+        let sent = dispatched(&s);
+        assert_eq!(
+            sent.iter().any(|(k, _)| k == "x-api-key"),
+            !control_injects,
+            "control injects: {control_injects}: {sent:?}"
+        );
+    }
 
     // The default: the client's credentials pass.
     let s = setup(&fallback_config());
@@ -360,14 +486,6 @@ fn a_variant_whose_cluster_injects_credentials_never_gets_the_clients() {
     assert_eq!(
         forwarded(&ex, "x-api-key").as_deref(),
         Some("sk-ant-client")
-    );
-}
-
-#[test]
-fn the_fallback_list_starts_with_the_credentials() {
-    assert_eq!(
-        super::request::FALLBACK_PASSED_HEADERS[..3],
-        super::request::CLIENT_CREDENTIAL_HEADERS
     );
 }
 
@@ -1037,8 +1155,31 @@ fn hostcall_budget_per_configuration() {
             "{name}: {n} hostcalls > budget {budget}:\n{calls:#?}"
         );
     }
+    // Tracing as shipped (Envoy's trace id in a request header): the 16
+    // span attributes (14 here: no prompt or RAG-index version) and no
+    // traceparent of the filter's own.
+    let mut tracing = base();
+    tracing["tracing"] = json!(true);
+    let s = setup(&tracing);
+    let mut ex = s.exchange(
+        &s.user_of("cand"),
+        &[("x-org-id", "acme"), ("x-llm-trace-id", ENVOY_TRACE)],
+    );
+    s.host.clear_calls();
+    run(&mut ex, CHAT, 200, "application/json", &answer("hi"));
+    let n = s.host.hostcalls();
+    report.push(format!("default + tracing: {n}"));
+    assert!(
+        n <= 21 + 14,
+        "tracing: {n} hostcalls:\n{:#?}",
+        s.host.calls()
+    );
+    assert_eq!(s.host.span_attributes().len(), 14);
     println!("hostcalls per request: {}", report.join(", "));
 }
+
+/// A trace id as Envoy's header_mutation filter writes it (`%TRACE_ID%`).
+const ENVOY_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 
 /// Each API's request and answer, non-streaming (the dialect budget).
 const DIALECTS: [(&str, &str, &str); 3] = [
@@ -1114,4 +1255,229 @@ fn the_health_window_is_read_once_per_finished_exchange() {
         "recorded once; the breaker and the SLO use what was written"
     );
     assert_eq!(s.host.record().unwrap()["outcome"], "success");
+}
+
+fn tracing_config() -> Value {
+    let mut cfg = base();
+    cfg["tracing"] = json!(true);
+    cfg["experiments"][0]["variants"][1]["prompt_version"] = json!("p13");
+    cfg["pricing"] = json!({"m-b": {"input_per_mtok": 0.4, "output_per_mtok": 1.6}});
+    cfg
+}
+
+#[test]
+fn tracing_writes_the_span_attributes_of_the_record() {
+    let s = setup(&tracing_config());
+    let user = s.user_of("cand");
+    let mut ex = s.exchange(&user, &[]);
+    run(&mut ex, CHAT, 200, "application/json", &answer("hi"));
+    let record = s.host.record().expect("a record");
+    let attrs: HashMap<String, String> = s.host.span_attributes().into_iter().collect();
+    let expected = [
+        ("gen_ai.operation.name", "chat".to_string()),
+        ("gen_ai.provider.name", "openai".to_string()),
+        ("gen_ai.request.model", "m-b".to_string()),
+        ("gen_ai.response.model", "m".to_string()),
+        ("gen_ai.usage.input_tokens", "12".to_string()),
+        ("gen_ai.usage.output_tokens", "3".to_string()),
+        ("llm_ab.experiment", "e".to_string()),
+        ("llm_ab.variant.assigned", "cand".to_string()),
+        ("llm_ab.variant.served", "cand".to_string()),
+        ("llm_ab.prompt_version", "p13".to_string()),
+        ("llm_ab.usage.cached_input_tokens", "0".to_string()),
+        ("llm_ab.usage.cache_write_input_tokens", "0".to_string()),
+        ("llm_ab.usage.reasoning_tokens", "0".to_string()),
+        ("llm_ab.outcome", "success".to_string()),
+    ];
+    assert_eq!(attrs.len(), expected.len() + 1, "{attrs:#?}");
+    // The record's float text (serde_json reads it back only to the nearest
+    // few ulps without its float_roundtrip feature).
+    let cost: f64 = attrs["llm_ab.cost_usd"].parse().unwrap();
+    assert!((cost - record["cost_usd_est"].as_f64().unwrap()).abs() < 1e-18);
+    let raw = s
+        .host
+        .calls()
+        .iter()
+        .find_map(|c| match c {
+            Call::SetFilterState(k, v) if k == super::RECORD_PROPERTY => {
+                Some(String::from_utf8_lossy(v).into_owned())
+            }
+            _ => None,
+        })
+        .unwrap();
+    assert!(
+        raw.contains(&format!("\"cost_usd_est\":{},", attrs["llm_ab.cost_usd"])),
+        "{raw}"
+    );
+    for (name, value) in expected {
+        assert_eq!(attrs.get(name), Some(&value), "{name}: {attrs:#?}");
+    }
+    assert_eq!(record["response_model"], "m");
+    assert!(
+        (record["cost_usd_est"].as_f64().unwrap() - (12.0 * 0.4 + 3.0 * 1.6) / 1e6).abs() < 1e-15
+    );
+    // Every key is a declared property, under the prefix.
+    for (name, _) in s.host.span_attributes() {
+        let key = format!("{}{name}", super::SPAN_PROPERTY_PREFIX);
+        assert!(super::SPAN_PROPERTIES.contains(&key.as_str()), "{key}");
+    }
+}
+
+#[test]
+fn without_tracing_no_span_attribute_is_written_nor_a_client_trace_id_taken() {
+    let mut cfg = tracing_config();
+    cfg["tracing"] = json!(false);
+    let s = setup(&cfg);
+    let mut ex = s.exchange(&s.user_of("cand"), &[("x-llm-trace-id", ENVOY_TRACE)]);
+    run(&mut ex, CHAT, 200, "application/json", &answer("hi"));
+    assert!(s.host.span_attributes().is_empty());
+    let record = s.host.record().unwrap();
+    assert_eq!(record["response_model"], "m");
+    assert_eq!(record["trace_id"], "5b1e2e076c1c4a4e9a1c2c8b9f0d3e11");
+}
+
+#[test]
+fn unmatched_requests_get_no_span_attributes() {
+    let s = setup(&tracing_config());
+    let mut ex = s.exchange("u", &[("x-llm-trace-id", ENVOY_TRACE)]);
+    ex.host().wire.borrow_mut().request_headers[1].1 = "/v1/models".into();
+    ex.on_request_headers(true);
+    ex.on_log();
+    assert_eq!(s.host.record().unwrap()["trace_id"], ENVOY_TRACE);
+    assert!(s.host.span_attributes().is_empty());
+}
+
+fn traceparent_set(host: &FakeHost) -> bool {
+    host.calls()
+        .iter()
+        .any(|c| matches!(c, Call::SetRequestHeader(k, _) if k == "traceparent"))
+}
+
+#[test]
+fn with_tracing_the_record_takes_the_trace_id_of_envoys_span() {
+    let s = setup(&tracing_config());
+    let mut ex = s.exchange(&s.user_of("cand"), &[("x-llm-trace-id", ENVOY_TRACE)]);
+    run(&mut ex, CHAT, 200, "application/json", &answer("hi"));
+    assert_eq!(s.host.record().unwrap()["trace_id"], ENVOY_TRACE);
+    assert!(!traceparent_set(&s.host), "the router sends Envoy's own");
+
+    // A request the filter refuses itself carries it too.
+    let s = setup(&tracing_config());
+    let mut ex = s.exchange(&s.user_of("cand"), &[("x-llm-trace-id", ENVOY_TRACE)]);
+    run(&mut ex, "{broken", 200, "application/json", "");
+    let record = s.host.record().unwrap();
+    assert_eq!(record["outcome"], "invalid");
+    assert_eq!(record["trace_id"], ENVOY_TRACE);
+    assert_eq!(s.host.span_attributes().len(), 14);
+
+    // Without the header (Envoy not tracing, or no header_mutation ahead of
+    // the filter): the filter's own id and traceparent, as without tracing;
+    // a header that is not a trace id counts as none.
+    for extra in [vec![], vec![("x-llm-trace-id", "not-a-trace-id")]] {
+        let s = setup(&tracing_config());
+        let mut ex = s.exchange(&s.user_of("cand"), &extra);
+        run(&mut ex, CHAT, 200, "application/json", &answer("hi"));
+        assert_eq!(
+            s.host.record().unwrap()["trace_id"],
+            "5b1e2e076c1c4a4e9a1c2c8b9f0d3e11"
+        );
+        assert!(traceparent_set(&s.host));
+    }
+}
+
+#[test]
+fn messages_spans_name_anthropic_and_the_model_of_message_start() {
+    let mut cfg = tracing_config();
+    cfg["experiments"][0]["match"] = json!({"path_prefix": "/v1/"});
+    let s = setup(&cfg);
+    let mut ex = exchange_on(&s, &s.user_of("cand"), "/v1/messages");
+    let stream = concat!(
+        "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-x-1\",\"content\":[],\"usage\":{\"input_tokens\":10,\"cache_read_input_tokens\":4,\"cache_creation_input_tokens\":2,\"output_tokens\":1}}}\n\n",
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"hi\"}}\n\n",
+        "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":7}}\n\n",
+        "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+    );
+    run(
+        &mut ex,
+        r#"{"model":"app","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"hello"}]}"#,
+        200,
+        "text/event-stream",
+        stream,
+    );
+    let record = s.host.record().unwrap();
+    let attrs: HashMap<String, String> = s.host.span_attributes().into_iter().collect();
+    assert_eq!(record["outcome"], "success", "{record}");
+    assert_eq!(attrs["gen_ai.operation.name"], "chat");
+    assert_eq!(attrs["gen_ai.provider.name"], "anthropic");
+    assert_eq!(attrs["gen_ai.response.model"], "claude-x-1");
+    assert_eq!(record["response_model"], "claude-x-1");
+    assert_eq!(attrs["gen_ai.usage.input_tokens"], "16");
+    assert_eq!(attrs["gen_ai.usage.output_tokens"], "7");
+    assert_eq!(attrs["llm_ab.usage.cached_input_tokens"], "4");
+    assert_eq!(attrs["llm_ab.usage.cache_write_input_tokens"], "2");
+}
+
+#[test]
+fn the_request_time_span_attributes_are_written_when_the_request_goes_upstream() {
+    // Envoy ends a reset stream's span before `on_log`, the filter's last
+    // callback: what is known at request time is written before.
+    let s = setup(&tracing_config());
+    let mut ex = s.exchange(&s.user_of("cand"), &[("x-llm-trace-id", ENVOY_TRACE)]);
+    assert_eq!(ex.on_request_headers(false), Flow::Pause);
+    ex.host().wire.borrow_mut().request_body = CHAT.as_bytes().to_vec();
+    assert_eq!(ex.on_request_body(CHAT.len(), true), Flow::Continue);
+    let early: Vec<String> = s
+        .host
+        .span_attributes()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(
+        early,
+        [
+            "gen_ai.operation.name",
+            "gen_ai.provider.name",
+            "gen_ai.request.model",
+            "llm_ab.experiment",
+            "llm_ab.variant.assigned",
+            "llm_ab.variant.served",
+            "llm_ab.prompt_version",
+        ]
+    );
+    // The stream is reset: the end-time ones come with the record, once each.
+    ex.on_log();
+    let all = s.host.span_attributes();
+    assert_eq!(all.len(), 7 + 7, "no response model: {all:#?}");
+    let mut names: Vec<&str> = all.iter().map(|(k, _)| k.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), all.len(), "each written once");
+}
+
+#[test]
+fn after_a_fallback_the_span_names_control_as_served() {
+    let mut cfg = fallback_config();
+    cfg["tracing"] = json!(true);
+    let s = setup(&cfg);
+    let mut ex = s.exchange(&s.user_of("cand"), &[("x-llm-trace-id", ENVOY_TRACE)]);
+    run(&mut ex, CHAT, 503, "application/json", r#"{"error":{}}"#);
+    let control = answer("from control");
+    {
+        let mut wire = s.host.wire.borrow_mut();
+        wire.call_headers = vec![
+            (":status".into(), "200".into()),
+            ("content-type".into(), "application/json".into()),
+        ];
+        wire.call_body = control.as_bytes().to_vec();
+    }
+    ex.on_call_response(control.len());
+    ex.on_log();
+    let record = s.host.record().unwrap();
+    assert_eq!(record["served_variant"], "control", "{record}");
+    // The last value written for each attribute is what the span gets.
+    let last: HashMap<String, String> = s.host.span_attributes().into_iter().collect();
+    assert_eq!(last["llm_ab.variant.assigned"], "cand");
+    assert_eq!(last["llm_ab.variant.served"], "control");
+    assert_eq!(last["llm_ab.outcome"], record["outcome"].as_str().unwrap());
+    assert_eq!(record["outcome"], "fallback");
 }

@@ -98,7 +98,16 @@ impl Review {
     }
 }
 
-/// Tool names called in a chat completion (message or stream delta).
+/// The Messages content blocks that call a tool by `name`: client tools,
+/// Anthropic's server tools, MCP tools.
+pub const MESSAGES_TOOL_CALLS: [&str; 3] = ["tool_use", "server_tool_use", "mcp_tool_use"];
+
+/// The Responses output items that call a tool by `name`: functions,
+/// custom tools, MCP tools.
+pub const RESPONSES_TOOL_CALLS: [&str; 3] = ["function_call", "custom_tool_call", "mcp_call"];
+
+/// Tool names called in an answer: a chat completion (message or stream
+/// delta), a Messages message, a Responses response.
 pub fn called_tools(chunk: &Value) -> Vec<String> {
     let mut names = Vec::new();
     for choice in chunk["choices"].as_array().into_iter().flatten() {
@@ -110,10 +119,13 @@ pub fn called_tools(chunk: &Value) -> Vec<String> {
             }
         }
     }
-    // Anthropic Messages: `tool_use` blocks; Responses: `function_call` items.
-    for (list, kind) in [("content", "tool_use"), ("output", "function_call")] {
+    // Anthropic Messages: tool-use blocks; Responses: tool-call items.
+    for (list, kinds) in [
+        ("content", &MESSAGES_TOOL_CALLS),
+        ("output", &RESPONSES_TOOL_CALLS),
+    ] {
         for item in chunk[list].as_array().into_iter().flatten() {
-            if item["type"] == kind {
+            if item["type"].as_str().is_some_and(|t| kinds.contains(&t)) {
                 if let Some(name) = item["name"].as_str() {
                     names.push(name.to_string());
                 }

@@ -3,6 +3,12 @@
 //! loopback ports, the freshly built `.wasm`, and a test's filter
 //! configuration. Every process started here is stopped on drop.
 //!
+//! The shipped bootstrap traces (OpenTelemetry, to the `otel_collector`
+//! cluster, kept beside the test's clusters; nothing listens there unless a
+//! test points it at a receiver with [`trace_to`]), so each test's filter
+//! configuration gets `"tracing": true` as the shipped one has it
+//! ([`with_tracing`]).
+//!
 //! A test that needs Envoy fails, never skips, when Envoy is missing.
 
 #![allow(dead_code)]
@@ -149,6 +155,44 @@ fn http_filter_mut<'a>(hcm: &'a mut Value, name: &str) -> &'a mut Value {
         .unwrap_or_else(|| panic!("no HTTP filter named {name}"))
 }
 
+/// The shipped OpenTelemetry collector cluster.
+pub const OTEL_CLUSTER: &str = "otel_collector";
+
+/// A test's filter configuration as the shipped `envoy.yaml` pairs it with
+/// Envoy's tracing: `"tracing": true` added unless the test set `tracing`
+/// itself or turned telemetry off (or the text is not a JSON object, e.g.
+/// a configuration a test expects refused).
+pub fn with_tracing(filter_config: &str) -> String {
+    match serde_json::from_str::<Value>(filter_config) {
+        Ok(Value::Object(mut o))
+            if !o.contains_key("tracing") && o.get("telemetry") != Some(&json!(false)) =>
+        {
+            o.insert("tracing".into(), json!(true));
+            Value::Object(o).to_string()
+        }
+        _ => filter_config.to_string(),
+    }
+}
+
+/// Points the bootstrap's `otel_collector` cluster at `127.0.0.1:port` and
+/// makes Envoy export every span at once (runtime: a flush every 100 ms,
+/// at least 1 span), for a test that receives them.
+pub fn trace_to(cfg: &mut Value, port: u16) {
+    let clusters = cfg["static_resources"]["clusters"]
+        .as_array_mut()
+        .expect("clusters");
+    let collector = clusters
+        .iter_mut()
+        .find(|c| c["name"] == OTEL_CLUSTER)
+        .expect("the shipped otel_collector cluster");
+    collector["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]
+        ["socket_address"]["port_value"] = json!(port);
+    cfg["layered_runtime"] = json!({"layers": [{"name": "tests", "static_layer": {
+        "tracing.opentelemetry.flush_interval_ms": 100,
+        "tracing.opentelemetry.min_flush_spans": 1
+    }}]});
+}
+
 /// A running Envoy.
 pub struct Envoy {
     child: Option<Child>,
@@ -259,14 +303,26 @@ impl Envoy {
         let hcm = &mut listener["filter_chains"][0]["filters"][0]["typed_config"];
         hcm["access_log"][0]["typed_config"]["path"] =
             json!(dir.join("access.log").to_string_lossy());
+        let traced = hcm.get("tracing").is_some();
         let filter = &mut http_filter_mut(hcm, WASM_FILTER)["typed_config"]["config"];
         filter["vm_config"]["code"]["local"]["filename"] = json!(wasm_path().to_string_lossy());
-        filter["configuration"]["value"] = json!(filter_config);
+        filter["configuration"]["value"] = json!(if traced {
+            with_tracing(filter_config)
+        } else {
+            filter_config.to_string()
+        });
         adjust(filter);
+        // The test's clusters, and the shipped collector's (nothing listens
+        // there unless a test points it at a receiver: spans are dropped).
+        let collector = cfg["static_resources"]["clusters"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["name"] == OTEL_CLUSTER))
+            .cloned();
         cfg["static_resources"]["clusters"] = Value::Array(
             clusters
                 .iter()
                 .map(|(name, port)| cluster(name, *port))
+                .chain(collector)
                 .collect(),
         );
         adjust_bootstrap(&mut cfg);
