@@ -84,10 +84,47 @@ impl Part<'_> {
     }
 }
 
+/// A Messages content block, or a part of a Responses output item.
+#[derive(Debug, Deserialize)]
+pub struct Block<'a> {
+    /// `type`.
+    #[serde(default, rename = "type", borrow)]
+    pub kind: Cow<'a, str>,
+    /// `text` (a Messages `text` block, a Responses `output_text` part).
+    #[serde(default, borrow)]
+    pub text: Option<Cow<'a, str>>,
+    /// `name` (a tool-use block).
+    #[serde(default, borrow)]
+    pub name: Option<Cow<'a, str>>,
+}
+
+/// A Responses `output` item.
+#[derive(Debug, Deserialize)]
+pub struct Item<'a> {
+    /// `type`.
+    #[serde(default, rename = "type", borrow)]
+    pub kind: Cow<'a, str>,
+    /// `name` (a tool-call item).
+    #[serde(default, borrow)]
+    pub name: Option<Cow<'a, str>>,
+    /// `content` (a `message` item's parts).
+    #[serde(default, borrow)]
+    pub content: Option<Vec<Block<'a>>>,
+}
+
 #[derive(Deserialize)]
 struct Shape<'a> {
     #[serde(default, borrow)]
     choices: Vec<Choice<'a>>,
+    /// Messages: the answer's content blocks.
+    #[serde(default, borrow)]
+    content: Option<Vec<Block<'a>>>,
+    /// Responses: the answer's output items.
+    #[serde(default, borrow)]
+    output: Option<Vec<Item<'a>>>,
+    /// Messages: why the answer stopped.
+    #[serde(default, borrow)]
+    stop_reason: Option<Cow<'a, str>>,
     // Boxed: a usage is in one event of a stream, and inline it would make
     // every parsed event ~200 bytes larger.
     #[serde(default)]
@@ -113,9 +150,71 @@ pub struct Chunk<'a> {
     /// Per choice: the decoded `delta.content` and `message.content`, when
     /// they are strings.
     pub texts: Vec<Texts<'a>>,
+    /// A Messages answer's `content` blocks.
+    pub content: Option<Vec<Block<'a>>>,
+    /// A Responses answer's `output` items.
+    pub output: Option<Vec<Item<'a>>>,
+    /// A Messages answer's `stop_reason`.
+    pub stop_reason: Option<Cow<'a, str>>,
 }
 
 impl Chunk<'_> {
+    /// Whether this is a Messages or Responses answer (`content` blocks or
+    /// `output` items, no `choices`).
+    pub fn is_dialect_answer(&self) -> bool {
+        self.choices.is_empty() && (self.content.is_some() || self.output.is_some())
+    }
+
+    /// The tools a Messages or Responses answer calls (tool-use blocks,
+    /// tool-call items), in order.
+    pub fn answer_tool_names(&self) -> impl Iterator<Item = &str> {
+        let blocks = self.content.iter().flatten().filter_map(|b| {
+            crate::guard::MESSAGES_TOOL_CALLS
+                .contains(&b.kind.as_ref())
+                .then_some(b.name.as_deref())
+                .flatten()
+        });
+        let items = self.output.iter().flatten().filter_map(|i| {
+            crate::guard::RESPONSES_TOOL_CALLS
+                .contains(&i.kind.as_ref())
+                .then_some(i.name.as_deref())
+                .flatten()
+        });
+        blocks.chain(items)
+    }
+
+    /// The texts of a Messages or Responses answer: `text` blocks, then the
+    /// `output_text` parts of `message` items.
+    pub fn answer_texts(&self) -> impl Iterator<Item = &str> + Clone {
+        let blocks = self
+            .content
+            .iter()
+            .flatten()
+            .filter(|b| b.kind == "text")
+            .filter_map(|b| b.text.as_deref());
+        let parts = self
+            .output
+            .iter()
+            .flatten()
+            .filter(|i| i.kind == "message")
+            .flat_map(|i| i.content.iter().flatten())
+            .filter(|p| p.kind == "output_text")
+            .filter_map(|p| p.text.as_deref());
+        blocks.chain(parts)
+    }
+
+    /// Whether a Messages or Responses answer is a refusal
+    /// (`stop_reason: "refusal"`, a `refusal` part in an output item).
+    pub fn answer_refused(&self) -> bool {
+        self.stop_reason.as_deref() == Some("refusal")
+            || self
+                .output
+                .iter()
+                .flatten()
+                .flat_map(|i| i.content.iter().flatten())
+                .any(|p| p.kind == "refusal")
+    }
+
     /// The names of every tool the chunk's choices call (messages and deltas).
     pub fn tool_names(&self) -> impl Iterator<Item = &str> {
         self.choices.iter().flat_map(|c| {
@@ -182,6 +281,9 @@ impl<'a> Event<'a> {
                     usage: shape.usage,
                     model: shape.model,
                     texts,
+                    content: shape.content,
+                    output: shape.output,
+                    stop_reason: shape.stop_reason,
                 })
             }
             Err(_) => Event::Unusual(data),

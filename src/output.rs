@@ -153,6 +153,9 @@ pub fn check_parsed(
         Some(Event::Chunk(chunk)) if !chunk.choices.is_empty() => {
             check_chunk(policy, body, chunk, counts)
         }
+        Some(Event::Chunk(chunk)) if chunk.is_dialect_answer() => {
+            check_dialect_answer(policy, body, chunk, counts)
+        }
         _ => check_value(policy, body, counts),
     }
 }
@@ -183,6 +186,40 @@ fn check_chunk(
     }
     if let Some(r) = policy.redactor {
         // `body` parsed: it is valid JSON and UTF-8, no second validation.
+        match r.redact_valid_json(chunk.data, counts) {
+            Ok(Some(new)) => verdict.body = Some(new),
+            Ok(None) => {}
+            Err(Unscannable(why)) => verdict.unscannable = Some(why),
+        }
+    }
+    verdict
+}
+
+/// Checks a Messages or Responses answer from its one parse, as
+/// [`check_chunk`] does a chat answer.
+fn check_dialect_answer(
+    policy: Policy<'_>,
+    body: &[u8],
+    chunk: &crate::chunk::Chunk<'_>,
+    counts: &mut Counts,
+) -> Verdict {
+    let mut verdict = Verdict::default();
+    if !policy
+        .guard
+        .disallowed_tools(chunk.answer_tool_names())
+        .is_empty()
+    {
+        verdict.error = Some(ApiError::tool_call_not_allowed());
+        return verdict;
+    }
+    let mut texts = chunk.answer_texts();
+    if schema_blocks(policy, texts.clone().next(), &mut verdict) {
+        return verdict;
+    }
+    if texts.any(|t| policy.guard.blocked_response(t)) {
+        return check_value(policy, body, counts);
+    }
+    if let Some(r) = policy.redactor {
         match r.redact_valid_json(chunk.data, counts) {
             Ok(Some(new)) => verdict.body = Some(new),
             Ok(None) => {}
@@ -778,13 +815,23 @@ mod tests {
                 let c = CONTENTS[(r >> 8) as usize % CONTENTS.len()];
                 let c2 = CONTENTS[(r >> 16) as usize % CONTENTS.len()];
                 let tool = if r % 3 == 0 { "rm" } else { "search_docs" };
-                match (r >> 32) % 10 {
+                match (r >> 32) % 18 {
                     0..=3 => format!(r#"{{"id":"x","choices":[{{"index":0,"message":{{"role":"assistant","content":"{c}"}},"finish_reason":"stop"}}],"usage":{{"prompt_tokens":5,"completion_tokens":2}}}}"#),
                     4 => format!(r#"{{"choices":[{{"index":0,"message":{{"content":"{c}"}}}},{{"index":1,"message":{{"content":"{c2}"}}}}]}}"#),
                     5 => format!(r#"{{"choices":[{{"message":{{"content":null,"tool_calls":[{{"id":"t","type":"function","function":{{"name":"{tool}","arguments":"{{}}"}}}}]}}}}]}}"#),
                     6 => format!(r#"{{"choices":[{{"message":{{"content":"{c}","refusal":"no"}},"finish_reason":"content_filter"}}]}}"#),
                     7 => [r#"{"choices":[]}"#, r#"{}"#, r#"[1]"#, r#"{"choices":"x"}"#, r#"{broken"#, r#"{"choices":[{"message":{"content":5}}]}"#][(r >> 40) as usize % 6].to_string(),
                     8 => format!(r#"{{"choices":[{{"index":"0","message":{{"content":"{c}"}}}}]}}"#),
+                    // Messages answers: text, tool use, refusals, odd blocks.
+                    10 => format!(r#"{{"id":"msg_1","type":"message","role":"assistant","content":[{{"type":"text","text":"{c}"}}],"stop_reason":"end_turn","usage":{{"input_tokens":3,"output_tokens":2,"cache_read_input_tokens":1}}}}"#),
+                    11 => format!(r#"{{"type":"message","content":[{{"type":"thinking","thinking":"{c2}","signature":"s"}},{{"type":"text","text":"{c}"}},{{"type":"tool_use","id":"t","name":"{tool}","input":{{"q":"{c2}"}}}}],"stop_reason":"tool_use"}}"#),
+                    12 => format!(r#"{{"type":"message","content":[{{"type":"server_tool_use","id":"s","name":"{tool}","input":{{}}}},{{"type":"text","text":"{c}"}},{{"type":"text","text":"{c2}"}}],"stop_reason":"{}"}}"#, if r % 2 == 0 { "refusal" } else { "end_turn" }),
+                    13 => [r#"{"type":"message","content":"plain"}"#, r#"{"content":[{"type":"text","text":5}]}"#, r#"{"content":[{"type":"tool_use","name":["x"]}]}"#, r#"{"content":[],"stop_reason":null}"#, r#"{"content":[{"type":"text"}],"content":[]}"#, r#"{"content":[{"text":"no type"}]}"#][(r >> 40) as usize % 6].to_string(),
+                    // Responses answers: message items, calls, refusals, reasoning.
+                    14 => format!(r#"{{"id":"resp_1","object":"response","output":[{{"type":"message","id":"m","role":"assistant","content":[{{"type":"output_text","text":"{c}","annotations":[]}}]}}],"usage":{{"input_tokens":4,"input_tokens_details":{{"cached_tokens":1}},"output_tokens":2}}}}"#),
+                    15 => format!(r#"{{"object":"response","output":[{{"type":"reasoning","id":"r","summary":[{{"type":"summary_text","text":"{c2}"}}]}},{{"type":"function_call","name":"{tool}","arguments":"{{}}"}},{{"type":"message","content":[{{"type":"output_text","text":"{c}"}},{{"type":"output_text","text":"{c2}"}}]}}]}}"#),
+                    16 => format!(r#"{{"object":"response","output":[{{"type":"message","content":[{{"type":"{}","text":"{c}","refusal":"{c2}"}}]}},{{"type":"mcp_call","name":"{tool}","server_label":"s"}}]}}"#, if r % 2 == 0 { "refusal" } else { "output_text" }),
+                    17 => [r#"{"output":"x"}"#, r#"{"output":[{"type":"message","content":"text"}]}"#, r#"{"output":[{"type":"message","content":[{"type":"output_text","text":{"a":1}}]}]}"#, r#"{"output":[],"content":[]}"#, r#"{"output":[{"type":"function_call","name":7}]}"#, r#"{"output":[{"content":[{"type":"output_text","text":"untyped item"}]}]}"#][(r >> 40) as usize % 6].to_string(),
                     _ => format!(r#"{{"choices":[{{"message":{{"content":"{c}"}}}}],"choices":[{{"message":{{"content":"{c2}"}}}}]}}"#),
                 }
             })

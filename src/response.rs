@@ -262,7 +262,7 @@ impl ResponseObserver {
             self.usage = Some(**u);
         }
         if chunk.choices.is_empty() {
-            self.refusal |= other_answer_refused(chunk.data);
+            self.refusal |= chunk.answer_refused();
         }
         for (choice, (delta, message)) in chunk.choices.iter().zip(&chunk.texts) {
             if choice.content_filtered() {
