@@ -174,19 +174,33 @@ fn check_chunk(
         verdict.error = Some(ApiError::tool_call_not_allowed());
         return verdict;
     }
-    let mut contents = chunk
+    let contents = chunk
         .texts
         .iter()
         .filter_map(|(_, message)| message.as_deref());
-    if schema_blocks(policy, contents.clone().next(), &mut verdict) {
+    check_texts(policy, body, chunk.data, contents, verdict, counts)
+}
+
+/// The checks of an answer's texts from its one parse (`data`, the text of
+/// `body`): the schema on the first, moderation (a blocked answer is
+/// rewritten from the document), then redaction.
+fn check_texts<'t>(
+    policy: Policy<'_>,
+    body: &[u8],
+    data: &str,
+    mut texts: impl Iterator<Item = &'t str> + Clone,
+    mut verdict: Verdict,
+    counts: &mut Counts,
+) -> Verdict {
+    if schema_blocks(policy, texts.clone().next(), &mut verdict) {
         return verdict;
     }
-    if contents.any(|c| policy.guard.blocked_response(c)) {
+    if texts.any(|t| policy.guard.blocked_response(t)) {
         return check_value(policy, body, counts);
     }
     if let Some(r) = policy.redactor {
         // `body` parsed: it is valid JSON and UTF-8, no second validation.
-        match r.redact_valid_json(chunk.data, counts) {
+        match r.redact_valid_json(data, counts) {
             Ok(Some(new)) => verdict.body = Some(new),
             Ok(None) => {}
             Err(Unscannable(why)) => verdict.unscannable = Some(why),
@@ -212,21 +226,14 @@ fn check_dialect_answer(
         verdict.error = Some(ApiError::tool_call_not_allowed());
         return verdict;
     }
-    let mut texts = chunk.answer_texts();
-    if schema_blocks(policy, texts.clone().next(), &mut verdict) {
-        return verdict;
-    }
-    if texts.any(|t| policy.guard.blocked_response(t)) {
-        return check_value(policy, body, counts);
-    }
-    if let Some(r) = policy.redactor {
-        match r.redact_valid_json(chunk.data, counts) {
-            Ok(Some(new)) => verdict.body = Some(new),
-            Ok(None) => {}
-            Err(Unscannable(why)) => verdict.unscannable = Some(why),
-        }
-    }
-    verdict
+    check_texts(
+        policy,
+        body,
+        chunk.data,
+        chunk.answer_texts(),
+        verdict,
+        counts,
+    )
 }
 
 /// Checks a complete JSON response read as a document (the reference the
