@@ -768,16 +768,37 @@ impl Prometheus {
             .collect()
     }
 
-    /// Unix time (seconds) of the last scrape of `instance` that succeeded,
-    /// 0 before the first.
+    /// Unix time (seconds) of the last scrape of `instance` that succeeded
+    /// and carried the filter's series, 0 before the first: the oldest
+    /// sample among its current requests, outcomes and cached-token series
+    /// (a scrape of an Envoy whose filter has not defined them yet does not
+    /// count).
     pub fn last_scrape(&self, instance: &str) -> f64 {
-        self.values(
-            &format!("timestamp(up{{instance=\"{instance}\"}} == 1)"),
-            "instance",
-        )
-        .get(instance)
-        .copied()
-        .unwrap_or(0.0)
+        let up = self
+            .values(
+                &format!("timestamp(up{{instance=\"{instance}\"}} == 1)"),
+                "instance",
+            )
+            .get(instance)
+            .copied()
+            .unwrap_or(0.0);
+        // Per name (timestamp() drops names; labelsets of one name stay apart).
+        [
+            "llm_ab_requests",
+            "llm_ab_outcomes",
+            "llm_ab_tokens_in_cached",
+        ]
+        .iter()
+        .map(|name| {
+            self.values(
+                &format!("min by (instance) (timestamp({name}{{instance=\"{instance}\"}}))"),
+                "instance",
+            )
+            .get(instance)
+            .copied()
+            .unwrap_or(0.0)
+        })
+        .fold(up, f64::min)
     }
 
     /// Waits until a scrape of `instance` that began after `after` (unix
