@@ -43,7 +43,15 @@ impl<H: Host> Exchange<H> {
             .loaded
             .as_ref()
             .map_or(&[][..], |(p, _)| &p.refusal_phrases[..]);
-        let events = parser.feed(chunk);
+        let mut events = parser.feed(chunk);
+        if end_of_stream
+            && parser.pending_len() > 0
+            && !observer_only(strip_usage, redact, guard, dialect)
+        {
+            // An event the upstream left unterminated is read like any other
+            // (checked, redacted, and terminated), never passed on as it came.
+            events.extend(parser.feed(b"\n\n"));
+        }
         if let Some(m) = dialect.as_mut() {
             // Messages and Responses: checked by the guardrails event by
             // event, text deltas redacted, each held tail sent in an event
@@ -176,4 +184,15 @@ impl<H: Host> Exchange<H> {
         }
         (out != chunk).then_some(out)
     }
+}
+
+/// Whether a stream is only observed (nothing in it is rewritten, so its
+/// bytes pass as they came).
+fn observer_only(
+    strip_usage: &bool,
+    redact: &Option<crate::redact::sse::SseRedactor>,
+    guard: &Option<StreamGuard>,
+    dialect: &Option<super::DialectStream>,
+) -> bool {
+    !*strip_usage && redact.is_none() && guard.is_none() && dialect.is_none()
 }

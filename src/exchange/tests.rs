@@ -384,6 +384,47 @@ fn a_streamed_fallback_answer_is_redacted_and_checked() {
     );
 }
 
+/// A stream whose last event the upstream left unterminated: that event is
+/// redacted and checked like the others, never passed on as it came.
+#[test]
+fn an_unterminated_last_event_is_redacted_too() {
+    let mut cfg = base();
+    cfg["experiments"][0]["match"] = json!({"path_prefix": "/v1/"});
+    cfg["redaction"] = json!({"request": true, "response": true});
+    let s = setup(&cfg);
+    let user = s.user_of("cand");
+    let chat = format!(
+        "data: {}\n\ndata: {}",
+        json!({"choices": [{"index": 0, "delta": {"content": "hi "}}]}),
+        json!({"choices": [{"index": 0, "delta": {"content": "mail jane.doe@example.com"}}]})
+    );
+    let request = r#"{"model":"app","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    let mut ex = exchange_on(&s, &user, "/v1/chat/completions");
+    run(&mut ex, request, 200, "text/event-stream", &chat);
+    let sent = sent_body(&s.host);
+    assert!(
+        !sent.contains("jane.doe") && sent.contains("[REDACTED:email]"),
+        "{sent}"
+    );
+    let s = setup(&cfg);
+    let messages = format!(
+        "{}event: content_block_delta\ndata: {}",
+        sse(
+            "content_block_start",
+            json!({"index": 0, "content_block": {"type": "text", "text": ""}})
+        ),
+        json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "mail jane.doe@example.com"}})
+    );
+    let request = r#"{"model":"app","max_tokens":9,"stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    let mut ex = exchange_on(&s, &user, "/v1/messages");
+    run(&mut ex, request, 200, "text/event-stream", &messages);
+    let sent = sent_body(&s.host);
+    assert!(
+        !sent.contains("jane.doe") && sent.contains("[REDACTED:email]"),
+        "{sent}"
+    );
+}
+
 /// The forwarded request header `name`, after the exchange wrote its changes.
 fn forwarded(ex: &Exchange<FakeHost>, name: &str) -> Option<String> {
     ex.host()
