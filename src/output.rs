@@ -151,47 +151,41 @@ pub fn check_parsed(
         // A chat answer has choices; a Messages or Responses answer (no
         // choices) is read as a document, which knows their shapes.
         Some(Event::Chunk(chunk)) if !chunk.choices.is_empty() => {
-            check_chunk(policy, body, chunk, counts)
+            let texts = chunk
+                .texts
+                .iter()
+                .filter_map(|(_, message)| message.as_deref());
+            check_one_parse(policy, body, chunk.data, chunk.tool_names(), texts, counts)
         }
-        Some(Event::Chunk(chunk)) if chunk.is_dialect_answer() => {
-            check_dialect_answer(policy, body, chunk, counts)
-        }
+        Some(Event::Chunk(chunk)) if chunk.is_dialect_answer() => check_one_parse(
+            policy,
+            body,
+            chunk.data,
+            chunk.answer_tool_names(),
+            chunk.answer_texts(),
+            counts,
+        ),
         _ => check_value(policy, body, counts),
     }
 }
 
-/// Checks a complete JSON response from its one parse (`body` is the text
-/// `chunk` was parsed from); the rare cases that rewrite the body (a
-/// blocked answer) read it as a document, as [`check_value`] does.
-fn check_chunk(
-    policy: Policy<'_>,
-    body: &[u8],
-    chunk: &crate::chunk::Chunk<'_>,
-    counts: &mut Counts,
-) -> Verdict {
-    let mut verdict = Verdict::default();
-    if !policy.guard.disallowed_tools(chunk.tool_names()).is_empty() {
-        verdict.error = Some(ApiError::tool_call_not_allowed());
-        return verdict;
-    }
-    let contents = chunk
-        .texts
-        .iter()
-        .filter_map(|(_, message)| message.as_deref());
-    check_texts(policy, body, chunk.data, contents, verdict, counts)
-}
-
-/// The checks of an answer's texts from its one parse (`data`, the text of
-/// `body`): the schema on the first, moderation (a blocked answer is
-/// rewritten from the document), then redaction.
-fn check_texts<'t>(
+/// Checks a complete JSON answer from its one parse (`data`, the text of
+/// `body`): the tools it calls, then the schema on its first text,
+/// moderation (the rare blocked answer is rewritten from the document, as
+/// [`check_value`] does), then redaction.
+fn check_one_parse<'t>(
     policy: Policy<'_>,
     body: &[u8],
     data: &str,
+    tools: impl Iterator<Item = &'t str>,
     mut texts: impl Iterator<Item = &'t str> + Clone,
-    mut verdict: Verdict,
     counts: &mut Counts,
 ) -> Verdict {
+    let mut verdict = Verdict::default();
+    if !policy.guard.disallowed_tools(tools).is_empty() {
+        verdict.error = Some(ApiError::tool_call_not_allowed());
+        return verdict;
+    }
     if schema_blocks(policy, texts.clone().next(), &mut verdict) {
         return verdict;
     }
@@ -207,33 +201,6 @@ fn check_texts<'t>(
         }
     }
     verdict
-}
-
-/// Checks a Messages or Responses answer from its one parse, as
-/// [`check_chunk`] does a chat answer.
-fn check_dialect_answer(
-    policy: Policy<'_>,
-    body: &[u8],
-    chunk: &crate::chunk::Chunk<'_>,
-    counts: &mut Counts,
-) -> Verdict {
-    let mut verdict = Verdict::default();
-    if !policy
-        .guard
-        .disallowed_tools(chunk.answer_tool_names())
-        .is_empty()
-    {
-        verdict.error = Some(ApiError::tool_call_not_allowed());
-        return verdict;
-    }
-    check_texts(
-        policy,
-        body,
-        chunk.data,
-        chunk.answer_texts(),
-        verdict,
-        counts,
-    )
 }
 
 /// Checks a complete JSON response read as a document (the reference the

@@ -6,8 +6,11 @@
 #[path = "../../tests/support/mod.rs"]
 mod support;
 
+mod common;
+use common::{llm_ab, text};
+
 use serde_json::Value;
-use std::process::{Command, Output};
+
 use support::{Envoy, MockBackend};
 
 const CONFIG: &str = r#"{
@@ -24,21 +27,6 @@ const CONFIG: &str = r#"{
     ]
   }]
 }"#;
-
-fn llm_ab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_llm-ab"))
-        .args(args)
-        .output()
-        .expect("run llm-ab")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 fn scratch(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("llm-ab-cli-{}", std::process::id()));

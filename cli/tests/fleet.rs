@@ -10,9 +10,12 @@
 #[path = "../../tests/support/mod.rs"]
 mod support;
 
+mod common;
+use common::{llm_ab, text};
+
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 use support::{Envoy, MockBackend, Prometheus};
 
@@ -32,21 +35,6 @@ const CONFIG: &str = r#"{
     "slo": {"window_s": 60, "min_requests": 100000, "max_error_rate": 1.0}
   }]
 }"#;
-
-fn llm_ab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_llm-ab"))
-        .args(args)
-        .output()
-        .expect("run llm-ab")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 /// Sends users `users` through `envoy`: every 7th answer fails (500), every
 /// 5th is a stream, every 3rd reports cached prompt tokens. Returns the
