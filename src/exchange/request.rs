@@ -32,6 +32,20 @@ impl HeaderEdits {
         self.0.push((name.to_string(), None));
     }
 
+    /// Removes each of `names` the request carries (one change per header
+    /// present, none for those absent).
+    pub(super) fn remove_present<'n>(
+        &mut self,
+        headers: &super::headers::HeaderMap,
+        names: impl IntoIterator<Item = &'n str>,
+    ) {
+        for name in names {
+            if headers.has(name) {
+                self.remove(name);
+            }
+        }
+    }
+
     /// Each header changed, once (the last change of a header wins).
     pub(super) fn changes(&self) -> impl Iterator<Item = (&str, Option<&str>)> {
         self.0.iter().enumerate().filter_map(|(i, (name, value))| {
@@ -101,17 +115,9 @@ impl<H: Host> Exchange<H> {
         let mut edits = HeaderEdits::default();
         edits.set(&plan.route_header, cluster);
         if let Some(o) = &plan.override_ {
-            for name in [&o.variant_header, &o.token_header] {
-                if headers.has(name) {
-                    edits.remove(name);
-                }
-            }
+            edits.remove_present(&headers, [o.variant_header.as_str(), &o.token_header]);
         }
-        for name in OWNED_REQUEST_HEADERS {
-            if headers.has(name) {
-                edits.remove(name);
-            }
-        }
+        edits.remove_present(&headers, OWNED_REQUEST_HEADERS);
 
         // One trace id from the client through the upstream to the record.
         if plan.telemetry {
@@ -175,11 +181,7 @@ impl<H: Host> Exchange<H> {
         if variant.injects_credentials {
             // The cluster adds this provider's key: the client's key (maybe
             // another provider's) never leaves the proxy.
-            for name in CLIENT_CREDENTIAL_HEADERS {
-                if headers.has(name) {
-                    edits.remove(name);
-                }
-            }
+            edits.remove_present(&headers, CLIENT_CREDENTIAL_HEADERS);
         }
         metrics.count_request(&self.host, a.experiment_index, served, reason);
         edits.set("x-llm-experiment", &a.experiment.id);
