@@ -9,7 +9,7 @@
 //! as the provider sent it. Thinking deltas are left as they are: their
 //! signature must match them when the client sends them back.
 
-use super::stream::{push_in_place, sse_event, Keyed, Rewrite};
+use super::stream::{sse_event, Keyed, Rewrite};
 use super::{Counts, Redactor};
 use crate::json::{json_string, Present};
 use serde::Deserialize;
@@ -91,15 +91,8 @@ impl MessagesRedactor {
                 let (true, Some(raw)) = (delta.kind == "text_delta", delta.text.0) else {
                     return Rewrite::default();
                 };
-                let event = self
-                    .blocks
-                    .get(index)
-                    .and_then(|stream| push_in_place(stream, r, data, raw, counts))
-                    .map(|data| sse_event("content_block_delta", &data));
-                Rewrite {
-                    before: Vec::new(),
-                    event,
-                }
+                self.blocks
+                    .rewrite_delta(index, "content_block_delta", r, data, raw, counts)
             }
             ("content_block_stop", Some(index), _) => Rewrite {
                 before: self.flush(r, Some(index), counts),

@@ -10,7 +10,7 @@
 //! gives the text the deltas add up to. Every other event passes as the
 //! provider sent it.
 
-use super::stream::{push_in_place, sse_event, Keyed, Rewrite};
+use super::stream::{sse_event, Keyed, Rewrite};
 use super::{Counts, Redactor};
 use crate::json::{json_string, Present};
 use serde::Deserialize;
@@ -66,15 +66,8 @@ impl ResponsesRedactor {
                 let Some(raw) = event.delta.0 else {
                     return Rewrite::default();
                 };
-                let event = self
-                    .parts
-                    .get(key)
-                    .and_then(|stream| push_in_place(stream, r, data, raw, counts))
-                    .map(|data| sse_event("response.output_text.delta", &data));
-                Rewrite {
-                    before: Vec::new(),
-                    event,
-                }
+                self.parts
+                    .rewrite_delta(key, "response.output_text.delta", r, data, raw, counts)
             }
             "response.output_text.done" => {
                 let item = event.item_id.as_deref().map_or("null".into(), json_string);

@@ -135,6 +135,28 @@ impl<K: PartialEq + Copy> Keyed<K> {
         self.streams.get_mut(at).map(|(_, s)| s)
     }
 
+    /// The rewrite of a delta event named `name` (`data`, whose text is
+    /// `raw`) of stream `key`: the event again with its text replaced by
+    /// what the key's redactor lets out, or nothing to change.
+    pub fn rewrite_delta(
+        &mut self,
+        key: K,
+        name: &str,
+        r: &Redactor,
+        data: &str,
+        raw: &serde_json::value::RawValue,
+        counts: &mut Counts,
+    ) -> Rewrite {
+        let event = self
+            .get(key)
+            .and_then(|stream| push_in_place(stream, r, data, raw, counts))
+            .map(|data| sse_event(name, &data));
+        Rewrite {
+            before: Vec::new(),
+            event,
+        }
+    }
+
     /// Ends the streams of `key` (every key when `None`): each key's text
     /// still held, redacted, when there is some.
     pub fn finish(
@@ -159,7 +181,7 @@ impl<K: PartialEq + Copy> Keyed<K> {
 /// `data` with the JSON string `raw` (a slice of it) replaced by what
 /// `stream` says is safe to emit of its text; `None` when that is the text
 /// itself (or `raw` is not a string).
-pub fn push_in_place(
+fn push_in_place(
     stream: &mut StreamRedactor,
     r: &Redactor,
     data: &str,
