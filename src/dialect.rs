@@ -145,7 +145,9 @@ impl Api {
 
     /// Whether the filter reads this API's streams event by event for
     /// every check (usage, redaction, output guardrails): chat chunks, and
-    /// the Messages and Responses events.
+    /// the Messages and Responses events. It then also sees such a stream
+    /// end (`[DONE]`, `message_stop`, `response.completed`), so one cut
+    /// before its end is recorded as cut.
     pub fn streams_are_read(self) -> bool {
         !matches!(self, Api::Other)
     }
@@ -155,12 +157,6 @@ impl Api {
     /// answer the filter cannot decode).
     pub fn stream_passes(self, policy: &crate::output::Policy<'_>) -> bool {
         self.streams_are_read() || policy.passes_unreadable()
-    }
-
-    /// Whether the filter sees a stream of this API end (`[DONE]`,
-    /// Anthropic's `message_stop`), so one cut before it is recorded as cut.
-    pub fn stream_end_is_seen(self) -> bool {
-        !matches!(self, Api::Other)
     }
 
     /// The filter's own error as this API's clients parse it.

@@ -106,7 +106,7 @@ impl<H: Host> Exchange<H> {
             // (A Messages stream ends with `message_stop`, a Responses
             // stream with `response.completed` or `response.incomplete`.)
             let complete = match self.mode {
-                ResponseMode::Sse { .. } if self.api.stream_end_is_seen() => observer.saw_done(),
+                ResponseMode::Sse { .. } if self.api.streams_are_read() => observer.saw_done(),
                 _ => complete,
             };
             let outcome = match code {
