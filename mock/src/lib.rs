@@ -433,6 +433,20 @@ impl Answer {
 
 /// Streams `a` as SSE events, compressed with `coding` as one stream with
 /// a sync flush after every event (or after each half, with `x-mock-split`).
+/// Starts a 200 event stream from backend `name`, chunked (and compressed
+/// with `coding`).
+fn start_sse(w: &mut TcpStream, coding: Coding, name: &str) -> io::Result<()> {
+    encoding::start_chunked(
+        w,
+        coding,
+        200,
+        &[
+            ("x-mock-backend", name),
+            ("content-type", "text/event-stream"),
+        ],
+    )
+}
+
 fn write_stream(
     w: &mut TcpStream,
     coding: Coding,
@@ -442,15 +456,7 @@ fn write_stream(
     wants_usage: bool,
 ) -> io::Result<()> {
     let flag = |h: &str| req.header(h) == Some("1");
-    encoding::start_chunked(
-        w,
-        coding,
-        200,
-        &[
-            ("x-mock-backend", name),
-            ("content-type", "text/event-stream"),
-        ],
-    )?;
+    start_sse(w, coding, name)?;
     let split = flag("x-mock-split");
     let gap = req
         .header("x-mock-event-gap-ms")
@@ -509,15 +515,7 @@ fn write_events(
     name: &str,
     events: &[(String, Value)],
 ) -> io::Result<()> {
-    encoding::start_chunked(
-        w,
-        coding,
-        200,
-        &[
-            ("x-mock-backend", name),
-            ("content-type", "text/event-stream"),
-        ],
-    )?;
+    start_sse(w, coding, name)?;
     let split = req.header("x-mock-split") == Some("1");
     let mut encoder = StreamEncoder::new(coding);
     for (event, data) in events {

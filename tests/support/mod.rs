@@ -484,15 +484,21 @@ impl Envoy {
     }
 }
 
+/// Stops a process the harness started and removes its scratch directory
+/// (kept when a test panics, for its logs).
+fn stop(child: &mut Option<Child>, dir: &Path) {
+    if let Some(child) = child.as_mut() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    if !std::thread::panicking() {
+        let _ = fs::remove_dir_all(dir);
+    }
+}
+
 impl Drop for Envoy {
     fn drop(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        if !std::thread::panicking() {
-            let _ = fs::remove_dir_all(&self.dir);
-        }
+        stop(&mut self.child, &self.dir);
     }
 }
 
@@ -816,13 +822,7 @@ impl Prometheus {
 
 impl Drop for Prometheus {
     fn drop(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        if !std::thread::panicking() {
-            let _ = fs::remove_dir_all(&self.dir);
-        }
+        stop(&mut self.child, &self.dir);
     }
 }
 
