@@ -66,6 +66,7 @@ fn benches(c: &mut Criterion) {
                         Edits {
                             model: Some("gpt-4.1-mini"),
                             ensure_stream_usage: true,
+                            no_stream: false,
                             ..Edits::default()
                         },
                     )
@@ -145,6 +146,7 @@ fn pipeline(c: &mut Criterion) {
     let edits = || Edits {
         model: Some("gpt-4.1-mini"),
         ensure_stream_usage: true,
+        no_stream: false,
         max_output_tokens: Some(1024),
         cap_param: llm_ab::body::CapParam::MaxCompletionTokens,
         api: llm_ab::dialect::Api::Chat,

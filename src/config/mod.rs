@@ -189,6 +189,8 @@ pub struct Experiment {
     pub slo: Option<crate::slo::Slo>,
     /// Fallback to control, when set.
     pub fallback: Option<crate::slo::Fallback>,
+    /// Shadow traffic, when set.
+    pub shadow: Option<crate::shadow::Shadow>,
 }
 
 impl Experiment {

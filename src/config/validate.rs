@@ -137,9 +137,12 @@ pub fn compile(cfg: &FilterConfig) -> Result<Plan, ConfigErrors> {
             ("pricing", !cfg.pricing.is_empty()),
             ("tracing", cfg.tracing),
             (
-                "experiments[].slo/circuit_breaker/fallback",
+                "experiments[].slo/circuit_breaker/fallback/shadow",
                 cfg.experiments.iter().any(|e| {
-                    e.slo.is_some() || e.circuit_breaker.is_some() || e.fallback.is_some()
+                    e.slo.is_some()
+                        || e.circuit_breaker.is_some()
+                        || e.fallback.is_some()
+                        || e.shadow.is_some()
                 }),
             ),
         ];
@@ -474,6 +477,10 @@ fn compile_experiment(p: &mut Problems, path: &str, e: &ExperimentConfig) -> Opt
         .as_ref()
         .map(|b| compile_budgets(p, &format!("{path}.budgets"), b));
     let rollout = e.rollout.as_ref().map(|r| compile_rollout(p, path, e, r));
+    let shadow = e
+        .shadow
+        .as_ref()
+        .map(|s| compile_shadow(p, &format!("{path}.shadow"), s, &variants, control));
     let breaker = e
         .circuit_breaker
         .as_ref()
@@ -490,6 +497,7 @@ fn compile_experiment(p: &mut Problems, path: &str, e: &ExperimentConfig) -> Opt
         return None;
     }
     Some(Experiment {
+        shadow,
         fallback,
         breaker,
         slo,
@@ -519,13 +527,39 @@ fn compile_rollout(
         );
     }
     let lane = lane_width(e.variants.len().saturating_sub(1));
+    let mut shadow = Vec::with_capacity(r.steps.len());
+    let mut exposed = false;
     let steps = r
         .steps
         .iter()
         .enumerate()
         .map(|(i, s)| {
             let sp = format!("{path}.rollout.steps[{i}].weight");
-            let b = weight_buckets(p, &sp, s.weight);
+            let weight = match (s.weight, s.shadow_rate) {
+                (Some(w), None) => w,
+                (None, Some(rate)) => {
+                    let rp = format!("{path}.rollout.steps[{i}].shadow_rate");
+                    if e.shadow.is_none() {
+                        p.add(&rp, "a shadow step needs the experiment's shadow block");
+                    }
+                    if exposed {
+                        p.add(&rp, "shadow steps must come before every step with a weight");
+                    }
+                    shadow.push(Some(rate_ppm(p, &rp, rate)));
+                    return (0, s.hold_s);
+                }
+                (Some(_), Some(_)) => {
+                    p.add(&sp, "a step has a weight or a shadow_rate, not both");
+                    0.0
+                }
+                (None, None) => {
+                    p.add(&sp, "a step needs a weight (or a shadow_rate)");
+                    0.0
+                }
+            };
+            exposed = true;
+            shadow.push(None);
+            let b = weight_buckets(p, &sp, weight);
             if b > lane {
                 p.add(
                     sp,
@@ -542,6 +576,56 @@ fn compile_rollout(
     crate::rollout::Rollout {
         start_unix_s: r.start_unix_s,
         steps,
+        shadow,
+    }
+}
+
+/// A share in [0, 1] as parts per million.
+fn rate_ppm(p: &mut Problems, path: &str, rate: f64) -> u32 {
+    if !rate.is_finite() || !(0.0..=1.0).contains(&rate) {
+        p.add(path, "must be a number between 0 and 1");
+        return 0;
+    }
+    (rate * f64::from(crate::shadow::PPM)).round() as u32
+}
+
+fn compile_shadow(
+    p: &mut Problems,
+    sp: &str,
+    s: &super::contract::ShadowConfig,
+    variants: &[Variant],
+    control: usize,
+) -> crate::shadow::Shadow {
+    if s.variants.is_empty() {
+        p.add(format!("{sp}.variants"), "must list at least one variant");
+    }
+    let mut indices = Vec::with_capacity(s.variants.len());
+    for (i, name) in s.variants.iter().enumerate() {
+        let vp = format!("{sp}.variants[{i}]");
+        match variants.iter().position(|v| &v.name == name) {
+            None => p.add(vp, format!("{name:?} is not the name of a variant")),
+            Some(j) if j == control => p.add(vp, "control's own answer is what a copy is scored against: name another variant"),
+            Some(j) if indices.contains(&j) => p.add(vp, format!("{name:?} is listed twice")),
+            Some(j) => indices.push(j),
+        }
+    }
+    let sample_ppm = s
+        .sample_rate
+        .map_or(crate::shadow::PPM, |r| rate_ppm(p, &format!("{sp}.sample_rate"), r));
+    if let Some(c) = &s.sink_cluster {
+        non_empty_value(p, &format!("{sp}.sink_cluster"), c);
+    }
+    if let Some(n) = s.max_tokens_per_minute {
+        p.range(format!("{sp}.max_tokens_per_minute"), n, 1, u64::MAX);
+    }
+    let timeout_ms = s.timeout_ms.unwrap_or(crate::shadow::DEFAULT_TIMEOUT_MS);
+    p.range(format!("{sp}.timeout_ms"), timeout_ms, 1, 600_000);
+    crate::shadow::Shadow {
+        variants: indices,
+        sample_ppm,
+        sink_cluster: s.sink_cluster.clone(),
+        max_tokens_per_minute: s.max_tokens_per_minute,
+        timeout_ms,
     }
 }
 

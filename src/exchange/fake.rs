@@ -86,6 +86,8 @@ pub struct FakeHost {
     shared: Rc<RefCell<Shared>>,
     clock_ns: Rc<Cell<u64>>,
     reviews: Rc<RefCell<Vec<ReviewItem>>>,
+    /// The VM's shadow pairs and queued copies.
+    pub shadow: Rc<RefCell<crate::shadow::pairs::Station>>,
 }
 
 /// Shared data: value and version by key.
@@ -356,5 +358,13 @@ impl Host for FakeHost {
     fn queue_review(&self, item: ReviewItem) -> bool {
         self.reviews.borrow_mut().push(item);
         true
+    }
+
+    fn queue_shadow(&self, copy: crate::shadow::Copy, deadline_ms: u64) -> Option<u64> {
+        self.shadow.borrow_mut().queue(copy, deadline_ms)
+    }
+
+    fn shadow_control_done(&self, pair: u64, side: crate::shadow::ControlSide) {
+        self.shadow.borrow_mut().pairs.control_done(pair, side);
     }
 }

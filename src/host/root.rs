@@ -4,6 +4,7 @@
 use super::http::HttpFilter;
 use super::memory;
 use super::review;
+use super::shadow;
 use super::wasm_host::WasmHost;
 use crate::config::{self, Plan};
 use crate::metrics::{MetricType, Metrics};
@@ -15,6 +16,10 @@ use std::time::Duration;
 
 /// How often queued review copies are sent.
 const REVIEW_TICK: Duration = Duration::from_millis(100);
+
+/// How often queued shadow copies are sent (a copy waits at most this
+/// long, off the client's path).
+const SHADOW_TICK: Duration = Duration::from_millis(20);
 
 /// The tick when nothing but the VM memory gauge needs one.
 const MEMORY_TICK: Duration = Duration::from_secs(memory::REFRESH_S);
@@ -62,11 +67,16 @@ fn define_metric(kind: MetricType, name: &str) -> Option<u32> {
 impl Context for Root {
     fn on_http_call_response(
         &mut self,
-        _token: u32,
+        token: u32,
         _headers: usize,
-        _body: usize,
+        body: usize,
         _trailers: usize,
     ) {
+        if let Some((plan, metrics)) = &self.loaded {
+            if shadow::answered(plan, metrics, token, body) {
+                return;
+            }
+        }
         let status = hostcalls::get_map_value(
             proxy_wasm::types::MapType::HttpCallResponseHeaders,
             ":status",
@@ -97,7 +107,9 @@ impl RootContext for Root {
                     "configuration loaded: {} experiment(s)",
                     plan.experiments.len()
                 );
-                let tick = if plan.guardrails.review.is_some() {
+                let tick = if plan.experiments.iter().any(|e| e.shadow.is_some()) {
+                    SHADOW_TICK
+                } else if plan.guardrails.review.is_some() {
                     REVIEW_TICK
                 } else {
                     MEMORY_TICK
@@ -116,6 +128,9 @@ impl RootContext for Root {
 
     fn on_tick(&mut self) {
         self.refresh_memory(false);
+        if let Some((plan, metrics)) = &self.loaded {
+            shadow::tick(plan, metrics);
+        }
         for item in review::drain() {
             let sent = hostcalls::dispatch_http_call(
                 &item.cluster,
