@@ -348,7 +348,11 @@ pub fn prepare(body: &[u8], edits: Edits<'_>) -> Result<Prepared, ApiError> {
             let start = offset_in(body, raw.get().as_bytes());
             splices.push((start, start + raw.get().len(), b"false".as_slice().into()));
         }
-        if let Some(span) = top.stream_options.0.and_then(|raw| member_span(body, raw.get())) {
+        if let Some(span) = top
+            .stream_options
+            .0
+            .and_then(|raw| member_span(body, raw.get()))
+        {
             splices.push((span.0, span.1, b"".as_slice().into()));
         }
     }
@@ -673,8 +677,10 @@ mod tests {
                 },
             )
             .unwrap_or_else(|e| panic!("{e:?}"));
-            let out = String::from_utf8(p.body.unwrap_or_else(|| body.as_bytes().to_vec())).unwrap();
-            let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{out}: {e}"));
+            let out =
+                String::from_utf8(p.body.unwrap_or_else(|| body.as_bytes().to_vec())).unwrap();
+            let v: serde_json::Value =
+                serde_json::from_str(&out).unwrap_or_else(|e| panic!("{out}: {e}"));
             assert_eq!(v["stream"], false, "{out}");
             assert!(v.get("stream_options").is_none(), "{out}");
             assert_eq!(v["model"], "m", "{out}");
@@ -692,11 +698,19 @@ mod tests {
             run(r#"{"stream_options":{"x":1},"stream":true}"#),
             r#"{"model":"m","stream":false}"#
         );
-        run(r#" { "stream" : true , "stream_options" : { "include_usage" : true } , "messages": [] } "#);
+        run(
+            r#" { "stream" : true , "stream_options" : { "include_usage" : true } , "messages": [] } "#,
+        );
         run(r#"{"messages":[],"stream":true,"stream_options":{},"n":1}"#);
         run(r#"{"stream":true}"#);
         // Not a stream: nothing to do.
-        let p = prepare(br#"{"stream":false}"#, Edits { no_stream: true, ..Edits::default() });
+        let p = prepare(
+            br#"{"stream":false}"#,
+            Edits {
+                no_stream: true,
+                ..Edits::default()
+            },
+        );
         assert!(p.is_ok_and(|p| p.body.is_none()));
     }
 

@@ -107,8 +107,14 @@ mod tests {
             shadow: vec![Some(100_000), Some(500_000), None],
         };
         assert_eq!(r.shadow_ppm_at(99), None);
-        assert_eq!((r.buckets_at(100), r.shadow_ppm_at(100)), (0, Some(100_000)));
-        assert_eq!((r.buckets_at(160), r.shadow_ppm_at(160)), (0, Some(500_000)));
+        assert_eq!(
+            (r.buckets_at(100), r.shadow_ppm_at(100)),
+            (0, Some(100_000))
+        );
+        assert_eq!(
+            (r.buckets_at(160), r.shadow_ppm_at(160)),
+            (0, Some(500_000))
+        );
         assert_eq!((r.buckets_at(220), r.shadow_ppm_at(220)), (500, None));
     }
 }

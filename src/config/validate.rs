@@ -543,7 +543,10 @@ fn compile_rollout(
                         p.add(&rp, "a shadow step needs the experiment's shadow block");
                     }
                     if exposed {
-                        p.add(&rp, "shadow steps must come before every step with a weight");
+                        p.add(
+                            &rp,
+                            "shadow steps must come before every step with a weight",
+                        );
                     }
                     shadow.push(Some(rate_ppm(p, &rp, rate)));
                     return (0, s.hold_s);
@@ -604,14 +607,17 @@ fn compile_shadow(
         let vp = format!("{sp}.variants[{i}]");
         match variants.iter().position(|v| &v.name == name) {
             None => p.add(vp, format!("{name:?} is not the name of a variant")),
-            Some(j) if j == control => p.add(vp, "control's own answer is what a copy is scored against: name another variant"),
+            Some(j) if j == control => p.add(
+                vp,
+                "control's own answer is what a copy is scored against: name another variant",
+            ),
             Some(j) if indices.contains(&j) => p.add(vp, format!("{name:?} is listed twice")),
             Some(j) => indices.push(j),
         }
     }
-    let sample_ppm = s
-        .sample_rate
-        .map_or(crate::shadow::PPM, |r| rate_ppm(p, &format!("{sp}.sample_rate"), r));
+    let sample_ppm = s.sample_rate.map_or(crate::shadow::PPM, |r| {
+        rate_ppm(p, &format!("{sp}.sample_rate"), r)
+    });
     if let Some(c) = &s.sink_cluster {
         non_empty_value(p, &format!("{sp}.sink_cluster"), c);
     }
@@ -1316,6 +1322,113 @@ mod tests {
             r#"{"start_unix_s": 1, "steps": [{"weight": 101, "hold_s": 1}]}"#
         ))
         .starts_with("experiments[0].rollout.steps[0].weight"));
+    }
+
+    #[test]
+    fn shadow_is_checked() {
+        let with = |shadow: &str, rollout: &str| {
+            VALID.replace(
+                r#""control": "control","#,
+                &format!(r#""control": "control", "shadow": {shadow}, {rollout}"#),
+            )
+        };
+        let plan = load(with(r#"{"variants": ["candidate"], "sample_rate": 0.05, "sink_cluster": "shadow_sink", "max_tokens_per_minute": 200000, "timeout_ms": 30000}"#, "").as_bytes()).unwrap();
+        let s = plan.experiments[0].shadow.as_ref().unwrap();
+        assert_eq!(
+            (s.variants.clone(), s.sample_ppm, s.timeout_ms),
+            (vec![1], 50_000, 30_000)
+        );
+        let plan = load(with(r#"{"variants": ["candidate"]}"#, "").as_bytes()).unwrap();
+        let s = plan.experiments[0].shadow.as_ref().unwrap();
+        assert_eq!(
+            (s.sample_ppm, s.timeout_ms, s.max_tokens_per_minute),
+            (1_000_000, 30_000, None)
+        );
+        let cases = [
+            (
+                r#"{"variants": []}"#,
+                "experiments[0].shadow.variants: must list",
+            ),
+            (
+                r#"{"variants": ["nope"]}"#,
+                "experiments[0].shadow.variants[0]: \"nope\" is not",
+            ),
+            (
+                r#"{"variants": ["control"]}"#,
+                "experiments[0].shadow.variants[0]: control's own",
+            ),
+            (
+                r#"{"variants": ["candidate", "candidate"]}"#,
+                "experiments[0].shadow.variants[1]: \"candidate\" is listed twice",
+            ),
+            (
+                r#"{"variants": ["candidate"], "sample_rate": 1.5}"#,
+                "experiments[0].shadow.sample_rate: must be a number between 0 and 1",
+            ),
+            (
+                r#"{"variants": ["candidate"], "sink_cluster": ""}"#,
+                "experiments[0].shadow.sink_cluster",
+            ),
+            (
+                r#"{"variants": ["candidate"], "max_tokens_per_minute": 0}"#,
+                "experiments[0].shadow.max_tokens_per_minute",
+            ),
+            (
+                r#"{"variants": ["candidate"], "timeout_ms": 0}"#,
+                "experiments[0].shadow.timeout_ms",
+            ),
+            (
+                r#"{"variants": ["candidate"], "rate": 1}"#,
+                "experiments[0].shadow.rate: unknown field `rate`",
+            ),
+        ];
+        for (shadow, want) in cases {
+            let got = first_error(&with(shadow, ""));
+            assert!(got.starts_with(want), "{shadow}: {got}");
+        }
+        // Shadow steps: before any exposed step, with a shadow block.
+        let steps = |s: &str| format!(r#""rollout": {{"start_unix_s": 100, "steps": {s}}},"#);
+        let ok = with(
+            r#"{"variants": ["candidate"]}"#,
+            &steps(r#"[{"shadow_rate": 0.1, "hold_s": 60}, {"weight": 5, "hold_s": 0}]"#),
+        );
+        let plan = load(ok.as_bytes()).unwrap();
+        let e = &plan.experiments[0];
+        assert_eq!(
+            (e.shadow_ppm_at(120), e.shadow_ppm_at(200)),
+            (100_000, 1_000_000)
+        );
+        let bad = [
+            (
+                r#"[{"weight": 5, "hold_s": 60}, {"shadow_rate": 0.1, "hold_s": 0}]"#,
+                "experiments[0].rollout.steps[1].shadow_rate: shadow steps must come before",
+            ),
+            (
+                r#"[{"shadow_rate": 2, "hold_s": 60}]"#,
+                "experiments[0].rollout.steps[0].shadow_rate: must be a number between 0 and 1",
+            ),
+            (
+                r#"[{"weight": 5, "shadow_rate": 0.1, "hold_s": 60}]"#,
+                "experiments[0].rollout.steps[0].weight: a step has a weight or a shadow_rate",
+            ),
+            (
+                r#"[{"hold_s": 60}]"#,
+                "experiments[0].rollout.steps[0].weight: a step needs a weight",
+            ),
+        ];
+        for (s, want) in bad {
+            let got = first_error(&with(r#"{"variants": ["candidate"]}"#, &steps(s)));
+            assert!(got.starts_with(want), "{s}: {got}");
+        }
+        let no_block = VALID.replace(
+            r#""control": "control","#,
+            &format!(
+                r#""control": "control", {}"#,
+                steps(r#"[{"shadow_rate": 0.1, "hold_s": 60}]"#)
+            ),
+        );
+        assert!(first_error(&no_block)
+            .starts_with("experiments[0].rollout.steps[0].shadow_rate: a shadow step needs"));
     }
 
     #[test]

@@ -214,6 +214,30 @@ impl FakeHost {
             .sum()
     }
 
+    /// Every value recorded to histogram (or gauge) `id`.
+    pub fn recorded(&self, id: u32) -> Vec<u64> {
+        self.calls
+            .borrow()
+            .iter()
+            .filter_map(|c| match c {
+                Call::Record(i, v) if *i == id => Some(*v),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The calls dispatched (cluster, headers, body), in order.
+    pub fn dispatched(&self) -> Vec<(String, Vec<(String, String)>, Vec<u8>)> {
+        self.calls
+            .borrow()
+            .iter()
+            .filter_map(|c| match c {
+                Call::Dispatch(cl, h, b) => Some((cl.clone(), h.clone(), b.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
     fn log(&self, call: Call) {
         self.calls.borrow_mut().push(call);
     }
@@ -366,5 +390,27 @@ impl Host for FakeHost {
 
     fn shadow_control_done(&self, pair: u64, side: crate::shadow::ControlSide) {
         self.shadow.borrow_mut().pairs.control_done(pair, side);
+    }
+}
+
+impl crate::shadow::run::RootHost for FakeHost {
+    /// Records the call as [`Call::Dispatch`]; the token is its index
+    /// among the calls (a cluster named `down` refuses to start).
+    fn dispatch(
+        &self,
+        cluster: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        _timeout_ms: u64,
+    ) -> Option<u32> {
+        if cluster == "down" {
+            return None;
+        }
+        self.log(Call::Dispatch(
+            cluster.to_string(),
+            owned(headers),
+            body.to_vec(),
+        ));
+        u32::try_from(self.calls.borrow().len()).ok()
     }
 }

@@ -5,9 +5,9 @@
 use super::{Exchange, Host, Matched};
 use crate::config::Plan;
 use crate::metrics::{MetricSink, Metrics};
-use crate::shared::SharedStore;
 use crate::record::Outcome;
 use crate::route::{Assignment, Reason};
+use crate::shared::SharedStore;
 use crate::slo;
 
 impl<H: Host> Exchange<H> {

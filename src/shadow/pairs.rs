@@ -137,7 +137,9 @@ pub struct Station {
 impl Station {
     /// Opens a pair for `copy` and queues it; `None` when the pairs are full.
     pub fn queue(&mut self, mut copy: super::Copy, deadline_ms: u64) -> Option<u64> {
-        let id = self.pairs.open(copy.experiment, copy.variant, deadline_ms)?;
+        let id = self
+            .pairs
+            .open(copy.experiment, copy.variant, deadline_ms)?;
         copy.pair = id;
         self.queue.push(copy);
         Some(id)

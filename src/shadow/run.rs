@@ -122,7 +122,10 @@ fn send(
     copy: &Copy,
     now_ms: u64,
 ) -> Result<(u32, InFlight), Skip> {
-    let e = plan.experiments.get(copy.experiment).ok_or(Skip::Dispatch)?;
+    let e = plan
+        .experiments
+        .get(copy.experiment)
+        .ok_or(Skip::Dispatch)?;
     let shadow = e.shadow.as_ref().ok_or(Skip::Dispatch)?;
     let v = e.variants.get(copy.variant).ok_or(Skip::Dispatch)?;
     let built = super::build_copy(plan, copy).ok_or(Skip::Dispatch)?;

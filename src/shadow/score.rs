@@ -231,7 +231,10 @@ mod tests {
     #[test]
     fn exact_match_and_json_equality() {
         assert_eq!(normalized("  Hello \n  World "), "hello world");
-        assert_eq!(json_equal(r#"{"a": 1, "b": [2]}"#, r#" {"b":[2],"a":1}"#), Some(true));
+        assert_eq!(
+            json_equal(r#"{"a": 1, "b": [2]}"#, r#" {"b":[2],"a":1}"#),
+            Some(true)
+        );
         assert_eq!(json_equal(r#"{"a": 1}"#, r#"{"a": 2}"#), Some(false));
         assert_eq!(json_equal(r#"{"a": 1}"#, "not json"), Some(false));
         assert_eq!(json_equal("hello", "world"), None);
