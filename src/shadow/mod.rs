@@ -296,11 +296,14 @@ pub fn read_answer(
         text: String::new(),
         schema_pass: None,
     };
+    // Envoy ends a call that timed out with its own 504 (and one that
+    // failed with no headers): a 504 or nothing at the timeout is one.
+    let at_timeout = answer.latency_ms + 50 >= timeout_ms;
+    if matches!(answer.status, 0 | 504) && at_timeout {
+        side.outcome = ShadowOutcome::Timeout;
+        return side;
+    }
     if answer.status == 0 {
-        // Envoy answers a call that failed or timed out with no headers.
-        if answer.latency_ms + 50 >= timeout_ms {
-            side.outcome = ShadowOutcome::Timeout;
-        }
         return side;
     }
     let mut observer = crate::response::ResponseObserver::new();
