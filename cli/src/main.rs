@@ -6,6 +6,7 @@ mod html;
 mod prom;
 mod replay;
 mod report;
+mod shadow;
 mod stats;
 
 use clap::{Parser, Subcommand, ValueEnum};

@@ -93,6 +93,9 @@ pub struct FakeHost {
 /// Shared data: value and version by key.
 type Shared = HashMap<String, (Vec<u8>, u32)>;
 
+/// A side call as dispatched: cluster, headers, body.
+pub type Dispatched = (String, Vec<(String, String)>, Vec<u8>);
+
 /// A local reply: status, headers, body.
 pub type Reply = (u32, Vec<(String, String)>, Vec<u8>);
 
@@ -227,7 +230,7 @@ impl FakeHost {
     }
 
     /// The calls dispatched (cluster, headers, body), in order.
-    pub fn dispatched(&self) -> Vec<(String, Vec<(String, String)>, Vec<u8>)> {
+    pub fn dispatched(&self) -> Vec<Dispatched> {
         self.calls
             .borrow()
             .iter()

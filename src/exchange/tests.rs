@@ -1557,7 +1557,7 @@ fn root_runs(s: &Setup, answer: &str, status: u32) {
     }
     let sent = s.host.dispatched().len() - before;
     for token in 0..u32::MAX {
-        if calls.len() == 0 || token > 10_000 {
+        if calls.is_empty() || token > 10_000 {
             break;
         }
         if let run::Answered::Copy(flight) = calls.take(token) {
