@@ -5,7 +5,6 @@
 //! a pair that waits longer than its deadline is dropped.
 
 use super::{ControlSide, ShadowSide};
-use std::collections::HashMap;
 
 /// Most open pairs per worker VM (each holds at most one answer copy of
 /// [`super::MAX_ANSWER_COPY`] and one shadow text).
@@ -36,7 +35,9 @@ struct Open {
 /// The open pairs of one VM.
 #[derive(Debug, Default)]
 pub struct Pairs {
-    open: HashMap<u64, Open>,
+    /// Open pairs by id (at most [`MAX_PAIRS`]: a scan is cheap, and a
+    /// map's code is not).
+    open: Vec<(u64, Open)>,
     next: u64,
     /// Complete pairs waiting to be scored by the root context.
     ready: Vec<u64>,
@@ -50,7 +51,7 @@ impl Pairs {
             return None;
         }
         self.next += 1;
-        self.open.insert(
+        self.open.push((
             self.next,
             Open {
                 experiment,
@@ -59,7 +60,7 @@ impl Pairs {
                 control: None,
                 shadow: None,
             },
-        );
+        ));
         Some(self.next)
     }
 
@@ -76,7 +77,7 @@ impl Pairs {
     /// Control's side arrived; a pair it completes waits in
     /// [`Pairs::take_ready`] (scored off the client's path).
     pub fn control_done(&mut self, pair: u64, side: ControlSide) {
-        if let Some(open) = self.open.get_mut(&pair) {
+        if let Some(open) = self.get_mut(pair) {
             open.control = Some(side);
             if open.shadow.is_some() {
                 self.ready.push(pair);
@@ -86,7 +87,7 @@ impl Pairs {
 
     /// The copy's side arrived; returns the pair when it is complete.
     pub fn shadow_done(&mut self, pair: u64, side: ShadowSide) -> Option<Pair> {
-        let open = self.open.get_mut(&pair)?;
+        let open = self.get_mut(pair)?;
         open.shadow = Some(side);
         if open.control.is_some() {
             return self.take(pair);
@@ -96,7 +97,7 @@ impl Pairs {
 
     /// Drops a pair whose copy was never sent.
     pub fn abandon(&mut self, pair: u64) {
-        self.open.remove(&pair);
+        self.open.retain(|(id, _)| *id != pair);
     }
 
     /// The pairs completed by control's side since the last call.
@@ -108,12 +109,20 @@ impl Pairs {
     /// Drops every pair past its deadline at `now_ms`; returns how many.
     pub fn expire(&mut self, now_ms: u64) -> usize {
         let before = self.open.len();
-        self.open.retain(|_, o| o.deadline_ms > now_ms);
+        self.open.retain(|(_, o)| o.deadline_ms > now_ms);
         before - self.open.len()
     }
 
+    fn get_mut(&mut self, pair: u64) -> Option<&mut Open> {
+        self.open
+            .iter_mut()
+            .find(|(id, _)| *id == pair)
+            .map(|(_, o)| o)
+    }
+
     fn take(&mut self, pair: u64) -> Option<Pair> {
-        let open = self.open.remove(&pair)?;
+        let at = self.open.iter().position(|(id, _)| *id == pair)?;
+        let (_, open) = self.open.swap_remove(at);
         Some(Pair {
             experiment: open.experiment,
             variant: open.variant,

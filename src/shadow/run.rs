@@ -10,10 +10,13 @@ use crate::config::Plan;
 use crate::metrics::{MetricSink, Metrics};
 use crate::record::Outcome;
 use crate::shared::SharedStore;
-use std::collections::HashMap;
 
 /// Path of a shadow record POSTed to the sink.
 pub const RECORD_PATH: &str = "/llm-ab/shadow";
+
+/// Most shadow records in flight to the sink per VM; more are dropped
+/// (and counted): a slow sink never grows the VM's memory.
+pub const MAX_RECORDS_IN_FLIGHT: usize = 512;
 
 /// Header marking a copy (backends and logs can tell copies apart).
 pub const SHADOW_HEADER: &str = "x-llm-shadow";
@@ -45,8 +48,8 @@ pub struct InFlight {
 /// The calls the root context has under way: copies and sink posts.
 #[derive(Debug, Default)]
 pub struct Calls {
-    copies: HashMap<u32, InFlight>,
-    records: HashMap<u32, ()>,
+    copies: Vec<(u32, InFlight)>,
+    records: Vec<u32>,
 }
 
 /// What a call's answer was, when it was one of ours.
@@ -62,10 +65,11 @@ pub enum Answered {
 impl Calls {
     /// Whose call `token` was (and forgets it).
     pub fn take(&mut self, token: u32) -> Answered {
-        if let Some(c) = self.copies.remove(&token) {
-            return Answered::Copy(c);
+        if let Some(at) = self.copies.iter().position(|(t, _)| *t == token) {
+            return Answered::Copy(self.copies.swap_remove(at).1);
         }
-        if self.records.remove(&token).is_some() {
+        if let Some(at) = self.records.iter().position(|t| *t == token) {
+            self.records.swap_remove(at);
             return Answered::Record;
         }
         Answered::Other
@@ -106,7 +110,7 @@ pub fn send_queued(
         let (pair, e, v) = (copy.pair, copy.experiment, copy.variant);
         match send(host, plan, &copy, now_ms) {
             Ok(flight) => {
-                calls.copies.insert(flight.0, flight.1);
+                calls.copies.push(flight);
             }
             Err(why) => {
                 metrics.count_shadow_skipped(host, e, v, why);
@@ -275,8 +279,11 @@ fn finish_pair(
     else {
         return;
     };
-    let record = super::record::shadow_record(plan, pair, &scored);
-    let body = serde_json::to_vec(&record).unwrap_or_default();
+    if calls.records.len() >= MAX_RECORDS_IN_FLIGHT {
+        metrics.count_shadow_record(host, 2);
+        return;
+    }
+    let body = super::record::shadow_record(plan, pair, &scored);
     let headers = [
         (":method", "POST"),
         (":path", RECORD_PATH),
@@ -285,7 +292,7 @@ fn finish_pair(
     ];
     match host.dispatch(sink, &headers, &body, 5_000) {
         Some(token) => {
-            calls.records.insert(token, ());
+            calls.records.push(token);
         }
         None => metrics.count_shadow_record(host, 1),
     }

@@ -106,13 +106,14 @@ pub fn client_answer_text(bytes: &[u8], stream: bool) -> String {
     completed.filter(|t| !t.is_empty()).unwrap_or(out)
 }
 
-/// Lowercase words: runs of letters and digits (punctuation and spacing
-/// are not compared).
+/// Words: runs of letters and digits, ASCII case folded (punctuation and
+/// spacing are not compared; a non-ASCII character is part of a word, so
+/// text in any script is compared word by word, case-sensitively).
 pub fn words(text: &str) -> Vec<String> {
-    text.split(|c: char| !c.is_alphanumeric())
+    text.split(|c: char| c.is_ascii() && !c.is_ascii_alphanumeric())
         .filter(|w| !w.is_empty())
         .take(MAX_SCORED_TOKENS)
-        .map(str::to_lowercase)
+        .map(str::to_ascii_lowercase)
         .collect()
 }
 
@@ -153,12 +154,18 @@ fn lcs(a: &[String], b: &[String]) -> usize {
     prev[b.len()] as usize
 }
 
-/// Lowercase, with every run of whitespace one space and none at the ends.
+/// ASCII case folded, with every run of ASCII whitespace one space and
+/// none at the ends.
 pub fn normalized(text: &str) -> String {
-    text.split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .to_lowercase()
+    let mut out = String::with_capacity(text.len());
+    for word in text.split_ascii_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    out.make_ascii_lowercase();
+    out
 }
 
 /// Whether two answers are equal as JSON: `None` when neither is JSON,
