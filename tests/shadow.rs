@@ -321,3 +321,52 @@ fn sampling_is_by_trace_id_and_the_budget_caps_what_copies_spend() {
     assert!((1..6).contains(&sent), "{sent} copies within 150 tokens");
     assert_eq!(rig.b.as_ref().unwrap().request_count() as u64, sent);
 }
+
+#[test]
+fn the_official_sdk_streams_and_gets_json_while_each_request_is_shadowed() {
+    let rig = rig(r#"{"variants": ["cand"], "sink_cluster": "shadow_sink"}"#);
+    let port = rig.envoy.port.to_string();
+    let seen = support::run_driver(
+        "openai_chat.py",
+        &[
+            "--port",
+            &port,
+            "--control-user",
+            "u1",
+            "--treatment-user",
+            "u2",
+        ],
+        &["json_control", "stream_control"],
+    );
+    for (name, v) in &seen {
+        assert!(!v["content"].as_str().unwrap().is_empty(), "{name}: {v}");
+    }
+    assert_eq!(rig.a.request_count(), 2, "control answered both");
+    let sink = rig.sink.as_ref().unwrap();
+    wait_until("two records", || sink.request_count() >= 2);
+    let paired: BTreeSet<String> = records(sink)
+        .iter()
+        .map(|r| r["paired_trace_id"].as_str().unwrap().to_string())
+        .collect();
+    let traces: BTreeSet<String> = seen
+        .values()
+        .map(|v| v["trace_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(paired, traces, "each SDK request paired by its traceparent");
+    let copies = rig.b.as_ref().unwrap().requests();
+    assert_eq!(copies.len(), 2);
+    for c in copies {
+        let body: Value = serde_json::from_slice(&c.body).unwrap();
+        assert_ne!(body["stream"], true, "{body}");
+        assert!(body.get("stream_options").is_none(), "{body}");
+        assert_eq!(
+            c.header("authorization"),
+            Some("Bearer sk-test-not-a-real-key")
+        );
+        assert!(!String::from_utf8_lossy(&c.body).contains("@example.com"));
+    }
+    for r in records(sink) {
+        assert_eq!(r["outcome"], "success", "{r}");
+        assert!(r["similarity"].as_f64().is_some(), "{r}");
+    }
+}
