@@ -92,6 +92,7 @@ impl<H: Host> Exchange<H> {
                     outcome,
                     answer: bytes,
                     stream: self.info.stream,
+                    kept: true,
                 },
             );
         }

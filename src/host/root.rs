@@ -116,6 +116,7 @@ impl RootContext for Root {
                 };
                 let _ = hostcalls::set_tick_period(tick);
                 self.refresh_memory(true);
+                shadow::reset();
                 self.loaded = Some((Rc::new(plan), Rc::new(metrics)));
                 true
             }

@@ -37,6 +37,22 @@ pub fn control_done(pair: u64, side: ControlSide) {
     });
 }
 
+/// Forgets every pair, queued copy and call: a new configuration numbers
+/// its experiments and variants afresh (the answers of calls still out
+/// are then ignored).
+pub fn reset() {
+    STATION.with(|s| {
+        if let Ok(mut s) = s.try_borrow_mut() {
+            *s = Station::default();
+        }
+    });
+    CALLS.with(|c| {
+        if let Ok(mut c) = c.try_borrow_mut() {
+            *c = Calls::default();
+        }
+    });
+}
+
 impl RootHost for WasmHost {
     fn dispatch(
         &self,

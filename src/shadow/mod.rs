@@ -25,11 +25,12 @@ use crate::usage::Tokens;
 /// Parts per million: the unit of sampling rates.
 pub const PPM: u32 = 1_000_000;
 
-/// Most bytes of the client's answer kept to score a copy against (64 KiB).
+/// Most bytes of the client's answer kept to score a copy against (64 KiB;
+/// the open pairs of a VM hold at most [`pairs::MAX_HELD_BYTES`]).
 pub const MAX_ANSWER_COPY: usize = 64 * 1024;
 
-/// Most bytes of a copy's answer read (1 MiB): a longer answer is scored
-/// on its first MiB, and an unreadable one is an error.
+/// Most bytes of a copy's answer read (1 MiB): a longer answer cannot be
+/// parsed whole and counts as an error.
 pub const MAX_SHADOW_ANSWER: usize = 1024 * 1024;
 
 /// Default timeout of a copy.
@@ -164,6 +165,9 @@ pub struct ControlSide {
     pub answer: Vec<u8>,
     /// The answer was a stream.
     pub stream: bool,
+    /// The answer was kept (`false` past the VM's bound on answers held:
+    /// the pair is scored on outcomes only).
+    pub kept: bool,
 }
 
 /// How a copy ended.
@@ -357,7 +361,9 @@ pub struct Scored {
 
 /// Scores a copy's answer against control's.
 pub fn score_pair(control: &ControlSide, shadow: &ShadowSide) -> Scored {
-    let both = control.outcome == Outcome::Success && shadow.outcome == ShadowOutcome::Success;
+    let both = control.outcome == Outcome::Success
+        && shadow.outcome == ShadowOutcome::Success
+        && control.kept;
     if !both {
         return Scored {
             similarity: None,

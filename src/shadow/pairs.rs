@@ -1,14 +1,18 @@
 //! The pairs of one worker VM: each sampled request opens a pair per
 //! shadow variant; the client's exchange brings control's side when it
 //! ends and the copy's answer brings the shadow's, in either order. A pair
-//! is complete with both. Bounded: at most [`MAX_PAIRS`] open at once, and
-//! a pair that waits longer than its deadline is dropped.
+//! is complete with both. Bounded: at most [`MAX_PAIRS`] open at once
+//! holding at most [`MAX_HELD_BYTES`] of answers, and a pair that waits
+//! longer than its deadline is dropped.
 
 use super::{ControlSide, ShadowSide};
 
-/// Most open pairs per worker VM (each holds at most one answer copy of
-/// [`super::MAX_ANSWER_COPY`] and one shadow text).
-pub const MAX_PAIRS: usize = 256;
+/// Most open pairs per worker VM.
+pub const MAX_PAIRS: usize = 4096;
+
+/// Most bytes of control answers the open pairs of a VM hold (32 MiB):
+/// with typical answers of a few KiB, [`MAX_PAIRS`] binds first.
+pub const MAX_HELD_BYTES: usize = 32 * 1024 * 1024;
 
 /// Both sides of a pair.
 #[derive(Debug, Clone)]
@@ -25,6 +29,7 @@ pub struct Pair {
 
 #[derive(Debug)]
 struct Open {
+    id: u64,
     experiment: usize,
     variant: usize,
     deadline_ms: u64,
@@ -32,54 +37,80 @@ struct Open {
     shadow: Option<ShadowSide>,
 }
 
-/// The open pairs of one VM.
+/// The open pairs of one VM, in slots: a pair's id names its slot, so
+/// every operation is O(1) whatever the traffic.
 #[derive(Debug, Default)]
 pub struct Pairs {
-    /// Open pairs by id (at most [`MAX_PAIRS`]: a scan is cheap, and a
-    /// map's code is not).
-    open: Vec<(u64, Open)>,
+    slots: Vec<Option<Open>>,
+    free: Vec<usize>,
     next: u64,
+    open: usize,
+    /// Bytes of the control answers held.
+    held: usize,
     /// Complete pairs waiting to be scored by the root context.
     ready: Vec<u64>,
 }
 
 impl Pairs {
     /// Opens a pair for a copy to `variant`, to be complete by
-    /// `deadline_ms`; `None` when [`MAX_PAIRS`] are open.
+    /// `deadline_ms`; `None` when [`MAX_PAIRS`] are open or the answers
+    /// held reach [`MAX_HELD_BYTES`].
     pub fn open(&mut self, experiment: usize, variant: usize, deadline_ms: u64) -> Option<u64> {
-        if self.open.len() >= MAX_PAIRS {
+        if self.held >= MAX_HELD_BYTES {
             return None;
         }
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None if self.slots.len() < MAX_PAIRS => {
+                self.slots.push(None);
+                self.slots.len() - 1
+            }
+            None => return None,
+        };
         self.next += 1;
-        self.open.push((
-            self.next,
-            Open {
-                experiment,
-                variant,
-                deadline_ms,
-                control: None,
-                shadow: None,
-            },
-        ));
-        Some(self.next)
+        let id = self.next * MAX_PAIRS as u64 + slot as u64;
+        self.slots[slot] = Some(Open {
+            id,
+            experiment,
+            variant,
+            deadline_ms,
+            control: None,
+            shadow: None,
+        });
+        self.open += 1;
+        Some(id)
     }
 
     /// Open pairs.
     pub fn len(&self) -> usize {
-        self.open.len()
+        self.open
     }
 
     /// Whether no pair is open.
     pub fn is_empty(&self) -> bool {
-        self.open.is_empty()
+        self.open == 0
+    }
+
+    /// Bytes of control answers held.
+    pub fn held_bytes(&self) -> usize {
+        self.held
     }
 
     /// Control's side arrived; a pair it completes waits in
     /// [`Pairs::take_ready`] (scored off the client's path).
-    pub fn control_done(&mut self, pair: u64, side: ControlSide) {
+    pub fn control_done(&mut self, pair: u64, mut side: ControlSide) {
+        if self.held + side.answer.len() > MAX_HELD_BYTES {
+            // Over the bound: the pair keeps the outcome, not the answer
+            // (its texts are not compared).
+            side.answer = Vec::new();
+            side.kept = false;
+        }
+        let bytes = side.answer.len();
         if let Some(open) = self.get_mut(pair) {
             open.control = Some(side);
-            if open.shadow.is_some() {
+            let complete = open.shadow.is_some();
+            self.held += bytes;
+            if complete {
                 self.ready.push(pair);
             }
         }
@@ -97,7 +128,7 @@ impl Pairs {
 
     /// Drops a pair whose copy was never sent.
     pub fn abandon(&mut self, pair: u64) {
-        self.open.retain(|(id, _)| *id != pair);
+        let _ = self.remove(pair);
     }
 
     /// The pairs completed by control's side since the last call.
@@ -108,21 +139,41 @@ impl Pairs {
 
     /// Drops every pair past its deadline at `now_ms`; returns how many.
     pub fn expire(&mut self, now_ms: u64) -> usize {
-        let before = self.open.len();
-        self.open.retain(|(_, o)| o.deadline_ms > now_ms);
-        before - self.open.len()
+        let expired: Vec<u64> = self
+            .slots
+            .iter()
+            .flatten()
+            .filter(|o| o.deadline_ms <= now_ms)
+            .map(|o| o.id)
+            .collect();
+        for id in &expired {
+            let _ = self.remove(*id);
+        }
+        expired.len()
     }
 
     fn get_mut(&mut self, pair: u64) -> Option<&mut Open> {
-        self.open
-            .iter_mut()
-            .find(|(id, _)| *id == pair)
-            .map(|(_, o)| o)
+        let slot = (pair % MAX_PAIRS as u64) as usize;
+        self.slots.get_mut(slot)?.as_mut().filter(|o| o.id == pair)
+    }
+
+    fn remove(&mut self, pair: u64) -> Option<Open> {
+        let slot = (pair % MAX_PAIRS as u64) as usize;
+        let entry = self.slots.get_mut(slot)?;
+        if entry.as_ref().is_none_or(|o| o.id != pair) {
+            return None;
+        }
+        let open = entry.take()?;
+        self.free.push(slot);
+        self.open -= 1;
+        if let Some(c) = &open.control {
+            self.held = self.held.saturating_sub(c.answer.len());
+        }
+        Some(open)
     }
 
     fn take(&mut self, pair: u64) -> Option<Pair> {
-        let at = self.open.iter().position(|(id, _)| *id == pair)?;
-        let (_, open) = self.open.swap_remove(at);
+        let open = self.remove(pair)?;
         Some(Pair {
             experiment: open.experiment,
             variant: open.variant,
@@ -167,6 +218,7 @@ mod tests {
             outcome: Outcome::Success,
             answer: Vec::new(),
             stream: false,
+            kept: true,
         }
     }
 
@@ -216,5 +268,29 @@ mod tests {
         let id = p.open(0, 1, 10).unwrap();
         p.abandon(id);
         assert_eq!(p.len(), 0);
+        // A stale id (its slot reused) finds nothing.
+        let reused = p.open(0, 1, 10).unwrap();
+        assert_ne!(reused, id);
+        p.control_done(id, control());
+        assert!(p.shadow_done(id, shadow()).is_none());
+        // Answers held are counted, and given back with their pair.
+        let mut big = control();
+        big.answer = vec![b'x'; MAX_HELD_BYTES];
+        p.control_done(reused, big);
+        assert_eq!(p.held_bytes(), MAX_HELD_BYTES);
+        assert!(p.open(0, 1, 10).is_none(), "the answers held are the bound");
+        assert!(p.shadow_done(reused, shadow()).is_some());
+        assert_eq!(p.held_bytes(), 0);
+        // An answer that would pass the bound is not kept; the pair is.
+        let a = p.open(0, 1, 10).unwrap();
+        let b = p.open(0, 1, 10).unwrap();
+        let mut big = control();
+        big.answer = vec![b'x'; MAX_HELD_BYTES - 10];
+        p.control_done(a, big);
+        let mut more = control();
+        more.answer = vec![b'y'; 11];
+        p.control_done(b, more);
+        let pair = p.shadow_done(b, shadow()).unwrap();
+        assert!(!pair.control.kept && pair.control.answer.is_empty());
     }
 }

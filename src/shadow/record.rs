@@ -110,6 +110,7 @@ mod tests {
                 outcome: Outcome::Success,
                 answer: Vec::new(),
                 stream: false,
+                kept: true,
             },
             shadow: ShadowSide {
                 outcome: ShadowOutcome::Refusal,

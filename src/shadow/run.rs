@@ -45,7 +45,9 @@ pub struct InFlight {
     reservation: Option<Reservation>,
 }
 
-/// The calls the root context has under way: copies and sink posts.
+/// The calls the root context has under way: copies and sink posts, each
+/// list sorted by token (Envoy numbers a VM's calls in order, so an insert
+/// is almost always at the end, and a lookup is a binary search).
 #[derive(Debug, Default)]
 pub struct Calls {
     copies: Vec<(u32, InFlight)>,
@@ -65,14 +67,24 @@ pub enum Answered {
 impl Calls {
     /// Whose call `token` was (and forgets it).
     pub fn take(&mut self, token: u32) -> Answered {
-        if let Some(at) = self.copies.iter().position(|(t, _)| *t == token) {
-            return Answered::Copy(self.copies.swap_remove(at).1);
+        if let Ok(at) = self.copies.binary_search_by_key(&token, |(t, _)| *t) {
+            return Answered::Copy(self.copies.remove(at).1);
         }
-        if let Some(at) = self.records.iter().position(|t| *t == token) {
-            self.records.swap_remove(at);
+        if let Ok(at) = self.records.binary_search(&token) {
+            self.records.remove(at);
             return Answered::Record;
         }
         Answered::Other
+    }
+
+    fn add_copy(&mut self, token: u32, flight: InFlight) {
+        let at = self.copies.partition_point(|(t, _)| *t < token);
+        self.copies.insert(at, (token, flight));
+    }
+
+    fn add_record(&mut self, token: u32) {
+        let at = self.records.partition_point(|t| *t < token);
+        self.records.insert(at, token);
     }
 
     /// Calls under way.
@@ -110,7 +122,7 @@ pub fn send_queued(
         let (pair, e, v) = (copy.pair, copy.experiment, copy.variant);
         match send(host, plan, &copy, now_ms) {
             Ok(flight) => {
-                calls.copies.push(flight);
+                calls.add_copy(flight.0, flight.1);
             }
             Err(why) => {
                 metrics.count_shadow_skipped(host, e, v, why);
@@ -292,7 +304,7 @@ fn finish_pair(
     ];
     match host.dispatch(sink, &headers, &body, 5_000) {
         Some(token) => {
-            calls.records.push(token);
+            calls.add_record(token);
         }
         None => metrics.count_shadow_record(host, 1),
     }
