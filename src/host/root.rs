@@ -17,9 +17,15 @@ use std::time::Duration;
 /// How often queued review copies are sent.
 const REVIEW_TICK: Duration = Duration::from_millis(100);
 
-/// How often queued shadow copies are sent (a copy waits at most this
-/// long, off the client's path).
-const SHADOW_TICK: Duration = Duration::from_millis(20);
+/// How often queued shadow copies are sent while copies are flowing:
+/// every millisecond, so each tick sends a copy or two (a longer tick sends
+/// them in bursts that a client's request waits behind: measured in the
+/// README); a copy waits at most this long, off the client's path.
+const SHADOW_TICK_BUSY: Duration = Duration::from_millis(1);
+
+/// The shadow tick while no pair is open (the first copy after a quiet
+/// spell waits at most this long).
+const SHADOW_TICK_IDLE: Duration = Duration::from_millis(20);
 
 /// The tick when nothing but the VM memory gauge needs one.
 const MEMORY_TICK: Duration = Duration::from_secs(memory::REFRESH_S);
@@ -30,6 +36,8 @@ pub struct Root {
     loaded: Option<(Rc<Plan>, Rc<Metrics>)>,
     /// Second of the last VM memory refresh.
     memory_at: u64,
+    /// The shadow tick is the short one (pairs are open).
+    shadow_busy: bool,
 }
 
 impl Root {
@@ -108,13 +116,14 @@ impl RootContext for Root {
                     plan.experiments.len()
                 );
                 let tick = if plan.experiments.iter().any(|e| e.shadow.is_some()) {
-                    SHADOW_TICK
+                    SHADOW_TICK_IDLE
                 } else if plan.guardrails.review.is_some() {
                     REVIEW_TICK
                 } else {
                     MEMORY_TICK
                 };
                 let _ = hostcalls::set_tick_period(tick);
+                self.shadow_busy = false;
                 self.refresh_memory(true);
                 shadow::reset();
                 self.loaded = Some((Rc::new(plan), Rc::new(metrics)));
@@ -130,7 +139,18 @@ impl RootContext for Root {
     fn on_tick(&mut self) {
         self.refresh_memory(false);
         if let Some((plan, metrics)) = &self.loaded {
-            shadow::tick(plan, metrics);
+            if plan.experiments.iter().any(|e| e.shadow.is_some()) {
+                let busy = shadow::tick(plan, metrics);
+                if busy != self.shadow_busy {
+                    self.shadow_busy = busy;
+                    let period = if busy {
+                        SHADOW_TICK_BUSY
+                    } else {
+                        SHADOW_TICK_IDLE
+                    };
+                    let _ = hostcalls::set_tick_period(period);
+                }
+            }
         }
         for item in review::drain() {
             let sent = hostcalls::dispatch_http_call(

@@ -73,13 +73,14 @@ impl RootHost for WasmHost {
 }
 
 /// The root context's tick: sends the queued copies, scores the pairs
-/// control's side completed, drops expired ones.
-pub fn tick(plan: &Plan, metrics: &Metrics) {
+/// control's side completed, drops expired ones; `true` while pairs are
+/// open (copies are flowing: the tick should stay short).
+pub fn tick(plan: &Plan, metrics: &Metrics) -> bool {
     let now_ms = WasmHost.now_nanos() / 1_000_000;
     STATION.with(|s| {
         CALLS.with(|c| {
             let (Ok(mut station), Ok(mut calls)) = (s.try_borrow_mut(), c.try_borrow_mut()) else {
-                return;
+                return false;
             };
             let copies = std::mem::take(&mut station.queue);
             run::send_queued(
@@ -92,8 +93,9 @@ pub fn tick(plan: &Plan, metrics: &Metrics) {
                 now_ms,
             );
             run::finish_ready(&WasmHost, plan, metrics, &mut station, &mut calls, now_ms);
+            !station.pairs.is_empty()
         })
-    });
+    })
 }
 
 /// A call of the root context answered: `false` when it was not a shadow

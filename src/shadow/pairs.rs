@@ -49,6 +49,8 @@ pub struct Pairs {
     held: usize,
     /// Complete pairs waiting to be scored by the root context.
     ready: Vec<u64>,
+    /// When [`Pairs::expire`] last scanned.
+    expired_at: u64,
 }
 
 impl Pairs {
@@ -137,8 +139,13 @@ impl Pairs {
         ready.into_iter().filter_map(|id| self.take(id)).collect()
     }
 
-    /// Drops every pair past its deadline at `now_ms`; returns how many.
+    /// Drops every pair past its deadline at `now_ms`, at most once a
+    /// second (it scans every slot); returns how many.
     pub fn expire(&mut self, now_ms: u64) -> usize {
+        if now_ms < self.expired_at + 1000 {
+            return 0;
+        }
+        self.expired_at = now_ms;
         let expired: Vec<u64> = self
             .slots
             .iter()
@@ -263,8 +270,12 @@ mod tests {
             assert!(p.open(0, 1, 50).is_some());
         }
         assert!(p.open(0, 1, 50).is_none(), "full");
-        assert_eq!(p.expire(49), 0);
-        assert_eq!(p.expire(50), MAX_PAIRS);
+        assert_eq!(p.expire(999), 0, "scanned once a second");
+        assert_eq!(p.expire(1_000), MAX_PAIRS);
+        let soon = p.open(0, 1, 1_500).unwrap();
+        assert_eq!(p.expire(1_999), 0, "a second has not passed since");
+        assert_eq!(p.expire(2_000), 1);
+        assert!(p.shadow_done(soon, shadow()).is_none());
         let id = p.open(0, 1, 10).unwrap();
         p.abandon(id);
         assert_eq!(p.len(), 0);
