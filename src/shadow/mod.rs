@@ -334,8 +334,14 @@ pub fn read_answer(
         guard: &plan.guardrails,
         schema: built.schema.as_ref(),
     };
-    let mut counts = crate::redact::Counts::default();
-    let verdict = crate::output::check_json(policy, answer.body, &mut counts);
+    // Only a guardrail that applies reads the answer again (redaction
+    // does not apply: nobody sees it).
+    let verdict = if policy.holds_json() {
+        let mut counts = crate::redact::Counts::default();
+        crate::output::check_json(policy, answer.body, &mut counts)
+    } else {
+        crate::output::Verdict::default()
+    };
     side.schema_pass = verdict.schema_pass;
     side.outcome = if verdict.output_blocked || verdict.error.is_some() {
         ShadowOutcome::Blocked

@@ -108,12 +108,18 @@ pub fn client_answer_text(bytes: &[u8], stream: bool) -> String {
 
 /// Words: runs of letters and digits, ASCII case folded (punctuation and
 /// spacing are not compared; a non-ASCII character is part of a word, so
-/// text in any script is compared word by word, case-sensitively).
-pub fn words(text: &str) -> Vec<String> {
+/// text in any script is compared word by word, case-sensitively), each
+/// as a 64-bit hash (FNV-1a of its case-folded bytes: two words compare
+/// equal when their hashes do, wrong with a chance of 2⁻⁶⁴ per pair).
+pub fn words(text: &str) -> Vec<u64> {
     text.split(|c: char| c.is_ascii() && !c.is_ascii_alphanumeric())
         .filter(|w| !w.is_empty())
         .take(MAX_SCORED_TOKENS)
-        .map(str::to_ascii_lowercase)
+        .map(|w| {
+            w.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ u64::from(b.to_ascii_lowercase())).wrapping_mul(0x0100_0000_01b3)
+            })
+        })
         .collect()
 }
 
@@ -137,21 +143,41 @@ pub fn rouge_l_f1(a: &str, b: &str) -> f64 {
     2.0 * p * r / (p + r)
 }
 
-/// Length of the longest common subsequence (two rows of the table).
-fn lcs(a: &[String], b: &[String]) -> usize {
-    let mut prev = vec![0u32; b.len() + 1];
-    let mut row = vec![0u32; b.len() + 1];
-    for x in a {
-        for (j, y) in b.iter().enumerate() {
-            row[j + 1] = if x == y {
-                prev[j] + 1
-            } else {
-                row[j].max(prev[j + 1])
-            };
+/// Length of the longest common subsequence, bit-parallel (Hyyrö 2004):
+/// one bit per word of `b`, 64 at a time, so `n × ⌈m / 64⌉` word
+/// operations instead of the table's `n × m` cells. With `M[x]` the
+/// positions of `x` in `b` and `V` all ones, each `x` of `a` makes
+/// `V = (V + (V & M[x])) | (V & !M[x])`; the LCS is the number of zero bits.
+fn lcs(a: &[u64], b: &[u64]) -> usize {
+    let blocks = b.len().div_ceil(64);
+    // The distinct words of `b`, sorted, each with its position mask.
+    let mut keys: Vec<u64> = b.to_vec();
+    keys.sort_unstable();
+    keys.dedup();
+    let mut masks = vec![0u64; keys.len() * blocks];
+    for (j, w) in b.iter().enumerate() {
+        if let Ok(k) = keys.binary_search(w) {
+            masks[k * blocks + j / 64] |= 1 << (j % 64);
         }
-        std::mem::swap(&mut prev, &mut row);
     }
-    prev[b.len()] as usize
+    let mut v = vec![u64::MAX; blocks];
+    for x in a {
+        let Ok(k) = keys.binary_search(x) else {
+            continue; // no match anywhere: V is unchanged
+        };
+        let m = &masks[k * blocks..(k + 1) * blocks];
+        let mut carry = false;
+        for (vi, mi) in v.iter_mut().zip(m) {
+            let u = *vi & mi;
+            let (sum, c1) = vi.overflowing_add(u);
+            let (sum, c2) = sum.overflowing_add(u64::from(carry));
+            carry = c1 || c2;
+            *vi = sum | (*vi & !mi);
+        }
+    }
+    let zeros: u32 = v.iter().map(|x| x.count_zeros()).sum();
+    // Bits past the end of `b` stay ones.
+    zeros as usize
 }
 
 /// ASCII case folded, with every run of ASCII whitespace one space and
@@ -199,26 +225,44 @@ mod tests {
         assert_eq!(rouge_l_f1("Same, words!", "same words"), 1.0);
     }
 
+    /// The table's LCS (two rows), the reference of the bit-parallel one.
+    fn lcs_table(a: &[u64], b: &[u64]) -> usize {
+        let mut prev = vec![0usize; b.len() + 1];
+        let mut row = vec![0usize; b.len() + 1];
+        for x in a {
+            for (j, y) in b.iter().enumerate() {
+                row[j + 1] = if x == y {
+                    prev[j] + 1
+                } else {
+                    row[j].max(prev[j + 1])
+                };
+            }
+            std::mem::swap(&mut prev, &mut row);
+        }
+        prev[b.len()]
+    }
+
+    fn xorshift(seed: &mut u64) -> u64 {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        *seed
+    }
+
     #[test]
     fn lcs_equals_a_brute_force_count() {
         // Every subsequence of a short sequence, checked against the other.
-        fn is_subsequence(s: &[&str], of: &[&str]) -> bool {
+        fn is_subsequence(s: &[u64], of: &[u64]) -> bool {
             let mut it = of.iter();
             s.iter().all(|x| it.any(|y| y == x))
         }
         let mut seed = 0x2545_f491_4f6c_dd1du64;
         for _ in 0..300 {
-            let mut word = || {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                ["a", "b", "c"][(seed % 3) as usize]
-            };
-            let a: Vec<&str> = (0..7).map(|_| word()).collect();
-            let b: Vec<&str> = (0..6).map(|_| word()).collect();
+            let a: Vec<u64> = (0..7).map(|_| xorshift(&mut seed) % 3).collect();
+            let b: Vec<u64> = (0..6).map(|_| xorshift(&mut seed) % 3).collect();
             let best = (0u32..1 << a.len())
                 .map(|mask| {
-                    let s: Vec<&str> = (0..a.len())
+                    let s: Vec<u64> = (0..a.len())
                         .filter(|i| mask & (1 << i) != 0)
                         .map(|i| a[i])
                         .collect();
@@ -230,8 +274,29 @@ mod tests {
                 })
                 .max()
                 .unwrap_or(0);
-            let owned = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-            assert_eq!(lcs(&owned(&a), &owned(&b)), best, "{a:?} {b:?}");
+            assert_eq!(lcs(&a, &b), best, "{a:?} {b:?}");
+        }
+    }
+
+    #[test]
+    fn the_bit_parallel_lcs_equals_the_table_across_word_boundaries() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for round in 0..400 {
+            let n = (xorshift(&mut seed) % 300) as usize;
+            let m = (xorshift(&mut seed) % 300) as usize;
+            let alphabet = 1 + xorshift(&mut seed) % if round % 2 == 0 { 4 } else { 40 };
+            let a: Vec<u64> = (0..n).map(|_| xorshift(&mut seed) % alphabet).collect();
+            let b: Vec<u64> = (0..m).map(|_| xorshift(&mut seed) % alphabet).collect();
+            assert_eq!(
+                lcs(&a, &b),
+                lcs_table(&a, &b),
+                "n {n} m {m} alphabet {alphabet}"
+            );
+        }
+        // Exactly 64 and 128 words, all equal.
+        for len in [63, 64, 65, 128] {
+            let a = vec![7u64; len];
+            assert_eq!(lcs(&a, &a), len);
         }
     }
 
