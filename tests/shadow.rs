@@ -188,7 +188,10 @@ fn every_sampled_request_is_copied_once_scored_and_recorded_whatever_the_candida
         shadow_metric(envoy, "shadow_pairs", "pair=\"success_success\""),
         8
     );
-    assert_eq!(envoy.metric("llm_ab_shadow_records{result=\"sent\"}"), 8);
+    // A record counts as sent once the sink's answer is back in the VM.
+    wait_until("8 records sent", || {
+        envoy.metric("llm_ab_shadow_records{result=\"sent\"}") == 8
+    });
     // Histograms reach the admin page at Envoy's stats flush (5 s).
     wait_until("the similarity histogram", || {
         shadow_metric(envoy, "shadow_similarity_count", "") == 8
@@ -239,6 +242,12 @@ fn every_sampled_request_is_copied_once_scored_and_recorded_whatever_the_candida
     wait_until("an error outcome", || {
         shadow_metric(envoy, "shadow_calls", "outcome=\"error\"") == 1
     });
+    // A pair is counted when its second side is in: the copy's answer, or
+    // control's side at the next tick.
+    wait_until("its pair", || {
+        shadow_metric(envoy, "shadow_pairs", "pair=\"success_failure\"") == 3
+    });
+    std::thread::sleep(Duration::from_millis(100));
     assert_eq!(
         shadow_metric(envoy, "shadow_pairs", "pair=\"success_failure\""),
         3
