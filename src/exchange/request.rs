@@ -164,6 +164,7 @@ impl<H: Host> Exchange<H> {
             probe,
             reason,
             bucket: a.bucket,
+            unit_id: a.unit_id,
         });
         self.observer = Some(ResponseObserver::new());
         if a.experiment.fallback.is_some() {
