@@ -73,8 +73,8 @@ pub struct Cell {
     pub latency_ms: u64,
     /// Unit ids first seen (in this experiment and variant) in this cell.
     pub new_units: u64,
-    /// Latency histogram, [`LATENCY_BINS`] bins.
-    pub latency_bins: Vec<u64>,
+    /// Latency histogram, [`LATENCY_BINS`] bins (a cell's count fits 32 bits).
+    pub latency_bins: Vec<u32>,
     /// Outcome metric index → Σ value in millionths.
     pub outcomes: Vec<(u32, i64)>,
 }
@@ -128,7 +128,7 @@ impl Cell {
         self.latency_ms += other.latency_ms;
         self.new_units += other.new_units;
         for (a, b) in self.latency_bins.iter_mut().zip(&other.latency_bins) {
-            *a += b;
+            *a = a.saturating_add(*b);
         }
         for &(m, v) in &other.outcomes {
             self.add_outcome(m, v);
@@ -310,10 +310,11 @@ fn csv_fields(line: &str) -> Vec<String> {
 
 /// The latency bounds named by the header, checked against ours.
 fn check_latency_columns(names: &[String]) -> Result<(), String> {
-    let edges: Vec<u64> = names
+    let mut edges: Vec<u64> = names
         .iter()
         .filter_map(|n| n.strip_prefix("latency_lt_")?.parse().ok())
         .collect();
+    edges.sort_unstable();
     if edges != LATENCY_EDGES {
         return Err(format!(
             "the aggregates have {} latency_lt_* columns that are not this llm-ab's {} bounds: run the analysis/aggregate.sql of this version",
@@ -344,7 +345,7 @@ fn add_row(agg: &mut Aggregates, row: &dyn Row) -> Result<(), String> {
         bucket,
         day: int(row, "utc_day")?,
     };
-    if let Some(metric) = row.text("outcome_metric") {
+    if let Some(metric) = row.text("outcome_metric").filter(|m| !m.is_empty()) {
         let micro = int(row, "outcome_micro")?;
         let m = agg.metrics.index(&metric);
         agg.cell(key).add_outcome(m, micro);
@@ -371,13 +372,16 @@ fn add_row(agg: &mut Aggregates, row: &dyn Row) -> Result<(), String> {
     let mut below = 0;
     for (i, edge) in LATENCY_EDGES.iter().enumerate() {
         let lt = count(row, &format!("latency_lt_{edge}"))?;
-        c.latency_bins[i] = lt.checked_sub(below).ok_or("latency_lt_* not cumulative")?;
+        let bin = lt.checked_sub(below).ok_or("latency_lt_* not cumulative")?;
+        c.latency_bins[i] = u32::try_from(bin).map_err(|_| "a latency bin over 2^32")?;
         below = lt;
     }
-    c.latency_bins[LATENCY_EDGES.len()] = c
+    let last = c
         .requests
         .checked_sub(below)
         .ok_or("latency_lt_* above requests")?;
+    c.latency_bins[LATENCY_EDGES.len()] =
+        u32::try_from(last).map_err(|_| "a latency bin over 2^32")?;
     agg.cell(key).merge(&c);
     Ok(())
 }

@@ -347,7 +347,7 @@ fn estimate(metric: &Metric, cells: &[&Cell]) -> Option<Estimate> {
             stats::ratio(&pairs)
         }
         Kind::P95 => {
-            let hists: Vec<&[u64]> = cells.iter().map(|c| c.latency_bins.as_slice()).collect();
+            let hists: Vec<&[u32]> = cells.iter().map(|c| c.latency_bins.as_slice()).collect();
             stats::quantile(&hists, &LATENCY_EDGES, 0.95)
         }
     }?;

@@ -189,7 +189,8 @@ pub fn render(reports: &[ExperimentReport], min_effect: f64) -> String {
 <style>body{{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;color:#222}}svg{{display:block;margin:1.2em 0}}
 .good{{color:#1a7f37}}.bad{{color:#cf222e}}.wait{{color:#9a6700}}
 table{{border-collapse:collapse;font-size:13px;margin:1em 0}}td,th{{border-bottom:1px solid #ddd;padding:4px 8px;text-align:right}}td:first-child,th:first-child{{text-align:left}}</style></head>
-<body><h1>llm-ab experiment report</h1>{body}</body></html>"#
+<body><h1>llm-ab experiment report</h1>{body}<p><small>{note}</small></p></body></html>"#,
+        note = esc(crate::report::REQUEST_LEVEL_NOTE)
     )
 }
 

@@ -355,7 +355,10 @@ fn report(
             "{}",
             serde_json::to_string_pretty(&reports).map_err(|e| e.to_string())?
         ),
-        Format::Markdown => print!("{}", report::render_table(&reports, true, min_effect)),
+        Format::Markdown => {
+            print!("{}", report::render_table(&reports, true, min_effect));
+            println!("_{}_", report::REQUEST_LEVEL_NOTE);
+        }
         Format::Table => {
             let text = report::render_table(&reports, false, min_effect);
             if std::io::stdout().is_terminal() {
@@ -363,7 +366,11 @@ fn report(
             } else {
                 print!("{text}");
             }
+            println!("{}", report::REQUEST_LEVEL_NOTE);
         }
+    }
+    if matches!(format, Format::Json) {
+        eprintln!("llm-ab: {}", report::REQUEST_LEVEL_NOTE);
     }
     if let Some(path) = html {
         let page = html::render(&reports, min_effect);

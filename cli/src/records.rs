@@ -263,7 +263,8 @@ impl Reader {
         cell.tokens_out += r.tokens_out.unwrap_or(0);
         let latency = r.latency_ms.unwrap_or(0);
         cell.latency_ms += latency;
-        cell.latency_bins[latency_bin(latency)] += 1;
+        let bin = &mut cell.latency_bins[latency_bin(latency)];
+        *bin = bin.saturating_add(1);
         if let Some(u) = &r.unit_id {
             let day = self
                 .units

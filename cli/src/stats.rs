@@ -238,12 +238,12 @@ pub fn ratio(units: &[(f64, f64)]) -> Option<Ratio> {
 /// the share of values at or below the estimate is a ratio metric over
 /// units; its interval at ±1.96 σ, mapped through the pooled quantile
 /// function, gives the quantile's standard error.
-pub fn quantile(units: &[&[u64]], edges: &[u64], q: f64) -> Option<Ratio> {
+pub fn quantile(units: &[&[u32]], edges: &[u64], q: f64) -> Option<Ratio> {
     let bins = edges.len() + 1;
     let mut pooled = vec![0u64; bins];
     for u in units {
         for (p, c) in pooled.iter_mut().zip(u.iter()) {
-            *p += c;
+            *p += u64::from(*c);
         }
     }
     let cumulative = |counts: &[u64]| -> Vec<(f64, f64)> {
@@ -261,16 +261,16 @@ pub fn quantile(units: &[&[u64]], edges: &[u64], q: f64) -> Option<Ratio> {
     let pooled_cum = cumulative(&pooled);
     let value = histogram_quantile(&pooled_cum, q)?;
     // Per unit: values at or below `value` (a bin's share by interpolation).
-    let below = |counts: &[u64]| -> f64 {
+    let below = |counts: &[u32]| -> f64 {
         let mut lower = 0.0;
         let mut sum = 0.0;
         for (i, c) in counts.iter().enumerate() {
             let upper = edges.get(i).map_or(f64::INFINITY, |e| *e as f64);
             if upper <= value {
-                sum += *c as f64;
+                sum += f64::from(*c);
             } else {
                 if value > lower && upper.is_finite() {
-                    sum += *c as f64 * (value - lower) / (upper - lower);
+                    sum += f64::from(*c) * (value - lower) / (upper - lower);
                 }
                 break;
             }
@@ -280,7 +280,7 @@ pub fn quantile(units: &[&[u64]], edges: &[u64], q: f64) -> Option<Ratio> {
     };
     let pairs: Vec<(f64, f64)> = units
         .iter()
-        .map(|u| (below(u), u.iter().sum::<u64>() as f64))
+        .map(|u| (below(u), u.iter().map(|c| f64::from(*c)).sum::<f64>()))
         .collect();
     let share = ratio(&pairs)?;
     let variance = share.variance.map(|v| {
@@ -543,14 +543,14 @@ mod tests {
             })
             .collect();
         let hist = |values: &[u64]| {
-            let mut h = vec![0u64; edges.len() + 1];
+            let mut h = vec![0u32; edges.len() + 1];
             for v in values {
                 h[crate::aggregates::latency_bin(*v)] += 1;
             }
             h
         };
-        let hists: Vec<Vec<u64>> = units.iter().map(|u| hist(u)).collect();
-        let refs: Vec<&[u64]> = hists.iter().map(Vec::as_slice).collect();
+        let hists: Vec<Vec<u32>> = units.iter().map(|u| hist(u)).collect();
+        let refs: Vec<&[u32]> = hists.iter().map(Vec::as_slice).collect();
         let q = quantile(&refs, &edges, 0.95).unwrap_or(Ratio {
             value: 0.0,
             variance: None,
