@@ -23,13 +23,11 @@ import re
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLI = os.path.join(ROOT, "target/release/llm-ab")
-sys.path.insert(0, ROOT)
 
 CONFIG = {
     "default_cluster": "model_a",

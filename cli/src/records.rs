@@ -81,7 +81,7 @@ struct OutcomeLine<'a> {
 }
 
 /// What was read and what was left out, by reason.
-#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Counts {
     /// Lines of the records files.
     pub lines: u64,
