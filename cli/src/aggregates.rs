@@ -10,6 +10,7 @@
 //! warehouse adds rows in.
 
 use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::BufRead;
 
@@ -238,37 +239,61 @@ pub const COLUMNS: [&str; 20] = [
     "outcome_micro",
 ];
 
-/// One row, as fields by name (CSV cells or JSON values, as text).
-trait Row {
-    fn text(&self, column: &str) -> Option<String>;
+/// Every column by name, in the order the reader addresses them:
+/// [`COLUMNS`], then one `latency_lt_<bound>` per [`LATENCY_EDGES`].
+fn canonical_columns() -> Vec<String> {
+    COLUMNS
+        .iter()
+        .map(|c| c.to_string())
+        .chain(LATENCY_EDGES.iter().map(|e| format!("latency_lt_{e}")))
+        .collect()
 }
 
-impl Row for serde_json::Map<String, Value> {
-    fn text(&self, column: &str) -> Option<String> {
-        match self.get(column)? {
+/// Position of `name` in [`COLUMNS`].
+fn col(name: &str) -> usize {
+    COLUMNS.iter().position(|c| *c == name).unwrap_or(0)
+}
+
+/// One row: the text of a column by its canonical position (`None` when
+/// absent, null or empty).
+trait Row {
+    fn get(&self, column: usize) -> Option<Cow<'_, str>>;
+}
+
+/// A JSON-lines row, read by name.
+struct JsonRow<'a> {
+    names: &'a [String],
+    map: serde_json::Map<String, Value>,
+}
+
+impl Row for JsonRow<'_> {
+    fn get(&self, column: usize) -> Option<Cow<'_, str>> {
+        match self.map.get(self.names.get(column)?)? {
             Value::Null => None,
-            Value::String(s) => Some(s.clone()),
-            v => Some(v.to_string()),
+            Value::String(s) if s.is_empty() => None,
+            Value::String(s) => Some(Cow::Borrowed(s)),
+            v => Some(Cow::Owned(v.to_string())),
         }
     }
 }
 
+/// A CSV row: its fields, and where each canonical column is among them.
 struct CsvRow<'a> {
-    header: &'a HashMap<String, usize>,
-    cells: Vec<String>,
+    at: &'a [usize],
+    fields: Vec<Cow<'a, str>>,
 }
 
 impl Row for CsvRow<'_> {
-    fn text(&self, column: &str) -> Option<String> {
-        let s = self.cells.get(*self.header.get(column)?)?;
-        (!s.is_empty()).then(|| s.clone())
+    fn get(&self, column: usize) -> Option<Cow<'_, str>> {
+        let f = self.fields.get(*self.at.get(column)?)?;
+        (!f.is_empty()).then(|| Cow::Borrowed(&**f))
     }
 }
 
 /// An integer cell: JSON number, a quoted one (ClickHouse's JSONEachRow
 /// quotes 64-bit integers), or a float written with `.0` (BigQuery's CSV).
-fn int(row: &dyn Row, column: &str) -> Result<i64, String> {
-    let Some(text) = row.text(column) else {
+fn int(row: &dyn Row, column: usize) -> Result<i64, String> {
+    let Some(text) = row.get(column) else {
         return Ok(0);
     };
     let t = text.trim();
@@ -277,17 +302,21 @@ fn int(row: &dyn Row, column: &str) -> Result<i64, String> {
     }
     match t.parse::<f64>() {
         Ok(f) if f.fract() == 0.0 && f.abs() < 9.0e18 => Ok(f as i64),
-        _ => Err(format!("{column}: {t:?} is not an integer")),
+        _ => Err(format!("column {column}: {t:?} is not an integer")),
     }
 }
 
-fn count(row: &dyn Row, column: &str) -> Result<u64, String> {
-    u64::try_from(int(row, column)?).map_err(|_| format!("{column}: negative"))
+fn count(row: &dyn Row, column: usize) -> Result<u64, String> {
+    u64::try_from(int(row, column)?).map_err(|_| format!("column {column}: negative"))
 }
 
 /// Splits one CSV record (RFC 4180 quoting; a record never spans lines in
-/// this query's result: no value holds a line break).
-fn csv_fields(line: &str) -> Vec<String> {
+/// this query's result: no value holds a line break). Borrowed unless a
+/// field is quoted.
+fn csv_fields(line: &str) -> Vec<Cow<'_, str>> {
+    if !line.contains('"') {
+        return line.split(',').map(Cow::Borrowed).collect();
+    }
     let mut out = Vec::new();
     let mut field = String::new();
     let mut quoted = false;
@@ -300,16 +329,16 @@ fn csv_fields(line: &str) -> Vec<String> {
             }
             ('"', true) => quoted = false,
             ('"', false) if field.is_empty() => quoted = true,
-            (',', false) => out.push(std::mem::take(&mut field)),
+            (',', false) => out.push(Cow::Owned(std::mem::take(&mut field))),
             (c, _) => field.push(c),
         }
     }
-    out.push(field);
+    out.push(Cow::Owned(field));
     out
 }
 
-/// The latency bounds named by the header, checked against ours.
-fn check_latency_columns(names: &[String]) -> Result<(), String> {
+/// Checks a header (or a JSON row's keys) against this version's columns.
+fn check_columns(names: &[&str]) -> Result<(), String> {
     let mut edges: Vec<u64> = names
         .iter()
         .filter_map(|n| n.strip_prefix("latency_lt_")?.parse().ok())
@@ -323,7 +352,7 @@ fn check_latency_columns(names: &[String]) -> Result<(), String> {
         ));
     }
     for c in COLUMNS {
-        if !names.iter().any(|n| n == c) {
+        if !names.contains(&c) {
             return Err(format!("the aggregates lack the column {c}"));
         }
     }
@@ -332,9 +361,9 @@ fn check_latency_columns(names: &[String]) -> Result<(), String> {
 
 /// Adds one row to `agg`.
 fn add_row(agg: &mut Aggregates, row: &dyn Row) -> Result<(), String> {
-    let experiment = row.text("experiment_id").ok_or("no experiment_id")?;
-    let variant = row.text("variant").ok_or("no variant")?;
-    let bucket = int(row, "bucket")?;
+    let experiment = row.get(col("experiment_id")).ok_or("no experiment_id")?;
+    let variant = row.get(col("variant")).ok_or("no variant")?;
+    let bucket = int(row, col("bucket"))?;
     let bucket = u16::try_from(bucket)
         .ok()
         .filter(|b| *b < 10_000)
@@ -343,35 +372,36 @@ fn add_row(agg: &mut Aggregates, row: &dyn Row) -> Result<(), String> {
         experiment: agg.experiments.index(&experiment),
         variant: agg.variants.index(&variant),
         bucket,
-        day: int(row, "utc_day")?,
+        day: int(row, col("utc_day"))?,
     };
-    if let Some(metric) = row.text("outcome_metric").filter(|m| !m.is_empty()) {
-        let micro = int(row, "outcome_micro")?;
+    if let Some(metric) = row.get(col("outcome_metric")) {
+        let micro = int(row, col("outcome_micro"))?;
         let m = agg.metrics.index(&metric);
         agg.cell(key).add_outcome(m, micro);
         return Ok(());
     }
+    let n = |name: &str| count(row, col(name));
     let mut c = Cell {
-        requests: count(row, "requests")?,
-        successes: count(row, "successes")?,
-        errors: count(row, "errors")?,
-        refusals: count(row, "refusals")?,
-        blocked: count(row, "blocked")?,
-        invalid: count(row, "invalid")?,
-        fallbacks: count(row, "fallbacks")?,
-        schema_checked: count(row, "schema_checked")?,
-        schema_passed: count(row, "schema_passed")?,
-        cost_nano_usd: int(row, "cost_nano_usd")?,
-        tokens_in: count(row, "tokens_in")?,
-        tokens_out: count(row, "tokens_out")?,
-        latency_ms: count(row, "latency_ms")?,
-        new_units: count(row, "new_units")?,
+        requests: n("requests")?,
+        successes: n("successes")?,
+        errors: n("errors")?,
+        refusals: n("refusals")?,
+        blocked: n("blocked")?,
+        invalid: n("invalid")?,
+        fallbacks: n("fallbacks")?,
+        schema_checked: n("schema_checked")?,
+        schema_passed: n("schema_passed")?,
+        cost_nano_usd: int(row, col("cost_nano_usd"))?,
+        tokens_in: n("tokens_in")?,
+        tokens_out: n("tokens_out")?,
+        latency_ms: n("latency_ms")?,
+        new_units: n("new_units")?,
         ..Cell::default()
     };
     // Cumulative `latency_lt_<bound>` counts back into bins.
     let mut below = 0;
-    for (i, edge) in LATENCY_EDGES.iter().enumerate() {
-        let lt = count(row, &format!("latency_lt_{edge}"))?;
+    for i in 0..LATENCY_EDGES.len() {
+        let lt = count(row, COLUMNS.len() + i)?;
         let bin = lt.checked_sub(below).ok_or("latency_lt_* not cumulative")?;
         c.latency_bins[i] = u32::try_from(bin).map_err(|_| "a latency bin over 2^32")?;
         below = lt;
@@ -390,8 +420,10 @@ fn add_row(agg: &mut Aggregates, row: &dyn Row) -> Result<(), String> {
 /// lines (told apart by the first character). A row that cannot be read is
 /// counted and skipped; a header without this version's columns is an error.
 pub fn read(input: impl BufRead, agg: &mut Aggregates) -> Result<ReadCounts, String> {
+    let names = canonical_columns();
     let mut counts = ReadCounts::default();
-    let mut header: Option<HashMap<String, usize>> = None;
+    // CSV: where each canonical column is in the header.
+    let mut at: Option<Vec<usize>> = None;
     let mut json: Option<bool> = None;
     for line in input.lines() {
         let line = line.map_err(|e| format!("cannot read the aggregates: {e}"))?;
@@ -400,10 +432,16 @@ pub fn read(input: impl BufRead, agg: &mut Aggregates) -> Result<ReadCounts, Str
             continue;
         }
         let is_json = *json.get_or_insert(line.trim_start().starts_with('{'));
-        if !is_json && header.is_none() {
-            let names = csv_fields(line);
-            check_latency_columns(&names)?;
-            header = Some(names.into_iter().enumerate().map(|(i, n)| (n, i)).collect());
+        if !is_json && at.is_none() {
+            let header = csv_fields(line);
+            let header: Vec<&str> = header.iter().map(|h| &**h).collect();
+            check_columns(&header)?;
+            at = Some(
+                names
+                    .iter()
+                    .map(|n| header.iter().position(|h| h == n).unwrap_or(usize::MAX))
+                    .collect(),
+            );
             continue;
         }
         counts.rows += 1;
@@ -411,17 +449,17 @@ pub fn read(input: impl BufRead, agg: &mut Aggregates) -> Result<ReadCounts, Str
             match serde_json::from_str::<serde_json::Map<String, Value>>(line) {
                 Ok(map) => {
                     if counts.rows == 1 {
-                        let names: Vec<String> = map.keys().cloned().collect();
-                        check_latency_columns(&names)?;
+                        let keys: Vec<&str> = map.keys().map(String::as_str).collect();
+                        check_columns(&keys)?;
                     }
-                    add_row(agg, &map)
+                    add_row(agg, &JsonRow { names: &names, map })
                 }
                 Err(e) => Err(e.to_string()),
             }
         } else {
             let row = CsvRow {
-                header: header.as_ref().ok_or("no header")?,
-                cells: csv_fields(line),
+                at: at.as_deref().unwrap_or(&[]),
+                fields: csv_fields(line),
             };
             add_row(agg, &row)
         };
