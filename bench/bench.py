@@ -784,6 +784,70 @@ def apis_bench(args):
             p.stop()
 
 
+def with_experiment(cfg, edit):
+    """`cfg` (a proxy_config) with `edit` applied to its filter's experiment."""
+    hcm = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    config = http_filter(hcm, WASM_FILTER)["typed_config"]["config"]
+    filter_json = json.loads(config["configuration"]["value"])
+    edit(filter_json["experiments"][0])
+    config["configuration"]["value"] = json.dumps(filter_json)
+    return cfg
+
+
+def shadow_bench(args):
+    """Shadowing at sample_rate 1.0 against the same configuration without
+    it (the shipped one, every request served by control): Envoy CPU per
+    request, the copy's own upstream call included; the same with copies
+    that cannot start (an unknown cluster: the filter's part without the
+    copy's call and its answer); and the client's latency at a fixed rate."""
+    tmp = tempfile.mkdtemp(prefix="llm-ab-shadow-")
+    up = free_port()
+    procs = [Envoy("upstream", upstream_config(up, free_port()), tmp, cpu=1)]
+
+    def control_only(e):
+        e["variants"][0]["weight"] = 100
+        e["variants"][1]["weight"] = 0
+
+    def shadowed(cluster):
+        def edit(e):
+            control_only(e)
+            e["variants"][1]["cluster"] = cluster
+            e["shadow"] = {"variants": ["candidate"], "sample_rate": 1.0}
+        return edit
+
+    configs = {
+        "bare": ("bare Envoy", proxy_config(free_port(), free_port(), up, False)),
+        "off": ("llm-ab, shipped configuration, no shadow",
+                with_experiment(proxy_config(free_port(), free_port(), up, True), control_only)),
+        "shadow": ("llm-ab, shadow at sample_rate 1.0 (copy answered)",
+                   with_experiment(proxy_config(free_port(), free_port(), up, True), shadowed("model_b"))),
+        "unsent": ("llm-ab, shadow at 1.0, copies that cannot start",
+                   with_experiment(proxy_config(free_port(), free_port(), up, True), shadowed("no_such_cluster"))),
+    }
+    try:
+        proxies = start_proxies({name: cfg for name, (_, cfg) in configs.items()}, tmp, procs)
+        body = chat_body(args.body_bytes)
+        script = wrk_script(tmp, body)
+        runs = alternate(proxies, script, args, 4, label="shadow")
+        med = {name: statistics.median(r["cpu_us_per_req"] for r in rs) for name, rs in runs.items()}
+        errors = {name: sum(r["errors"] for r in rs) for name, rs in runs.items()}
+        print(f"""
+Shadow traffic, {len(body)} B chat requests, {args.rounds} alternating rounds of {args.seconds} s, one worker, medians:
+
+| | CPU µs/request | vs no shadow | errors |
+|---|---|---|---|""")
+        for name, (label, _) in configs.items():
+            vs = "" if name in ("bare", "off") else f"**{med[name] - med['off']:+.1f}**"
+            print(f"| {label} | {med[name]:.1f} | {vs} | {errors[name]} |")
+        print(f"| (the copy's upstream call and its answer: shadow − unsent) | | {med['shadow'] - med['unsent']:+.1f} | |")
+        if args.latency_rate:
+            latency_phase(args, {k: proxies[k] for k in ("bare", "off", "shadow")},
+                          {k: configs[k] for k in ("bare", "off", "shadow")}, tmp, body)
+    finally:
+        for p in reversed(procs):
+            p.stop()
+
+
 def floor_bench(args):
     """The floor of the in-Envoy cost: `bench/floor` makes, per
     configuration, the hostcalls llm-ab makes for this request and decides
@@ -949,6 +1013,8 @@ def main():
                     help="only measure everything on for a Chat, a Responses and a Messages request")
     ap.add_argument("--tracing", action="store_true",
                     help="only measure OpenTelemetry tracing on against off (with a real OTLP receiver)")
+    ap.add_argument("--shadow", action="store_true",
+                    help="only measure shadow traffic at sample_rate 1.0 against the same configuration without it")
     ap.add_argument("--floor", action="store_true",
                     help="only measure the filter beside bench/floor, which makes the same hostcalls and decides nothing")
     args = ap.parse_args()
@@ -958,6 +1024,9 @@ def main():
 
     if args.tracing:
         tracing_bench(args)
+        return
+    if args.shadow:
+        shadow_bench(args)
         return
     if args.floor:
         floor_bench(args)

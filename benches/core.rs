@@ -66,6 +66,7 @@ fn benches(c: &mut Criterion) {
                         Edits {
                             model: Some("gpt-4.1-mini"),
                             ensure_stream_usage: true,
+                            no_stream: false,
                             ..Edits::default()
                         },
                     )
@@ -121,6 +122,7 @@ fn benches(c: &mut Criterion) {
 
     pipeline(c);
     exchange(c);
+    shadow(c);
 
     let schema: serde_json::Value = serde_json::from_str(
         r#"{"type":"object","required":["answer","sources"],"properties":{"answer":{"type":"string","maxLength":2000},
@@ -145,6 +147,7 @@ fn pipeline(c: &mut Criterion) {
     let edits = || Edits {
         model: Some("gpt-4.1-mini"),
         ensure_stream_usage: true,
+        no_stream: false,
         max_output_tokens: Some(1024),
         cap_param: llm_ab::body::CapParam::MaxCompletionTokens,
         api: llm_ab::dialect::Api::Chat,
@@ -222,6 +225,79 @@ fn exchange(c: &mut Criterion) {
         let mut w = Workload::new(config).unwrap();
         g.bench_function(format!("{name}, 200-event stream in 512 B pieces"), |b| {
             b.iter(|| black_box(w.run_stream(&stream, 512)))
+        });
+    }
+    g.finish();
+}
+
+/// The root context's work per shadow copy: reading its answer (outcome,
+/// usage, cost, text) and scoring it against control's (ROUGE-L, exact
+/// and JSON match), for a short answer and for a 200-word one.
+fn shadow(c: &mut Criterion) {
+    use llm_ab::shadow::{self, Answer, Built, ControlSide};
+    let plan = llm_ab::config::load(
+        br#"{"default_cluster": "a", "pricing": {"m": {"input_per_mtok": 1, "output_per_mtok": 2}},
+          "experiments": [{"id": "e", "sticky_keys": ["x-u"],
+          "variants": [{"name": "c", "weight": 100, "cluster": "a"}, {"name": "s", "weight": 0, "cluster": "b", "model": "m"}],
+          "shadow": {"variants": ["s"]}}]}"#,
+    )
+    .unwrap();
+    let mut g = c.benchmark_group("shadow: read a copy's answer and score it");
+    let words = |n: usize, salt: &str| {
+        (0..n)
+            .map(|i| format!("word{}{salt}", i % 37))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    for (name, a, b) in [
+        (
+            "2-word answers",
+            "ok then".to_string(),
+            "ok now".to_string(),
+        ),
+        (
+            "200-word answers",
+            words(200, ""),
+            words(190, "") + " and ten more words to tell them apart ok",
+        ),
+    ] {
+        let answer = |text: &str| {
+            serde_json::json!({"id": "c", "object": "chat.completion", "model": "m",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 500, "completion_tokens": 200}})
+            .to_string()
+        };
+        let (control_body, shadow_body) = (answer(&a), answer(&b));
+        let built = Built {
+            body: Vec::new(),
+            prompt_tokens_est: 500,
+            output_cap: None,
+            schema: None,
+        };
+        let control = ControlSide {
+            trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
+            outcome: llm_ab::record::Outcome::Success,
+            answer: control_body.into_bytes(),
+            stream: false,
+            kept: true,
+        };
+        g.bench_function(name, |bench| {
+            bench.iter(|| {
+                let side = shadow::read_answer(
+                    &plan,
+                    0,
+                    1,
+                    &built,
+                    &Answer {
+                        status: 200,
+                        content_encoding: None,
+                        body: shadow_body.as_bytes(),
+                        latency_ms: 3,
+                    },
+                    30_000,
+                );
+                black_box(shadow::score_pair(&control, &side))
+            })
         });
     }
     g.finish();

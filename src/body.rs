@@ -115,6 +115,9 @@ pub struct Edits<'a> {
     /// For streaming requests, make sure `stream_options.include_usage` is
     /// true so the provider reports usage in a final chunk.
     pub ensure_stream_usage: bool,
+    /// Make a streaming request non-streaming: `stream` becomes `false`
+    /// and `stream_options` (refused without `stream: true`) is removed.
+    pub no_stream: bool,
     /// Cap whichever of `max_tokens` / `max_completion_tokens` the client
     /// sent; when it sent neither, insert `cap_param`.
     pub max_output_tokens: Option<u64>,
@@ -340,10 +343,24 @@ pub fn prepare(body: &[u8], edits: Edits<'_>) -> Result<Prepared, ApiError> {
             }
         }
     }
+    if edits.no_stream && info.stream {
+        if let Some(raw) = top.stream.0 {
+            let start = offset_in(body, raw.get().as_bytes());
+            splices.push((start, start + raw.get().len(), b"false".as_slice().into()));
+        }
+        if let Some(span) = top
+            .stream_options
+            .0
+            .and_then(|raw| member_span(body, raw.get()))
+        {
+            splices.push((span.0, span.1, b"".as_slice().into()));
+        }
+    }
     if splices.is_empty() {
         return Ok(Prepared { body: None, info });
     }
-    crate::json::sort_spans(&mut splices, |s| (s.0, 0));
+    // Inserts after the brace go before a removal that starts there.
+    crate::json::sort_spans(&mut splices, |s| (s.0, usize::from(s.0 != s.1)));
     let inserts = splices.iter().filter(|s| s.0 == s.1).count();
     let mut out = Vec::with_capacity(body.len() + 64);
     let mut at = 0;
@@ -365,6 +382,42 @@ pub fn prepare(body: &[u8], edits: Edits<'_>) -> Result<Prepared, ApiError> {
         body: Some(out),
         info,
     })
+}
+
+/// The span of the object member whose value is `value` (a slice of
+/// `body`), with one comma beside it: the key, its colon, the value and
+/// the comma after it (or, for the last member, the comma before it).
+fn member_span(body: &[u8], value: &str) -> Option<(usize, usize)> {
+    let value_start = offset_in(body, value.as_bytes());
+    let value_end = value_start + value.len();
+    let before = |mut i: usize| {
+        while i > 0 && body[i - 1].is_ascii_whitespace() {
+            i -= 1;
+        }
+        i
+    };
+    let colon = before(value_start);
+    if colon == 0 || body[colon - 1] != b':' {
+        return None;
+    }
+    let key_end = before(colon - 1);
+    if key_end == 0 || body[key_end - 1] != b'"' {
+        return None;
+    }
+    // The key's opening quote (a key that is `stream_options` holds none).
+    let key_start = body[..key_end - 1].iter().rposition(|b| *b == b'"')?;
+    let mut after = value_end;
+    while after < body.len() && body[after].is_ascii_whitespace() {
+        after += 1;
+    }
+    if body.get(after) == Some(&b',') {
+        return Some((key_start, after + 1));
+    }
+    let comma = before(key_start);
+    if comma > 0 && body[comma - 1] == b',' {
+        return Some((comma - 1, value_end));
+    }
+    Some((key_start, value_end))
 }
 
 /// Validates a request body and, when `model` is given, returns the body
@@ -556,6 +609,7 @@ mod tests {
             Edits {
                 model,
                 ensure_stream_usage: true,
+                no_stream: false,
                 ..Edits::default()
             },
         )
@@ -612,6 +666,55 @@ mod tests {
     }
 
     #[test]
+    fn a_copy_is_made_non_streaming_whatever_the_member_order() {
+        let run = |body: &str| {
+            let p = prepare(
+                body.as_bytes(),
+                Edits {
+                    model: Some("m"),
+                    no_stream: true,
+                    ..Edits::default()
+                },
+            )
+            .unwrap_or_else(|e| panic!("{e:?}"));
+            let out =
+                String::from_utf8(p.body.unwrap_or_else(|| body.as_bytes().to_vec())).unwrap();
+            let v: serde_json::Value =
+                serde_json::from_str(&out).unwrap_or_else(|e| panic!("{out}: {e}"));
+            assert_eq!(v["stream"], false, "{out}");
+            assert!(v.get("stream_options").is_none(), "{out}");
+            assert_eq!(v["model"], "m", "{out}");
+            out
+        };
+        assert_eq!(
+            run(r#"{"model":"a","stream":true,"stream_options":{"include_usage":true}}"#),
+            r#"{"model":"m","stream":false}"#
+        );
+        assert_eq!(
+            run(r#"{"stream_options":{"include_usage":true},"stream":true,"model":"a"}"#),
+            r#"{"stream":false,"model":"m"}"#
+        );
+        assert_eq!(
+            run(r#"{"stream_options":{"x":1},"stream":true}"#),
+            r#"{"model":"m","stream":false}"#
+        );
+        run(
+            r#" { "stream" : true , "stream_options" : { "include_usage" : true } , "messages": [] } "#,
+        );
+        run(r#"{"messages":[],"stream":true,"stream_options":{},"n":1}"#);
+        run(r#"{"stream":true}"#);
+        // Not a stream: nothing to do.
+        let p = prepare(
+            br#"{"stream":false}"#,
+            Edits {
+                no_stream: true,
+                ..Edits::default()
+            },
+        );
+        assert!(p.is_ok_and(|p| p.body.is_none()));
+    }
+
+    #[test]
     fn each_api_gets_its_own_cap_and_no_stream_options_it_would_refuse() {
         use crate::dialect::Api;
         let run = |api: Api, body: &str| {
@@ -620,6 +723,7 @@ mod tests {
                 Edits {
                     max_output_tokens: Some(100),
                     ensure_stream_usage: true,
+                    no_stream: false,
                     api,
                     ..Edits::default()
                 },

@@ -37,6 +37,7 @@ pub fn request_body(data: &[u8]) {
     let edits = Edits {
         model: Some("fuzz-model"),
         ensure_stream_usage: true,
+        no_stream: false,
         max_output_tokens: Some(256),
         cap_param: crate::body::CapParam::MaxCompletionTokens,
         api: crate::dialect::Api::Chat,

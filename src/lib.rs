@@ -24,6 +24,8 @@
 //! - [`exchange`]: the request lifecycle as a state machine over a `Host`
 //!   trait (request checks, safety, fallback, response, stream, finish),
 //!   with a recording fake host for native tests and benchmarks;
+//! - [`shadow`]: shadow traffic (copies of control's requests to candidate
+//!   variants, their answers read and scored against control's);
 //! - [`pool_alloc`]: the `.wasm`'s allocator (size-class free lists);
 //! - `host` (wasm32 only): the proxy-wasm adapter (one hostcall per `Host`
 //!   method), the root context and its timers.
@@ -51,6 +53,7 @@ pub mod redact;
 pub mod response;
 pub mod rollout;
 pub mod route;
+pub mod shadow;
 pub mod shared;
 pub mod slo;
 pub mod sse;

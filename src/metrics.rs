@@ -9,6 +9,7 @@
 use crate::config::Plan;
 use crate::record::Outcome;
 use crate::route::Reason;
+use crate::shadow::{ShadowOutcome, ShadowSide, Skip};
 use crate::stats as names;
 
 /// Kinds of metric the host defines.
@@ -105,8 +106,53 @@ impl VariantMetrics {
     }
 }
 
+/// Metric ids of one experiment × shadow variant.
+pub struct ShadowMetrics {
+    /// Copies answered, per [`ShadowOutcome::ALL`].
+    calls: Vec<Option<u32>>,
+    /// Copies not sent or not answered, per [`Skip::ALL`].
+    skipped: Vec<Option<u32>>,
+    tokens_in: Option<u32>,
+    tokens_out: Option<u32>,
+    cost_micro_usd: Option<u32>,
+    latency_ms: Option<u32>,
+    /// Similarity in percent (0..=100).
+    similarity: Option<u32>,
+    /// Paired outcomes, per [`names::SHADOW_PAIRS`] (control, shadow).
+    pairs: Vec<Option<u32>>,
+}
+
+impl ShadowMetrics {
+    fn define(d: &mut Define<'_>, e: &str, v: &str) -> ShadowMetrics {
+        let per = |m: &str| names::per_variant(e, v, m);
+        ShadowMetrics {
+            calls: ShadowOutcome::ALL
+                .iter()
+                .map(|o| counter(d, &names::outcome_metric(e, v, o.as_str(), "shadow_calls")))
+                .collect(),
+            skipped: Skip::ALL
+                .iter()
+                .map(|r| counter(d, &names::shadow_skipped(e, v, r.as_str())))
+                .collect(),
+            tokens_in: counter(d, &per("shadow_tokens_in")),
+            tokens_out: counter(d, &per("shadow_tokens_out")),
+            cost_micro_usd: counter(d, &per("shadow_cost_micro_usd")),
+            latency_ms: d(MetricType::Histogram, &per("shadow_latency_ms")),
+            similarity: d(MetricType::Histogram, &per("shadow_similarity")),
+            pairs: names::SHADOW_PAIRS
+                .iter()
+                .map(|p| counter(d, &names::shadow_pairs(e, v, p)))
+                .collect(),
+        }
+    }
+}
+
 /// Every metric of a plan, for one VM.
 pub struct Metrics {
+    /// `[experiment]`: `(variant index, its shadow metrics)`.
+    shadow: Vec<Vec<(usize, ShadowMetrics)>>,
+    /// `[sent, failed, dropped]` shadow records.
+    shadow_records: [Option<u32>; 3],
     /// `[experiment][variant]`.
     variants: Vec<Vec<VariantMetrics>>,
     /// `[experiment]` requests without a sticky key.
@@ -194,7 +240,37 @@ impl Metrics {
         } else {
             [None; 3]
         };
+        let shadow = plan
+            .experiments
+            .iter()
+            .map(|e| {
+                let listed = e.shadow.as_ref().map(|s| s.variants.as_slice());
+                listed
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|&i| {
+                        let v = e.variants.get(i)?;
+                        Some((i, ShadowMetrics::define(d, &e.id, &v.name)))
+                    })
+                    .collect()
+            })
+            .collect();
+        let sinks = plan
+            .experiments
+            .iter()
+            .any(|e| e.shadow.as_ref().is_some_and(|s| s.sink_cluster.is_some()));
+        let shadow_records = if sinks {
+            [
+                counter(d, "llm_ab.shadow.result.sent.records"),
+                counter(d, "llm_ab.shadow.result.failed.records"),
+                counter(d, "llm_ab.shadow.result.dropped.records"),
+            ]
+        } else {
+            [None; 3]
+        };
         Metrics {
+            shadow,
+            shadow_records,
             variants,
             unassigned,
             default_route,
@@ -308,6 +384,74 @@ impl Metrics {
             .copied()
             .flatten();
         record(sink, id, u64::from(open));
+    }
+
+    fn shadow(&self, experiment: usize, variant: usize) -> Option<&ShadowMetrics> {
+        let listed = self.shadow.get(experiment)?;
+        listed.iter().find(|(i, _)| *i == variant).map(|(_, m)| m)
+    }
+
+    /// Counts a copy to a shadow variant not sent (or not answered).
+    pub fn count_shadow_skipped(
+        &self,
+        sink: &dyn MetricSink,
+        experiment: usize,
+        variant: usize,
+        why: Skip,
+    ) {
+        let r = Skip::ALL.iter().position(|x| *x == why);
+        if let (Some(m), Some(r)) = (self.shadow(experiment, variant), r) {
+            bump(sink, m.skipped.get(r).copied().flatten(), 1);
+        }
+    }
+
+    /// Records a copy's answer.
+    pub fn record_shadow_call(
+        &self,
+        sink: &dyn MetricSink,
+        experiment: usize,
+        variant: usize,
+        side: &ShadowSide,
+    ) {
+        let Some(m) = self.shadow(experiment, variant) else {
+            return;
+        };
+        let o = ShadowOutcome::ALL.iter().position(|x| *x == side.outcome);
+        bump(sink, o.and_then(|o| m.calls.get(o).copied().flatten()), 1);
+        bump(sink, m.tokens_in, side.tokens.input);
+        bump(sink, m.tokens_out, side.tokens.output);
+        bump(
+            sink,
+            m.cost_micro_usd,
+            (side.cost_usd * 1_000_000.0).round() as u64,
+        );
+        record(sink, m.latency_ms, side.latency_ms);
+    }
+
+    /// Records a scored pair: control's and the copy's success, and the
+    /// similarity when it has one.
+    pub fn record_shadow_pair(
+        &self,
+        sink: &dyn MetricSink,
+        experiment: usize,
+        variant: usize,
+        control_success: bool,
+        shadow_success: bool,
+        similarity: Option<f64>,
+    ) {
+        let Some(m) = self.shadow(experiment, variant) else {
+            return;
+        };
+        if let Some(s) = similarity {
+            record(sink, m.similarity, (s * 100.0).round() as u64);
+        }
+        let cell = usize::from(!control_success) * 2 + usize::from(!shadow_success);
+        bump(sink, m.pairs.get(cell).copied().flatten(), 1);
+    }
+
+    /// Counts a shadow record by result: 0 sent, 1 failed, 2 dropped.
+    pub fn count_shadow_record(&self, sink: &dyn MetricSink, result: usize) {
+        bump(sink, self.shadow_records.get(result).copied().flatten(), 1);
     }
 
     /// Counts a request that matched no experiment.

@@ -222,14 +222,15 @@ impl Record {
 }
 
 /// A JSON writer for the record, escaping as `serde_json` does.
-struct Writer(Vec<u8>);
+/// A JSON writer for records, field by field.
+pub(crate) struct Writer(pub(crate) Vec<u8>);
 
 impl Writer {
-    fn key(&mut self, raw: &str) {
+    pub(crate) fn key(&mut self, raw: &str) {
         self.0.extend_from_slice(raw.as_bytes());
     }
 
-    fn string(&mut self, s: &str) {
+    pub(crate) fn string(&mut self, s: &str) {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         self.0.push(b'"');
         let bytes = s.as_bytes();
@@ -264,18 +265,18 @@ impl Writer {
         self.0.push(b'"');
     }
 
-    fn opt_string(&mut self, s: Option<&str>) {
+    pub(crate) fn opt_string(&mut self, s: Option<&str>) {
         match s {
             Some(s) => self.string(s),
             None => self.key("null"),
         }
     }
 
-    fn number(&mut self, n: u64) {
+    pub(crate) fn number(&mut self, n: u64) {
         crate::json::push_decimal(&mut self.0, n);
     }
 
-    fn opt_number(&mut self, n: Option<u64>) {
+    pub(crate) fn opt_number(&mut self, n: Option<u64>) {
         match n {
             Some(n) => self.number(n),
             None => self.key("null"),

@@ -7,6 +7,9 @@
 //! The weight replaces the treatments' static weights (control gets the
 //! rest) and moves only inside each treatment's lane, so the stickiness of
 //! the lane layout holds through the ramp.
+//!
+//! A schedule may start with shadow steps: no treatment bucket, and a share
+//! of control's requests copied to the shadow variants ([`crate::shadow`]).
 
 /// A compiled schedule.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,6 +18,9 @@ pub struct Rollout {
     pub start_unix_s: u64,
     /// `(buckets, hold_s)` per step.
     pub steps: Vec<(u32, u64)>,
+    /// Per step: its shadow rate (parts per million) for a shadow step
+    /// (whose buckets are 0), `None` for a step that exposes users.
+    pub shadow: Vec<Option<u32>>,
 }
 
 impl Rollout {
@@ -45,6 +51,12 @@ impl Rollout {
         }
         Some(self.steps.len().saturating_sub(1))
     }
+
+    /// The shadow rate at `now_s` (parts per million) while a shadow step
+    /// is in force; `None` before the start and in exposed steps.
+    pub fn shadow_ppm_at(&self, now_s: u64) -> Option<u32> {
+        self.shadow.get(self.step_at(now_s)?).copied().flatten()
+    }
 }
 
 #[cfg(test)]
@@ -56,6 +68,7 @@ mod tests {
         Rollout {
             start_unix_s: 1_000,
             steps: vec![(100, 600), (500, 600), (2500, 1800), (5000, 0)],
+            shadow: vec![None; 4],
         }
     }
 
@@ -81,7 +94,27 @@ mod tests {
         let r = Rollout {
             start_unix_s: 0,
             steps: vec![(1000, 10), (2000, 10)],
+            shadow: vec![None; 2],
         };
         assert_eq!(r.buckets_at(25), 2000);
+    }
+
+    #[test]
+    fn shadow_steps_expose_nobody_and_copy_their_rate() {
+        let r = Rollout {
+            start_unix_s: 100,
+            steps: vec![(0, 60), (0, 60), (500, 0)],
+            shadow: vec![Some(100_000), Some(500_000), None],
+        };
+        assert_eq!(r.shadow_ppm_at(99), None);
+        assert_eq!(
+            (r.buckets_at(100), r.shadow_ppm_at(100)),
+            (0, Some(100_000))
+        );
+        assert_eq!(
+            (r.buckets_at(160), r.shadow_ppm_at(160)),
+            (0, Some(500_000))
+        );
+        assert_eq!((r.buckets_at(220), r.shadow_ppm_at(220)), (500, None));
     }
 }

@@ -52,6 +52,30 @@ pub fn outcomes(experiment: &str, variant: &str, outcome: &str) -> String {
     format!("llm_ab.experiment.{experiment}.variant.{variant}.outcome.{outcome}.outcomes")
 }
 
+/// Counter `metric` of a variant by outcome (e.g. `shadow_calls`).
+pub fn outcome_metric(experiment: &str, variant: &str, outcome: &str, metric: &str) -> String {
+    format!("llm_ab.experiment.{experiment}.variant.{variant}.outcome.{outcome}.{metric}")
+}
+
+/// Counter of copies to a shadow variant not sent or not answered, by reason.
+pub fn shadow_skipped(experiment: &str, variant: &str, reason: &str) -> String {
+    format!("llm_ab.experiment.{experiment}.variant.{variant}.reason.{reason}.shadow_skipped")
+}
+
+/// The paired outcomes (control's first, then the copy's), in the order
+/// [`crate::metrics::Metrics::record_shadow`] counts them.
+pub const SHADOW_PAIRS: [&str; 4] = [
+    "success_success",
+    "success_failure",
+    "failure_success",
+    "failure_failure",
+];
+
+/// Counter of shadow pairs by paired outcome (`pair` label).
+pub fn shadow_pairs(experiment: &str, variant: &str, pair: &str) -> String {
+    format!("llm_ab.experiment.{experiment}.variant.{variant}.pair.{pair}.shadow_pairs")
+}
+
 /// Counter of matched requests without a sticky key.
 pub fn unassigned(experiment: &str) -> String {
     format!("llm_ab.experiment.{experiment}.unassigned_requests")

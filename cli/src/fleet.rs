@@ -29,8 +29,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Counters the report reads, with the label kept besides experiment and
 /// variant (`None`: summed over all other labels).
-const COUNTERS: [(&str, Option<&str>); 8] = [
+const COUNTERS: [(&str, Option<&str>); 14] = [
     ("llm_ab_requests", None),
+    ("llm_ab_shadow_calls", Some("outcome")),
+    ("llm_ab_shadow_skipped", Some("reason")),
+    ("llm_ab_shadow_pairs", Some("pair")),
+    ("llm_ab_shadow_tokens_in", None),
+    ("llm_ab_shadow_tokens_out", None),
+    ("llm_ab_shadow_cost_micro_usd", None),
     ("llm_ab_outcomes", Some("outcome")),
     ("llm_ab_schema_checks", Some("schema_result")),
     ("llm_ab_tokens_in", None),
@@ -41,7 +47,12 @@ const COUNTERS: [(&str, Option<&str>); 8] = [
 ];
 
 /// Histograms the report reads (their `_bucket` series).
-const HISTOGRAMS: [&str; 2] = ["llm_ab_latency_ms_bucket", "llm_ab_ttft_ms_bucket"];
+const HISTOGRAMS: [&str; 4] = [
+    "llm_ab_latency_ms_bucket",
+    "llm_ab_ttft_ms_bucket",
+    "llm_ab_shadow_latency_ms_bucket",
+    "llm_ab_shadow_similarity_bucket",
+];
 
 /// How far back the whole history is looked for when `--range` is not given.
 const HISTORY_LOOKBACK: &str = "90d";

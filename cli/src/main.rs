@@ -9,6 +9,7 @@ mod prom;
 mod records;
 mod replay;
 mod report;
+mod shadow;
 mod stats;
 mod unit_report;
 

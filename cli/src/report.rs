@@ -105,6 +105,9 @@ pub struct ExperimentReport {
     pub control: String,
     /// Variants, control first.
     pub variants: Vec<VariantReport>,
+    /// Shadow variants scored against control's answers, when any.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shadow: Vec<crate::shadow::ShadowReport>,
 }
 
 fn label<'a>(s: &'a Sample, key: &str) -> &'a str {
@@ -270,6 +273,7 @@ pub fn build(samples: &[Sample], control: Option<&str>, min_effect: f64) -> Vec<
             }
         }
         out.push(ExperimentReport {
+            shadow: crate::shadow::build(samples, &e, &control_name),
             experiment: e,
             control: control_name,
             variants: reports,
@@ -410,6 +414,7 @@ pub fn render_table(reports: &[ExperimentReport], markdown: bool, min_effect: f6
             ));
         }
         out.push('\n');
+        out.push_str(&crate::shadow::render(&e.shadow, &e.control, markdown));
     }
     out
 }

@@ -31,7 +31,7 @@
 //!
 //! | behaviour | like the real API |
 //! |---|---|
-//! | compression | per `accept-encoding` (q-values, `*`): gzip, else deflate (zlib), else none; with `content-encoding` and `vary: accept-encoding`. JSON bodies, error bodies and `x-mock-raw` are compressed whole; a stream is one compressed stream with a sync flush after every event. `/healthz`, `/mock/requests` and `/review` are never compressed ([`encoding`]) |
+//! | compression | per `accept-encoding` (q-values, `*`): gzip, else deflate (zlib), else none; with `content-encoding` and `vary: accept-encoding`. JSON bodies, error bodies and `x-mock-raw` are compressed whole; a stream is one compressed stream with a sync flush after every event. `/healthz`, `/mock/requests`, `/review` and `/llm-ab/shadow` (the sinks) are never compressed ([`encoding`]) |
 //! | usage details | `prompt_tokens_details {cached_tokens, audio_tokens}` and `completion_tokens_details {reasoning_tokens, audio_tokens, accepted_prediction_tokens, rejected_prediction_tokens}` in every usage object |
 //! | prompt tokens | request body bytes / 4 (at least 1) |
 //! | completion tokens | reply pieces (words or `x-mock-chunk-chars` pieces) plus reasoning tokens: 4 per piece for reasoning models (`o1`, `o3`, `o4-mini`, `o1-…`, `o3-…`, `o4-…`, `gpt-5…`), else 0 |
@@ -185,8 +185,10 @@ fn handle(s: &Shared, req: &Request, w: &mut TcpStream) -> io::Result<()> {
         return http::write_response(w, 200, &[("content-type", "application/json")], &body);
     }
     lock(&s.requests).push(req.clone());
-    if req.method == "POST" && req.path.starts_with("/review") {
-        // Acting as a human-review sink.
+    if req.method == "POST"
+        && (req.path.starts_with("/review") || req.path.starts_with("/llm-ab/shadow"))
+    {
+        // Acting as a human-review or shadow-record sink.
         return http::write_response(
             w,
             200,

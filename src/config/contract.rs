@@ -284,8 +284,32 @@ pub struct ExperimentConfig {
     /// the sticky key; no unit id without it.
     #[serde(default)]
     pub unit_id_key: Option<String>,
+    /// Copies of control's requests sent to candidate variants and scored
+    /// against control's answer; nobody sees the copies' answers.
+    #[serde(default)]
+    pub shadow: Option<ShadowConfig>,
     /// The variants and their weights (percent, summing to 100).
     pub variants: Vec<VariantConfig>,
+}
+
+/// Shadow traffic of an experiment.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShadowConfig {
+    /// The variants that get the copies (not control).
+    pub variants: Vec<String>,
+    /// Share of control's requests copied (0..=1, by trace id; default 1).
+    #[serde(default)]
+    pub sample_rate: Option<f64>,
+    /// Cluster the shadow records are POSTed to; none: metrics only.
+    #[serde(default)]
+    pub sink_cluster: Option<String>,
+    /// Most tokens the copies may spend per minute on this proxy.
+    #[serde(default)]
+    pub max_tokens_per_minute: Option<u64>,
+    /// Timeout of one copy (default 30 000 ms).
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
 }
 
 /// Fallback to control.
@@ -356,7 +380,12 @@ pub struct RolloutConfig {
 #[serde(deny_unknown_fields)]
 pub struct RolloutStepConfig {
     /// Each treatment's weight (percent) during the step.
-    pub weight: f64,
+    #[serde(default)]
+    pub weight: Option<f64>,
+    /// A shadow step: no user is exposed, this share of control's requests
+    /// is copied to the shadow variants (0..=1).
+    #[serde(default)]
+    pub shadow_rate: Option<f64>,
     /// How long the step lasts (the last step lasts forever).
     pub hold_s: u64,
 }

@@ -137,9 +137,12 @@ pub fn compile(cfg: &FilterConfig) -> Result<Plan, ConfigErrors> {
             ("pricing", !cfg.pricing.is_empty()),
             ("tracing", cfg.tracing),
             (
-                "experiments[].slo/circuit_breaker/fallback",
+                "experiments[].slo/circuit_breaker/fallback/shadow",
                 cfg.experiments.iter().any(|e| {
-                    e.slo.is_some() || e.circuit_breaker.is_some() || e.fallback.is_some()
+                    e.slo.is_some()
+                        || e.circuit_breaker.is_some()
+                        || e.fallback.is_some()
+                        || e.shadow.is_some()
                 }),
             ),
         ];
@@ -474,6 +477,10 @@ fn compile_experiment(p: &mut Problems, path: &str, e: &ExperimentConfig) -> Opt
         .as_ref()
         .map(|b| compile_budgets(p, &format!("{path}.budgets"), b));
     let rollout = e.rollout.as_ref().map(|r| compile_rollout(p, path, e, r));
+    let shadow = e
+        .shadow
+        .as_ref()
+        .map(|s| compile_shadow(p, &format!("{path}.shadow"), s, &variants, control));
     let breaker = e
         .circuit_breaker
         .as_ref()
@@ -502,6 +509,7 @@ fn compile_experiment(p: &mut Problems, path: &str, e: &ExperimentConfig) -> Opt
     }
     Some(Experiment {
         unit_key,
+        shadow,
         fallback,
         breaker,
         slo,
@@ -531,13 +539,42 @@ fn compile_rollout(
         );
     }
     let lane = lane_width(e.variants.len().saturating_sub(1));
+    let mut shadow = Vec::with_capacity(r.steps.len());
+    let mut exposed = false;
     let steps = r
         .steps
         .iter()
         .enumerate()
         .map(|(i, s)| {
             let sp = format!("{path}.rollout.steps[{i}].weight");
-            let b = weight_buckets(p, &sp, s.weight);
+            let weight = match (s.weight, s.shadow_rate) {
+                (Some(w), None) => w,
+                (None, Some(rate)) => {
+                    let rp = format!("{path}.rollout.steps[{i}].shadow_rate");
+                    if e.shadow.is_none() {
+                        p.add(&rp, "a shadow step needs the experiment's shadow block");
+                    }
+                    if exposed {
+                        p.add(
+                            &rp,
+                            "shadow steps must come before every step with a weight",
+                        );
+                    }
+                    shadow.push(Some(rate_ppm(p, &rp, rate)));
+                    return (0, s.hold_s);
+                }
+                (Some(_), Some(_)) => {
+                    p.add(&sp, "a step has a weight or a shadow_rate, not both");
+                    0.0
+                }
+                (None, None) => {
+                    p.add(&sp, "a step needs a weight (or a shadow_rate)");
+                    0.0
+                }
+            };
+            exposed = true;
+            shadow.push(None);
+            let b = weight_buckets(p, &sp, weight);
             if b > lane {
                 p.add(
                     sp,
@@ -554,6 +591,59 @@ fn compile_rollout(
     crate::rollout::Rollout {
         start_unix_s: r.start_unix_s,
         steps,
+        shadow,
+    }
+}
+
+/// A share in [0, 1] as parts per million.
+fn rate_ppm(p: &mut Problems, path: &str, rate: f64) -> u32 {
+    if !rate.is_finite() || !(0.0..=1.0).contains(&rate) {
+        p.add(path, "must be a number between 0 and 1");
+        return 0;
+    }
+    (rate * f64::from(crate::shadow::PPM)).round() as u32
+}
+
+fn compile_shadow(
+    p: &mut Problems,
+    sp: &str,
+    s: &super::contract::ShadowConfig,
+    variants: &[Variant],
+    control: usize,
+) -> crate::shadow::Shadow {
+    if s.variants.is_empty() {
+        p.add(format!("{sp}.variants"), "must list at least one variant");
+    }
+    let mut indices = Vec::with_capacity(s.variants.len());
+    for (i, name) in s.variants.iter().enumerate() {
+        let vp = format!("{sp}.variants[{i}]");
+        match variants.iter().position(|v| &v.name == name) {
+            None => p.add(vp, format!("{name:?} is not the name of a variant")),
+            Some(j) if j == control => p.add(
+                vp,
+                "control's own answer is what a copy is scored against: name another variant",
+            ),
+            Some(j) if indices.contains(&j) => p.add(vp, format!("{name:?} is listed twice")),
+            Some(j) => indices.push(j),
+        }
+    }
+    let sample_ppm = s.sample_rate.map_or(crate::shadow::PPM, |r| {
+        rate_ppm(p, &format!("{sp}.sample_rate"), r)
+    });
+    if let Some(c) = &s.sink_cluster {
+        non_empty_value(p, &format!("{sp}.sink_cluster"), c);
+    }
+    if let Some(n) = s.max_tokens_per_minute {
+        p.range(format!("{sp}.max_tokens_per_minute"), n, 1, u64::MAX);
+    }
+    let timeout_ms = s.timeout_ms.unwrap_or(crate::shadow::DEFAULT_TIMEOUT_MS);
+    p.range(format!("{sp}.timeout_ms"), timeout_ms, 1, 600_000);
+    crate::shadow::Shadow {
+        variants: indices,
+        sample_ppm,
+        sink_cluster: s.sink_cluster.clone(),
+        max_tokens_per_minute: s.max_tokens_per_minute,
+        timeout_ms,
     }
 }
 
@@ -1244,6 +1334,113 @@ mod tests {
             r#"{"start_unix_s": 1, "steps": [{"weight": 101, "hold_s": 1}]}"#
         ))
         .starts_with("experiments[0].rollout.steps[0].weight"));
+    }
+
+    #[test]
+    fn shadow_is_checked() {
+        let with = |shadow: &str, rollout: &str| {
+            VALID.replace(
+                r#""control": "control","#,
+                &format!(r#""control": "control", "shadow": {shadow}, {rollout}"#),
+            )
+        };
+        let plan = load(with(r#"{"variants": ["candidate"], "sample_rate": 0.05, "sink_cluster": "shadow_sink", "max_tokens_per_minute": 200000, "timeout_ms": 30000}"#, "").as_bytes()).unwrap();
+        let s = plan.experiments[0].shadow.as_ref().unwrap();
+        assert_eq!(
+            (s.variants.clone(), s.sample_ppm, s.timeout_ms),
+            (vec![1], 50_000, 30_000)
+        );
+        let plan = load(with(r#"{"variants": ["candidate"]}"#, "").as_bytes()).unwrap();
+        let s = plan.experiments[0].shadow.as_ref().unwrap();
+        assert_eq!(
+            (s.sample_ppm, s.timeout_ms, s.max_tokens_per_minute),
+            (1_000_000, 30_000, None)
+        );
+        let cases = [
+            (
+                r#"{"variants": []}"#,
+                "experiments[0].shadow.variants: must list",
+            ),
+            (
+                r#"{"variants": ["nope"]}"#,
+                "experiments[0].shadow.variants[0]: \"nope\" is not",
+            ),
+            (
+                r#"{"variants": ["control"]}"#,
+                "experiments[0].shadow.variants[0]: control's own",
+            ),
+            (
+                r#"{"variants": ["candidate", "candidate"]}"#,
+                "experiments[0].shadow.variants[1]: \"candidate\" is listed twice",
+            ),
+            (
+                r#"{"variants": ["candidate"], "sample_rate": 1.5}"#,
+                "experiments[0].shadow.sample_rate: must be a number between 0 and 1",
+            ),
+            (
+                r#"{"variants": ["candidate"], "sink_cluster": ""}"#,
+                "experiments[0].shadow.sink_cluster",
+            ),
+            (
+                r#"{"variants": ["candidate"], "max_tokens_per_minute": 0}"#,
+                "experiments[0].shadow.max_tokens_per_minute",
+            ),
+            (
+                r#"{"variants": ["candidate"], "timeout_ms": 0}"#,
+                "experiments[0].shadow.timeout_ms",
+            ),
+            (
+                r#"{"variants": ["candidate"], "rate": 1}"#,
+                "experiments[0].shadow.rate: unknown field `rate`",
+            ),
+        ];
+        for (shadow, want) in cases {
+            let got = first_error(&with(shadow, ""));
+            assert!(got.starts_with(want), "{shadow}: {got}");
+        }
+        // Shadow steps: before any exposed step, with a shadow block.
+        let steps = |s: &str| format!(r#""rollout": {{"start_unix_s": 100, "steps": {s}}},"#);
+        let ok = with(
+            r#"{"variants": ["candidate"]}"#,
+            &steps(r#"[{"shadow_rate": 0.1, "hold_s": 60}, {"weight": 5, "hold_s": 0}]"#),
+        );
+        let plan = load(ok.as_bytes()).unwrap();
+        let e = &plan.experiments[0];
+        assert_eq!(
+            (e.shadow_ppm_at(120), e.shadow_ppm_at(200)),
+            (100_000, 1_000_000)
+        );
+        let bad = [
+            (
+                r#"[{"weight": 5, "hold_s": 60}, {"shadow_rate": 0.1, "hold_s": 0}]"#,
+                "experiments[0].rollout.steps[1].shadow_rate: shadow steps must come before",
+            ),
+            (
+                r#"[{"shadow_rate": 2, "hold_s": 60}]"#,
+                "experiments[0].rollout.steps[0].shadow_rate: must be a number between 0 and 1",
+            ),
+            (
+                r#"[{"weight": 5, "shadow_rate": 0.1, "hold_s": 60}]"#,
+                "experiments[0].rollout.steps[0].weight: a step has a weight or a shadow_rate",
+            ),
+            (
+                r#"[{"hold_s": 60}]"#,
+                "experiments[0].rollout.steps[0].weight: a step needs a weight",
+            ),
+        ];
+        for (s, want) in bad {
+            let got = first_error(&with(r#"{"variants": ["candidate"]}"#, &steps(s)));
+            assert!(got.starts_with(want), "{s}: {got}");
+        }
+        let no_block = VALID.replace(
+            r#""control": "control","#,
+            &format!(
+                r#""control": "control", {}"#,
+                steps(r#"[{"shadow_rate": 0.1, "hold_s": 60}]"#)
+            ),
+        );
+        assert!(first_error(&no_block)
+            .starts_with("experiments[0].rollout.steps[0].shadow_rate: a shadow step needs"));
     }
 
     #[test]

@@ -86,10 +86,15 @@ pub struct FakeHost {
     shared: Rc<RefCell<Shared>>,
     clock_ns: Rc<Cell<u64>>,
     reviews: Rc<RefCell<Vec<ReviewItem>>>,
+    /// The VM's shadow pairs and queued copies.
+    pub shadow: Rc<RefCell<crate::shadow::pairs::Station>>,
 }
 
 /// Shared data: value and version by key.
 type Shared = HashMap<String, (Vec<u8>, u32)>;
+
+/// A side call as dispatched: cluster, headers, body.
+pub type Dispatched = (String, Vec<(String, String)>, Vec<u8>);
 
 /// A local reply: status, headers, body.
 pub type Reply = (u32, Vec<(String, String)>, Vec<u8>);
@@ -210,6 +215,30 @@ impl FakeHost {
                 _ => 0,
             })
             .sum()
+    }
+
+    /// Every value recorded to histogram (or gauge) `id`.
+    pub fn recorded(&self, id: u32) -> Vec<u64> {
+        self.calls
+            .borrow()
+            .iter()
+            .filter_map(|c| match c {
+                Call::Record(i, v) if *i == id => Some(*v),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The calls dispatched (cluster, headers, body), in order.
+    pub fn dispatched(&self) -> Vec<Dispatched> {
+        self.calls
+            .borrow()
+            .iter()
+            .filter_map(|c| match c {
+                Call::Dispatch(cl, h, b) => Some((cl.clone(), h.clone(), b.clone())),
+                _ => None,
+            })
+            .collect()
     }
 
     fn log(&self, call: Call) {
@@ -356,5 +385,35 @@ impl Host for FakeHost {
     fn queue_review(&self, item: ReviewItem) -> bool {
         self.reviews.borrow_mut().push(item);
         true
+    }
+
+    fn queue_shadow(&self, copy: crate::shadow::Copy, deadline_ms: u64) -> Option<u64> {
+        self.shadow.borrow_mut().queue(copy, deadline_ms)
+    }
+
+    fn shadow_control_done(&self, pair: u64, side: crate::shadow::ControlSide) {
+        self.shadow.borrow_mut().pairs.control_done(pair, side);
+    }
+}
+
+impl crate::shadow::run::RootHost for FakeHost {
+    /// Records the call as [`Call::Dispatch`]; the token is its index
+    /// among the calls (a cluster named `down` refuses to start).
+    fn dispatch(
+        &self,
+        cluster: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        _timeout_ms: u64,
+    ) -> Option<u32> {
+        if cluster == "down" {
+            return None;
+        }
+        self.log(Call::Dispatch(
+            cluster.to_string(),
+            owned(headers),
+            body.to_vec(),
+        ));
+        u32::try_from(self.calls.borrow().len()).ok()
     }
 }

@@ -22,6 +22,7 @@ impl<H: Host> Exchange<H> {
             model: e.control().model.as_deref(),
             // A fallback answer is sent whole: no usage chunk to strip.
             ensure_stream_usage: false,
+            no_stream: false,
             max_output_tokens: budgets.max_output_tokens,
             cap_param: e.control().cap_param,
             api: self.api,

@@ -24,6 +24,7 @@ enum SpanPart {
 impl<H: Host> Exchange<H> {
     /// Adds what the client got to the review copy, up to its cap.
     pub(super) fn keep_response_copy(&mut self, bytes: &[u8]) {
+        self.keep_shadow_answer(bytes);
         if let Some((_, response)) = self.review_copy.as_mut() {
             let room = MAX_REVIEW_COPY.saturating_sub(response.len());
             response.extend_from_slice(&bytes[..bytes.len().min(room)]);
@@ -178,6 +179,7 @@ impl<H: Host> Exchange<H> {
             record.tokens_source = tokens.source.as_str();
             record.cost_usd_est = cost;
             record.outcome = Some(outcome);
+            self.hand_over_shadow(&record.trace_id, outcome);
         }
         self.host
             .set_filter_state(RECORD_PROPERTY, &record.to_json());

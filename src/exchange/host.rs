@@ -78,4 +78,10 @@ pub trait Host: MetricSink + SharedStore {
     /// Queues a review copy for the root context to send; `false` when the
     /// queue is full (no hostcall: the queue is the VM's own memory).
     fn queue_review(&self, item: ReviewItem) -> bool;
+    /// Opens a shadow pair and queues `copy` (its `pair` set here) for the
+    /// root context to send; `None` when the VM's pairs are full (no
+    /// hostcall: the VM's own memory).
+    fn queue_shadow(&self, copy: crate::shadow::Copy, deadline_ms: u64) -> Option<u64>;
+    /// Hands control's side of `pair` over (no hostcall).
+    fn shadow_control_done(&self, pair: u64, side: crate::shadow::ControlSide);
 }

@@ -26,6 +26,7 @@ pub mod host;
 mod request;
 mod response;
 mod safety;
+mod shadow;
 mod stream;
 #[cfg(test)]
 mod tests;
@@ -33,6 +34,8 @@ mod tests;
 pub mod workload;
 
 pub use host::{Flow, HeaderMap, Headers, Host, ReviewItem};
+pub use request::is_client_credential;
+pub(crate) use safety::shadow_health;
 
 use crate::body::RequestInfo;
 use crate::budget::Reservation;
@@ -233,6 +236,12 @@ pub struct Exchange<H: Host> {
     fallback_attempts: u32,
     /// Control answered instead of the failed treatment.
     fell_back: bool,
+    /// The shadow pairs of this request (one per shadow variant copied).
+    shadow_pairs: Vec<u64>,
+    /// The answer as the client got it, kept to score the copies against.
+    shadow_answer: Vec<u8>,
+    /// The client's credential and API-version headers, for the copies.
+    shadow_headers: Vec<(String, String)>,
 }
 
 impl<H: Host> Exchange<H> {
@@ -272,6 +281,9 @@ impl<H: Host> Exchange<H> {
             api: crate::dialect::Api::default(),
             fallback_attempts: 0,
             fell_back: false,
+            shadow_pairs: Vec::new(),
+            shadow_answer: Vec::new(),
+            shadow_headers: Vec::new(),
         }
     }
 

@@ -67,9 +67,15 @@ const CLIENT_CREDENTIAL_HEADERS: [&str; 5] = [
     "openai-project",
 ];
 
+/// Whether `name` is one of the client's credential headers (removed for
+/// a variant whose cluster injects its own key).
+pub fn is_client_credential(name: &str) -> bool {
+    CLIENT_CREDENTIAL_HEADERS.contains(&name)
+}
+
 /// The request headers a fallback call to control repeats: credentials
 /// and the API's version and options (OpenAI, Azure, Anthropic).
-const FALLBACK_PASSED_HEADERS: [&str; 7] = [
+pub(super) const FALLBACK_PASSED_HEADERS: [&str; 7] = [
     "authorization",
     "x-api-key",
     "api-key",
@@ -157,7 +163,7 @@ impl<H: Host> Exchange<H> {
             return Flow::Continue;
         };
         let path = path.to_string();
-        self.matched = Some(Matched {
+        let matched = Matched {
             experiment: a.experiment_index,
             assigned: a.variant_index,
             variant: served,
@@ -165,8 +171,18 @@ impl<H: Host> Exchange<H> {
             reason,
             bucket: a.bucket,
             unit_id: a.unit_id,
-        });
+        };
+        self.matched = Some(matched);
         self.observer = Some(ResponseObserver::new());
+        if Self::shadows(&plan, matched) {
+            // Kept for the copies: each shadow variant is asked as the
+            // client asked (credentials filtered per variant when sent).
+            self.path.clone_from(&path);
+            self.shadow_headers = FALLBACK_PASSED_HEADERS
+                .iter()
+                .filter_map(|name| Some((name.to_string(), headers.get(name)?.to_string())))
+                .collect();
+        }
         if a.experiment.fallback.is_some() {
             // Kept for a fallback call only: control must be asked as the
             // client asked (its credentials and API version included).
@@ -291,6 +307,7 @@ impl<H: Host> Exchange<H> {
         let edits = Edits {
             model: variant.model.as_deref(),
             ensure_stream_usage: true,
+            no_stream: false,
             max_output_tokens: budgets.max_output_tokens,
             cap_param: variant.cap_param,
             api: self.api,
@@ -404,6 +421,7 @@ impl<H: Host> Exchange<H> {
         }
 
         self.prepare_fallback(&plan, m, &bytes);
+        self.queue_shadow_copies(&plan, &metrics, m, &bytes);
         if let Some(new) = &new_body {
             self.host.set_request_body(self.body_size, new);
             *length = Some(new.len());

@@ -4,9 +4,10 @@
 
 use super::{Exchange, Host, Matched};
 use crate::config::Plan;
-use crate::metrics::Metrics;
+use crate::metrics::{MetricSink, Metrics};
 use crate::record::Outcome;
 use crate::route::{Assignment, Reason};
+use crate::shared::SharedStore;
 use crate::slo;
 
 impl<H: Host> Exchange<H> {
@@ -89,19 +90,64 @@ impl<H: Host> Exchange<H> {
                 slo::is_open(host, &key, now_s),
             );
         }
-        if let Some(s) = &e.slo {
-            let window = written.summary(s.window_s, now_s);
-            if let Some((bound, measured, limit)) = s.breach(&window) {
-                if slo::pause(host, &slo::pause_key(plan.config_hash, &e.id)) {
-                    log::warn!(
-                        "experiment {} paused: variant {} breached {bound} (measured {measured:.3}, bound {limit}) over {} requests",
-                        e.id,
-                        v.name,
-                        window.requests
-                    );
-                }
-                metrics.set_paused(host, m.experiment, true);
-            }
-        }
+        check_slo(host, plan, metrics, m.experiment, &v.name, &written, now_s);
     }
+}
+
+/// Checks experiment `experiment`'s SLO bounds on `written` (the health
+/// window of its variant `variant` as just written) and pauses the
+/// experiment on a breach.
+pub(crate) fn check_slo<S: SharedStore + MetricSink>(
+    host: &S,
+    plan: &Plan,
+    metrics: &Metrics,
+    experiment: usize,
+    variant: &str,
+    written: &slo::Window,
+    now_s: u64,
+) {
+    let Some(e) = plan.experiments.get(experiment) else {
+        return;
+    };
+    let Some(s) = &e.slo else {
+        return;
+    };
+    let window = written.summary(s.window_s, now_s);
+    if let Some((bound, measured, limit)) = s.breach(&window) {
+        if slo::pause(host, &slo::pause_key(plan.config_hash, &e.id)) {
+            log::warn!(
+                "experiment {} paused: variant {variant} breached {bound} (measured {measured:.3}, bound {limit}) over {} requests",
+                e.id,
+                window.requests
+            );
+        }
+        metrics.set_paused(host, experiment, true);
+    }
+}
+
+/// Feeds one shadow copy's answer to its variant's health window and the
+/// SLO check while the rollout is in a shadow step: a breach pauses the
+/// experiment, so the schedule's first exposed step exposes nobody.
+pub(crate) fn shadow_health<S: SharedStore + MetricSink>(
+    host: &S,
+    plan: &Plan,
+    metrics: &Metrics,
+    experiment: usize,
+    variant: usize,
+    sample: slo::Sample,
+    now_s: u64,
+) {
+    let Some(e) = plan.experiments.get(experiment) else {
+        return;
+    };
+    let in_shadow_step = e
+        .rollout
+        .as_ref()
+        .is_some_and(|r| r.shadow_ppm_at(now_s).is_some());
+    let (Some(_), Some(v), true) = (&e.slo, e.variants.get(variant), in_shadow_step) else {
+        return;
+    };
+    let wkey = slo::window_key(plan.config_hash, &e.id, &v.name);
+    let written = slo::record(host, &wkey, e.window_s(), now_s, sample);
+    check_slo(host, plan, metrics, experiment, &v.name, &written, now_s);
 }

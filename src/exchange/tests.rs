@@ -1522,3 +1522,306 @@ fn after_a_fallback_the_span_names_control_as_served() {
     assert_eq!(last["llm_ab.outcome"], record["outcome"].as_str().unwrap());
     assert_eq!(record["outcome"], "fallback");
 }
+
+/// An experiment whose control is copied to `cand` (weight 0).
+fn shadowed(shadow: Value) -> Value {
+    json!({
+        "default_cluster": "model_a",
+        "pricing": {"cand-model": {"input_per_mtok": 1.0, "output_per_mtok": 2.0}},
+        "experiments": [{"id": "s", "sticky_keys": ["x-user-id"],
+          "variants": [{"name": "control", "weight": 100, "cluster": "model_a"},
+                       {"name": "cand", "weight": 0, "cluster": "model_b", "model": "cand-model", "prompt_version": "p2"}],
+          "shadow": shadow}]
+    })
+}
+
+/// Sends what the station queued, answers each copy with `answer`, and
+/// scores the pairs: the root context's part, over the same fake host.
+fn root_runs(s: &Setup, answer: &str, status: u32) {
+    use crate::shadow::run;
+    let (plan, metrics) = s.loaded.as_ref().unwrap();
+    let before = s.host.dispatched().len();
+    let copies = std::mem::take(&mut s.host.shadow.borrow_mut().queue);
+    let mut calls = run::Calls::default();
+    {
+        let mut station = s.host.shadow.borrow_mut();
+        run::send_queued(
+            &s.host,
+            plan,
+            metrics,
+            copies,
+            &mut station,
+            &mut calls,
+            1_767_225_600_000,
+        );
+    }
+    let sent = s.host.dispatched().len() - before;
+    for token in 0..u32::MAX {
+        if calls.is_empty() || token > 10_000 {
+            break;
+        }
+        if let run::Answered::Copy(flight) = calls.take(token) {
+            let a = crate::shadow::Answer {
+                status,
+                content_encoding: None,
+                body: answer.as_bytes(),
+                latency_ms: 42,
+            };
+            let mut station = s.host.shadow.borrow_mut();
+            run::copy_answered(
+                &s.host,
+                plan,
+                metrics,
+                &mut station,
+                &mut calls,
+                flight,
+                &a,
+                1_767_225_600_042,
+            );
+        }
+    }
+    let mut station = s.host.shadow.borrow_mut();
+    run::finish_ready(
+        &s.host,
+        plan,
+        metrics,
+        &mut station,
+        &mut calls,
+        1_767_225_600_050,
+    );
+    assert!(sent <= s.host.dispatched().len());
+}
+
+#[test]
+fn a_sampled_request_is_copied_off_the_client_path_and_scored_against_its_answer() {
+    let s = setup(&shadowed(
+        json!({"variants": ["cand"], "sink_cluster": "sink"}),
+    ));
+    let user = s.user_of("control");
+    let mut ex = s.exchange(&user, &[("authorization", "Bearer sk-client")]);
+    s.host.clear_calls();
+    let body =
+        r#"{"model":"app","stream":false,"messages":[{"role":"user","content":"hello there"}]}"#;
+    run(
+        &mut ex,
+        body,
+        200,
+        "application/json",
+        &answer("the cat sat on the mat"),
+    );
+    // The client's exchange dispatched nothing: the copy waits in the VM.
+    assert!(s.host.dispatched().is_empty());
+    assert_eq!(s.host.shadow.borrow().queue.len(), 1);
+    let record = s.host.record().unwrap();
+    assert_eq!(record["served_variant"], "control");
+
+    root_runs(&s, &answer("the cat is on the mat"), 200);
+    let sent = s.host.dispatched();
+    assert_eq!(sent.len(), 2, "the copy, then its record to the sink");
+    let (cluster, headers, copy) = &sent[0];
+    assert_eq!(cluster, "model_b");
+    let header = |n: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == n)
+            .map(|(_, v)| v.as_str())
+    };
+    assert_eq!(header("authorization"), Some("Bearer sk-client"));
+    assert_eq!(header("x-llm-shadow"), Some("1"));
+    assert_eq!(header("x-llm-variant"), Some("cand"));
+    assert_eq!(header("x-llm-prompt-version"), Some("p2"));
+    let copy: Value = serde_json::from_slice(copy).unwrap();
+    assert_eq!(copy["model"], "cand-model");
+
+    let (sink, _, rec) = &sent[1];
+    assert_eq!(sink, "sink");
+    let rec: Value = serde_json::from_slice(rec).unwrap();
+    for field in crate::shadow::record::FIELDS {
+        assert!(rec.get(field).is_some(), "{field} missing: {rec}");
+    }
+    assert_eq!(rec["paired_trace_id"], record["trace_id"]);
+    assert_eq!(rec["variant"], "cand");
+    assert_eq!(rec["model"], "cand-model");
+    assert_eq!(rec["outcome"], "success");
+    assert_eq!(rec["control_outcome"], "success");
+    // 5 of 6 words in common, in order: ROUGE-L F1 = 5/6.
+    assert_eq!(rec["similarity"], 0.8333);
+    assert_eq!(rec["exact_match"], false);
+    assert_eq!(rec["json_equal"], Value::Null);
+    assert_eq!(rec["latency_ms"], 42);
+    assert_eq!(rec["tokens_in"], 12);
+    assert_eq!(rec["tokens_out"], 3);
+    // 12 × $1/M + 3 × $2/M.
+    assert_eq!(rec["cost_usd_est"], 1.8e-5);
+    let text = rec.to_string();
+    assert!(
+        !text.contains("cat") && !text.contains("hello"),
+        "no text: {text}"
+    );
+
+    let m = |name: &str| s.counter(&format!("llm_ab.experiment.s.variant.cand.{name}"));
+    assert_eq!(m("outcome.success.shadow_calls"), 1);
+    assert_eq!(m("pair.success_success.shadow_pairs"), 1);
+    assert_eq!(m("shadow_tokens_in"), 12);
+    assert_eq!(m("shadow_cost_micro_usd"), 18);
+    let sim = s.ids["llm_ab.experiment.s.variant.cand.shadow_similarity"];
+    assert_eq!(s.host.recorded(sim), vec![83]);
+    assert!(s.host.shadow.borrow().pairs.is_empty());
+}
+
+#[test]
+fn a_streamed_answer_is_copied_as_one_json_call_and_its_text_compared() {
+    let s = setup(&shadowed(
+        json!({"variants": ["cand"], "sink_cluster": "sink"}),
+    ));
+    let mut ex = s.exchange(&s.user_of("control"), &[]);
+    let body = r#"{"model":"app","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    let stream = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"{\\\"a\\\": 1}\"}}]}\n\n\
+        data: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":2}}\n\ndata: [DONE]\n\n";
+    run(&mut ex, body, 200, "text/event-stream", stream);
+    assert_eq!(s.host.record().unwrap()["outcome"], "success");
+    root_runs(&s, &answer(r#"{"a":1}"#), 200);
+    let sent = s.host.dispatched();
+    let copy: Value = serde_json::from_slice(&sent[0].2).unwrap();
+    assert_eq!(copy["stream"], false);
+    assert!(copy.get("stream_options").is_none(), "{copy}");
+    let rec: Value = serde_json::from_slice(&sent[1].2).unwrap();
+    assert_eq!(rec["json_equal"], true);
+    assert_eq!(rec["exact_match"], false, "spacing differs inside the JSON");
+    assert_eq!(rec["similarity"], 1.0);
+}
+
+#[test]
+fn copies_follow_sampling_budget_and_failure() {
+    // Sampling by trace id: at 0 nothing is copied, and it is counted.
+    let s = setup(&shadowed(json!({"variants": ["cand"], "sample_rate": 0})));
+    let mut ex = s.exchange(&s.user_of("control"), &[]);
+    run(&mut ex, CHAT, 200, "application/json", &answer("hi"));
+    assert!(s.host.shadow.borrow().queue.is_empty());
+    assert_eq!(
+        s.counter("llm_ab.experiment.s.variant.cand.reason.not_sampled.shadow_skipped"),
+        1
+    );
+
+    // A treatment's own request is never copied.
+    let s = setup(&json!({
+        "default_cluster": "model_a",
+        "experiments": [{"id": "s", "sticky_keys": ["x-user-id"],
+          "variants": [{"name": "control", "weight": 50, "cluster": "model_a"},
+                       {"name": "cand", "weight": 50, "cluster": "model_b"}],
+          "shadow": {"variants": ["cand"]}}]
+    }));
+    let mut ex = s.exchange(&s.user_of("cand"), &[]);
+    run(&mut ex, CHAT, 200, "application/json", &answer("hi"));
+    assert!(s.host.shadow.borrow().queue.is_empty());
+
+    // The budget: a copy that would pass max_tokens_per_minute is skipped.
+    let s = setup(&shadowed(
+        json!({"variants": ["cand"], "max_tokens_per_minute": 40}),
+    ));
+    let user = s.user_of("control");
+    let capped = r#"{"model":"app","max_completion_tokens":30,"messages":[{"role":"user","content":"hello there"}]}"#;
+    for _ in 0..2 {
+        let mut ex = s.exchange(&user, &[]);
+        run(&mut ex, capped, 200, "application/json", &answer("hi"));
+    }
+    assert_eq!(s.host.shadow.borrow().queue.len(), 2);
+    root_runs(&s, &answer("hi"), 200);
+    assert_eq!(
+        s.counter("llm_ab.experiment.s.variant.cand.reason.budget.shadow_skipped"),
+        1
+    );
+    assert_eq!(
+        s.counter("llm_ab.experiment.s.variant.cand.outcome.success.shadow_calls"),
+        1
+    );
+    assert!(
+        s.host.shadow.borrow().pairs.is_empty(),
+        "the skipped pair is dropped"
+    );
+
+    // A copy that fails (no answer within its timeout) is an outcome, and
+    // the client's answer was never at stake.
+    let s = setup(&shadowed(json!({"variants": ["cand"], "timeout_ms": 40})));
+    let mut ex = s.exchange(&s.user_of("control"), &[]);
+    run(&mut ex, CHAT, 200, "application/json", &answer("hi"));
+    root_runs(&s, "", 0);
+    assert_eq!(
+        s.counter("llm_ab.experiment.s.variant.cand.outcome.timeout.shadow_calls"),
+        1
+    );
+    assert_eq!(
+        s.counter("llm_ab.experiment.s.variant.cand.reason.timeout.shadow_skipped"),
+        1
+    );
+    assert_eq!(
+        s.counter("llm_ab.experiment.s.variant.cand.pair.success_failure.shadow_pairs"),
+        1
+    );
+}
+
+#[test]
+fn a_shadow_step_exposes_nobody_and_its_slo_breach_pauses_the_experiment() {
+    let cfg = json!({
+        "default_cluster": "model_a",
+        "experiments": [{"id": "s", "sticky_keys": ["x-user-id"],
+          "variants": [{"name": "control", "weight": 90, "cluster": "model_a"},
+                       {"name": "cand", "weight": 10, "cluster": "model_b"}],
+          "rollout": {"start_unix_s": 1_767_225_000u64, "steps": [
+              {"shadow_rate": 1.0, "hold_s": 3600}, {"weight": 10, "hold_s": 0}]},
+          "slo": {"window_s": 60, "min_requests": 2, "max_error_rate": 0.5},
+          "shadow": {"variants": ["cand"]}}]
+    });
+    let s = setup(&cfg);
+    // During the shadow step every user is control's, and copied.
+    for i in 0..3 {
+        let mut ex = s.exchange(&format!("u{i}"), &[]);
+        run(&mut ex, CHAT, 200, "application/json", &answer("hi"));
+        assert_eq!(s.host.record().unwrap()["served_variant"], "control");
+    }
+    assert_eq!(s.host.shadow.borrow().queue.len(), 3);
+    // Every copy fails: the SLO, fed by the copies, pauses the experiment.
+    root_runs(&s, r#"{"error":{"message":"boom"}}"#, 500);
+    let (plan, _) = s.loaded.as_ref().unwrap();
+    let key = crate::slo::pause_key(plan.config_hash, "s");
+    assert!(
+        crate::slo::is_paused(&s.host, &key),
+        "paused before anyone was exposed"
+    );
+    assert_eq!(
+        s.counter("llm_ab.experiment.s.variant.cand.outcome.error.shadow_calls"),
+        3
+    );
+}
+
+#[test]
+fn shadowing_adds_no_hostcall_to_a_sampled_request() {
+    let plain = setup(&shadowed(json!({"variants": ["cand"]})).tap(|v| {
+        v["experiments"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("shadow");
+    }));
+    let shadow = setup(&shadowed(json!({"variants": ["cand"]})));
+    let count = |s: &Setup| {
+        let mut ex = s.exchange(&s.user_of("control"), &[]);
+        s.host.clear_calls();
+        run(&mut ex, CHAT, 200, "application/json", &answer("hi"));
+        s.host.hostcalls()
+    };
+    assert_eq!(count(&shadow), count(&plain));
+    // Not sampled: one counter more.
+    let off = setup(&shadowed(json!({"variants": ["cand"], "sample_rate": 0})));
+    assert_eq!(count(&off), count(&plain) + 1);
+}
+
+trait Tap: Sized {
+    fn tap(self, f: impl FnOnce(&mut Self)) -> Self;
+}
+
+impl Tap for Value {
+    fn tap(mut self, f: impl FnOnce(&mut Self)) -> Self {
+        f(&mut self);
+        self
+    }
+}

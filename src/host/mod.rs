@@ -3,13 +3,15 @@
 //! [`wasm_host`] performs each `Host` method of [`crate::exchange`] as one
 //! hostcall and [`http`] forwards the SDK's callbacks to the exchange;
 //! [`root`] loads the configuration, defines the metrics and runs
-//! the timers (review copies, the VM memory gauge). Compiled for `wasm32`
+//! the timers (review copies, shadow copies, the VM memory gauge);
+//! [`shadow`] holds the VM's shadow pairs and sends the copies. Compiled for `wasm32`
 //! only; everything it calls is tested natively.
 
 mod http;
 mod memory;
 mod review;
 mod root;
+mod shadow;
 mod store;
 mod wasm_host;
 

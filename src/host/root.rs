@@ -4,6 +4,7 @@
 use super::http::HttpFilter;
 use super::memory;
 use super::review;
+use super::shadow;
 use super::wasm_host::WasmHost;
 use crate::config::{self, Plan};
 use crate::metrics::{MetricType, Metrics};
@@ -16,6 +17,16 @@ use std::time::Duration;
 /// How often queued review copies are sent.
 const REVIEW_TICK: Duration = Duration::from_millis(100);
 
+/// How often queued shadow copies are sent while copies are flowing:
+/// every millisecond, so each tick sends a copy or two (a longer tick sends
+/// them in bursts that a client's request waits behind: measured in the
+/// README); a copy waits at most this long, off the client's path.
+const SHADOW_TICK_BUSY: Duration = Duration::from_millis(1);
+
+/// The shadow tick while no pair is open (the first copy after a quiet
+/// spell waits at most this long).
+const SHADOW_TICK_IDLE: Duration = Duration::from_millis(20);
+
 /// The tick when nothing but the VM memory gauge needs one.
 const MEMORY_TICK: Duration = Duration::from_secs(memory::REFRESH_S);
 
@@ -25,6 +36,8 @@ pub struct Root {
     loaded: Option<(Rc<Plan>, Rc<Metrics>)>,
     /// Second of the last VM memory refresh.
     memory_at: u64,
+    /// The shadow tick is the short one (pairs are open).
+    shadow_busy: bool,
 }
 
 impl Root {
@@ -62,11 +75,16 @@ fn define_metric(kind: MetricType, name: &str) -> Option<u32> {
 impl Context for Root {
     fn on_http_call_response(
         &mut self,
-        _token: u32,
+        token: u32,
         _headers: usize,
-        _body: usize,
+        body: usize,
         _trailers: usize,
     ) {
+        if let Some((plan, metrics)) = &self.loaded {
+            if shadow::answered(plan, metrics, token, body) {
+                return;
+            }
+        }
         let status = hostcalls::get_map_value(
             proxy_wasm::types::MapType::HttpCallResponseHeaders,
             ":status",
@@ -97,13 +115,17 @@ impl RootContext for Root {
                     "configuration loaded: {} experiment(s)",
                     plan.experiments.len()
                 );
-                let tick = if plan.guardrails.review.is_some() {
+                let tick = if plan.experiments.iter().any(|e| e.shadow.is_some()) {
+                    SHADOW_TICK_IDLE
+                } else if plan.guardrails.review.is_some() {
                     REVIEW_TICK
                 } else {
                     MEMORY_TICK
                 };
                 let _ = hostcalls::set_tick_period(tick);
+                self.shadow_busy = false;
                 self.refresh_memory(true);
+                shadow::reset();
                 self.loaded = Some((Rc::new(plan), Rc::new(metrics)));
                 true
             }
@@ -116,6 +138,20 @@ impl RootContext for Root {
 
     fn on_tick(&mut self) {
         self.refresh_memory(false);
+        if let Some((plan, metrics)) = &self.loaded {
+            if plan.experiments.iter().any(|e| e.shadow.is_some()) {
+                let busy = shadow::tick(plan, metrics);
+                if busy != self.shadow_busy {
+                    self.shadow_busy = busy;
+                    let period = if busy {
+                        SHADOW_TICK_BUSY
+                    } else {
+                        SHADOW_TICK_IDLE
+                    };
+                    let _ = hostcalls::set_tick_period(period);
+                }
+            }
+        }
         for item in review::drain() {
             let sent = hostcalls::dispatch_http_call(
                 &item.cluster,

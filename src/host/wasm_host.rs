@@ -166,4 +166,12 @@ impl Host for WasmHost {
     fn queue_review(&self, item: ReviewItem) -> bool {
         review::push(item)
     }
+
+    fn queue_shadow(&self, copy: crate::shadow::Copy, deadline_ms: u64) -> Option<u64> {
+        super::shadow::queue(copy, deadline_ms)
+    }
+
+    fn shadow_control_done(&self, pair: u64, side: crate::shadow::ControlSide) {
+        super::shadow::control_done(pair, side)
+    }
 }
