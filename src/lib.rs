@@ -4,6 +4,7 @@
 //! The crate is a pure decision core plus a thin host layer:
 //! - [`config`]: the JSON contract, validation, and the compiled plan;
 //! - [`assign`]: sticky bucket hashing (murmur3) and the ramp-safe bucket layout;
+//! - [`unit_id`]: the pseudonymous unit id of a sticky key (keyed HMAC-SHA256);
 //! - [`route`]: which experiment and variant a request gets, and its cluster;
 //! - [`rollout`], [`slo`], [`shared`]: canary ramps and pauses, the health
 //!   window of a variant, and the shared-data store they live in;
@@ -59,6 +60,7 @@ pub mod sse;
 pub mod stats;
 pub mod tokens;
 pub mod trace;
+pub mod unit_id;
 pub mod usage;
 pub mod vm_memory;
 

@@ -50,8 +50,9 @@ impl Outcome {
 
 /// The fields every record carries (a value may be `null`): the access-log
 /// contract that log pipelines and dashboards read.
-pub const FIELDS: [&str; 22] = [
+pub const FIELDS: [&str; 23] = [
     "trace_id",
+    "start_unix_ms",
     "experiment_id",
     "assigned_variant",
     "served_variant",
@@ -82,6 +83,8 @@ pub struct Record {
     pub trace_id: String,
     /// Envoy's `x-request-id`.
     pub request_id: Option<String>,
+    /// When the request headers reached the filter (Unix milliseconds).
+    pub start_unix_ms: u64,
     /// Matched experiment.
     pub experiment_id: Option<String>,
     /// Variant assigned by the experiment.
@@ -93,6 +96,10 @@ pub struct Record {
     pub reason: &'static str,
     /// The sticky key's bucket (0..9999), when it had one.
     pub bucket: Option<u16>,
+    /// The sticky key's pseudonymous id (16 hex digits), only when the
+    /// experiment has a `unit_id_key`: the field is left out otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unit_id: Option<String>,
     /// Model sent upstream.
     pub model: Option<String>,
     /// Model that answered, as the response names it.
@@ -148,6 +155,8 @@ impl Record {
         w.string(&self.trace_id);
         w.key(",\"request_id\":");
         w.opt_string(self.request_id.as_deref());
+        w.key(",\"start_unix_ms\":");
+        w.number(self.start_unix_ms);
         w.key(",\"experiment_id\":");
         w.opt_string(self.experiment_id.as_deref());
         w.key(",\"assigned_variant\":");
@@ -158,6 +167,10 @@ impl Record {
         w.string(self.reason);
         w.key(",\"bucket\":");
         w.opt_number(self.bucket.map(u64::from));
+        if let Some(id) = &self.unit_id {
+            w.key(",\"unit_id\":");
+            w.string(id);
+        }
         w.key(",\"model\":");
         w.opt_string(self.model.as_deref());
         w.key(",\"response_model\":");
@@ -372,11 +385,13 @@ mod tests {
             let r = Record {
                 trace_id: pick(),
                 request_id: maybe(next(), pick()),
+                start_unix_ms: next() >> (next() % 64),
                 experiment_id: maybe(next(), pick()),
                 assigned_variant: maybe(next(), pick()),
                 served_variant: maybe(next(), pick()),
                 reason: reasons[next() as usize % 3],
                 bucket: (next() % 2 == 0).then(|| (next() % 10_000) as u16),
+                unit_id: maybe(next(), pick()),
                 model: maybe(next(), pick()),
                 response_model: maybe(next(), pick()),
                 prompt_version: maybe(next(), pick()),

@@ -6,6 +6,7 @@
 
 use crate::assign;
 use crate::config::{Experiment, Plan, Variant};
+use crate::unit_id::UnitId;
 
 /// Read access to the request headers (names are lowercase).
 pub trait RequestHeaders {
@@ -69,6 +70,9 @@ pub struct Assignment<'p> {
     pub reason: Reason,
     /// The user's bucket, when a sticky key was present.
     pub bucket: Option<u16>,
+    /// The sticky key's pseudonymous id, when the experiment has a
+    /// `unit_id_key` and a sticky key was present.
+    pub unit_id: Option<UnitId>,
 }
 
 /// The routing decision for one request.
@@ -129,7 +133,7 @@ impl Plan {
         else {
             return default;
         };
-        let (variant_index, reason, bucket) = self.assign(experiment, headers, now_s);
+        let (variant_index, reason, bucket, unit_id) = self.assign(experiment, headers, now_s);
         let variant = &experiment.variants[variant_index];
         Decision {
             cluster: &variant.cluster,
@@ -140,6 +144,7 @@ impl Plan {
                 variant,
                 reason,
                 bucket,
+                unit_id,
             }),
         }
     }
@@ -149,13 +154,13 @@ impl Plan {
         e: &Experiment,
         headers: &dyn RequestHeaders,
         now_s: u64,
-    ) -> (usize, Reason, Option<u16>) {
+    ) -> (usize, Reason, Option<u16>, Option<UnitId>) {
         let control = e.layout.control();
         if !e.enabled {
-            return (control, Reason::Killed, None);
+            return (control, Reason::Killed, None, None);
         }
         if let Some(forced) = self.forced_variant(e, headers) {
-            return (forced, Reason::Forced, None);
+            return (forced, Reason::Forced, None, None);
         }
         let key = e
             .sticky_keys
@@ -163,14 +168,15 @@ impl Plan {
             .filter_map(|name| headers.header(name))
             .find(|v| !v.trim().is_empty());
         match key {
-            None => (control, Reason::NoKey, None),
+            None => (control, Reason::NoKey, None, None),
             Some(key) => {
                 let bucket = assign::bucket(&e.salt, &key);
                 let variant = match &e.rollout {
                     Some(r) => e.layout.variant_with(bucket, r.buckets_at(now_s)),
                     None => e.layout.variant_of(bucket),
                 };
-                (variant, Reason::Hashed, Some(bucket))
+                let unit_id = e.unit_key.as_ref().map(|k| k.unit_id(&key));
+                (variant, Reason::Hashed, Some(bucket), unit_id)
             }
         }
     }
@@ -302,6 +308,60 @@ mod tests {
             by_org.assignment.and_then(|a| a.bucket),
             Some(assign::bucket("exp", "o1"))
         );
+    }
+
+    #[test]
+    fn a_unit_id_key_gives_the_sticky_key_a_pseudonymous_id() {
+        let json = |key: &str| {
+            format!(
+                r#"{{"default_cluster": "a",
+                "override": {{"variant_header": "x-force", "token_header": "x-token", "token": "s3cret-token"}},
+                "experiments": [{{"id": "exp", "sticky_keys": ["x-user-id"], {key}
+                  "variants": [{{"name": "control", "weight": 50, "cluster": "a"}},
+                               {{"name": "treat", "weight": 50, "cluster": "b"}}]}}]}}"#
+            )
+        };
+        let Ok(p) = load(json(r#""unit_id_key": "0123456789abcdef","#).as_bytes()) else {
+            panic!("a 16-character key is valid");
+        };
+        let unit = |headers: &[(&'static str, &'static str)]| {
+            p.decide("/v1/chat", &h(headers))
+                .assignment
+                .and_then(|a| a.unit_id)
+        };
+        // Python: hmac.new(b"0123456789abcdef", b"user-42", "sha256").hexdigest()[:16]
+        assert_eq!(
+            unit(&[("x-user-id", "user-42")])
+                .map(UnitId::hex)
+                .as_deref(),
+            Some("101b5ab6a741733c")
+        );
+        assert_eq!(unit(&[]), None, "no sticky key, no unit");
+        let forced = [
+            ("x-user-id", "user-42"),
+            ("x-force", "treat"),
+            ("x-token", "s3cret-token"),
+        ];
+        assert_eq!(unit(&forced), None, "a forced request has no unit either");
+        let Ok(without) = load(json("").as_bytes()) else {
+            panic!("valid without a key");
+        };
+        let d = without.decide("/v1/chat", &h(&[("x-user-id", "user-42")]));
+        assert_eq!(d.assignment.and_then(|a| a.unit_id), None);
+        match load(json(r#""unit_id_key": "short-key","#).as_bytes()) {
+            Ok(_) => panic!("a short key is refused"),
+            Err(e) => {
+                let text = e.to_string();
+                assert!(
+                    text.contains("experiments[0].unit_id_key: must be at least 16"),
+                    "{text}"
+                );
+                assert!(
+                    !text.contains("short-key"),
+                    "the key is never shown: {text}"
+                );
+            }
+        }
     }
 
     #[test]

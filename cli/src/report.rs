@@ -8,6 +8,9 @@ use crate::stats::{histogram_quantile, sample_size, two_proportion_p, wilson};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
+/// What the live report's intervals are, said wherever it is shown.
+pub const REQUEST_LEVEL_NOTE: &str = "note: these intervals are request-level: they treat every request as an independent trial, but a user's requests are not (heavy users make them several times too narrow). Decide with `llm-ab report --records` (users' buckets as units, always-valid intervals).";
+
 /// Outcomes whose rates are reported.
 pub const OUTCOMES: [&str; 6] = [
     "success", "error", "fallback", "refusal", "blocked", "invalid",

@@ -280,6 +280,10 @@ pub struct ExperimentConfig {
     /// Re-issue a failed treatment request to control.
     #[serde(default)]
     pub fallback: Option<FallbackConfig>,
+    /// Key of the HMAC that gives the record a pseudonymous `unit_id` of
+    /// the sticky key; no unit id without it.
+    #[serde(default)]
+    pub unit_id_key: Option<String>,
     /// Copies of control's requests sent to candidate variants and scored
     /// against control's answer; nobody sees the copies' answers.
     #[serde(default)]

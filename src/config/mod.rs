@@ -189,6 +189,8 @@ pub struct Experiment {
     pub slo: Option<crate::slo::Slo>,
     /// Fallback to control, when set.
     pub fallback: Option<crate::slo::Fallback>,
+    /// The key of the record's `unit_id`, when set.
+    pub unit_key: Option<crate::unit_id::UnitKey>,
     /// Shadow traffic, when set.
     pub shadow: Option<crate::shadow::Shadow>,
 }

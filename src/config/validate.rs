@@ -493,10 +493,22 @@ fn compile_experiment(p: &mut Problems, path: &str, e: &ExperimentConfig) -> Opt
         .fallback
         .as_ref()
         .map(|f| compile_fallback(p, &format!("{path}.fallback"), f));
+    let unit_key = match &e.unit_id_key {
+        Some(k) if k.len() >= 16 => Some(crate::unit_id::UnitKey::new(k.as_bytes())),
+        Some(_) => {
+            p.add(
+                format!("{path}.unit_id_key"),
+                "must be at least 16 characters (it keys the HMAC of the sticky key)",
+            );
+            None
+        }
+        None => None,
+    };
     if p.0.len() != before {
         return None;
     }
     Some(Experiment {
+        unit_key,
         shadow,
         fallback,
         breaker,

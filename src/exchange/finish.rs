@@ -85,6 +85,7 @@ impl<H: Host> Exchange<H> {
         let mut record = Record {
             trace_id: std::mem::take(&mut self.trace_id),
             request_id: self.request_id.take(),
+            start_unix_ms: self.start_ms,
             reason: "default",
             tokens_source: "estimated",
             latency_ms,
@@ -165,6 +166,7 @@ impl<H: Host> Exchange<H> {
                 record.reason = "fallback";
             }
             record.bucket = m.bucket;
+            record.unit_id = m.unit_id.map(crate::unit_id::UnitId::hex);
             record.model = model;
             record.response_model = observer.response_model().map(str::to_string);
             record.prompt_version = v.prompt_version.clone();

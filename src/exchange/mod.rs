@@ -113,6 +113,7 @@ struct Matched {
     probe: bool,
     reason: Reason,
     bucket: Option<u16>,
+    unit_id: Option<crate::unit_id::UnitId>,
 }
 
 /// How the response body is observed.

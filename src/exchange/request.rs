@@ -170,6 +170,7 @@ impl<H: Host> Exchange<H> {
             probe,
             reason,
             bucket: a.bucket,
+            unit_id: a.unit_id,
         };
         self.matched = Some(matched);
         self.observer = Some(ResponseObserver::new());
