@@ -215,6 +215,10 @@ pub struct ExperimentAnalysis {
     pub verdicts: Vec<Verdict>,
     /// The treatments' intervals day by day.
     pub over_time: Vec<TimePoint>,
+    /// Shadow variants scored against control's answers (from shadow
+    /// records), when any.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shadow: Vec<crate::shadow::ShadowReport>,
 }
 
 /// How a metric is computed from a bucket's sums.
@@ -665,7 +669,32 @@ fn analyze_one(
         metrics: rows,
         verdicts,
         over_time,
+        shadow: Vec::new(),
     }
+}
+
+/// Control's cost per request (USD) and latency histogram in experiment
+/// `e`, summed over its cells: what the shadow section compares against.
+pub fn control_baseline(agg: &Aggregates, e: &str, control: &str) -> (f64, Vec<u64>) {
+    let mut requests = 0u64;
+    let mut cost = 0i64;
+    let mut bins = vec![0u64; crate::aggregates::LATENCY_BINS];
+    for (k, c) in &agg.cells {
+        if agg.experiments.name(k.experiment) != e || agg.variants.name(k.variant) != control {
+            continue;
+        }
+        requests += c.requests;
+        cost = cost.saturating_add(c.cost_nano_usd);
+        for (b, n) in bins.iter_mut().zip(&c.latency_bins) {
+            *b += u64::from(*n);
+        }
+    }
+    let per = if requests == 0 {
+        0.0
+    } else {
+        cost as f64 / 1e9 / requests as f64
+    };
+    (per, bins)
 }
 
 fn role(m: &Metric, o: &Options) -> &'static str {

@@ -256,6 +256,7 @@ fn unit_level(a: &ReportArgs) -> Result<ExitCode, String> {
         }
         None => None,
     };
+    let mut shadow = shadow::Tallies::default();
     let agg = if let Some(path) = &a.aggregates {
         let mut agg = aggregates::Aggregates::default();
         let counts = aggregates::read(open(path)?, &mut agg)
@@ -283,11 +284,18 @@ fn unit_level(a: &ReportArgs) -> Result<ExitCode, String> {
                 .read_records(open(path)?)
                 .map_err(|e| format!("{}: {e}", path.display()))?;
         }
+        shadow = reader.take_shadow();
         let (agg, c) = reader.finish();
         eprintln!(
             "llm-ab: {} lines, {} records counted; left out: {} no_key, {} forced, {} without a bucket, {} not in an experiment, {} not records",
             c.lines, c.records, c.no_key, c.forced, c.no_bucket, c.not_in_experiment, c.not_records
         );
+        if c.shadow_records > 0 {
+            eprintln!(
+                "llm-ab: {} shadow records, for the shadow sections",
+                c.shadow_records
+            );
+        }
         if a.outcomes.is_some() {
             eprintln!(
                 "llm-ab: {} outcome lines, {} unreadable; {} outcome rows for trace ids no counted record has ({} of left-out requests)",
@@ -313,7 +321,11 @@ fn unit_level(a: &ReportArgs) -> Result<ExitCode, String> {
     if !(a.cs_tuning.is_finite() && a.cs_tuning >= 1.0) {
         return Err("--cs-tuning must be at least 1 (buckets)".into());
     }
-    let reports = analysis::analyze(&agg, designs.as_ref(), &options);
+    let mut reports = analysis::analyze(&agg, designs.as_ref(), &options);
+    for e in &mut reports {
+        let (cost, latency) = analysis::control_baseline(&agg, &e.experiment, &e.control);
+        e.shadow = shadow.reports(&e.experiment, cost, &latency);
+    }
     if reports.is_empty() {
         return Err("no experiment records to analyse".into());
     }

@@ -68,6 +68,15 @@ struct RecordLine<'a> {
     tokens_out: Option<u64>,
     #[serde(default)]
     latency_ms: Option<u64>,
+    /// A shadow record (`"shadow": true`), and its own fields.
+    #[serde(default)]
+    shadow: Option<bool>,
+    #[serde(borrow, default)]
+    variant: Option<Str<'a>>,
+    #[serde(borrow, default)]
+    control_outcome: Option<Str<'a>>,
+    #[serde(default)]
+    similarity: Option<f64>,
 }
 
 /// One line of the outcomes file.
@@ -105,6 +114,8 @@ pub struct Counts {
     pub outcome_unknown_trace: u64,
     /// Of those, rows whose trace id only left-out records have.
     pub outcome_left_out: u64,
+    /// Shadow records (`"shadow": true`): read for the shadow section.
+    pub shadow_records: u64,
 }
 
 /// A trace id as 128 bits: its 32 lowercase hex digits, or (any other
@@ -156,6 +167,8 @@ pub struct Reader {
     /// (experiment, variant, bucket, unit) → first day.
     units: HashMap<(u32, u32, u16, u64), i64>,
     outcomes: HashMap<u128, TraceOutcomes>,
+    /// The shadow records' sums.
+    shadow: crate::shadow::Tallies,
 }
 
 /// Lines longer than this are not records (the record is under 1 KB).
@@ -210,6 +223,10 @@ impl Reader {
             self.counts.not_records += 1;
             return;
         };
+        if r.shadow == Some(true) {
+            self.shadow_line(&r);
+            return;
+        }
         let Some(experiment) = &r.experiment_id else {
             if r.reason.is_some() || r.trace_id.is_some() {
                 self.counts.not_in_experiment += 1;
@@ -300,6 +317,35 @@ impl Reader {
                 o.record = Some((start, key));
             }
         }
+    }
+
+    /// A shadow record: summed for the shadow section (never a request of
+    /// the experiment: nobody saw its answer).
+    fn shadow_line(&mut self, r: &RecordLine<'_>) {
+        let field = |f: &Option<Str<'_>>| f.as_ref().map(|s| s.0.to_string());
+        let (Some(experiment), Some(variant), Some(outcome)) = (
+            field(&r.experiment_id),
+            field(&r.variant),
+            field(&r.outcome),
+        ) else {
+            self.counts.not_records += 1;
+            return;
+        };
+        self.counts.shadow_records += 1;
+        self.shadow.add(&crate::shadow::RecordFields {
+            experiment: &experiment,
+            variant: &variant,
+            outcome: &outcome,
+            control_outcome: r.control_outcome.as_ref().map_or("", |s| &s.0),
+            similarity: r.similarity,
+            cost_usd: r.cost_usd_est.unwrap_or(0.0),
+            latency_ms: r.latency_ms.unwrap_or(0),
+        });
+    }
+
+    /// Takes the sums of the shadow records read.
+    pub fn take_shadow(&mut self) -> crate::shadow::Tallies {
+        std::mem::take(&mut self.shadow)
     }
 
     /// Adds the units and the outcomes to their cells; the sums are then
@@ -393,17 +439,23 @@ mod tests {
             "{\"trace_id\":\"t6\",\"experiment_id\":null,\"reason\":\"default\"}\n",
             "{\"trace_id\":\"t7\",\"experiment_id\":\"e\",\"assigned_variant\":\"control\",\"reason\":\"hashed\",\"bucket\":50\n",
             "{\"trace_id\":\"t8\",\"experiment_id\":\"e\",\"assigned_variant\":\"control\",\"reason\":\"hashed\",\"bucket\":12000}\n",
+            "{\"shadow\":true,\"paired_trace_id\":\"t1\",\"experiment_id\":\"e\",\"variant\":\"cand\",\"outcome\":\"error\",\"control_outcome\":\"success\",\"similarity\":null,\"latency_ms\":3}\n",
             "\n",
         );
         let mut r = Reader::default();
         let outcomes = "{\"trace_id\":\"t1\",\"metric\":\"purchase\",\"value\":2.5}\n{\"trace_id\":\"t1\",\"metric\":\"purchase\",\"value\":1}\n{\"trace_id\":\"t3\",\"metric\":\"purchase\",\"value\":1}\n{\"trace_id\":\"nope\",\"metric\":\"purchase\",\"value\":1}\n{\"trace_id\":\"t2\",\"metric\":\"purchase\"}\nnot json\n";
         assert!(r.read_outcomes(outcomes.as_bytes()).is_ok());
         assert!(r.read_records(text.as_bytes()).is_ok());
+        let shadow = r.take_shadow();
         let (agg, counts) = r.finish();
+        let cand = shadow.reports("e", 0.0, &[]);
+        assert_eq!(cand.len(), 1);
+        assert_eq!((cand[0].copies, cand[0].mcnemar.control_only), (1, 1));
         assert_eq!(
             counts,
             Counts {
-                lines: 9,
+                shadow_records: 1,
+                lines: 10,
                 records: 2,
                 not_records: 2,
                 not_in_experiment: 1,

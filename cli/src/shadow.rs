@@ -184,6 +184,152 @@ pub fn build(samples: &[Sample], e: &str, control: &str) -> Vec<ShadowReport> {
         .collect()
 }
 
+/// The sums of shadow records (`"shadow": true` lines of `--records`) of
+/// one experiment × shadow variant.
+#[derive(Debug, Clone)]
+pub struct Tally {
+    copies: u64,
+    outcomes: BTreeMap<String, u64>,
+    /// `[success_success, success_failure, failure_success, failure_failure]`.
+    pairs: [u64; 4],
+    /// Similarity in 0.1 % steps (0..=1000).
+    similarity: Vec<u64>,
+    cost_nano_usd: i64,
+    latency_bins: Vec<u64>,
+}
+
+impl Default for Tally {
+    fn default() -> Tally {
+        Tally {
+            copies: 0,
+            // Every outcome, as the stats name them (0 until seen).
+            outcomes: llm_ab::shadow::ShadowOutcome::ALL
+                .iter()
+                .map(|o| (o.as_str().to_string(), 0))
+                .collect(),
+            pairs: [0; 4],
+            similarity: vec![0; 1001],
+            cost_nano_usd: 0,
+            latency_bins: vec![0; crate::aggregates::LATENCY_BINS],
+        }
+    }
+}
+
+/// One shadow record, as `--records` reads it.
+pub struct RecordFields<'a> {
+    /// `experiment_id`.
+    pub experiment: &'a str,
+    /// `variant`.
+    pub variant: &'a str,
+    /// `outcome`.
+    pub outcome: &'a str,
+    /// `control_outcome`.
+    pub control_outcome: &'a str,
+    /// `similarity`.
+    pub similarity: Option<f64>,
+    /// `cost_usd_est`.
+    pub cost_usd: f64,
+    /// `latency_ms`.
+    pub latency_ms: u64,
+}
+
+/// The shadow records of every experiment, summed as they stream by
+/// (memory: one [`Tally`] per experiment × shadow variant).
+#[derive(Debug, Default)]
+pub struct Tallies(BTreeMap<(String, String), Tally>);
+
+impl Tallies {
+    /// Adds one shadow record.
+    pub fn add(&mut self, r: &RecordFields<'_>) {
+        let t = self
+            .0
+            .entry((r.experiment.to_string(), r.variant.to_string()))
+            .or_default();
+        t.copies += 1;
+        *t.outcomes.entry(r.outcome.to_string()).or_default() += 1;
+        let cell =
+            usize::from(r.control_outcome != "success") * 2 + usize::from(r.outcome != "success");
+        t.pairs[cell] += 1;
+        if let Some(x) = r.similarity.filter(|x| x.is_finite()) {
+            t.similarity[(x.clamp(0.0, 1.0) * 1000.0).round() as usize] += 1;
+        }
+        t.cost_nano_usd = t
+            .cost_nano_usd
+            .saturating_add((r.cost_usd * 1e9).round() as i64);
+        t.latency_bins[crate::aggregates::latency_bin(r.latency_ms)] += 1;
+    }
+
+    /// The reports of experiment `e`, against control's cost per request
+    /// and latency histogram (from its records).
+    pub fn reports(
+        &self,
+        e: &str,
+        control_cost_usd_per_request: f64,
+        control_latency_bins: &[u64],
+    ) -> Vec<ShadowReport> {
+        let edges = &crate::aggregates::LATENCY_EDGES;
+        let cumulative = |bins: &[u64], bound: &dyn Fn(usize) -> f64| {
+            let mut total = 0.0;
+            bins.iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    total += *c as f64;
+                    (bound(i), total)
+                })
+                .collect::<Vec<_>>()
+        };
+        let latency_bound = |i: usize| edges.get(i).map_or(f64::INFINITY, |e| *e as f64);
+        let latency = |bins: &[u64]| {
+            let c = cumulative(bins, &latency_bound);
+            [histogram_quantile(&c, 0.5), histogram_quantile(&c, 0.95)]
+        };
+        let control_latency = latency(control_latency_bins);
+        self.0
+            .iter()
+            .filter(|((exp, _), _)| exp == e)
+            .map(|((_, v), t)| {
+                let names = crate::stats::SHADOW_PAIR_NAMES;
+                let pairs = names
+                    .iter()
+                    .zip(t.pairs)
+                    .map(|(k, n)| (k.to_string(), n))
+                    .collect();
+                // Exact values on a 0.1 % grid: the quantile of the values,
+                // not an interpolation inside a bucket.
+                let sim = |q: f64| {
+                    let n: u64 = t.similarity.iter().sum();
+                    if n == 0 {
+                        return None;
+                    }
+                    let rank = (q * n as f64).ceil().max(1.0) as u64;
+                    let mut seen = 0;
+                    t.similarity.iter().enumerate().find_map(|(i, c)| {
+                        seen += c;
+                        (seen >= rank).then_some(i as f64 / 1000.0)
+                    })
+                };
+                ShadowReport {
+                    variant: v.clone(),
+                    copies: t.copies,
+                    outcomes: t.outcomes.clone(),
+                    skipped: BTreeMap::new(),
+                    pairs,
+                    mcnemar: mcnemar(t.pairs[1], t.pairs[2]),
+                    similarity: [sim(0.25), sim(0.5), sim(0.75)],
+                    cost_usd_per_request: if t.copies == 0 {
+                        0.0
+                    } else {
+                        t.cost_nano_usd as f64 / 1e9 / t.copies as f64
+                    },
+                    control_cost_usd_per_request,
+                    latency_ms: latency(&t.latency_bins),
+                    control_latency_ms: control_latency,
+                }
+            })
+            .collect()
+    }
+}
+
 fn opt(x: Option<f64>, digits: usize) -> String {
     x.map_or("-".into(), |x| format!("{x:.digits$}"))
 }
@@ -222,11 +368,17 @@ pub fn render(reports: &[ShadowReport], control: &str, markdown: bool) -> String
         } else {
             head
         };
+        // Records carry no skips (a skipped copy has no record): only the
+        // stats report them.
+        let skipped = if r.skipped.is_empty() {
+            String::new()
+        } else {
+            format!("; skipped: {}", list(&r.skipped))
+        };
         out.push_str(&format!(
-            "{head} {} copies ({}); skipped: {}\n",
+            "{head} {} copies ({}){skipped}\n",
             r.copies,
             list(&r.outcomes),
-            list(&r.skipped),
         ));
         out.push_str(&format!(
             "{bullet}paired success: both {}, {control} only {}, shadow only {}, neither {}; McNemar {} p = {:.4} ({reading})\n",

@@ -69,6 +69,10 @@ pub fn sample_size(p: f64, effect: f64) -> u64 {
     ((num / d).powi(2)).ceil() as u64
 }
 
+/// The paired outcomes of shadow traffic, in the filter's order (control's
+/// success first): the `pair` label of `llm_ab_shadow_pairs`.
+pub const SHADOW_PAIR_NAMES: [&str; 4] = llm_ab::stats::SHADOW_PAIRS;
+
 /// The `q` quantile (0..1) from cumulative histogram buckets
 /// `(upper bound, cumulative count)`, interpolating linearly in a bucket.
 pub fn histogram_quantile(buckets: &[(f64, f64)], q: f64) -> Option<f64> {

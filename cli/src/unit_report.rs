@@ -291,6 +291,7 @@ pub fn render(reports: &[ExperimentAnalysis], markdown: bool) -> String {
             out.push_str(&format!("{}{l}\n", if markdown { "- " } else { "" }));
         }
         out.push('\n');
+        out.push_str(&crate::shadow::render(&e.shadow, &e.control, markdown));
     }
     out
 }

@@ -139,6 +139,45 @@ fn the_shadow_section_pairs_outcomes_as_the_records_do_and_mcnemar_matches_an_in
         "{report}"
     );
 
+    // `--records` over the access log and the shadow records, in one
+    // file (as a log store holds them): the same paired analysis.
+    let lines = envoy.access_log_lines(24);
+    assert_eq!(lines.len(), 24);
+    let mut file = lines.join("\n");
+    for r in sink.requests() {
+        file.push('\n');
+        file.push_str(&String::from_utf8_lossy(&r.body));
+    }
+    let path = std::env::temp_dir().join(format!(
+        "llm-ab-shadow-records-{}.jsonl",
+        std::process::id()
+    ));
+    std::fs::write(&path, file + "\n").unwrap();
+    let out = llm_ab(&[
+        "report",
+        "--records",
+        path.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    let _ = std::fs::remove_file(&path);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("24 shadow records"), "{}", text(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let from_records = &v[0]["shadow"][0];
+    for key in ["variant", "copies", "outcomes", "pairs", "mcnemar"] {
+        assert_eq!(from_records[key], report[key], "{key}: {from_records}");
+    }
+    // Quartiles from the records' values: within the stats' 5-point buckets.
+    let (r50, s50) = (from_records["similarity"][1].as_f64().unwrap(), p50);
+    assert!((r50 - s50).abs() <= 0.05, "{r50} vs {s50}");
+    assert!(
+        from_records["control_cost_usd_per_request"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+
     // The table shows the same.
     let out = llm_ab(&["report", "--admin", &admin]);
     let table = text(&out);
