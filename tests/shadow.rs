@@ -76,7 +76,7 @@ fn send(envoy: &Envoy, i: usize, stream: bool) -> String {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.header("x-mock-backend"), Some("model_a"));
     assert!(
-        r.text().contains("Hello from model_a running gpt-control."),
+        r.text().contains("Hello from model_a running "),
         "{}",
         r.text()
     );
@@ -378,4 +378,51 @@ fn the_official_sdk_streams_and_gets_json_while_each_request_is_shadowed() {
         assert_eq!(r["outcome"], "success", "{r}");
         assert!(r["similarity"].as_f64().is_some(), "{r}");
     }
+}
+
+#[test]
+fn a_shadow_step_exposes_nobody_and_a_failing_candidate_pauses_the_experiment_before_exposure() {
+    let now = support::unix_now() as u64;
+    let cfg = format!(
+        r#"{{
+  "default_cluster": "model_a",
+  "experiments": [{{
+    "id": "sh",
+    "sticky_keys": ["x-user-id"],
+    "variants": [
+      {{"name": "control", "weight": 50, "cluster": "model_a"}},
+      {{"name": "cand", "weight": 50, "cluster": "model_b", "model": "gpt-cand"}}
+    ],
+    "rollout": {{"start_unix_s": {start}, "steps": [{{"shadow_rate": 1.0, "hold_s": 3600}}, {{"weight": 50, "hold_s": 0}}]}},
+    "slo": {{"window_s": 60, "min_requests": 5, "max_error_rate": 0.5}},
+    "shadow": {{"variants": ["cand"]}}
+  }}]
+}}"#,
+        start = now - 10
+    );
+    let a = MockBackend::start("model_a", 0).unwrap();
+    let b = MockBackend::start("model_b", 0).unwrap();
+    b.set_behavior(llm_ab_mock::Behavior {
+        fail_rate: 1.0,
+        fail_status: 503,
+        ..Default::default()
+    });
+    let envoy = Envoy::start(&cfg, &[("model_a", a.port()), ("model_b", b.port())]);
+    for i in 0..10 {
+        send(&envoy, 200 + i, false); // each asserts control's answer
+    }
+    wait_until("10 failed copies", || {
+        shadow_metric(&envoy, "shadow_calls", "outcome=\"error\"") == 10
+    });
+    assert_eq!(a.request_count(), 10, "nobody was exposed to the candidate");
+    wait_until("the pause", || {
+        envoy.metric("llm_ab_paused{experiment=\"sh\"}") == 1
+    });
+    assert!(
+        envoy
+            .log()
+            .contains("experiment sh paused: variant cand breached max_error_rate"),
+        "{}",
+        envoy.log()
+    );
 }
