@@ -6,7 +6,7 @@ use super::memory;
 use super::review;
 use super::wasm_host::WasmHost;
 use crate::config::{self, Plan};
-use crate::metrics::{MetricType, Metrics};
+use crate::metrics::{MetricType, Metrics, WeightGauges};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType};
@@ -19,17 +19,23 @@ const REVIEW_TICK: Duration = Duration::from_millis(100);
 /// The tick when nothing but the VM memory gauge needs one.
 const MEMORY_TICK: Duration = Duration::from_secs(memory::REFRESH_S);
 
+/// The tick while a `rollout` can move the weight gauges (each second).
+const ROLLOUT_TICK: Duration = Duration::from_secs(1);
+
 /// Per-VM root context holding the compiled plan.
 #[derive(Default)]
 pub struct Root {
     loaded: Option<(Rc<Plan>, Rc<Metrics>)>,
     /// Second of the last VM memory refresh.
     memory_at: u64,
+    /// The weight gauges as this VM set them.
+    weights: WeightGauges,
 }
 
 impl Root {
-    /// Refreshes the VM memory gauge every `memory::REFRESH_S` (or now).
-    fn refresh_memory(&mut self, now: bool) {
+    /// Refreshes the VM memory gauge every `memory::REFRESH_S` (or now),
+    /// and the weight gauges that changed.
+    fn refresh_gauges(&mut self, now: bool) {
         let now_ns = hostcalls::get_current_time()
             .ok()
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
@@ -39,6 +45,9 @@ impl Root {
         if now || now_s >= self.memory_at + memory::REFRESH_S || now_s < self.memory_at {
             self.memory_at = now_s;
             memory::refresh(now_s, now_ns);
+        }
+        if let Some((plan, metrics)) = &self.loaded {
+            self.weights.refresh(plan, metrics, &WasmHost, now_s);
         }
     }
 }
@@ -99,12 +108,16 @@ impl RootContext for Root {
                 );
                 let tick = if plan.guardrails.review.is_some() {
                     REVIEW_TICK
+                } else if plan.experiments.iter().any(|e| e.rollout.is_some()) {
+                    ROLLOUT_TICK
                 } else {
                     MEMORY_TICK
                 };
                 let _ = hostcalls::set_tick_period(tick);
-                self.refresh_memory(true);
                 self.loaded = Some((Rc::new(plan), Rc::new(metrics)));
+                // This configuration's gauges, all set now.
+                self.weights = WeightGauges::default();
+                self.refresh_gauges(true);
                 true
             }
             Err(errors) => {
@@ -115,7 +128,7 @@ impl RootContext for Root {
     }
 
     fn on_tick(&mut self) {
-        self.refresh_memory(false);
+        self.refresh_gauges(false);
         for item in review::drain() {
             let sent = hostcalls::dispatch_http_call(
                 &item.cluster,
