@@ -30,6 +30,8 @@ pub struct Root {
     memory_at: u64,
     /// The weight gauges as this VM set them.
     weights: WeightGauges,
+    /// Second of the last weight gauge refresh (they move by the second).
+    weights_at: u64,
 }
 
 impl Root {
@@ -46,7 +48,8 @@ impl Root {
             self.memory_at = now_s;
             memory::refresh(now_s, now_ns);
         }
-        if let Some((plan, metrics)) = &self.loaded {
+        if let (Some((plan, metrics)), true) = (&self.loaded, now || now_s != self.weights_at) {
+            self.weights_at = now_s;
             self.weights.refresh(plan, metrics, &WasmHost, now_s);
         }
     }
