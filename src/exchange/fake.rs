@@ -166,23 +166,9 @@ impl FakeHost {
         })
     }
 
-    /// The attributes a span that ended now would carry, as Envoy's
-    /// custom tags read them: the last value of each span property, and
-    /// the request headers of [`super::SPAN_REQUEST_HEADERS`] as they are.
-    pub fn span(&self) -> HashMap<String, String> {
-        let mut span: HashMap<String, String> = self.span_writes().into_iter().collect();
-        for (attribute, header) in super::SPAN_REQUEST_HEADERS {
-            let wire = self.wire.borrow();
-            if let Some((_, v)) = wire.request_headers.iter().find(|(k, _)| k == header) {
-                span.insert(attribute.to_string(), v.clone());
-            }
-        }
-        span
-    }
-
     /// The span attributes written to filter state (attribute, value), in
     /// the order written.
-    pub fn span_writes(&self) -> Vec<(String, String)> {
+    pub fn span_attributes(&self) -> Vec<(String, String)> {
         self.calls
             .borrow()
             .iter()

@@ -192,8 +192,7 @@ impl<H: Host> Exchange<H> {
     }
 
     /// Writes the span attributes known when a matched request goes
-    /// upstream (API, model, assigned variant; the experiment, served
-    /// variant and versions go with its request headers): a span whose
+    /// upstream (API, model, experiment, variants, versions): a span whose
     /// stream is reset has them too, since Envoy ends the span before the
     /// filter's last callback (`on_log`).
     pub(super) fn write_request_span_attributes(
@@ -212,6 +211,9 @@ impl<H: Host> Exchange<H> {
                 .get(m.experiment)
                 .and_then(|e| e.variants.get(m.assigned))
                 .map(|a| a.name.clone()),
+            served_variant: Some(v.name.clone()),
+            prompt_version: v.prompt_version.clone(),
+            rag_index_version: v.rag_index_version.clone(),
             ..Record::default()
         };
         self.write_span_attributes(&record, SpanPart::Request);
@@ -219,9 +221,7 @@ impl<H: Host> Exchange<H> {
 
     /// Writes span attributes of a matched request's `record`, one filter
     /// state each ([`SPAN_PROPERTIES`]), values as in the record; absent
-    /// values are not written (the custom tag is then left out). The
-    /// request headers of [`super::SPAN_REQUEST_HEADERS`] carry the others;
-    /// after a fallback, `x-llm-variant` is rewritten to the served control.
+    /// values are not written (the custom tag is then left out).
     fn write_span_attributes(&self, record: &Record, part: SpanPart) {
         let request = part != SpanPart::End;
         let end = part != SpanPart::Request;
@@ -240,30 +240,30 @@ impl<H: Host> Exchange<H> {
             put(SPAN_PROPERTIES[0], self.api.genai_operation());
             put(SPAN_PROPERTIES[1], self.api.genai_provider());
             put(SPAN_PROPERTIES[2], record.model.as_deref());
-            put(SPAN_PROPERTIES[6], record.assigned_variant.as_deref());
+            put(SPAN_PROPERTIES[6], record.experiment_id.as_deref());
+            put(SPAN_PROPERTIES[7], record.assigned_variant.as_deref());
+        }
+        // A fallback changes the served variant after the request went.
+        if request || (self.fell_back && end) {
+            put(SPAN_PROPERTIES[8], record.served_variant.as_deref());
+        }
+        if request {
+            put(SPAN_PROPERTIES[9], record.prompt_version.as_deref());
+            put(SPAN_PROPERTIES[10], record.rag_index_version.as_deref());
         }
         if !end {
             return;
         }
-        // A fallback changes the served variant after the request went:
-        // the span reads it from the (downstream) request headers at its
-        // end, which Envoy 1.40 lets the filter rewrite here.
-        if self.fell_back {
-            if let Some(served) = &record.served_variant {
-                let (_, header) = super::SPAN_REQUEST_HEADERS[1];
-                self.host.set_request_header(header, Some(served));
-            }
-        }
         put(SPAN_PROPERTIES[3], record.response_model.as_deref());
         put_number(SPAN_PROPERTIES[4], record.tokens_in);
         put_number(SPAN_PROPERTIES[5], record.tokens_out);
-        put_number(SPAN_PROPERTIES[7], record.tokens_in_cached);
-        put_number(SPAN_PROPERTIES[8], record.tokens_in_cache_write);
-        put_number(SPAN_PROPERTIES[9], record.tokens_reasoning);
+        put_number(SPAN_PROPERTIES[11], record.tokens_in_cached);
+        put_number(SPAN_PROPERTIES[12], record.tokens_in_cache_write);
+        put_number(SPAN_PROPERTIES[13], record.tokens_reasoning);
         // The record's own float format (shortest round trip).
         if let Ok(cost) = serde_json::to_vec(&record.cost_usd_est) {
-            self.host.set_filter_state(SPAN_PROPERTIES[10], &cost);
+            self.host.set_filter_state(SPAN_PROPERTIES[14], &cost);
         }
-        put(SPAN_PROPERTIES[11], record.outcome.map(Outcome::as_str));
+        put(SPAN_PROPERTIES[15], record.outcome.map(Outcome::as_str));
     }
 }

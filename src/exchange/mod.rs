@@ -56,35 +56,24 @@ pub const SPAN_PROPERTY_PREFIX: &str = "llm_ab.span.";
 /// property each, named `llm_ab.span.<attribute>` (read by a tracing custom
 /// tag's `value: "%FILTER_STATE(wasm.llm_ab.span.<attribute>:PLAIN)%"`):
 /// Envoy 1.40 reads no field of a wasm property, so one record cannot serve
-/// several tags. The four of [`SPAN_REQUEST_HEADERS`] are not among them.
-pub const SPAN_PROPERTIES: [&str; 12] = [
+/// several tags.
+pub const SPAN_PROPERTIES: [&str; 16] = [
     "llm_ab.span.gen_ai.operation.name",
     "llm_ab.span.gen_ai.provider.name",
     "llm_ab.span.gen_ai.request.model",
     "llm_ab.span.gen_ai.response.model",
     "llm_ab.span.gen_ai.usage.input_tokens",
     "llm_ab.span.gen_ai.usage.output_tokens",
+    "llm_ab.span.llm_ab.experiment",
     "llm_ab.span.llm_ab.variant.assigned",
+    "llm_ab.span.llm_ab.variant.served",
+    "llm_ab.span.llm_ab.prompt_version",
+    "llm_ab.span.llm_ab.rag_index_version",
     "llm_ab.span.llm_ab.usage.cached_input_tokens",
     "llm_ab.span.llm_ab.usage.cache_write_input_tokens",
     "llm_ab.span.llm_ab.usage.reasoning_tokens",
     "llm_ab.span.llm_ab.cost_usd",
     "llm_ab.span.llm_ab.outcome",
-];
-
-/// The span attributes a tracing custom tag reads from a request header the
-/// filter sets anyway (`request_header: {name: <header>}`), as (attribute,
-/// header): they cost no hostcall of their own. Envoy reads the request's
-/// header map when the span ends, so the filter also writes them on a
-/// request it refuses (else the span would show what the client sent under
-/// those names) and rewrites `x-llm-variant` after a fallback; an upstream
-/// filter that removes them (the shipped `envoy-providers.yaml` scrubs them
-/// for the providers) removes them from the span too.
-pub const SPAN_REQUEST_HEADERS: [(&str, &str); 4] = [
-    ("llm_ab.experiment", "x-llm-experiment"),
-    ("llm_ab.variant.served", "x-llm-variant"),
-    ("llm_ab.prompt_version", "x-llm-prompt-version"),
-    ("llm_ab.rag_index_version", "x-llm-rag-index-version"),
 ];
 
 /// Most bytes of a request or response kept for a review copy (64 KiB).

@@ -203,11 +203,6 @@ impl<H: Host> Exchange<H> {
             .map(|q| headers.get(&q.key_header).map(str::to_string))
             .collect();
 
-        // Hold the headers until the whole body is validated: nothing is
-        // forwarded for a request that will be refused. The header changes
-        // go out with the body's (one call), or never for a refusal (but
-        // for the span's, see `reject`).
-        self.pending_headers = Some(edits);
         if end_of_stream {
             return self.reject(&ApiError::invalid_json("request body is empty"));
         }
@@ -222,6 +217,10 @@ impl<H: Host> Exchange<H> {
         if declared.is_some_and(|n| n > plan.max_body_bytes as u64) {
             return self.reject(&ApiError::too_large(plan.max_body_bytes));
         }
+        // Hold the headers until the whole body is validated: nothing is
+        // forwarded for a request that will be refused. The header changes
+        // go out with the body's (one call), or never for a refusal.
+        self.pending_headers = Some(edits);
         self.phase = Phase::RequestBody;
         Flow::Pause
     }
@@ -239,20 +238,6 @@ impl<H: Host> Exchange<H> {
         let Some((plan, metrics)) = self.loaded.clone() else {
             return Flow::Pause;
         };
-        if plan.tracing {
-            // The span reads the experiment, variant and versions from the
-            // request headers (`SPAN_REQUEST_HEADERS`): a request refused
-            // before it went upstream gets the filter's (and loses the
-            // client's) too. Envoy 1.40 keeps the custom tags through the
-            // route cache these writes clear (tests/tracing.rs).
-            if let Some(edits) = self.pending_headers.take() {
-                for (name, value) in edits.changes() {
-                    if OWNED_REQUEST_HEADERS.contains(&name) {
-                        self.host.set_request_header(name, value);
-                    }
-                }
-            }
-        }
         let body = self.api.error_body(err);
         let retry_after = self.retry_after.map(|s| s.to_string());
         let mut headers: Vec<(&str, &str)> = vec![("content-type", "application/json")];
@@ -445,14 +430,6 @@ impl<H: Host> Exchange<H> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_span_reads_only_request_headers_the_filter_owns() {
-        // A client cannot set them on a request the filter forwards.
-        for (_, header) in super::super::SPAN_REQUEST_HEADERS {
-            assert!(OWNED_REQUEST_HEADERS.contains(&header), "{header}");
-        }
-    }
 
     #[test]
     fn each_header_is_written_once_with_its_last_change() {
