@@ -866,9 +866,8 @@ def tracing_bench(args):
     Also: tracing on with nothing listening, Envoy's tracing alone (no
     custom tags, no trace id filter, the filter's `tracing` off), and the
     filter writing its attributes that no custom tag reads. With
-    `--baseline WASM` (a build from before the request-time attributes came
-    from request headers), that build traced as it shipped: every custom
-    tag from its filter state property."""
+    `--baseline WASM` (an earlier build), that build traced too, every
+    custom tag from its filter state property (as this build's are)."""
     tmp = tempfile.mkdtemp(prefix="llm-ab-tracing-")
     up = free_port()
     procs = [Envoy("upstream", upstream_config(up, free_port()), tmp, cpu=1)]
@@ -922,9 +921,9 @@ one Envoy worker each, medians; spans received by the OTLP receiver: {receiver.s
 
 
 def baseline_traced(wasm, up, collector):
-    """The shipped tracing for a build that wrote every span attribute to
-    filter state: each custom tag from its `wasm.llm_ab.span.<tag>`
-    property, none from a request header."""
+    """The shipped tracing for an earlier build: each custom tag from its
+    `wasm.llm_ab.span.<tag>` property (whatever this build's envoy.yaml
+    reads them from)."""
     cfg = proxy_config(free_port(), free_port(), up, True, tracing=True, collector=collector)
     hcm = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
     hcm["tracing"]["custom_tags"] = [
