@@ -929,7 +929,9 @@ def tracing_bench(args):
     span attributes and a real OTLP/gRPC receiver; alternating, medians.
     Also: tracing on with nothing listening, Envoy's tracing alone (no
     custom tags, no trace id filter, the filter's `tracing` off), and the
-    filter writing its attributes that no custom tag reads."""
+    filter writing its attributes that no custom tag reads. With
+    `--baseline WASM` (an earlier build), that build traced too, every
+    custom tag from its filter state property (as this build's are)."""
     tmp = tempfile.mkdtemp(prefix="llm-ab-tracing-")
     up = free_port()
     procs = [Envoy("upstream", upstream_config(up, free_port()), tmp, cpu=1)]
@@ -957,6 +959,9 @@ def tracing_bench(args):
             "tracing on, attributes written but no custom tags": no_tags,
             "the same without the trace id filter": no_tags_no_id,
         }
+        if args.baseline:
+            configs["tracing on, baseline build (every tag from filter state)"] = \
+                baseline_traced(args.baseline, up, receiver.port)
         proxies = start_proxies(configs, tmp, procs)
         script = wrk_script(tmp, chat_body(args.body_bytes))
         before = receiver.spans()
@@ -977,6 +982,19 @@ one Envoy worker each, medians; spans received by the OTLP receiver: {receiver.s
         receiver.stop()
         for p in reversed(procs):
             p.stop()
+
+
+def baseline_traced(wasm, up, collector):
+    """The shipped tracing for an earlier build: each custom tag from its
+    `wasm.llm_ab.span.<tag>` property (whatever this build's envoy.yaml
+    reads them from)."""
+    cfg = proxy_config(free_port(), free_port(), up, True, tracing=True, collector=collector)
+    hcm = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    hcm["tracing"]["custom_tags"] = [
+        {"tag": t["tag"], "value": f"%FILTER_STATE(wasm.llm_ab.span.{t['tag']}:PLAIN)%"}
+        for t in hcm["tracing"]["custom_tags"]]
+    http_filter(hcm, WASM_FILTER)["typed_config"]["config"]["vm_config"]["code"]["local"]["filename"] = wasm
+    return cfg
 
 
 def without_tracing_attributes(cfg):

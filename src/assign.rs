@@ -102,25 +102,44 @@ impl Layout {
 
     /// The variant index owning `bucket`.
     pub fn variant_of(&self, bucket: u16) -> usize {
+        self.variant_at(bucket, None)
+    }
+
+    /// Buckets a treatment owns: its configured `count`, or with `step`
+    /// (a canary step, every treatment alike) that, within its lane.
+    fn owned(&self, count: u32, step: Option<u32>) -> u32 {
+        step.map_or(count, |s| s.min(self.lane))
+    }
+
+    /// The variant owning `bucket`; with `step`, every treatment owns
+    /// `step` buckets (a canary step) instead of its configured weight.
+    pub fn variant_at(&self, bucket: u16, step: Option<u32>) -> usize {
         let b = u32::from(bucket);
         let lane_index = (b / self.lane) as usize;
         let offset = b % self.lane;
         match self.treatments.get(lane_index) {
-            Some((variant, owned)) if offset < *owned => *variant,
+            Some((variant, count)) if offset < self.owned(*count, step) => *variant,
             _ => self.control,
         }
     }
 
-    /// The variant owning `bucket` when every treatment owns `buckets`
-    /// (a canary step) instead of its configured weight.
-    pub fn variant_with(&self, bucket: u16, buckets: u32) -> usize {
-        let b = u32::from(bucket);
-        let lane_index = (b / self.lane) as usize;
-        let offset = b % self.lane;
-        match self.treatments.get(lane_index) {
-            Some((variant, _)) if offset < buckets.min(self.lane) => *variant,
-            _ => self.control,
+    /// Buckets each of `variants` variants owns under [`Layout::variant_at`]
+    /// with `step`, by variant index: each treatment its own, control the
+    /// rest of the [`BUCKETS`].
+    pub fn shares(&self, variants: usize, step: Option<u32>) -> Vec<u32> {
+        let mut shares = vec![0; variants];
+        let mut treated = 0;
+        for (variant, count) in &self.treatments {
+            let owned = self.owned(*count, step);
+            if let Some(s) = shares.get_mut(*variant) {
+                *s = owned;
+            }
+            treated += owned;
         }
+        if let Some(s) = shares.get_mut(self.control) {
+            *s = BUCKETS.saturating_sub(treated);
+        }
+        shares
     }
 
     /// The control variant index.
@@ -225,6 +244,30 @@ mod tests {
             .count();
         let share = treated as f64 / n as f64;
         assert!((share - 0.10).abs() < 0.01, "treatment share {share}");
+    }
+
+    #[test]
+    fn shares_are_the_buckets_variant_at_gives_each_variant() {
+        for (weights, control) in [
+            (vec![9000, 1000], 0),
+            (vec![1000, 9000], 1),
+            (vec![5000, 2500, 2500], 0),
+            (vec![3000, 3333, 1000, 2667], 2),
+        ] {
+            let layout = Layout::new(&weights, control);
+            for step in [None, Some(0), Some(1), Some(500), Some(3333), Some(10_000)] {
+                let mut counted = vec![0u32; weights.len()];
+                for b in 0..10_000u16 {
+                    counted[layout.variant_at(b, step)] += 1;
+                }
+                assert_eq!(
+                    layout.shares(weights.len(), step),
+                    counted,
+                    "{weights:?}, control {control}, step {step:?}"
+                );
+            }
+            assert_eq!(layout.shares(weights.len(), None), weights);
+        }
     }
 
     /// Every weight vector over `treatments` treatments that fits the lanes,

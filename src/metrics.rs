@@ -10,6 +10,7 @@ use crate::config::Plan;
 use crate::record::Outcome;
 use crate::route::Reason;
 use crate::shadow::{ShadowOutcome, ShadowSide, Skip};
+use crate::shared::SharedStore;
 use crate::stats as names;
 
 /// Kinds of metric the host defines.
@@ -165,6 +166,8 @@ pub struct Metrics {
     paused: Vec<Option<u32>>,
     /// `[experiment][variant]` circuit-open gauges.
     circuit_open: Vec<Vec<Option<u32>>>,
+    /// `[experiment][variant]` weight gauges (basis points served).
+    weights: Vec<Vec<Option<u32>>>,
 }
 
 /// What one finished exchange adds to a variant's metrics.
@@ -231,6 +234,24 @@ impl Metrics {
                 .collect();
             circuit_open.push(gauges);
         }
+        let weights = plan
+            .experiments
+            .iter()
+            .map(|e| {
+                let control = e.layout.control();
+                e.variants
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| {
+                        let role = if i == control { "control" } else { "treatment" };
+                        d(
+                            MetricType::Gauge,
+                            &names::variant_weight(&e.id, &v.name, role),
+                        )
+                    })
+                    .collect()
+            })
+            .collect();
         let review = if plan.guardrails.review.is_some() {
             [
                 counter(d, "llm_ab.review.result.sent.copies"),
@@ -277,6 +298,7 @@ impl Metrics {
             review,
             paused,
             circuit_open,
+            weights,
         }
     }
 
@@ -454,6 +476,17 @@ impl Metrics {
         bump(sink, self.shadow_records.get(result).copied().flatten(), 1);
     }
 
+    /// Sets the weight gauges of an experiment's variants to `shares`
+    /// (basis points, by variant index).
+    pub fn set_weights(&self, sink: &dyn MetricSink, experiment: usize, shares: &[u32]) {
+        let Some(ids) = self.weights.get(experiment) else {
+            return;
+        };
+        for (id, share) in ids.iter().zip(shares) {
+            record(sink, *id, u64::from(*share));
+        }
+    }
+
     /// Counts a request that matched no experiment.
     pub fn count_default_route(&self, sink: &dyn MetricSink) {
         bump(sink, self.default_route, 1);
@@ -500,6 +533,45 @@ impl Metrics {
     }
 }
 
+/// The weight gauges as this VM last set them, so that a refresh sets only
+/// those that changed. Every VM of a proxy sets the same (shared) gauges
+/// and computes the same values from the same clock and the proxy's pause
+/// flags.
+#[derive(Debug, Default)]
+pub struct WeightGauges {
+    /// `[experiment]` the shares last set (empty: never set).
+    set: Vec<Vec<u32>>,
+}
+
+impl WeightGauges {
+    /// Sets the weight gauge of every variant of `plan` to the share of
+    /// users it serves at `now_s` ([`crate::route::served_shares`]), where
+    /// that changed since this VM last set it (the first call sets all).
+    /// Only a `rollout` (the clock) or an `slo` (a pause) changes a share
+    /// after the configuration loads; only an experiment with an `slo`
+    /// reads its pause flag.
+    pub fn refresh<S: MetricSink + SharedStore>(
+        &mut self,
+        plan: &Plan,
+        metrics: &Metrics,
+        host: &S,
+        now_s: u64,
+    ) {
+        self.set.resize(plan.experiments.len(), Vec::new());
+        for (i, (e, set)) in plan.experiments.iter().zip(&mut self.set).enumerate() {
+            if !set.is_empty() && e.rollout.is_none() && e.slo.is_none() {
+                continue;
+            }
+            let paused = crate::slo::experiment_paused(host, plan.config_hash, e);
+            let shares = crate::route::served_shares(e, now_s, paused);
+            if *set != shares {
+                metrics.set_weights(host, i, &shares);
+                *set = shares;
+            }
+        }
+    }
+}
+
 fn bump(sink: &dyn MetricSink, id: Option<u32>, by: u64) {
     if let (Some(id), true) = (id, by > 0) {
         sink.increment(id, by);
@@ -509,5 +581,95 @@ fn bump(sink: &dyn MetricSink, id: Option<u32>, by: u64) {
 fn record(sink: &dyn MetricSink, id: Option<u32>, value: u64) {
     if let Some(id) = id {
         sink.record(id, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exchange::fake::{Call, FakeHost};
+    use std::collections::HashMap;
+
+    /// A plan, its metrics, and the metric names by id.
+    fn loaded(json: &str) -> (Plan, Metrics, HashMap<u32, String>) {
+        let plan = crate::config::load(json.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+        let mut names = HashMap::new();
+        let metrics = Metrics::define(&plan, &mut |_, name: &str| {
+            let id = names.len() as u32 + 1;
+            names.insert(id, name.to_string());
+            Some(id)
+        });
+        (plan, metrics, names)
+    }
+
+    /// The gauges set since the last call (name, value), and the calls made.
+    fn gauges_set(host: &FakeHost, names: &HashMap<u32, String>) -> (Vec<(String, u64)>, usize) {
+        let calls = host.calls();
+        host.clear_calls();
+        let set = calls
+            .iter()
+            .filter_map(|c| match c {
+                Call::Record(id, v) => Some((names[id].clone(), *v)),
+                _ => None,
+            })
+            .collect();
+        (set, calls.len())
+    }
+
+    const WEIGHT: &str = "llm_ab.experiment.e.variant";
+
+    #[test]
+    fn weight_gauges_follow_the_rollout_and_a_pause_and_are_set_only_when_they_change() {
+        let (plan, metrics, names) = loaded(
+            r#"{"default_cluster": "a", "experiments": [{"id": "e", "sticky_keys": ["x-user-id"],
+              "rollout": {"start_unix_s": 1000, "steps": [{"weight": 10, "hold_s": 60}, {"weight": 50, "hold_s": 0}]},
+              "slo": {"window_s": 60, "min_requests": 10, "max_error_rate": 0.5},
+              "variants": [{"name": "control", "weight": 50, "cluster": "a"}, {"name": "cand", "weight": 50, "cluster": "b"}]},
+             {"id": "still", "sticky_keys": ["x-user-id"],
+              "variants": [{"name": "base", "weight": 80, "cluster": "a"}, {"name": "new", "weight": 20, "cluster": "b"}]}]}"#,
+        );
+        let host = FakeHost::default();
+        let mut gauges = WeightGauges::default();
+        let control = format!("{WEIGHT}.control.role.control.variant_weight_bp");
+        let cand = format!("{WEIGHT}.cand.role.treatment.variant_weight_bp");
+        let step = |gauges: &mut WeightGauges, now_s| {
+            gauges.refresh(&plan, &metrics, &host, now_s);
+            gauges_set(&host, &names)
+        };
+        // At load, all of them: before the schedule starts, no treatment.
+        let (set, _) = step(&mut gauges, 999);
+        assert_eq!(
+            set,
+            vec![
+                (control.clone(), 10_000),
+                (cand.clone(), 0),
+                (
+                    "llm_ab.experiment.still.variant.base.role.control.variant_weight_bp".into(),
+                    8000
+                ),
+                (
+                    "llm_ab.experiment.still.variant.new.role.treatment.variant_weight_bp".into(),
+                    2000
+                ),
+            ]
+        );
+        // Nothing changed: nothing set; only the pause flag of `e` is read.
+        assert_eq!(step(&mut gauges, 999), (vec![], 1));
+        assert_eq!(
+            step(&mut gauges, 1000).0,
+            vec![(control.clone(), 9000), (cand.clone(), 1000)]
+        );
+        assert_eq!(step(&mut gauges, 1059).0, vec![]);
+        assert_eq!(
+            step(&mut gauges, 1060).0,
+            vec![(control.clone(), 5000), (cand.clone(), 5000)]
+        );
+        // Paused on this proxy (by any VM): the treatment serves nobody.
+        crate::slo::pause(&host, &crate::slo::pause_key(plan.config_hash, "e"));
+        host.clear_calls();
+        assert_eq!(
+            step(&mut gauges, 1061).0,
+            vec![(control, 10_000), (cand, 0)]
+        );
     }
 }

@@ -171,10 +171,7 @@ impl Plan {
             None => (control, Reason::NoKey, None, None),
             Some(key) => {
                 let bucket = assign::bucket(&e.salt, &key);
-                let variant = match &e.rollout {
-                    Some(r) => e.layout.variant_with(bucket, r.buckets_at(now_s)),
-                    None => e.layout.variant_of(bucket),
-                };
+                let variant = e.layout.variant_at(bucket, canary_step(e, now_s));
                 let unit_id = e.unit_key.as_ref().map(|k| k.unit_id(&key));
                 (variant, Reason::Hashed, Some(bucket), unit_id)
             }
@@ -190,6 +187,29 @@ impl Plan {
         }
         e.variants.iter().position(|v| v.name == wanted.trim())
     }
+}
+
+/// The buckets every treatment of `e` owns at `now_s` under its `rollout`
+/// (`None`: no schedule, the configured weights).
+fn canary_step(e: &Experiment, now_s: u64) -> Option<u32> {
+    e.rollout.as_ref().map(|r| r.buckets_at(now_s))
+}
+
+/// The buckets (of [`assign::BUCKETS`]) whose users each variant of `e`
+/// serves at `now_s`, by variant index: the split the hash makes (through
+/// [`assign::Layout::variant_at`], as assignment does), following the
+/// `rollout`; every bucket is control's while the experiment is killed
+/// (`enabled: false`) or `paused` by its SLO, since assignment then sends
+/// every user to control. The circuit breaker is not part of it: it sends
+/// one treatment's users to control for `open_s` at a time, and has its
+/// own gauge.
+pub fn served_shares(e: &Experiment, now_s: u64, paused: bool) -> Vec<u32> {
+    let step = if !e.enabled || paused {
+        Some(0)
+    } else {
+        canary_step(e, now_s)
+    };
+    e.layout.shares(e.variants.len(), step)
 }
 
 fn matches(e: &Experiment, path: &str, headers: &dyn RequestHeaders) -> bool {
@@ -233,6 +253,19 @@ mod tests {
         m.entry("content-type").or_insert("application/json");
         m.entry(":method").or_insert("POST");
         Map(m)
+    }
+
+    /// A `POST` from one user (`x-user-id`).
+    struct User(String);
+
+    impl RequestHeaders for User {
+        fn header(&self, name: &str) -> Option<String> {
+            match name {
+                ":method" => Some("POST".to_string()),
+                "x-user-id" => Some(self.0.clone()),
+                _ => None,
+            }
+        }
     }
 
     fn plan(extra: &str) -> Plan {
@@ -419,6 +452,57 @@ mod tests {
         assert_eq!(
             d.assignment.map(|a| (a.variant.name.as_str(), a.reason)),
             Some(("control", Reason::Killed))
+        );
+    }
+
+    #[test]
+    fn served_shares_are_the_split_assignment_makes() {
+        // 10 % from 1000 s to 1060 s, then 40 %; three variants, control last.
+        let json = r#"{"default_cluster": "default", "experiments": [{"id": "exp",
+            "sticky_keys": ["x-user-id"], "control": "base",
+            "rollout": {"start_unix_s": 1000, "steps": [{"weight": 10, "hold_s": 60}, {"weight": 40, "hold_s": 0}]},
+            "variants": [{"name": "one", "weight": 25, "cluster": "b"},
+            {"name": "two", "weight": 25, "cluster": "c"}, {"name": "base", "weight": 50, "cluster": "a"}]}]}"#;
+        let p = match load(json.as_bytes()) {
+            Ok(p) => p,
+            Err(e) => panic!("{e}"),
+        };
+        let e = &p.experiments[0];
+        assert_eq!(served_shares(e, 999, false), vec![0, 0, 10_000]);
+        assert_eq!(served_shares(e, 1000, false), vec![1000, 1000, 8000]);
+        assert_eq!(served_shares(e, 1060, false), vec![4000, 4000, 2000]);
+        assert_eq!(served_shares(e, 1060, true), vec![0, 0, 10_000]);
+        // User by user, the hash serves each variant its share of buckets.
+        for now_s in [999, 1000, 1059, 1060, 5000] {
+            let shares = served_shares(e, now_s, false);
+            let mut by_bucket = [0u32; 3];
+            for b in 0..10_000u16 {
+                by_bucket[e.layout.variant_at(b, canary_step(e, now_s))] += 1;
+            }
+            assert_eq!(shares, by_bucket, "at {now_s}");
+            for i in 0..300 {
+                let user = User(format!("user-{i}"));
+                let a = p
+                    .decide_at("/", &user, now_s)
+                    .assignment
+                    .map(|a| (a.variant_index, a.bucket));
+                let Some((v, Some(bucket))) = a else {
+                    panic!("{} not hashed", user.0)
+                };
+                assert_eq!(e.layout.variant_at(bucket, canary_step(e, now_s)), v);
+            }
+        }
+        // Without a schedule, the configured weights; killed, all control.
+        let p = plan("");
+        assert_eq!(served_shares(&p.experiments[0], 0, false), vec![5000, 5000]);
+        let json = json.replace(r#""id": "exp","#, r#""id": "exp", "enabled": false,"#);
+        let p = match load(json.as_bytes()) {
+            Ok(p) => p,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(
+            served_shares(&p.experiments[0], 1060, false),
+            vec![0, 0, 10_000]
         );
     }
 

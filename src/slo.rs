@@ -37,6 +37,16 @@ pub fn is_paused(store: &dyn SharedStore, key: &str) -> bool {
     store.get(key).0.is_some_and(|v| v == b"1")
 }
 
+/// Whether experiment `e` of the configuration `config_hash` is paused on
+/// this proxy (only an experiment with an `slo` can be; no read otherwise).
+pub fn experiment_paused(
+    store: &dyn SharedStore,
+    config_hash: u32,
+    e: &crate::config::Experiment,
+) -> bool {
+    e.slo.is_some() && is_paused(store, &pause_key(config_hash, &e.id))
+}
+
 /// Slots per window.
 const SLOTS: u64 = 10;
 /// Latency histogram buckets: bucket i counts latencies in [2^i, 2^(i+1)) ms.

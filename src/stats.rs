@@ -97,6 +97,12 @@ pub fn paused(experiment: &str) -> String {
     format!("llm_ab.experiment.{experiment}.paused")
 }
 
+/// Gauge: the buckets of 10000 (basis points) whose users the variant
+/// serves now, with its role (`control` or `treatment`) as a label.
+pub fn variant_weight(experiment: &str, variant: &str, role: &str) -> String {
+    format!("llm_ab.experiment.{experiment}.variant.{variant}.role.{role}.variant_weight_bp")
+}
+
 /// Status classes counted.
 pub const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
@@ -113,6 +119,10 @@ mod tests {
         assert_eq!(
             rejected("e", "v", "invalid_json"),
             "llm_ab.experiment.e.variant.v.code.invalid_json.rejected"
+        );
+        assert_eq!(
+            variant_weight("e", "v", "control"),
+            "llm_ab.experiment.e.variant.v.role.control.variant_weight_bp"
         );
     }
 }

@@ -1,7 +1,8 @@
 //! The Prometheus rules shipped in `envoy/prometheus/`: promtool accepts
 //! them and their unit tests pass, every series and label they read is one
-//! a real Envoy with the filter exports, the experiment declaration agrees
-//! with `envoy/envoy.yaml`, and every runbook link lands on the README.
+//! a real Envoy with the filter exports, the weight gauge they stand on is
+//! the shipped configuration's and a real Prometheus evaluates them over
+//! it, and every runbook link lands on the README.
 //!
 //! promtool comes from Debian's `prometheus` package (`make setup` installs
 //! it); these tests fail, never skip, without it.
@@ -17,13 +18,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
-use support::{repo, Envoy, MockBackend};
+use support::{repo, Envoy, MockBackend, Prometheus};
 
 const RULES: &str = "envoy/prometheus/llm-ab-alerts.yml";
-const DECLARATIONS: &str = "envoy/prometheus/llm-ab-experiments.yml";
 const RULE_TESTS: &str = "envoy/prometheus/llm-ab-alerts.test.yml";
-/// The series the operator declares (the filter exports no weights).
-const WEIGHT: &str = "llm_ab:configured_weight:percent";
+/// The filter's gauge of each variant's weight (basis points) and role.
+const WEIGHT: &str = "llm_ab_variant_weight_bp";
 
 /// promtool from `PROMTOOL` or the `PATH`; fails the test when missing.
 fn promtool() -> PathBuf {
@@ -64,7 +64,7 @@ fn run_promtool(args: &[&str]) -> std::time::Duration {
 
 #[test]
 fn promtool_checks_the_rules_and_their_unit_tests_pass() {
-    let check = run_promtool(&["check", "rules", RULES, DECLARATIONS]);
+    let check = run_promtool(&["check", "rules", RULES]);
     let test = run_promtool(&["test", "rules", RULE_TESTS]);
     eprintln!("promtool check rules: {check:?}, promtool test rules: {test:?}");
 }
@@ -120,7 +120,7 @@ impl Exported {
     }
 }
 
-/// Labels Prometheus adds to every scraped series, and the declaration's own.
+/// Labels Prometheus adds to every scraped series.
 const SCRAPE_LABELS: [&str; 2] = ["instance", "job"];
 
 /// A filter configuration that defines every series the rules read: an
@@ -184,7 +184,6 @@ fn rules_read_only_series_labels_and_values_the_filter_exports() {
     // Every name a rule or a unit test reads, with its labels and values.
     let recorded: BTreeSet<String> = rules(RULES)
         .iter()
-        .chain(rules(DECLARATIONS).iter())
         .filter_map(|r| r["record"].as_str().map(str::to_string))
         .collect();
     let mut read = BTreeSet::new();
@@ -206,8 +205,16 @@ fn rules_read_only_series_labels_and_values_the_filter_exports() {
                 .get(label)
                 .unwrap_or_else(|| panic!("{what}: {name} has no label {label:?}"));
             // Enumerated labels: every value matched is one the filter emits.
-            if ["reason", "outcome", "code", "status_class", "result", "le"]
-                .contains(&label.as_str())
+            if [
+                "reason",
+                "outcome",
+                "code",
+                "status_class",
+                "result",
+                "le",
+                "role",
+            ]
+            .contains(&label.as_str())
             {
                 for v in value.split('|') {
                     assert!(
@@ -250,26 +257,16 @@ fn rules_read_only_series_labels_and_values_the_filter_exports() {
                 .captures_iter(&c[2])
                 .map(|p| (p[1].to_string(), p[2].to_string()))
                 .collect();
-            if &c[1] == WEIGHT {
-                let names: BTreeSet<&str> = labels.iter().map(|(l, _)| l.as_str()).collect();
-                assert_eq!(
-                    names,
-                    BTreeSet::from(["experiment", "variant", "role"]),
-                    "{text}"
-                );
-                continue;
-            }
             check(&c[1], &labels, &format!("test series {text}"));
         }
     }
     // Labels grouped or joined on exist on the filter's series (or are the
-    // scrape's own, or the declaration's role).
+    // scrape's own).
     let all_labels: BTreeSet<&str> = exported
         .labels
         .values()
         .flat_map(|l| l.keys().map(String::as_str))
         .chain(SCRAPE_LABELS)
-        .chain(["role"])
         .collect();
     for l in &labels_in_clauses {
         assert!(
@@ -322,10 +319,29 @@ fn rules_read_only_metrics_of_the_readme_table() {
     }
 }
 
-#[test]
-fn declared_weights_and_control_match_the_shipped_envoy_yaml() {
-    let config: Value = serde_json::from_str(&support::shipped_filter_config()).unwrap();
-    let mut shipped = BTreeMap::new();
+/// The weight gauges of `/stats/prometheus` text: (experiment, variant) to
+/// (basis points, role).
+fn weights(prom: &str) -> BTreeMap<(String, String), (u64, String)> {
+    let line = Regex::new(
+        r#"^llm_ab_variant_weight_bp\{experiment="([^"]*)",variant="([^"]*)",role="([^"]*)"\} ([0-9]+)$"#,
+    )
+    .unwrap();
+    prom.lines()
+        .filter_map(|l| line.captures(l))
+        .map(|c| {
+            (
+                (c[1].to_string(), c[2].to_string()),
+                (c[4].parse().unwrap(), c[3].to_string()),
+            )
+        })
+        .collect()
+}
+
+/// Each variant's configured weight (basis points) and role, from a filter
+/// configuration.
+fn configured(config: &str) -> BTreeMap<(String, String), (u64, String)> {
+    let config: Value = serde_json::from_str(config).unwrap();
+    let mut out = BTreeMap::new();
     for e in config["experiments"].as_array().unwrap() {
         let variants = e["variants"].as_array().unwrap();
         let control = e["control"]
@@ -339,31 +355,132 @@ fn declared_weights_and_control_match_the_shipped_envoy_yaml() {
             } else {
                 "treatment"
             };
-            shipped.insert(
+            out.insert(
                 (e["id"].as_str().unwrap().to_string(), name.to_string()),
-                (v["weight"].as_f64().unwrap(), role.to_string()),
+                (
+                    (v["weight"].as_f64().unwrap() * 100.0).round() as u64,
+                    role.to_string(),
+                ),
             );
         }
     }
-    let number = Regex::new(r"^vector\(([0-9.]+)\)$").unwrap();
-    let mut declared = BTreeMap::new();
-    for r in rules(DECLARATIONS) {
-        assert_eq!(r["record"], WEIGHT);
-        let weight: f64 = number
-            .captures(r["expr"].as_str().unwrap())
-            .expect("vector(<weight>)")[1]
-            .parse()
-            .unwrap();
-        let l = &r["labels"];
-        declared.insert(
-            (
-                l["experiment"].as_str().unwrap().to_string(),
-                l["variant"].as_str().unwrap().to_string(),
-            ),
-            (weight, l["role"].as_str().unwrap().to_string()),
-        );
+    out
+}
+
+#[test]
+fn a_real_envoy_exports_the_shipped_weights_and_control() {
+    let shipped = support::shipped_filter_config();
+    let a = MockBackend::start("model_a", 0).unwrap();
+    let b = MockBackend::start("model_b", 0).unwrap();
+    let envoy = Envoy::start(&shipped, &[("model_a", a.port()), ("model_b", b.port())]);
+    let expected = configured(&shipped);
+    assert!(!expected.is_empty());
+    // Set when the configuration loads: before any request.
+    assert_eq!(weights(&envoy.prometheus()), expected);
+}
+
+/// Polls `f` every 200 ms for up to 20 s until it returns `Some`.
+fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
     }
-    assert_eq!(declared, shipped);
+}
+
+/// A real Prometheus loads the rules and evaluates them over two real
+/// Envoys' weight gauges: the fleet's weights, the sample-ratio check's
+/// expected counts, and (once one proxy gets another configuration) the
+/// disagreement alert pending and the weight change the check waits out.
+#[test]
+fn a_real_prometheus_evaluates_the_rules_over_the_weight_gauges() {
+    const CONFIG: &str = r#"{
+      "default_cluster": "model_a",
+      "experiments": [{
+        "id": "chat-q4", "sticky_keys": ["x-user-id"], "control": "control",
+        "variants": [
+          {"name": "control",   "weight": 90, "cluster": "model_a"},
+          {"name": "candidate", "weight": 10, "cluster": "model_b"}
+        ]
+      }]
+    }"#;
+    let a = MockBackend::start("model_a", 0).unwrap();
+    let b = MockBackend::start("model_b", 0).unwrap();
+    let clusters = [("model_a", a.port()), ("model_b", b.port())];
+    let one = Envoy::start(CONFIG, &clusters);
+    let two = Envoy::start_ecds(CONFIG, &clusters);
+    let prom = Prometheus::start_with_rules(&[one.admin, two.admin], &[RULES]);
+    let fleet = |promql: &str| {
+        let v = prom.values(promql, "variant");
+        (v.len() == 2).then_some(v)
+    };
+    let avg = eventually("the fleet's weights", || {
+        fleet(r#"llm_ab:variant_weight_bp:avg{experiment="chat-q4"}"#)
+    });
+    assert_eq!(
+        avg,
+        BTreeMap::from([("candidate".into(), 1000.0), ("control".into(), 9000.0)])
+    );
+    let role = prom.values(r#"llm_ab:variant_weight_bp:avg{role="control"}"#, "variant");
+    assert_eq!(role.keys().collect::<Vec<_>>(), ["control"]);
+    // Traffic after the first scrapes, so that its increase is seen.
+    for envoy in [&one, &two] {
+        prom.wait_for_scrape_after(&format!("127.0.0.1:{}", envoy.admin), 0.0);
+    }
+    let body = r#"{"model":"x","messages":[{"role":"user","content":"hi"}]}"#;
+    for i in 0..20 {
+        let user = format!("u{i}");
+        assert_eq!(one.chat(&[("x-user-id", &user)], body).status, 200);
+        assert_eq!(two.chat(&[("x-user-id", &user)], body).status, 200);
+    }
+    // The sample-ratio check's expected counts stand on them.
+    let expected = eventually("the expected hashed counts", || {
+        let v = fleet("llm_ab:hashed_requests_expected:1h")?;
+        (v.values().sum::<f64>() > 0.0).then_some(v)
+    });
+    let total: f64 = expected.values().sum();
+    assert!(
+        (expected["candidate"] / total - 0.1).abs() < 1e-9,
+        "{expected:?}"
+    );
+
+    // The second proxy gets 80/20 (an ECDS update); the first keeps 90/10.
+    two.set_filter_config(
+        &CONFIG
+            .replace(
+                r#""weight": 90, "cluster": "model_a""#,
+                r#""weight": 80, "cluster": "model_a""#,
+            )
+            .replace(r#""weight": 10,"#, r#""weight": 20,"#),
+    );
+    let updated = eventually("the second proxy's new weights", || {
+        let w = weights(&two.prometheus());
+        (w[&("chat-q4".to_string(), "candidate".to_string())].0 == 2000).then_some(w)
+    });
+    assert_eq!(
+        updated[&("chat-q4".to_string(), "control".to_string())],
+        (8000, "control".to_string())
+    );
+    assert_eq!(weights(&one.prometheus()), configured(CONFIG));
+    let avg = eventually("the mean of both proxies' weights", || {
+        fleet(r#"llm_ab:variant_weight_bp:avg{experiment="chat-q4"}"#)
+            .filter(|v| v["candidate"] == 1500.0)
+    });
+    assert_eq!(avg["control"], 8500.0);
+    let pending = eventually("LlmAbWeightsDisagree pending", || {
+        fleet(r#"ALERTS{alertname="LlmAbWeightsDisagree", alertstate="pending"}"#)
+    });
+    assert_eq!(pending.len(), 2);
+    // The weight changed within the hour: the sample-ratio check waits.
+    let changed = prom.values(
+        r#"max by (experiment) (changes(llm_ab_variant_weight_bp[1h])) > 0"#,
+        "experiment",
+    );
+    assert!(changed.contains_key("chat-q4"), "{changed:?}");
+    drop((a, b));
 }
 
 /// GitHub's anchor of a heading: lowercase, punctuation dropped, spaces to `-`.

@@ -207,6 +207,7 @@ fn grafana_dashboard_queries_metrics_the_filter_exports() {
         "llm_ab_redactions",
         "llm_ab_schema_checks",
         "llm_ab_vm_memory_bytes",
+        "llm_ab_variant_weight_bp",
     ];
     let metric = regex_lite::Regex::new(r"llm_ab_[a-z_]+").unwrap();
     let mut used = HashSet::new();
@@ -235,6 +236,7 @@ fn grafana_dashboard_queries_metrics_the_filter_exports() {
         "llm_ab_tokens_in_cache_write",
         "llm_ab_tokens_reasoning",
         "llm_ab_unreadable_responses",
+        "llm_ab_variant_weight_bp",
     ] {
         assert!(used.contains(needed), "dashboard lacks {needed}");
     }

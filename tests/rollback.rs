@@ -25,11 +25,39 @@ const CONFIG: &str = r#"{
 
 const BODY: &str = r#"{"model":"x","messages":[{"role":"user","content":"hi"}]}"#;
 
+/// The weight gauges of chat-q4 (control, candidate) as Envoy exports them,
+/// in basis points.
+fn weights(envoy: &Envoy) -> (u64, u64) {
+    let w = |v: &str, role: &str| {
+        envoy.metric(&format!(
+            "llm_ab_variant_weight_bp{{experiment=\"chat-q4\",variant=\"{v}\",role=\"{role}\"}}"
+        ))
+    };
+    (w("control", "control"), w("candidate", "treatment"))
+}
+
+/// Waits up to `within` for the weight gauges to read `want`.
+fn wait_for_weights(envoy: &Envoy, want: (u64, u64), within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let got = weights(envoy);
+        if got == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "weights {got:?}, want {want:?} (control, candidate)"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn flipping_enabled_in_the_ecds_file_rolls_back_within_two_seconds() {
     let a = MockBackend::start("model_a", 0).unwrap();
     let b = MockBackend::start("model_b", 0).unwrap();
     let envoy = Envoy::start_ecds(CONFIG, &[("model_a", a.port()), ("model_b", b.port())]);
+    assert_eq!(weights(&envoy), (5000, 5000));
     let candidates: Vec<String> = (0..)
         .map(|i| format!("user-{i}"))
         .filter(|u| expected_variant(CONFIG, &[("x-user-id", u)]) == "candidate")
@@ -69,6 +97,8 @@ fn flipping_enabled_in_the_ecds_file_rolls_back_within_two_seconds() {
         took.as_millis()
     );
     assert!(took < Duration::from_secs(2));
+    // Killed: the weight gauges say every user is control's.
+    wait_for_weights(&envoy, (10_000, 0), Duration::from_secs(2));
 
     // A bad update is refused by the filter and the running one stays.
     envoy.set_filter_config(&CONFIG.replacen("\"weight\": 50,", "\"weight\": 40,", 1));
@@ -89,6 +119,7 @@ fn flipping_enabled_in_the_ecds_file_rolls_back_within_two_seconds() {
     assert!(envoy
         .log()
         .contains("configuration rejected: experiments[0].variants: weights sum to 90"));
+    assert_eq!(weights(&envoy), (10_000, 0), "the running weights stay");
 }
 
 #[test]
@@ -138,12 +169,19 @@ fn canary_schedule_moves_weights_at_the_planned_times() {
     // Each request is checked against the schedule at the second it was
     // sent or answered (one that crosses a step may see either side).
     let mut within = Vec::new();
-    for (phase_start, phase_end, label) in [
-        (now, start, "before"),
-        (start, start + 3, "10 %"),
-        (start + 3, u64::MAX, "50 %"),
+    for (phase_start, phase_end, label, weight) in [
+        (now, start, "before", 0),
+        (start, start + 3, "10 %", 1000),
+        (start + 3, u64::MAX, "50 %", 5000),
     ] {
         wait_until(phase_start.max(now));
+        // The weight gauges follow the schedule (the root context ticks
+        // every second while a rollout runs).
+        wait_for_weights(
+            &envoy,
+            (10_000 - weight, weight),
+            Duration::from_millis(1500),
+        );
         let mut inside = 0;
         for u in &users {
             let sent = unix() as u64;
@@ -281,6 +319,8 @@ fn slo_breach_pauses_the_experiment_until_the_configuration_changes() {
         "paused after the window had enough evidence: {sent_to_b}"
     );
     assert_eq!(envoy.metric("llm_ab_paused{experiment=\"chat-q4\"}"), 1);
+    // Paused: the treatment's weight gauge is 0 from the breach on.
+    assert_eq!(weights(&envoy), (10_000, 0));
     for u in &users {
         let r = envoy.chat(&[("x-user-id", u)], BODY);
         assert_eq!(
@@ -325,6 +365,7 @@ fn slo_breach_pauses_the_experiment_until_the_configuration_changes() {
             "still paused after a configuration change"
         );
     }
+    assert_eq!(weights(&envoy), (5000, 5000));
 }
 
 fn fallback_config(on: &str) -> String {

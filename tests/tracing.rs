@@ -421,3 +421,129 @@ fn without_a_collector_envoy_serves_and_drops_the_spans() {
     assert!(stat("tracing.opentelemetry.spans_sent") >= 40);
     assert!(stat("cluster.otel_collector.upstream_cx_connect_fail") >= 1);
 }
+
+/// The request-time attributes follow the record where the `x-llm-*`
+/// request headers would not: a fallback's served control, a refused
+/// request whose client sent its own values under those names, and a
+/// variant whose upstream filter scrubs those headers (Envoy's upstream
+/// filters edit the downstream request's header map, which a
+/// `request_header` tag would read: the README's reason for filter state).
+#[test]
+fn span_attributes_survive_fallbacks_spoofed_headers_and_upstream_scrubs() {
+    let config = CONFIG.replacen(
+        r#""sticky_keys": ["x-user-id"],"#,
+        r#""sticky_keys": ["x-user-id"], "fallback": {"on": ["5xx"], "max_attempts": 1},"#,
+        1,
+    );
+    let candidate = (0..)
+        .map(|i| format!("user-{i}"))
+        .find(|u| support::expected_variant(&config, &[("x-user-id", u)]) == "candidate")
+        .unwrap();
+    let receiver = Receiver::start();
+    let a = MockBackend::start("model_a", 0).unwrap();
+    let b = MockBackend::start("model_b", 0).unwrap();
+    let clusters = [("model_a", a.port()), ("model_b", b.port())];
+    let scrub = |cfg: &mut Value| {
+        for c in cfg["static_resources"]["clusters"].as_array_mut().unwrap() {
+            if c["name"] == "model_b" {
+                c["typed_extension_protocol_options"] = json!({
+                  "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                    "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                    "explicit_http_config": {"http_protocol_options": {}},
+                    "http_filters": [
+                      {"name": "scrub", "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation",
+                        "mutations": {"request_mutations": [{"remove": "x-llm-experiment"}, {"remove": "x-llm-prompt-version"}]}}},
+                      {"name": "envoy.filters.http.upstream_codec", "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec"}}]}});
+            }
+        }
+    };
+    let envoy = Envoy::start_bootstrap_with(&config, &clusters, |cfg| {
+        support::trace_to(cfg, receiver.port);
+    });
+    let scrubbing = Envoy::start_bootstrap_with(&config, &clusters, |cfg| {
+        support::trace_to(cfg, receiver.port);
+        scrub(cfg);
+    });
+    let chat = r#"{"model":"app","messages":[{"role":"user","content":"hi"}]}"#;
+    let send_as = |envoy: &Envoy, i: usize, extra: &[(&str, &str)], body: &str| {
+        let tp = format!("00-{:032x}-{:016x}-01", 0xfa11_0000 + i, 0x51 + i);
+        let mut headers = vec![
+            ("content-type", "application/json"),
+            ("x-user-id", candidate.as_str()),
+            ("traceparent", tp.as_str()),
+        ];
+        headers.extend_from_slice(extra);
+        let status = send(
+            envoy.port,
+            "POST",
+            "/v1/chat/completions",
+            &headers,
+            body.as_bytes(),
+        )
+        .unwrap()
+        .status;
+        (format!("{:032x}", 0xfa11_0000 + i), status)
+    };
+    // 0: the candidate fails, control answers; 1: refused, with the
+    // client's own values under the filter's header names; 2: served by
+    // the candidate, whose upstream filter scrubs two of the headers.
+    let (fell_back, s0) = send_as(&envoy, 0, &[("x-mock-status", "503")], chat);
+    let spoofed = [
+        ("x-llm-experiment", "spoofed"),
+        ("x-llm-variant", "spoofed"),
+        ("x-llm-rag-index-version", "spoofed"),
+    ];
+    let (refused, s1) = send_as(&envoy, 1, &spoofed, "{broken");
+    let (scrubbed, s2) = send_as(&scrubbing, 2, &[], chat);
+    assert_eq!((s0, s1, s2), (200, 400, 200));
+    let ids = [fell_back.clone(), refused.clone(), scrubbed.clone()];
+    let spans = receiver.spans_of(&ids);
+    let records: HashMap<String, Value> = envoy
+        .access_log_lines(2)
+        .iter()
+        .chain(&scrubbing.access_log_lines(1))
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .map(|r| (r["trace_id"].as_str().unwrap().to_string(), r))
+        .collect();
+    let span = |id: &str| {
+        spans
+            .get(id)
+            .and_then(|s| s.first())
+            .unwrap_or_else(|| panic!("no span {id}"))
+    };
+    let text = |v: &Value| v.as_str().map(str::to_string);
+    for id in [&fell_back, &refused] {
+        let (s, r) = (span(id), &records[id]);
+        for (attribute, field) in [
+            ("llm_ab.experiment", "experiment_id"),
+            ("llm_ab.variant.assigned", "assigned_variant"),
+            ("llm_ab.variant.served", "served_variant"),
+            ("llm_ab.prompt_version", "prompt_version"),
+            ("llm_ab.rag_index_version", "rag_index_version"),
+            ("llm_ab.outcome", "outcome"),
+        ] {
+            assert_eq!(
+                attr(s, attribute).map(str::to_string),
+                text(&r[field]),
+                "{attribute}: {r}\n{s}"
+            );
+        }
+    }
+    assert_eq!(records[&fell_back]["served_variant"], "control");
+    assert_eq!(
+        attr(span(&fell_back), "llm_ab.variant.served"),
+        Some("control")
+    );
+    assert_eq!(attr(span(&refused), "llm_ab.experiment"), Some("chat-q4"));
+    assert_eq!(attr(span(&refused), "llm_ab.rag_index_version"), None);
+    // Scrubbed upstream, and still on the span.
+    let s = span(&scrubbed);
+    assert_eq!(attr(s, "llm_ab.experiment"), Some("chat-q4"), "{s}");
+    assert_eq!(attr(s, "llm_ab.prompt_version"), Some("p13"), "{s}");
+    assert_eq!(attr(s, "llm_ab.variant.served"), Some("candidate"));
+    assert_eq!(attr(s, "llm_ab.outcome"), Some("success"));
+    let last = b.requests().pop().unwrap();
+    assert_eq!(last.header("x-llm-experiment"), None, "scrubbed upstream");
+}

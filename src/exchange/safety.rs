@@ -25,7 +25,7 @@ impl<H: Host> Exchange<H> {
         if a.variant_index == control {
             return (control, a.reason, false);
         }
-        if e.slo.is_some() && slo::is_paused(&self.host, &slo::pause_key(plan.config_hash, &e.id)) {
+        if slo::experiment_paused(&self.host, plan.config_hash, e) {
             metrics.set_paused(&self.host, a.experiment_index, true);
             return (control, Reason::Paused, false);
         }
@@ -115,6 +115,13 @@ pub(crate) fn check_slo<S: SharedStore + MetricSink>(
     let window = written.summary(s.window_s, now_s);
     if let Some((bound, measured, limit)) = s.breach(&window) {
         if slo::pause(host, &slo::pause_key(plan.config_hash, &e.id)) {
+            // Treatments serve nobody now (every VM's root context agrees
+            // at its next tick).
+            metrics.set_weights(
+                host,
+                experiment,
+                &crate::route::served_shares(e, now_s, true),
+            );
             log::warn!(
                 "experiment {} paused: variant {variant} breached {bound} (measured {measured:.3}, bound {limit}) over {} requests",
                 e.id,

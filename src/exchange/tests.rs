@@ -49,6 +49,15 @@ impl Setup {
         self.ids.get(name).map_or(0, |id| self.host.counter(*id))
     }
 
+    /// The value gauge `name` was last set to.
+    fn gauge(&self, name: &str) -> Option<u64> {
+        let id = *self.ids.get(name)?;
+        self.host.calls().iter().rev().find_map(|c| match c {
+            Call::Record(i, v) if *i == id => Some(*v),
+            _ => None,
+        })
+    }
+
     /// A user the plan assigns to `variant`.
     fn user_of(&self, variant: &str) -> String {
         let plan = &self.loaded.as_ref().unwrap().0;
@@ -297,6 +306,16 @@ fn an_slo_breach_pauses_the_experiment() {
     assert_eq!(
         s.counter("llm_ab.experiment.e.variant.control.reason.paused.requests"),
         1
+    );
+    // The weight gauges say so from the breach on.
+    let weight = |v: &str, role: &str| {
+        s.gauge(&format!(
+            "llm_ab.experiment.e.variant.{v}.role.{role}.variant_weight_bp"
+        ))
+    };
+    assert_eq!(
+        (weight("control", "control"), weight("cand", "treatment")),
+        (Some(10_000), Some(0))
     );
 }
 

@@ -7,7 +7,7 @@ use super::review;
 use super::shadow;
 use super::wasm_host::WasmHost;
 use crate::config::{self, Plan};
-use crate::metrics::{MetricType, Metrics};
+use crate::metrics::{MetricType, Metrics, WeightGauges};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType};
@@ -30,6 +30,9 @@ const SHADOW_TICK_IDLE: Duration = Duration::from_millis(20);
 /// The tick when nothing but the VM memory gauge needs one.
 const MEMORY_TICK: Duration = Duration::from_secs(memory::REFRESH_S);
 
+/// The tick while a `rollout` can move the weight gauges (each second).
+const ROLLOUT_TICK: Duration = Duration::from_secs(1);
+
 /// Per-VM root context holding the compiled plan.
 #[derive(Default)]
 pub struct Root {
@@ -38,11 +41,16 @@ pub struct Root {
     memory_at: u64,
     /// The shadow tick is the short one (pairs are open).
     shadow_busy: bool,
+    /// The weight gauges as this VM set them.
+    weights: WeightGauges,
+    /// Second of the last weight gauge refresh (they move by the second).
+    weights_at: u64,
 }
 
 impl Root {
-    /// Refreshes the VM memory gauge every `memory::REFRESH_S` (or now).
-    fn refresh_memory(&mut self, now: bool) {
+    /// Refreshes the VM memory gauge every `memory::REFRESH_S` (or now),
+    /// and the weight gauges that changed.
+    fn refresh_gauges(&mut self, now: bool) {
         let now_ns = hostcalls::get_current_time()
             .ok()
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
@@ -52,6 +60,10 @@ impl Root {
         if now || now_s >= self.memory_at + memory::REFRESH_S || now_s < self.memory_at {
             self.memory_at = now_s;
             memory::refresh(now_s, now_ns);
+        }
+        if let (Some((plan, metrics)), true) = (&self.loaded, now || now_s != self.weights_at) {
+            self.weights_at = now_s;
+            self.weights.refresh(plan, metrics, &WasmHost, now_s);
         }
     }
 }
@@ -119,14 +131,18 @@ impl RootContext for Root {
                     SHADOW_TICK_IDLE
                 } else if plan.guardrails.review.is_some() {
                     REVIEW_TICK
+                } else if plan.experiments.iter().any(|e| e.rollout.is_some()) {
+                    ROLLOUT_TICK
                 } else {
                     MEMORY_TICK
                 };
                 let _ = hostcalls::set_tick_period(tick);
                 self.shadow_busy = false;
-                self.refresh_memory(true);
                 shadow::reset();
                 self.loaded = Some((Rc::new(plan), Rc::new(metrics)));
+                // This configuration's gauges, all set now.
+                self.weights = WeightGauges::default();
+                self.refresh_gauges(true);
                 true
             }
             Err(errors) => {
@@ -137,7 +153,7 @@ impl RootContext for Root {
     }
 
     fn on_tick(&mut self) {
-        self.refresh_memory(false);
+        self.refresh_gauges(false);
         if let Some((plan, metrics)) = &self.loaded {
             if plan.experiments.iter().any(|e| e.shadow.is_some()) {
                 let busy = shadow::tick(plan, metrics);

@@ -673,15 +673,27 @@ impl Prometheus {
     /// each admin port (job `envoy`, 1 s interval); panics if it does not
     /// become ready.
     pub fn start(admin_ports: &[u16]) -> Prometheus {
+        Self::start_with_rules(admin_ports, &[])
+    }
+
+    /// [`Prometheus::start`] with the rule files `rules` (repository
+    /// paths) loaded, evaluated every second.
+    pub fn start_with_rules(admin_ports: &[u16], rules: &[&str]) -> Prometheus {
         let dir = scratch_dir();
         let targets: Vec<String> = admin_ports
             .iter()
             .map(|p| format!("'127.0.0.1:{p}'"))
             .collect();
+        let rule_files: Vec<String> = rules
+            .iter()
+            .map(|r| format!("'{}'", repo().join(r).display()))
+            .collect();
         let config = format!(
             "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
+             rule_files: [{}]\n\
              scrape_configs:\n- job_name: envoy\n  metrics_path: /stats/prometheus\n  \
              static_configs:\n  - targets: [{}]\n",
+            rule_files.join(", "),
             targets.join(", ")
         );
         fs::write(dir.join("prometheus.yml"), config).expect("write prometheus.yml");
