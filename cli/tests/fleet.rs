@@ -32,7 +32,8 @@ const CONFIG: &str = r#"{
       {"name": "candidate", "weight": 50, "cluster": "model_b", "model": "o4-mini"}
     ],
     "circuit_breaker": {"consecutive_failures": 1000, "failure_rate": 1.0, "window_s": 30, "min_requests": 100000, "open_s": 30},
-    "slo": {"window_s": 60, "min_requests": 100000, "max_error_rate": 1.0}
+    "slo": {"window_s": 60, "min_requests": 100000, "max_error_rate": 1.0},
+    "shadow": {"variants": ["candidate"]}
   }]
 }"#;
 
@@ -165,6 +166,13 @@ fn counters_only(report: &Value) -> Value {
         let v = v.as_object_mut().unwrap();
         v.remove("latency_ms");
         v.remove("ttft_ms");
+    }
+    // The shadow section's histogram quantiles, likewise; its counters stay.
+    for s in r[0]["shadow"].as_array_mut().into_iter().flatten() {
+        let s = s.as_object_mut().unwrap();
+        s.remove("similarity");
+        s.remove("latency_ms");
+        s.remove("control_latency_ms");
     }
     r
 }
