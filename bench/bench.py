@@ -795,7 +795,7 @@ def with_experiment(cfg, edit):
 
 
 def shadow_bench(args):
-    """Shadowing at sample_rate 1.0 against the same configuration without
+    """Shadowing at `--shadow-rate` (default 1.0) against the same configuration without
     it (the shipped one, every request served by control): Envoy CPU per
     request, the copy's own upstream call included; the same with copies
     that cannot start (an unknown cluster: the filter's part without the
@@ -812,16 +812,16 @@ def shadow_bench(args):
         def edit(e):
             control_only(e)
             e["variants"][1]["cluster"] = cluster
-            e["shadow"] = {"variants": ["candidate"], "sample_rate": 1.0}
+            e["shadow"] = {"variants": ["candidate"], "sample_rate": args.shadow_rate}
         return edit
 
     configs = {
         "bare": ("bare Envoy", proxy_config(free_port(), free_port(), up, False)),
         "off": ("llm-ab, shipped configuration, no shadow",
                 with_experiment(proxy_config(free_port(), free_port(), up, True), control_only)),
-        "shadow": ("llm-ab, shadow at sample_rate 1.0 (copy answered)",
+        "shadow": (f"llm-ab, shadow at sample_rate {args.shadow_rate} (copy answered)",
                    with_experiment(proxy_config(free_port(), free_port(), up, True), shadowed("model_b"))),
-        "unsent": ("llm-ab, shadow at 1.0, copies that cannot start",
+        "unsent": (f"llm-ab, shadow at {args.shadow_rate}, copies that cannot start",
                    with_experiment(proxy_config(free_port(), free_port(), up, True), shadowed("no_such_cluster"))),
     }
     try:
@@ -1033,6 +1033,8 @@ def main():
                     help="only measure OpenTelemetry tracing on against off (with a real OTLP receiver)")
     ap.add_argument("--shadow", action="store_true",
                     help="only measure shadow traffic at sample_rate 1.0 against the same configuration without it")
+    ap.add_argument("--shadow-rate", type=float, default=1.0,
+                    help="with --shadow: the shadow block's sample_rate")
     ap.add_argument("--floor", action="store_true",
                     help="only measure the filter beside bench/floor, which makes the same hostcalls and decides nothing")
     args = ap.parse_args()
