@@ -114,7 +114,8 @@ fn label<'a>(s: &'a Sample, key: &str) -> &'a str {
     s.labels.get(key).map_or("", String::as_str)
 }
 
-fn buckets(samples: &[Sample], name: &str, e: &str, v: &str) -> Vec<(f64, f64)> {
+/// The cumulative buckets `(le, count)` of histogram `name` for a variant, sorted.
+pub fn buckets(samples: &[Sample], name: &str, e: &str, v: &str) -> Vec<(f64, f64)> {
     let mut b: Vec<(f64, f64)> = samples
         .iter()
         .filter(|s| s.name == name && label(s, "experiment") == e && label(s, "variant") == v)
@@ -369,42 +370,7 @@ pub fn render_table(reports: &[ExperimentReport], markdown: bool, min_effect: f6
                 ]
             })
             .collect();
-        if markdown {
-            out.push_str(&format!(
-                "| {} |\n|{}\n",
-                header.join(" | "),
-                "---|".repeat(header.len())
-            ));
-            for r in &rows {
-                out.push_str(&format!("| {} |\n", r.join(" | ")));
-            }
-        } else {
-            let widths: Vec<usize> = (0..header.len())
-                .map(|i| {
-                    rows.iter()
-                        .map(|r| r[i].len())
-                        .chain([header[i].len()])
-                        .max()
-                        .unwrap_or(0)
-                })
-                .collect();
-            let line = |cells: Vec<&str>| {
-                cells
-                    .iter()
-                    .zip(&widths)
-                    .map(|(c, w)| format!("{c:<w$}"))
-                    .collect::<Vec<_>>()
-                    .join("  ")
-                    .trim_end()
-                    .to_string()
-            };
-            out.push_str(&line(header.to_vec()));
-            out.push('\n');
-            for r in &rows {
-                out.push_str(&line(r.iter().map(String::as_str).collect()));
-                out.push('\n');
-            }
-        }
+        crate::unit_report::table(&header, &rows, markdown, &mut out);
         out.push('\n');
         for v in e.variants.iter().skip(1) {
             out.push_str(&format!(

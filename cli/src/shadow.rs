@@ -102,18 +102,7 @@ fn total(samples: &[Sample], name: &str, e: &str, v: &str) -> u64 {
 }
 
 fn quantiles(samples: &[Sample], name: &str, e: &str, v: &str, qs: &[f64]) -> Vec<Option<f64>> {
-    let mut b: Vec<(f64, f64)> = samples
-        .iter()
-        .filter(|s| s.name == name && label(s, "experiment") == e && label(s, "variant") == v)
-        .filter_map(|s| {
-            let le = match label(s, "le") {
-                "+Inf" => f64::INFINITY,
-                x => x.parse().ok()?,
-            };
-            Some((le, s.value))
-        })
-        .collect();
-    b.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let b = crate::report::buckets(samples, name, e, v);
     qs.iter().map(|q| histogram_quantile(&b, *q)).collect()
 }
 

@@ -180,7 +180,8 @@ pub fn verdict_lines(e: &ExperimentAnalysis) -> Vec<String> {
         .collect()
 }
 
-fn table(header: &[&str], rows: &[Vec<String>], markdown: bool, out: &mut String) {
+/// A plain-text table (columns padded to their widest cell) or a Markdown one.
+pub fn table(header: &[&str], rows: &[Vec<String>], markdown: bool, out: &mut String) {
     if markdown {
         out.push_str(&format!(
             "| {} |\n|{}\n",

@@ -353,14 +353,9 @@ impl Host for FakeHost {
         cluster: &str,
         headers: &[(&str, &str)],
         body: &[u8],
-        _timeout_ms: u64,
+        timeout_ms: u64,
     ) -> bool {
-        self.log(Call::Dispatch(
-            cluster.to_string(),
-            owned(headers),
-            body.to_vec(),
-        ));
-        true
+        crate::shadow::run::RootHost::dispatch(self, cluster, headers, body, timeout_ms).is_some()
     }
 
     fn call_response_headers(&self) -> HeaderMap {
@@ -398,7 +393,8 @@ impl Host for FakeHost {
 
 impl crate::shadow::run::RootHost for FakeHost {
     /// Records the call as [`Call::Dispatch`]; the token is its index
-    /// among the calls (a cluster named `down` refuses to start).
+    /// among the calls (a cluster named `down` refuses to start: no test
+    /// of the exchange names one).
     fn dispatch(
         &self,
         cluster: &str,

@@ -7,6 +7,42 @@ use super::{Exchange, Host, Matched, Phase};
 use crate::body::{self, Edits};
 use crate::config::Plan;
 
+/// The headers of a side call of the request to variant `v` (a fallback
+/// to control, a shadow copy): the request's path, JSON, plaintext (the
+/// answer is read before anyone gets it), the experiment's and variant's
+/// own headers, and the client's `passed` ones (its credentials left out
+/// for a variant whose cluster injects its own key).
+pub(crate) fn side_call_headers<'a>(
+    path: &'a str,
+    authority: &'static str,
+    experiment: &'a str,
+    v: &'a crate::config::Variant,
+    passed: &'a [(String, String)],
+) -> Vec<(&'a str, &'a str)> {
+    let mut headers: Vec<(&str, &str)> = vec![
+        (":method", "POST"),
+        (":path", path),
+        (":authority", authority),
+        ("content-type", "application/json"),
+        ("accept-encoding", "identity"),
+        ("x-llm-experiment", experiment),
+        ("x-llm-variant", &v.name),
+    ];
+    if let Some(p) = &v.prompt_version {
+        headers.push(("x-llm-prompt-version", p));
+    }
+    if let Some(r) = &v.rag_index_version {
+        headers.push(("x-llm-rag-index-version", r));
+    }
+    for (name, value) in passed {
+        if v.injects_credentials && super::is_client_credential(name) {
+            continue;
+        }
+        headers.push((name, value));
+    }
+    headers
+}
+
 impl<H: Host> Exchange<H> {
     /// Keeps the request as control would get it, when a treatment request
     /// may fall back.
@@ -65,25 +101,13 @@ impl<H: Host> Exchange<H> {
         if left == 0 {
             return false;
         }
-        let mut headers: Vec<(&str, &str)> = vec![
-            (":method", "POST"),
-            (":path", &self.path),
-            (":authority", "llm-ab-fallback"),
-            ("content-type", "application/json"),
-            // The answer is checked before it goes out: ask for plaintext.
-            ("accept-encoding", "identity"),
-            ("x-llm-experiment", &e.id),
-            ("x-llm-variant", &control.name),
-        ];
-        if let Some(v) = &control.prompt_version {
-            headers.push(("x-llm-prompt-version", v));
-        }
-        if let Some(v) = &control.rag_index_version {
-            headers.push(("x-llm-rag-index-version", v));
-        }
-        for (name, value) in &self.passed_headers {
-            headers.push((name, value));
-        }
+        let headers = side_call_headers(
+            &self.path,
+            "llm-ab-fallback",
+            &e.id,
+            control,
+            &self.passed_headers,
+        );
         let started = self.host.dispatch(&control.cluster, &headers, body, left);
         self.fallback_attempts += 1;
         if started {

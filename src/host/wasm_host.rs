@@ -9,7 +9,7 @@ use crate::metrics::MetricSink;
 use crate::shared::{SharedStore, StoreError};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, MapType};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::UNIX_EPOCH;
 
 /// Envoy, through proxy-wasm hostcalls.
 pub struct WasmHost;
@@ -134,14 +134,7 @@ impl Host for WasmHost {
         body: &[u8],
         timeout_ms: u64,
     ) -> bool {
-        hostcalls::dispatch_http_call(
-            cluster,
-            headers.to_vec(),
-            Some(body),
-            vec![],
-            Duration::from_millis(timeout_ms),
-        )
-        .is_ok()
+        crate::shadow::run::RootHost::dispatch(self, cluster, headers, body, timeout_ms).is_some()
     }
 
     fn call_response_headers(&self) -> HeaderMap {

@@ -157,30 +157,9 @@ fn send(
             }
         }
     };
-    let mut headers: Vec<(&str, &str)> = vec![
-        (":method", "POST"),
-        (":path", &copy.path),
-        (":authority", "llm-ab-shadow"),
-        ("content-type", "application/json"),
-        // The answer is read whole: ask for plaintext.
-        ("accept-encoding", "identity"),
-        (SHADOW_HEADER, "1"),
-        ("x-llm-experiment", &e.id),
-        ("x-llm-variant", &v.name),
-    ];
-    if let Some(p) = &v.prompt_version {
-        headers.push(("x-llm-prompt-version", p));
-    }
-    if let Some(r) = &v.rag_index_version {
-        headers.push(("x-llm-rag-index-version", r));
-    }
-    for (name, value) in &copy.headers {
-        // A variant whose cluster injects its own key never gets the client's.
-        if v.injects_credentials && crate::exchange::is_client_credential(name) {
-            continue;
-        }
-        headers.push((name, value));
-    }
+    let mut headers =
+        crate::exchange::side_call_headers(&copy.path, "llm-ab-shadow", &e.id, v, &copy.headers);
+    headers.push((SHADOW_HEADER, "1"));
     let timeout_ms = shadow.timeout_ms;
     match host.dispatch(&v.cluster, &headers, &built.body, timeout_ms) {
         Some(token) => Ok((
