@@ -348,16 +348,6 @@ impl Host for FakeHost {
         self.log(Call::ResumeResponse);
     }
 
-    fn dispatch(
-        &self,
-        cluster: &str,
-        headers: &[(&str, &str)],
-        body: &[u8],
-        timeout_ms: u64,
-    ) -> bool {
-        crate::shadow::run::RootHost::dispatch(self, cluster, headers, body, timeout_ms).is_some()
-    }
-
     fn call_response_headers(&self) -> HeaderMap {
         self.log(Call::CallResponseHeaders);
         HeaderMap::from_pairs(&self.wire.borrow().call_headers)
@@ -391,7 +381,7 @@ impl Host for FakeHost {
     }
 }
 
-impl crate::shadow::run::RootHost for FakeHost {
+impl super::SideCall for FakeHost {
     /// Records the call as [`Call::Dispatch`]; the token is its index
     /// among the calls (a cluster named `down` refuses to start: no test
     /// of the exchange names one).

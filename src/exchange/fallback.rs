@@ -108,7 +108,10 @@ impl<H: Host> Exchange<H> {
             control,
             &self.passed_headers,
         );
-        let started = self.host.dispatch(&control.cluster, &headers, body, left);
+        let started = self
+            .host
+            .dispatch(&control.cluster, &headers, body, left)
+            .is_some();
         self.fallback_attempts += 1;
         if started {
             self.phase = Phase::Fallback;

@@ -29,9 +29,22 @@ pub struct ReviewItem {
     pub body: Vec<u8>,
 }
 
+/// Side calls (`dispatch_http_call`), for an exchange (a fallback) and for
+/// the root context (shadow copies, their records) alike.
+pub trait SideCall: MetricSink + SharedStore {
+    /// Starts a call; its token, or `None` when it could not start.
+    fn dispatch(
+        &self,
+        cluster: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        timeout_ms: u64,
+    ) -> Option<u32>;
+}
+
 /// The host of one HTTP exchange: Envoy through proxy-wasm in the filter,
 /// a recorder in tests and benchmarks.
-pub trait Host: MetricSink + SharedStore {
+pub trait Host: SideCall {
     /// Every request header (one call).
     fn request_headers(&self) -> HeaderMap;
     /// Sets (or with `None` removes) one request header.
@@ -58,14 +71,6 @@ pub trait Host: MetricSink + SharedStore {
     fn send_reply(&self, status: u32, headers: &[(&str, &str)], body: &[u8]);
     /// Lets a held response go on.
     fn resume_response(&self);
-    /// Starts a side call; `false` when it could not start.
-    fn dispatch(
-        &self,
-        cluster: &str,
-        headers: &[(&str, &str)],
-        body: &[u8],
-        timeout_ms: u64,
-    ) -> bool;
     /// Headers of the side call's response.
     fn call_response_headers(&self) -> HeaderMap;
     /// Body of the side call's response.

@@ -34,7 +34,7 @@ mod tests;
 pub mod workload;
 
 pub(crate) use fallback::side_call_headers;
-pub use host::{Flow, HeaderMap, Headers, Host, ReviewItem};
+pub use host::{Flow, HeaderMap, Headers, Host, ReviewItem, SideCall};
 pub use request::is_client_credential;
 pub(crate) use safety::shadow_health;
 

@@ -7,9 +7,10 @@
 use super::wasm_host::WasmHost;
 use crate::config::Plan;
 use crate::exchange::Host;
+use crate::exchange::SideCall;
 use crate::metrics::Metrics;
 use crate::shadow::pairs::Station;
-use crate::shadow::run::{self, Answered, Calls, RootHost};
+use crate::shadow::run::{self, Answered, Calls};
 use crate::shadow::{Answer, ControlSide, Copy, MAX_SHADOW_ANSWER};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, MapType};
@@ -53,7 +54,7 @@ pub fn reset() {
     });
 }
 
-impl RootHost for WasmHost {
+impl SideCall for WasmHost {
     fn dispatch(
         &self,
         cluster: &str,

@@ -127,16 +127,6 @@ impl Host for WasmHost {
         let _ = hostcalls::resume_http_response();
     }
 
-    fn dispatch(
-        &self,
-        cluster: &str,
-        headers: &[(&str, &str)],
-        body: &[u8],
-        timeout_ms: u64,
-    ) -> bool {
-        crate::shadow::run::RootHost::dispatch(self, cluster, headers, body, timeout_ms).is_some()
-    }
-
     fn call_response_headers(&self) -> HeaderMap {
         header_map(MapType::HttpCallResponseHeaders)
     }

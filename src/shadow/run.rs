@@ -1,4 +1,4 @@
-//! The root context's part of shadow traffic, over a [`RootHost`]: send
+//! The root context's part of shadow traffic, over a [`SideCall`] host: send
 //! the queued copies (budget first), read each copy's answer, score the
 //! complete pairs, count them and POST their records to the sink. Runs in
 //! the root context's tick and call callbacks, never in a client's exchange.
@@ -7,9 +7,9 @@ use super::pairs::{Pair, Station};
 use super::{Built, Copy, ShadowOutcome, Skip};
 use crate::budget::{self, Decision, Reservation};
 use crate::config::Plan;
-use crate::metrics::{MetricSink, Metrics};
+use crate::exchange::SideCall;
+use crate::metrics::Metrics;
 use crate::record::Outcome;
-use crate::shared::SharedStore;
 
 /// Path of a shadow record POSTed to the sink.
 pub const RECORD_PATH: &str = "/llm-ab/shadow";
@@ -20,18 +20,6 @@ pub const MAX_RECORDS_IN_FLIGHT: usize = 512;
 
 /// Header marking a copy (backends and logs can tell copies apart).
 pub const SHADOW_HEADER: &str = "x-llm-shadow";
-
-/// What the root context asks of its host (one hostcall each).
-pub trait RootHost: SharedStore + MetricSink {
-    /// Starts a call; its token, or `None` when it could not start.
-    fn dispatch(
-        &self,
-        cluster: &str,
-        headers: &[(&str, &str)],
-        body: &[u8],
-        timeout_ms: u64,
-    ) -> Option<u32>;
-}
 
 /// A copy on its way.
 #[derive(Debug)]
@@ -110,7 +98,7 @@ fn budget_key(plan: &Plan, experiment: &str) -> String {
 
 /// Sends the copies queued since the last tick.
 pub fn send_queued(
-    host: &impl RootHost,
+    host: &impl SideCall,
     plan: &Plan,
     metrics: &Metrics,
     copies: Vec<Copy>,
@@ -133,7 +121,7 @@ pub fn send_queued(
 }
 
 fn send(
-    host: &impl RootHost,
+    host: &impl SideCall,
     plan: &Plan,
     copy: &Copy,
     now_ms: u64,
@@ -188,7 +176,7 @@ fn send(
 /// control's side is in.
 #[allow(clippy::too_many_arguments)]
 pub fn copy_answered(
-    host: &impl RootHost,
+    host: &impl SideCall,
     plan: &Plan,
     metrics: &Metrics,
     station: &mut Station,
@@ -232,7 +220,7 @@ pub fn elapsed_ms(flight: &InFlight, now_ms: u64) -> u64 {
 
 /// Scores the pairs control's side completed, and drops the expired ones.
 pub fn finish_ready(
-    host: &impl RootHost,
+    host: &impl SideCall,
     plan: &Plan,
     metrics: &Metrics,
     station: &mut Station,
@@ -247,7 +235,7 @@ pub fn finish_ready(
 
 /// Counts a scored pair and POSTs its record to the sink.
 fn finish_pair(
-    host: &impl RootHost,
+    host: &impl SideCall,
     plan: &Plan,
     metrics: &Metrics,
     calls: &mut Calls,
