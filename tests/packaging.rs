@@ -208,6 +208,12 @@ fn grafana_dashboard_queries_metrics_the_filter_exports() {
         "llm_ab_schema_checks",
         "llm_ab_vm_memory_bytes",
         "llm_ab_variant_weight_bp",
+        "llm_ab_shadow_calls",
+        "llm_ab_shadow_skipped",
+        "llm_ab_shadow_pairs",
+        "llm_ab_shadow_cost_micro_usd",
+        "llm_ab_shadow_latency_ms_bucket",
+        "llm_ab_shadow_similarity_bucket",
     ];
     let metric = regex_lite::Regex::new(r"llm_ab_[a-z_]+").unwrap();
     let mut used = HashSet::new();
@@ -237,6 +243,8 @@ fn grafana_dashboard_queries_metrics_the_filter_exports() {
         "llm_ab_tokens_reasoning",
         "llm_ab_unreadable_responses",
         "llm_ab_variant_weight_bp",
+        "llm_ab_shadow_pairs",
+        "llm_ab_shadow_similarity_bucket",
     ] {
         assert!(used.contains(needed), "dashboard lacks {needed}");
     }
