@@ -279,9 +279,16 @@ fn quotas_are_shared_by_both_workers_and_settled_with_usage() {
     );
     let (mock, envoy) = rig(&budgets, "{}");
     let envoy = Arc::new(envoy);
+    // Quota windows are calendar minutes: requests on both sides of a
+    // minute's end count against two windows. Start well inside one (the
+    // requests take about 2 s).
+    let second = support::unix_now() % 60.0;
+    if second > 50.0 {
+        std::thread::sleep(std::time::Duration::from_secs_f64(60.5 - second));
+    }
 
     // 24 concurrent requests on separate connections, spread over both
-    // workers, all in flight together (the mock takes 1.5 s: under load a
+    // workers, all in flight together (the mock takes 3 s: under load a
     // thread may start its request late, and one started after an earlier
     // request settled would find room again): exactly `allowed`
     // reservations fit, whichever worker made them.
@@ -295,7 +302,7 @@ fn quotas_are_shared_by_both_workers_and_settled_with_usage() {
                     &[
                         ("x-user-id", &user),
                         ("x-org-id", "acme@example.com"),
-                        ("x-mock-delay-ms", "1500"),
+                        ("x-mock-delay-ms", "3000"),
                     ],
                     &body,
                 )
