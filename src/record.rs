@@ -196,10 +196,7 @@ impl Record {
         w.key(",\"tokens_source\":");
         w.string(self.tokens_source);
         w.key(",\"cost_usd_est\":");
-        // serde_json's float format (shortest round trip; null if not finite).
-        if serde_json::to_writer(&mut w.0, &self.cost_usd_est).is_err() {
-            w.key("null");
-        }
+        w.float(self.cost_usd_est);
         w.key(",\"latency_ms\":");
         w.number(self.latency_ms);
         w.key(",\"ttft_ms\":");
@@ -211,18 +208,14 @@ impl Record {
         w.key(",\"error_code\":");
         w.opt_string(self.error_code);
         w.key(",\"schema_pass\":");
-        w.key(match self.schema_pass {
-            None => "null",
-            Some(true) => "true",
-            Some(false) => "false",
-        });
+        w.opt_bool(self.schema_pass);
         w.key("}");
         w.0
     }
 }
 
-/// A JSON writer for the record, escaping as `serde_json` does.
-/// A JSON writer for records, field by field.
+/// A JSON writer for records (the access log's and the shadow record),
+/// field by field, escaping as `serde_json` does.
 pub(crate) struct Writer(pub(crate) Vec<u8>);
 
 impl Writer {
@@ -274,6 +267,21 @@ impl Writer {
 
     pub(crate) fn number(&mut self, n: u64) {
         crate::json::push_decimal(&mut self.0, n);
+    }
+
+    /// `serde_json`'s float format (shortest round trip; `null` if not finite).
+    pub(crate) fn float(&mut self, x: f64) {
+        if serde_json::to_writer(&mut self.0, &x).is_err() {
+            self.key("null");
+        }
+    }
+
+    pub(crate) fn opt_bool(&mut self, b: Option<bool>) {
+        self.key(match b {
+            None => "null",
+            Some(true) => "true",
+            Some(false) => "false",
+        });
     }
 
     pub(crate) fn opt_number(&mut self, n: Option<u64>) {

@@ -49,7 +49,7 @@ pub fn responses(experiment: &str, variant: &str, class: &str) -> String {
 
 /// Counter of finished requests by outcome.
 pub fn outcomes(experiment: &str, variant: &str, outcome: &str) -> String {
-    format!("llm_ab.experiment.{experiment}.variant.{variant}.outcome.{outcome}.outcomes")
+    outcome_metric(experiment, variant, outcome, "outcomes")
 }
 
 /// Counter `metric` of a variant by outcome (e.g. `shadow_calls`).

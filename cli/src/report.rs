@@ -110,7 +110,8 @@ pub struct ExperimentReport {
     pub shadow: Vec<crate::shadow::ShadowReport>,
 }
 
-fn label<'a>(s: &'a Sample, key: &str) -> &'a str {
+/// A sample's label value (empty when absent).
+pub fn label<'a>(s: &'a Sample, key: &str) -> &'a str {
     s.labels.get(key).map_or("", String::as_str)
 }
 

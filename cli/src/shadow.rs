@@ -4,6 +4,7 @@
 //! latency per request against control's.
 
 use crate::prom::Sample;
+use crate::report::label;
 use crate::stats::{histogram_quantile, normal_cdf};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -80,10 +81,6 @@ pub struct ShadowReport {
     pub latency_ms: [Option<f64>; 2],
     /// Control's latency p50 and p95, ms.
     pub control_latency_ms: [Option<f64>; 2],
-}
-
-fn label<'a>(s: &'a Sample, key: &str) -> &'a str {
-    s.labels.get(key).map_or("", String::as_str)
 }
 
 fn sum_by(samples: &[Sample], name: &str, e: &str, v: &str, key: &str) -> BTreeMap<String, u64> {

@@ -177,15 +177,22 @@ fn counters_only(report: &Value) -> Value {
     r
 }
 
-#[test]
-fn fleet_report_and_dashboard_over_a_real_prometheus() {
-    let test_started = Instant::now();
+/// The two backends, two Envoys with [`CONFIG`], and a Prometheus
+/// scraping both.
+fn fleet() -> (MockBackend, MockBackend, Envoy, Envoy, Prometheus) {
     let a = MockBackend::start("model_a", 0).unwrap();
     let b = MockBackend::start("model_b", 0).unwrap();
     let clusters = [("model_a", a.port()), ("model_b", b.port())];
-    let mut e1 = Envoy::start(CONFIG, &clusters);
+    let e1 = Envoy::start(CONFIG, &clusters);
     let e2 = Envoy::start(CONFIG, &clusters);
     let prom = Prometheus::start(&[e1.admin, e2.admin]);
+    (a, b, e1, e2, prom)
+}
+
+#[test]
+fn fleet_report_and_dashboard_over_a_real_prometheus() {
+    let test_started = Instant::now();
+    let (_a, _b, mut e1, e2, prom) = fleet();
     let url = prom.url();
     let (i1, i2) = (
         format!("127.0.0.1:{}", e1.admin),
@@ -418,12 +425,7 @@ fn fleet_report_wall_time() {
         .ok()
         .and_then(|m| m.parse().ok())
         .unwrap_or(10);
-    let a = MockBackend::start("model_a", 0).unwrap();
-    let b = MockBackend::start("model_b", 0).unwrap();
-    let clusters = [("model_a", a.port()), ("model_b", b.port())];
-    let mut e1 = Envoy::start(CONFIG, &clusters);
-    let e2 = Envoy::start(CONFIG, &clusters);
-    let prom = Prometheus::start(&[e1.admin, e2.admin]);
+    let (_a, _b, mut e1, e2, prom) = fleet();
     prom.wait_for_scrape_after(&format!("127.0.0.1:{}", e1.admin), 0.0);
     prom.wait_for_scrape_after(&format!("127.0.0.1:{}", e2.admin), 0.0);
     let started = Instant::now();

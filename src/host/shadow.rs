@@ -42,15 +42,9 @@ pub fn control_done(pair: u64, side: ControlSide) {
 /// its experiments and variants afresh (the answers of calls still out
 /// are then ignored).
 pub fn reset() {
-    STATION.with(|s| {
-        if let Ok(mut s) = s.try_borrow_mut() {
-            *s = Station::default();
-        }
-    });
-    CALLS.with(|c| {
-        if let Ok(mut c) = c.try_borrow_mut() {
-            *c = Calls::default();
-        }
+    let _ = with_state(|station, calls| {
+        *station = Station::default();
+        *calls = Calls::default();
     });
 }
 
@@ -73,88 +67,76 @@ impl SideCall for WasmHost {
     }
 }
 
+/// Runs `f` on the VM's station and calls (`None` if either is borrowed
+/// already: a re-entrant callback is skipped, never a panic).
+fn with_state<T>(f: impl FnOnce(&mut Station, &mut Calls) -> T) -> Option<T> {
+    STATION.with(|s| {
+        CALLS.with(|c| {
+            let (Ok(mut station), Ok(mut calls)) = (s.try_borrow_mut(), c.try_borrow_mut()) else {
+                return None;
+            };
+            Some(f(&mut station, &mut calls))
+        })
+    })
+}
+
 /// The root context's tick: sends the queued copies, scores the pairs
 /// control's side completed, drops expired ones; `true` while pairs are
 /// open (copies are flowing: the tick should stay short).
 pub fn tick(plan: &Plan, metrics: &Metrics) -> bool {
     let now_ms = WasmHost.now_nanos() / 1_000_000;
-    STATION.with(|s| {
-        CALLS.with(|c| {
-            let (Ok(mut station), Ok(mut calls)) = (s.try_borrow_mut(), c.try_borrow_mut()) else {
-                return false;
-            };
-            let copies = std::mem::take(&mut station.queue);
-            run::send_queued(
-                &WasmHost,
-                plan,
-                metrics,
-                copies,
-                &mut station,
-                &mut calls,
-                now_ms,
-            );
-            run::finish_ready(&WasmHost, plan, metrics, &mut station, &mut calls, now_ms);
-            !station.pairs.is_empty()
-        })
+    with_state(|station, calls| {
+        let copies = std::mem::take(&mut station.queue);
+        run::send_queued(&WasmHost, plan, metrics, copies, station, calls, now_ms);
+        run::finish_ready(&WasmHost, plan, metrics, station, calls, now_ms);
+        !station.pairs.is_empty()
     })
+    .unwrap_or(false)
 }
 
 /// A call of the root context answered: `false` when it was not a shadow
 /// call (a review copy's).
 pub fn answered(plan: &Plan, metrics: &Metrics, token: u32, body_size: usize) -> bool {
     let now_ms = WasmHost.now_nanos() / 1_000_000;
-    STATION.with(|s| {
-        CALLS.with(|c| {
-            let (Ok(mut station), Ok(mut calls)) = (s.try_borrow_mut(), c.try_borrow_mut()) else {
-                return false;
-            };
-            let status = || {
-                hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status")
-                    .ok()
-                    .flatten()
-                    .and_then(|s| s.parse::<u32>().ok())
-            };
-            match calls.take(token) {
-                Answered::Other => false,
-                Answered::Record => {
-                    let ok = status().is_some_and(|s| (200..300).contains(&s));
-                    metrics.count_shadow_record(&WasmHost, if ok { 0 } else { 1 });
-                    true
-                }
-                Answered::Copy(flight) => {
-                    let encoding = hostcalls::get_map_value(
-                        MapType::HttpCallResponseHeaders,
-                        "content-encoding",
-                    )
-                    .ok()
-                    .flatten();
-                    let body = hostcalls::get_buffer(
-                        BufferType::HttpCallResponseBody,
-                        0,
-                        body_size.min(MAX_SHADOW_ANSWER),
-                    )
-                    .ok()
-                    .flatten()
-                    .unwrap_or_default();
-                    let answer = Answer {
-                        status: status().unwrap_or(0),
-                        content_encoding: encoding.as_deref(),
-                        body: &body,
-                        latency_ms: run::elapsed_ms(&flight, now_ms),
-                    };
-                    run::copy_answered(
-                        &WasmHost,
-                        plan,
-                        metrics,
-                        &mut station,
-                        &mut calls,
-                        flight,
-                        &answer,
-                        now_ms,
-                    );
-                    true
-                }
+    with_state(|station, calls| {
+        let status = || {
+            hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status")
+                .ok()
+                .flatten()
+                .and_then(|s| s.parse::<u32>().ok())
+        };
+        match calls.take(token) {
+            Answered::Other => false,
+            Answered::Record => {
+                let ok = status().is_some_and(|s| (200..300).contains(&s));
+                metrics.count_shadow_record(&WasmHost, if ok { 0 } else { 1 });
+                true
             }
-        })
+            Answered::Copy(flight) => {
+                let encoding =
+                    hostcalls::get_map_value(MapType::HttpCallResponseHeaders, "content-encoding")
+                        .ok()
+                        .flatten();
+                let body = hostcalls::get_buffer(
+                    BufferType::HttpCallResponseBody,
+                    0,
+                    body_size.min(MAX_SHADOW_ANSWER),
+                )
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+                let answer = Answer {
+                    status: status().unwrap_or(0),
+                    content_encoding: encoding.as_deref(),
+                    body: &body,
+                    latency_ms: run::elapsed_ms(&flight, now_ms),
+                };
+                run::copy_answered(
+                    &WasmHost, plan, metrics, station, calls, flight, &answer, now_ms,
+                );
+                true
+            }
+        }
     })
+    .unwrap_or(false)
 }

@@ -34,19 +34,6 @@ pub fn shadow_record(plan: &Plan, pair: &Pair, scored: &Scored) -> Vec<u8> {
     let v = e.and_then(|e| e.variants.get(pair.variant));
     let s = &pair.shadow;
     let mut w = Writer(Vec::with_capacity(512));
-    let opt_bool = |w: &mut Writer, b: Option<bool>| {
-        w.key(match b {
-            Some(true) => "true",
-            Some(false) => "false",
-            None => "null",
-        })
-    };
-    let float = |w: &mut Writer, x: f64| {
-        // serde_json's float format (shortest round trip; null if not finite).
-        if serde_json::to_writer(&mut w.0, &x).is_err() {
-            w.key("null");
-        }
-    };
     w.key("{\"shadow\":true,\"paired_trace_id\":");
     w.string(&pair.control.trace_id);
     w.key(",\"experiment_id\":");
@@ -66,21 +53,21 @@ pub fn shadow_record(plan: &Plan, pair: &Pair, scored: &Scored) -> Vec<u8> {
     w.key(",\"tokens_out\":");
     w.number(s.tokens.output);
     w.key(",\"cost_usd_est\":");
-    float(&mut w, s.cost_usd);
+    w.float(s.cost_usd);
     w.key(",\"latency_ms\":");
     w.number(s.latency_ms);
     w.key(",\"similarity\":");
     match scored.similarity {
         // Four decimals: a score, not a measurement to the last bit.
-        Some(x) => float(&mut w, (x * 10_000.0).round() / 10_000.0),
+        Some(x) => w.float((x * 10_000.0).round() / 10_000.0),
         None => w.key("null"),
     }
     w.key(",\"exact_match\":");
-    opt_bool(&mut w, scored.exact_match);
+    w.opt_bool(scored.exact_match);
     w.key(",\"json_equal\":");
-    opt_bool(&mut w, scored.json_equal);
+    w.opt_bool(scored.json_equal);
     w.key(",\"schema_pass\":");
-    opt_bool(&mut w, s.schema_pass);
+    w.opt_bool(s.schema_pass);
     w.key(",\"control_outcome\":");
     w.string(pair.control.outcome.as_str());
     w.key("}");
