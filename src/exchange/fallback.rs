@@ -7,6 +7,51 @@ use super::{Exchange, Host, Matched, Phase};
 use crate::body::{self, Edits};
 use crate::config::Plan;
 
+/// A side call's body, redacted (`Err`: as prepared, redaction could not
+/// scan it).
+pub(crate) type Redacted = Result<Vec<u8>, Vec<u8>>;
+
+/// The body of a side call of the request to variant `v` of experiment
+/// `experiment` (a fallback to control, a shadow copy): `bytes` as the
+/// client sent them with the variant's model and output cap (and, with
+/// `no_stream`, not streaming), redacted when request redaction is on
+/// (`Err`: the prepared body, which redaction could not scan); `None` when
+/// the body cannot be prepared.
+pub(crate) fn side_call_body(
+    plan: &Plan,
+    experiment: usize,
+    v: &crate::config::Variant,
+    api: crate::dialect::Api,
+    bytes: &[u8],
+    no_stream: bool,
+) -> Option<(Redacted, body::RequestInfo)> {
+    let edits = Edits {
+        model: v.model.as_deref(),
+        ensure_stream_usage: false,
+        no_stream,
+        max_output_tokens: plan.budgets_for(experiment).max_output_tokens,
+        cap_param: v.cap_param,
+        api,
+        allowed_tools: plan.guardrails.allowed_tools.as_deref(),
+        strip_tools: plan.guardrails.strip_tools,
+    };
+    let prepared = body::prepare(bytes, edits).ok()?;
+    let out = prepared.body.unwrap_or_else(|| bytes.to_vec());
+    let Some(r) = plan.redaction.as_ref().filter(|r| r.request) else {
+        return Some((Ok(out), prepared.info));
+    };
+    let mut scratch = crate::redact::Counts::default();
+    let redacted = std::str::from_utf8(&out)
+        .map_err(|_| crate::redact::Unscannable("utf-8"))
+        .and_then(|t| r.redact_valid_json(t, &mut scratch));
+    let out = match redacted {
+        Ok(Some(redacted)) => Ok(redacted),
+        Ok(None) => Ok(out),
+        Err(_) => Err(out),
+    };
+    Some((out, prepared.info))
+}
+
 /// The headers of a side call of the request to variant `v` (a fallback
 /// to control, a shadow copy): the request's path, JSON, plaintext (the
 /// answer is read before anyone gets it), the experiment's and variant's
@@ -53,31 +98,13 @@ impl<H: Host> Exchange<H> {
         if e.fallback.is_none() || m.variant == e.layout.control() {
             return;
         }
-        let budgets = plan.budgets_for(m.experiment);
-        let edits = Edits {
-            model: e.control().model.as_deref(),
-            // A fallback answer is sent whole: no usage chunk to strip.
-            ensure_stream_usage: false,
-            no_stream: false,
-            max_output_tokens: budgets.max_output_tokens,
-            cap_param: e.control().cap_param,
-            api: self.api,
-            allowed_tools: plan.guardrails.allowed_tools.as_deref(),
-            strip_tools: plan.guardrails.strip_tools,
-        };
-        let Ok(prepared) = body::prepare(bytes, edits) else {
+        // A fallback answer is sent whole: no usage chunk to strip. A body
+        // redaction cannot scan went upstream as it was (`on_error: pass`).
+        let Some((Ok(out) | Err(out), _)) =
+            side_call_body(plan, m.experiment, e.control(), self.api, bytes, false)
+        else {
             return;
         };
-        let mut out = prepared.body.unwrap_or_else(|| bytes.to_vec());
-        if let Some(r) = plan.redaction.as_ref().filter(|r| r.request) {
-            let mut scratch = crate::redact::Counts::default();
-            if let Ok(Some(redacted)) = std::str::from_utf8(&out)
-                .map_err(|_| crate::redact::Unscannable("utf-8"))
-                .and_then(|t| r.redact_valid_json(t, &mut scratch))
-            {
-                out = redacted;
-            }
-        }
         self.fallback_body = Some(out);
     }
 

@@ -33,7 +33,7 @@ mod tests;
 #[cfg(any(not(target_arch = "wasm32"), feature = "workload"))]
 pub mod workload;
 
-pub(crate) use fallback::side_call_headers;
+pub(crate) use fallback::{side_call_body, side_call_headers};
 pub use host::{Flow, HeaderMap, Headers, Host, ReviewItem, SideCall};
 pub use request::is_client_credential;
 pub(crate) use safety::shadow_health;

@@ -16,7 +16,6 @@ pub mod record;
 pub mod run;
 pub mod score;
 
-use crate::body::{self, Edits};
 use crate::config::{Experiment, Plan};
 use crate::dialect::Api;
 use crate::record::Outcome;
@@ -117,29 +116,10 @@ pub struct Built {
 pub fn build_copy(plan: &Plan, copy: &Copy) -> Option<Built> {
     let e = plan.experiments.get(copy.experiment)?;
     let v = e.variants.get(copy.variant)?;
-    let budgets = plan.budgets_for(copy.experiment);
-    let edits = Edits {
-        model: v.model.as_deref(),
-        ensure_stream_usage: false,
-        no_stream: true,
-        max_output_tokens: budgets.max_output_tokens,
-        cap_param: v.cap_param,
-        api: copy.api,
-        allowed_tools: plan.guardrails.allowed_tools.as_deref(),
-        strip_tools: plan.guardrails.strip_tools,
-    };
-    let prepared = body::prepare(&copy.body, edits).ok()?;
-    let mut out = prepared.body.unwrap_or_else(|| copy.body.clone());
-    if let Some(r) = plan.redaction.as_ref().filter(|r| r.request) {
-        let text = std::str::from_utf8(&out).ok()?;
-        let mut scratch = crate::redact::Counts::default();
-        match r.redact_valid_json(text, &mut scratch) {
-            Ok(Some(redacted)) => out = redacted,
-            Ok(None) => {}
-            Err(_) => return None,
-        }
-    }
-    let info = prepared.info;
+    let (body, info) =
+        crate::exchange::side_call_body(plan, copy.experiment, v, copy.api, &copy.body, true)?;
+    // Never sent unredacted.
+    let out = body.ok()?;
     let schema = info.response_schema.or_else(|| {
         plan.guardrails
             .schema
