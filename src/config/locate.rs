@@ -425,7 +425,7 @@ impl Walk<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     //! Differential tests: on every broken variant of a few configurations,
     //! the path must be the one `serde_path_to_error` reports.
     use super::error_path;
@@ -434,7 +434,7 @@ mod tests {
 
     /// Every struct of the contract, maps, a free-form schema, and a key
     /// with escapes.
-    const FULL: &str = r#"{
+    pub(in crate::config) const FULL: &str = r#"{
   "route_header": "x-llm-cluster", "default_cluster": "model_a", "expose_headers": true,
   "override": {"variant_header": "x-v", "token_header": "x-t", "token": "change-me"},
   "max_body_bytes": 1048576,
@@ -465,7 +465,7 @@ mod tests {
   }
 }"#;
 
-    const SMALL: &str = r#"{"default_cluster":"a","experiments":[{"id":"e","sticky_keys":["x"],"variants":[{"name":"c","weight":100,"cluster":"a"}]}],"pricing":{"m":{"input_per_mtok":1,"output_per_mtok":2}}}"#;
+    pub(in crate::config) const SMALL: &str = r#"{"default_cluster":"a","experiments":[{"id":"e","sticky_keys":["x"],"variants":[{"name":"c","weight":100,"cluster":"a"}]}],"pricing":{"m":{"input_per_mtok":1,"output_per_mtok":2}}}"#;
 
     /// The path as `load` reports it: the document itself and an unreadable
     /// top-level key are both `.`.
@@ -565,15 +565,28 @@ mod tests {
     ];
 
     fn run(base: &str) -> (usize, Vec<String>) {
-        let base = base.as_bytes();
+        assert!(
+            reference(base.as_bytes()).is_none(),
+            "{:?}",
+            reference(base.as_bytes())
+        );
         let mut failures = Vec::new();
         let mut failing = 0;
-        let mut try_doc = |doc: Vec<u8>, failures: &mut Vec<String>| {
-            if check(&doc, failures) {
+        corpus(base, &mut |doc| {
+            if check(doc, &mut failures) {
                 failing += 1;
             }
-        };
-        assert!(reference(base).is_none(), "{:?}", reference(base));
+        });
+        (failing, failures)
+    }
+
+    /// Every broken variant of `base` the tests try, given to `visit`:
+    /// cuts, byte edits, values replaced and repeated, keys renamed,
+    /// repeated and removed, random double edits, deep nesting.
+    pub(in crate::config) fn corpus(base: &str, visit: &mut dyn FnMut(&[u8])) {
+        let base = base.as_bytes();
+        let mut failures = ();
+        let mut try_doc = |doc: Vec<u8>, _: &mut ()| visit(&doc);
         for cut in 0..base.len() {
             try_doc(base[..cut].to_vec(), &mut failures);
             let mut d = base.to_vec();
@@ -679,7 +692,6 @@ mod tests {
                 &mut failures,
             );
         }
-        (failing, failures)
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 pub mod contract;
 mod locate;
+mod read;
 mod validate;
 
 use crate::assign::Layout;
@@ -48,24 +49,43 @@ impl fmt::Display for ConfigErrors {
 
 /// Parses, validates and compiles a configuration document.
 pub fn load(bytes: &[u8]) -> Result<Plan, ConfigErrors> {
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    // Text after the document is not looked at (no `de.end()`).
-    let parsed = <contract::FilterConfig as serde::Deserialize>::deserialize(de).map_err(|e| {
-        let path = locate::error_path(bytes, &e);
-        // serde_json's message ends with " at line L column C"; keep it, it
-        // points into the operator's own file.
-        ConfigErrors(vec![ConfigError {
-            path: if path.is_empty() || path == "?" {
-                ".".into()
-            } else {
-                path
+    // Text after the document is not looked at.
+    let parsed = read::filter_config(bytes).map_err(|fail| {
+        ConfigErrors(vec![match fail {
+            read::Fail::Data(bad) | read::Fail::Duplicate(bad) => ConfigError {
+                path: bad.path(),
+                message: bad.message(bytes),
             },
-            message: e.to_string(),
+            read::Fail::Syntax => syntax_error(bytes),
         }])
     })?;
     let mut plan = compile(&parsed)?;
     plan.config_hash = crate::assign::hash32(bytes);
     Ok(plan)
+}
+
+/// serde_json's own error for a document that is not JSON where the reader
+/// stopped, with the path it is under; its message ends with " at line L
+/// column C", which points into the operator's own file.
+fn syntax_error(bytes: &[u8]) -> ConfigError {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    match <serde_json::Value as serde::Deserialize>::deserialize(de) {
+        Err(e) => {
+            let path = locate::error_path(bytes, &e);
+            ConfigError {
+                path: if path.is_empty() || path == "?" {
+                    ".".into()
+                } else {
+                    path
+                },
+                message: e.to_string(),
+            }
+        }
+        Ok(_) => ConfigError {
+            path: ".".into(),
+            message: "the configuration could not be read".into(),
+        },
+    }
 }
 
 /// The compiled, immutable configuration.
