@@ -823,6 +823,11 @@ def shadow_bench(args):
                    with_experiment(proxy_config(free_port(), free_port(), up, True), shadowed("model_b"))),
         "unsent": (f"llm-ab, shadow at {args.shadow_rate}, copies that cannot start",
                    with_experiment(proxy_config(free_port(), free_port(), up, True), shadowed("no_such_cluster"))),
+        # The floor of a copy's cost: bench/floor making everything's
+        # hostcalls, without and with one side call per request.
+        "floor": ("floor: everything's hostcalls", floor_config(proxy_config(free_port(), free_port(), up, True), "everything")),
+        "floor_call": ("floor: the same and one side call per request, answer read",
+                       floor_config(proxy_config(free_port(), free_port(), up, True), "shadow")),
     }
     try:
         proxies = start_proxies({name: cfg for name, (_, cfg) in configs.items()}, tmp, procs)
@@ -837,15 +842,25 @@ Shadow traffic, {len(body)} B chat requests, {args.rounds} alternating rounds of
 | | CPU µs/request | vs no shadow | errors |
 |---|---|---|---|""")
         for name, (label, _) in configs.items():
-            vs = "" if name in ("bare", "off") else f"**{med[name] - med['off']:+.1f}**"
+            vs = "" if name in ("bare", "off", "floor", "floor_call") else f"**{med[name] - med['off']:+.1f}**"
             print(f"| {label} | {med[name]:.1f} | {vs} | {errors[name]} |")
         print(f"| (the copy's upstream call and its answer: shadow − unsent) | | {med['shadow'] - med['unsent']:+.1f} | |")
+        print(f"| (a side call's floor: floor with a call − floor) | | {med['floor_call'] - med['floor']:+.1f} | |")
         if args.latency_rate:
-            latency_phase(args, {k: proxies[k] for k in ("bare", "off", "shadow")},
-                          {k: configs[k] for k in ("bare", "off", "shadow")}, tmp, body)
+            names = ("bare", "off", "shadow", "floor", "floor_call")
+            latency_phase(args, {k: proxies[k] for k in names}, {k: configs[k] for k in names}, tmp, body)
     finally:
         for p in reversed(procs):
             p.stop()
+
+
+def floor_config(cfg, level):
+    """`cfg` with bench/floor at `level` in the filter's place."""
+    hcm = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    config = http_filter(hcm, WASM_FILTER)["typed_config"]["config"]
+    config["vm_config"]["code"]["local"]["filename"] = FLOOR
+    config["configuration"]["value"] = level
+    return cfg
 
 
 def floor_bench(args):

@@ -6,11 +6,16 @@
 //! into the VM, the hostcalls and the SDK around them.
 //!
 //! The plugin configuration names the level: `empty` (every callback
-//! continues), `routing`, `telemetry` or `everything`.
+//! continues), `routing`, `telemetry`, `everything`, or `shadow`:
+//! everything's hostcalls plus one side call per request to `model_b`
+//! with the request's body, its answer's status and body read (the work
+//! a shadow copy costs the worker, without the filter's decisions). The
+//! request waits for that answer, so no call is cancelled with its stream.
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
+use std::time::Duration;
 
 extern "C" {
     // The ABI call the filter reads header maps with (src/host/wasm_host.rs).
@@ -42,6 +47,7 @@ enum Level {
     Routing,
     Telemetry,
     Everything,
+    Shadow,
 }
 
 proxy_wasm::main! {{
@@ -68,6 +74,7 @@ impl RootContext for Root {
             b"routing" => Level::Routing,
             b"telemetry" => Level::Telemetry,
             b"everything" => Level::Everything,
+            b"shadow" => Level::Shadow,
             _ => Level::Empty,
         };
         let names = [
@@ -101,10 +108,26 @@ struct Stream {
     metrics: [u32; 6],
 }
 
-impl Context for Stream {}
+impl Context for Stream {
+    fn on_http_call_response(&mut self, _: u32, _: usize, body_size: usize, _: usize) {
+        let _ = hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status");
+        let _ = hostcalls::get_map_value(MapType::HttpCallResponseHeaders, "content-encoding");
+        let _ = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size);
+        for i in [1, 2] {
+            let _ = hostcalls::increment_metric(self.metrics[i], 1);
+        }
+        let _ = hostcalls::record_metric(self.metrics[5], 1);
+        self.resume_http_request();
+    }
+}
 
 fn now() {
     let _ = hostcalls::get_current_time();
+}
+
+/// Everything's hostcalls (the side call comes on top).
+fn everything(level: Level) -> bool {
+    level >= Level::Everything
 }
 
 fn set_req(name: &str, value: &str) {
@@ -141,7 +164,7 @@ impl HttpContext for Stream {
             .ok()
             .flatten()
             .unwrap_or_default();
-        if self.level == Level::Everything {
+        if everything(self.level) {
             let key = "floor.quota";
             let (_, cas) = hostcalls::get_shared_data(key).unwrap_or((None, None));
             let _ = hostcalls::set_shared_data(key, Some(b"0123456789abcdef"), cas);
@@ -157,10 +180,31 @@ impl HttpContext for Stream {
         }
         set_req("x-llm-experiment", "e");
         set_req("x-llm-variant", "cand");
-        if self.level == Level::Everything {
+        if everything(self.level) {
             set_req("x-envoy-upstream-rq-timeout-ms", "30000");
         }
         set_req("content-length", &body.len().to_string());
+        if self.level == Level::Shadow {
+            let headers = vec![
+                (":method", "POST"),
+                (":path", "/v1/chat/completions"),
+                (":authority", "model_b"),
+                ("content-type", "application/json"),
+                ("x-llm-shadow", "1"),
+            ];
+            if self
+                .dispatch_http_call(
+                    "model_b",
+                    headers,
+                    Some(&body),
+                    vec![],
+                    Duration::from_secs(30),
+                )
+                .is_ok()
+            {
+                return Action::Pause;
+            }
+        }
         Action::Continue
     }
 
@@ -195,13 +239,13 @@ impl HttpContext for Stream {
             return Action::Pause;
         }
         let _ = hostcalls::get_buffer(BufferType::HttpResponseBody, 0, size);
-        if self.level == Level::Everything {
+        if everything(self.level) {
             set_resp("x-llm-experiment", "e");
             set_resp("x-llm-variant", "cand");
         }
         // The finish: clock, quota settlement, counters, latency, record.
         now();
-        if self.level == Level::Everything {
+        if everything(self.level) {
             let key = "floor.quota";
             let (_, cas) = hostcalls::get_shared_data(key).unwrap_or((None, None));
             let _ = hostcalls::set_shared_data(key, Some(b"0123456789abcdef"), cas);
