@@ -6,7 +6,6 @@
 //! [`crate::shared::update`]. Each proxy decides on its own evidence.
 
 use crate::shared::{update, SharedStore};
-use serde::{Deserialize, Serialize};
 
 /// Shared-data key of a variant's health window.
 pub fn window_key(config_hash: u32, experiment: &str, variant: &str) -> String {
@@ -65,7 +64,9 @@ pub struct Sample {
     pub latency_ms: u64,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// One slot of a health window: its number (`t`), exchanges, errors,
+/// fallbacks, schema checks and passes, and the latency histogram.
+#[derive(Debug, Clone, Default, PartialEq)]
 struct Slot {
     t: u64,
     n: u64,
@@ -74,6 +75,51 @@ struct Slot {
     c: u64,
     p: u64,
     h: Vec<u64>,
+}
+
+/// Bytes of one slot in shared data: its six counts and the histogram,
+/// each a little-endian `u64`.
+const SLOT_BYTES: usize = 8 * (6 + LATENCY_BUCKETS);
+
+/// The slots stored in shared data; none when `bytes` is not a whole
+/// number of slots (a value no build of this filter wrote).
+fn decode_window(bytes: &[u8]) -> Vec<Slot> {
+    if bytes.len() % SLOT_BYTES != 0 {
+        return Vec::new();
+    }
+    bytes
+        .chunks_exact(SLOT_BYTES)
+        .map(|raw| {
+            let mut words = raw
+                .chunks_exact(8)
+                .map(|w| u64::from_le_bytes(w.try_into().unwrap_or_default()));
+            let mut next = || words.next().unwrap_or_default();
+            let (t, n, e, f, c, p) = (next(), next(), next(), next(), next(), next());
+            Slot {
+                t,
+                n,
+                e,
+                f,
+                c,
+                p,
+                h: (0..LATENCY_BUCKETS).map(|_| next()).collect(),
+            }
+        })
+        .collect()
+}
+
+/// `slots` as shared data stores them (see [`decode_window`]).
+fn encode_window(slots: &[Slot]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(slots.len() * SLOT_BYTES);
+    for s in slots {
+        for w in [s.t, s.n, s.e, s.f, s.c, s.p] {
+            out.extend_from_slice(&w.to_le_bytes());
+        }
+        for i in 0..LATENCY_BUCKETS {
+            out.extend_from_slice(&s.h.get(i).copied().unwrap_or(0).to_le_bytes());
+        }
+    }
+    out
 }
 
 /// What a window says about a variant.
@@ -125,9 +171,7 @@ pub fn record(
     let len = slot_len(window_s);
     let now_slot = now_s / len;
     update(store, key, |value| {
-        let mut slots: Vec<Slot> = value
-            .and_then(|v| serde_json::from_slice(v).ok())
-            .unwrap_or_default();
+        let mut slots = value.map(decode_window).unwrap_or_default();
         slots.retain(|s| s.t + SLOTS > now_slot);
         if slots.last().is_none_or(|s| s.t != now_slot) {
             slots.push(Slot {
@@ -147,17 +191,17 @@ pub fn record(
         if let Some(h) = slot.h.get_mut(bucket_of(sample.latency_ms)) {
             *h += 1;
         }
-        Some((serde_json::to_vec(&slots).ok()?, Window(slots)))
+        Some((encode_window(&slots), Window(slots)))
     })
     .unwrap_or_default()
 }
 
 /// The window at `key` as of `now_s`.
 pub fn summary(store: &dyn SharedStore, key: &str, window_s: u64, now_s: u64) -> Summary {
-    let slots: Vec<Slot> = store
+    let slots = store
         .get(key)
         .0
-        .and_then(|v| serde_json::from_slice(&v).ok())
+        .map(|v| decode_window(&v))
         .unwrap_or_default();
     summarize(&slots, window_s, now_s)
 }
@@ -415,6 +459,28 @@ mod tests {
             latency_ms,
             ..Sample::default()
         }
+    }
+
+    #[test]
+    fn windows_keep_every_count_in_shared_data() {
+        let slots: Vec<Slot> = (0..SLOTS)
+            .map(|i| Slot {
+                t: u64::MAX - i,
+                n: i,
+                e: 1 << i,
+                f: 3 * i,
+                c: 5,
+                p: 4,
+                h: (0..LATENCY_BUCKETS as u64).map(|b| b * 1000 + i).collect(),
+            })
+            .collect();
+        let bytes = encode_window(&slots);
+        assert_eq!(bytes.len(), slots.len() * SLOT_BYTES);
+        assert_eq!(decode_window(&bytes), slots);
+        // What no build wrote reads as an empty window, never a panic.
+        assert!(decode_window(&bytes[1..]).is_empty());
+        assert!(decode_window(b"[{\"t\":1}]").is_empty());
+        assert!(decode_window(b"").is_empty());
     }
 
     #[test]
