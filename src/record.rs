@@ -4,11 +4,12 @@
 //! It never holds prompt or response text, nor the raw sticky key: only the
 //! bucket the key hashed to.
 
+#[cfg(test)]
 use serde::Serialize;
 
 /// How a request ended, from the experiment's point of view.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(test, derive(Serialize), serde(rename_all = "snake_case"))]
 pub enum Outcome {
     /// 2xx and no refusal.
     Success,
@@ -76,8 +77,10 @@ pub const FIELDS: [&str; 23] = [
     "outcome",
 ];
 
-/// One request, as written to the access log.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+/// One request, as written to the access log ([`Record::to_json`]; serde's
+/// derive exists in tests only, as the reference the writer is checked with).
+#[derive(Debug, Clone, Default, PartialEq)]
+#[cfg_attr(test, derive(Serialize))]
 pub struct Record {
     /// W3C trace id (32 hex) shared with the upstream.
     pub trace_id: String,
@@ -98,7 +101,7 @@ pub struct Record {
     pub bucket: Option<u16>,
     /// The sticky key's pseudonymous id (16 hex digits), only when the
     /// experiment has a `unit_id_key`: the field is left out otherwise.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, serde(skip_serializing_if = "Option::is_none"))]
     pub unit_id: Option<String>,
     /// Model sent upstream.
     pub model: Option<String>,

@@ -53,15 +53,22 @@ impl<H: Host> Exchange<H> {
                 serde_json::Value::String(String::from_utf8_lossy(bytes).into_owned())
             })
         };
-        let body = serde_json::json!({
-            "record": record,
-            "request": as_json(&request),
-            "response": as_json(&response),
-        });
+        // `{"record":…,"request":…,"response":…}`, the record by its own
+        // writer (the keys in the order a JSON object of serde_json sorts them).
+        let mut body = b"{\"record\":".to_vec();
+        body.extend_from_slice(&record.to_json());
+        for (key, part) in [
+            (&b",\"request\":"[..], &request),
+            (b",\"response\":", &response),
+        ] {
+            body.extend_from_slice(key);
+            body.extend_from_slice(&serde_json::to_vec(&as_json(part)).unwrap_or_default());
+        }
+        body.push(b'}');
         let queued = self.host.queue_review(super::ReviewItem {
             cluster: review.cluster.clone(),
             timeout_ms: review.timeout_ms,
-            body: serde_json::to_vec(&body).unwrap_or_default(),
+            body,
         });
         if !queued {
             metrics.count_review(&self.host, 2);

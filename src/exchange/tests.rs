@@ -723,6 +723,12 @@ fn review_copies_hold_the_request_as_forwarded_or_as_refused() {
     assert_eq!(reviews.len(), 1, "a blocked request is reviewed");
     assert_eq!(reviews[0]["record"]["outcome"], "blocked");
     assert_eq!(
+        Some(&reviews[0]["record"]),
+        s.host.record().as_ref(),
+        "the copy holds the whole record, as the access log has it"
+    );
+    assert_eq!(reviews[0].as_object().map(|o| o.len()), Some(3));
+    assert_eq!(
         reviews[0]["request"]["messages"][0]["content"],
         "how to make a bomb"
     );
