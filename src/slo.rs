@@ -7,9 +7,11 @@
 
 use crate::shared::{update, SharedStore};
 
-/// Shared-data key of a variant's health window.
+/// Shared-data key of a variant's health window. `w2`: the binary slots
+/// of `encode_window` (a VM of an earlier build, still running beside
+/// a new one during a reload, kept JSON under `window.`).
 pub fn window_key(config_hash: u32, experiment: &str, variant: &str) -> String {
-    format!("llm_ab.window.{config_hash:08x}.{experiment}.{variant}")
+    format!("llm_ab.w2.{config_hash:08x}.{experiment}.{variant}")
 }
 
 /// Shared-data key of a variant's circuit breaker.

@@ -1,7 +1,7 @@
 //! The JSON configuration contract exactly as users write it.
 //!
 //! These structs only describe shape and defaults (read by
-//! [`super::read`]; serde's derive of them exists in tests only, as the
+//! `read.rs`; serde's derive of them exists in tests only, as the
 //! reference the reader is compared with); semantic rules live in
 //! [`super::validate`] and the request path reads the compiled
 //! [`super::Plan`], never these types.
