@@ -22,6 +22,9 @@ use super::contract::*;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
+/// The bytes a JSON number starts with.
+const NUMBER_STARTS: &[u8] = b"-0123456789";
+
 /// serde_json's nesting limit: the 128th open bracket is refused.
 const DEPTH_LIMIT: usize = 128;
 
@@ -232,6 +235,15 @@ impl Cursor<'_> {
         }
     }
 
+    /// The scalar at the cursor when its first byte is one of `starts`
+    /// (the kind `expected` names), else serde's "invalid type".
+    fn scalar_of(&mut self, starts: &[u8], expected: &str) -> R<Value> {
+        match self.ws() {
+            Some(b) if starts.contains(&b) => self.scalar(),
+            _ => Err(self.invalid(expected)),
+        }
+    }
+
     /// `:` after a key.
     fn colon(&mut self) -> R<()> {
         if self.ws() != Some(b':') {
@@ -360,10 +372,7 @@ impl Cursor<'_> {
 
     /// An unsigned integer up to `max`, refused as serde refuses it.
     fn unsigned(&mut self, max: u64, expected: &str) -> R<u64> {
-        if !matches!(self.ws(), Some(b'-' | b'0'..=b'9')) {
-            return Err(self.invalid(expected));
-        }
-        let Value::Number(n) = self.scalar()? else {
+        let Value::Number(n) = self.scalar_of(NUMBER_STARTS, expected)? else {
             return Err(Fail::Syntax);
         };
         match (n.as_u64(), n.as_i64()) {
@@ -480,10 +489,7 @@ trait Read: Sized {
 
 impl Read for String {
     fn read(c: &mut Cursor) -> R<Self> {
-        if c.ws() != Some(b'"') {
-            return Err(c.invalid("a string"));
-        }
-        match c.scalar()? {
+        match c.scalar_of(b"\"", "a string")? {
             Value::String(s) => Ok(s),
             _ => Err(Fail::Syntax),
         }
@@ -492,10 +498,7 @@ impl Read for String {
 
 impl Read for bool {
     fn read(c: &mut Cursor) -> R<Self> {
-        if !matches!(c.ws(), Some(b't' | b'f')) {
-            return Err(c.invalid("a boolean"));
-        }
-        match c.scalar()? {
+        match c.scalar_of(b"tf", "a boolean")? {
             Value::Bool(b) => Ok(b),
             _ => Err(Fail::Syntax),
         }
@@ -516,10 +519,7 @@ impl Read for u32 {
 
 impl Read for f64 {
     fn read(c: &mut Cursor) -> R<Self> {
-        if !matches!(c.ws(), Some(b'-' | b'0'..=b'9')) {
-            return Err(c.invalid("f64"));
-        }
-        match c.scalar()? {
+        match c.scalar_of(NUMBER_STARTS, "f64")? {
             Value::Number(n) => Ok(n.as_f64().unwrap_or_default()),
             _ => Err(Fail::Syntax),
         }
@@ -567,6 +567,8 @@ impl<T: Read> Read for BTreeMap<String, T> {
     }
 }
 
+/// The free-form value (an output schema), nested as deep as serde_json
+/// allows (the limit counts from the document's top).
 impl Read for Value {
     fn read(c: &mut Cursor) -> R<Self> {
         match c.ws() {
@@ -592,196 +594,202 @@ impl Read for Value {
     }
 }
 
-/// `impl Read` for a struct of the contract: each field with its JSON name
-/// and, unless it is required, its default.
+/// `impl Read` for a struct of the contract: each field, with `as "json"`
+/// where its JSON name is not the field's, and its default unless it is
+/// required.
 macro_rules! contract {
-    ($ty:ident { $($field:ident $json:literal $(= $default:expr)?),* $(,)? }) => {
+    ($ty:ident { $($field:ident $(as $json:literal)? $(= $default:expr)?),* $(,)? }) => {
         impl Read for $ty {
             #[allow(unused_variables)]
             fn read(c: &mut Cursor) -> R<Self> {
-                const NAMES: &[&str] = &[$($json),*];
+                const NAMES: &[&str] = &[$(contract!(@name $field $($json)?)),*];
                 $(let mut $field = None;)*
                 let shape = c.object(
                     concat!("struct ", stringify!($ty)),
                     NAMES,
                     &mut |c: &mut Cursor, name: &str| {
                         match name {
-                            $($json => $field = Some(Read::read(c)?),)*
+                            $(contract!(@name $field $($json)?) => $field = Some(Read::read(c)?),)*
                             _ => {}
                         }
                         Ok(())
                     },
                 )?;
-                Ok($ty { $($field: contract!(@take shape c $field $json $(= $default)?),)* })
+                Ok($ty {
+                    $($field: contract!(@take shape c $field (contract!(@name $field $($json)?)) $(= $default)?),)*
+                })
             }
         }
     };
-    (@take $shape:ident $c:ident $field:ident $json:literal) => {
+    (@name $field:ident) => {
+        stringify!($field)
+    };
+    (@name $field:ident $json:literal) => {
+        $json
+    };
+    (@take $shape:ident $c:ident $field:ident $json:tt) => {
         $shape.need($field, $json, $c)?
     };
-    (@take $shape:ident $c:ident $field:ident $json:literal = $default:expr) => {
+    (@take $shape:ident $c:ident $field:ident $json:tt = $default:expr) => {
         $field.unwrap_or_else(|| $default)
     };
 }
 
 contract!(FilterConfig {
-    route_header "route_header" = default_route_header(),
-    default_cluster "default_cluster",
-    expose_headers "expose_headers" = default_true(),
-    override_ "override" = None,
-    max_body_bytes "max_body_bytes" = default_max_body_bytes(),
-    experiments "experiments" = Vec::new(),
-    pricing "pricing" = BTreeMap::new(),
-    refusal_phrases "refusal_phrases" = Vec::new(),
-    redaction "redaction" = None,
-    telemetry "telemetry" = default_true(),
-    tracing "tracing" = false,
-    budgets "budgets" = None,
-    guardrails "guardrails" = None,
+    route_header = default_route_header(),
+    default_cluster,
+    expose_headers = default_true(),
+    override_ as "override" = None,
+    max_body_bytes = default_max_body_bytes(),
+    experiments = Vec::new(),
+    pricing = BTreeMap::new(),
+    refusal_phrases = Vec::new(),
+    redaction = None,
+    telemetry = default_true(),
+    tracing = false,
+    budgets = None,
+    guardrails = None,
 });
 
 contract!(BudgetsConfig {
-    max_input_tokens "max_input_tokens" = None,
-    max_output_tokens "max_output_tokens" = None,
-    quotas "quotas" = Vec::new(),
-    timeout_ms "timeout_ms" = None,
+    max_input_tokens = None,
+    max_output_tokens = None,
+    quotas = Vec::new(),
+    timeout_ms = None,
 });
 
 contract!(QuotaConfig {
-    key "key",
-    tokens_per_minute "tokens_per_minute",
+    key,
+    tokens_per_minute,
 });
 
 contract!(GuardrailsConfig {
-    moderation "moderation" = None,
-    tools "tools" = None,
-    response_schema "response_schema" = None,
-    review "review" = None,
+    moderation = None,
+    tools = None,
+    response_schema = None,
+    review = None,
 });
 
 contract!(ModerationConfig {
-    request_patterns "request_patterns" = Vec::new(),
-    response_patterns "response_patterns" = Vec::new(),
+    request_patterns = Vec::new(),
+    response_patterns = Vec::new(),
 });
 
 contract!(ToolsConfig {
-    allow "allow",
-    on_violation "on_violation" = default_block(),
+    allow,
+    on_violation = default_block(),
 });
 
 contract!(ResponseSchemaConfig {
-    on_fail "on_fail" = default_count(),
-    schema "schema" = None,
+    on_fail = default_count(),
+    schema = None,
 });
 
 contract!(ReviewConfig {
-    cluster "cluster",
-    sample_rate "sample_rate" = 0.0,
-    always "always" = Vec::new(),
-    timeout_ms "timeout_ms" = default_review_timeout(),
+    cluster,
+    sample_rate = 0.0,
+    always = Vec::new(),
+    timeout_ms = default_review_timeout(),
 });
 
 contract!(RedactionConfig {
-    request "request" = default_true(),
-    response "response" = default_true(),
-    detectors "detectors" = None,
-    custom "custom" = Vec::new(),
-    replacement "replacement" = default_replacement(),
-    hash_key "hash_key" = None,
-    on_error "on_error" = default_on_error(),
+    request = default_true(),
+    response = default_true(),
+    detectors = None,
+    custom = Vec::new(),
+    replacement = default_replacement(),
+    hash_key = None,
+    on_error = default_on_error(),
 });
 
-contract!(CustomPatternConfig {
-    name "name",
-    pattern "pattern",
-});
+contract!(CustomPatternConfig { name, pattern });
 
 contract!(PriceConfig {
-    input_per_mtok "input_per_mtok",
-    output_per_mtok "output_per_mtok",
-    cached_input_per_mtok "cached_input_per_mtok" = None,
-    cache_write_per_mtok "cache_write_per_mtok" = None,
+    input_per_mtok,
+    output_per_mtok,
+    cached_input_per_mtok = None,
+    cache_write_per_mtok = None,
 });
 
 contract!(OverrideConfig {
-    variant_header "variant_header",
-    token_header "token_header",
-    token "token",
+    variant_header,
+    token_header,
+    token,
 });
 
 contract!(ExperimentConfig {
-    id "id",
-    enabled "enabled" = default_true(),
-    salt "salt" = None,
-    match_ "match" = MatchConfig::default(),
-    sticky_keys "sticky_keys",
-    control "control" = None,
-    budgets "budgets" = None,
-    rollout "rollout" = None,
-    circuit_breaker "circuit_breaker" = None,
-    slo "slo" = None,
-    fallback "fallback" = None,
-    unit_id_key "unit_id_key" = None,
-    shadow "shadow" = None,
-    variants "variants",
+    id,
+    enabled = default_true(),
+    salt = None,
+    match_ as "match" = MatchConfig::default(),
+    sticky_keys,
+    control = None,
+    budgets = None,
+    rollout = None,
+    circuit_breaker = None,
+    slo = None,
+    fallback = None,
+    unit_id_key = None,
+    shadow = None,
+    variants,
 });
 
 contract!(ShadowConfig {
-    variants "variants",
-    sample_rate "sample_rate" = None,
-    sink_cluster "sink_cluster" = None,
-    max_tokens_per_minute "max_tokens_per_minute" = None,
-    timeout_ms "timeout_ms" = None,
+    variants,
+    sample_rate = None,
+    sink_cluster = None,
+    max_tokens_per_minute = None,
+    timeout_ms = None,
 });
 
 contract!(FallbackConfig {
-    on "on",
-    max_attempts "max_attempts" = default_attempts(),
+    on,
+    max_attempts = default_attempts(),
 });
 
 contract!(BreakerConfig {
-    consecutive_failures "consecutive_failures",
-    failure_rate "failure_rate",
-    window_s "window_s",
-    min_requests "min_requests",
-    open_s "open_s",
+    consecutive_failures,
+    failure_rate,
+    window_s,
+    min_requests,
+    open_s,
 });
 
 contract!(SloConfig {
-    window_s "window_s",
-    min_requests "min_requests",
-    max_error_rate "max_error_rate" = None,
-    max_p95_latency_ms "max_p95_latency_ms" = None,
-    max_fallback_rate "max_fallback_rate" = None,
-    min_schema_pass_rate "min_schema_pass_rate" = None,
+    window_s,
+    min_requests,
+    max_error_rate = None,
+    max_p95_latency_ms = None,
+    max_fallback_rate = None,
+    min_schema_pass_rate = None,
 });
 
 contract!(RolloutConfig {
-    start_unix_s "start_unix_s",
-    steps "steps",
+    start_unix_s,
+    steps,
 });
 
 contract!(RolloutStepConfig {
-    weight "weight" = None,
-    shadow_rate "shadow_rate" = None,
-    hold_s "hold_s",
+    weight = None,
+    shadow_rate = None,
+    hold_s,
 });
 
 contract!(MatchConfig {
-    path_prefix "path_prefix" = None,
-    headers "headers" = BTreeMap::new(),
+    path_prefix = None,
+    headers = BTreeMap::new(),
 });
 
 contract!(VariantConfig {
-    name "name",
-    weight "weight",
-    cluster "cluster",
-    model "model" = None,
-    prompt_version "prompt_version" = None,
-    rag_index_version "rag_index_version" = None,
-    timeout_ms "timeout_ms" = None,
-    output_cap_param "output_cap_param" = None,
-    credentials "credentials" = None,
+    name,
+    weight,
+    cluster,
+    model = None,
+    prompt_version = None,
+    rag_index_version = None,
+    timeout_ms = None,
+    output_cap_param = None,
+    credentials = None,
 });
 
 #[cfg(test)]
