@@ -133,6 +133,28 @@ fn schema_blocks(policy: Policy<'_>, first: Option<&str>, verdict: &mut Verdict)
     false
 }
 
+/// Reads a complete answer once: `observer` learns its usage and refusals
+/// and, with a `policy`, the answer's checks run on the same parse
+/// (`None` without one).
+pub fn read_answer(
+    observer: Option<&mut crate::response::ResponseObserver>,
+    refusal_phrases: &[String],
+    body: &[u8],
+    policy: Option<Policy<'_>>,
+    counts: &mut Counts,
+) -> Option<Verdict> {
+    let parsed = std::str::from_utf8(body).ok().map(Event::parse);
+    if let Some(o) = observer {
+        match &parsed {
+            Some(event) => {
+                o.observe_parsed(event, refusal_phrases);
+            }
+            None => o.observe_json(body, refusal_phrases),
+        }
+    }
+    Some(check_parsed(policy?, body, parsed.as_ref(), counts))
+}
+
 /// Checks a complete non-streaming JSON response.
 pub fn check_json(policy: Policy<'_>, body: &[u8], counts: &mut Counts) -> Verdict {
     let parsed = std::str::from_utf8(body).ok().map(Event::parse);

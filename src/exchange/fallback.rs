@@ -193,7 +193,7 @@ impl<H: Host> Exchange<H> {
             }
             None
         } else {
-            super::response::read_answer(
+            crate::output::read_answer(
                 self.observer.as_mut(),
                 &plan.refusal_phrases,
                 &out_body,

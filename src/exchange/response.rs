@@ -4,39 +4,14 @@
 
 use super::request::HeaderEdits;
 use super::{Exchange, Flow, Host, Matched, Phase, ResponseMode, MAX_JSON_RESPONSE};
-use crate::chunk::Event;
 use crate::config::Plan;
 use crate::error::ApiError;
 use crate::output::{self, StreamGuard};
 use crate::redact::sse::SseRedactor;
-use crate::redact::Counts;
-use crate::response::ResponseObserver;
 use crate::sse::SseParser;
 
 /// Envoy's `UT` response flag: the upstream request timed out.
 const UPSTREAM_REQUEST_TIMEOUT: u64 = 0x4;
-
-/// Reads a complete answer once: `observer` learns its usage and refusals
-/// and, with a `policy`, the answer's checks run on the same parse
-/// (`None` without one).
-pub(super) fn read_answer(
-    observer: Option<&mut ResponseObserver>,
-    refusal_phrases: &[String],
-    body: &[u8],
-    policy: Option<output::Policy<'_>>,
-    counts: &mut Counts,
-) -> Option<output::Verdict> {
-    let parsed = std::str::from_utf8(body).ok().map(Event::parse);
-    if let Some(o) = observer {
-        match &parsed {
-            Some(event) => {
-                o.observe_parsed(event, refusal_phrases);
-            }
-            None => o.observe_json(body, refusal_phrases),
-        }
-    }
-    Some(output::check_parsed(policy?, body, parsed.as_ref(), counts))
-}
 
 impl<H: Host> Exchange<H> {
     /// How a stream of this exchange's API is read under `policy` (the
@@ -158,7 +133,7 @@ impl<H: Host> Exchange<H> {
         // Upstream errors go on as they are: observed, not checked.
         let checked = (200..300).contains(&self.status);
         let schema = if checked { self.schema.take() } else { None };
-        let verdict = read_answer(
+        let verdict = output::read_answer(
             self.observer.as_mut(),
             &plan.refusal_phrases,
             &body,

@@ -290,16 +290,34 @@ pub fn read_answer(
     if answer.status == 0 {
         return side;
     }
+    let ok = (200..300).contains(&answer.status);
     let mut observer = crate::response::ResponseObserver::new();
     let readable = crate::encoding::unreadable(answer.content_encoding).is_none();
-    if readable {
-        observer.observe_json(answer.body, &plan.refusal_phrases);
+    // One parse for the usage, the refusal and, on a success, the
+    // guardrails that apply to the variant (redaction does not apply:
+    // nobody sees the answer).
+    let policy = crate::output::Policy {
+        redactor: None,
+        guard: &plan.guardrails,
+        schema: built.schema.as_ref(),
+    };
+    let checked = (ok && policy.holds_json()).then_some(policy);
+    let mut counts = crate::redact::Counts::default();
+    let verdict = if readable {
+        crate::output::read_answer(
+            Some(&mut observer),
+            &plan.refusal_phrases,
+            answer.body,
+            checked,
+            &mut counts,
+        )
     } else {
         observer.mark_unreadable();
-    }
+        None
+    };
     side.tokens = observer.tokens(built.prompt_tokens_est);
     side.cost_usd = plan.cost_usd(model, &side.tokens);
-    if !(200..300).contains(&answer.status) || !readable {
+    if !ok || !readable {
         return side;
     }
     let Some(doc) = std::str::from_utf8(answer.body)
@@ -309,19 +327,7 @@ pub fn read_answer(
         return side;
     };
     side.text = score::answer_text(&doc);
-    let policy = crate::output::Policy {
-        redactor: None,
-        guard: &plan.guardrails,
-        schema: built.schema.as_ref(),
-    };
-    // Only a guardrail that applies reads the answer again (redaction
-    // does not apply: nobody sees it).
-    let verdict = if policy.holds_json() {
-        let mut counts = crate::redact::Counts::default();
-        crate::output::check_json(policy, answer.body, &mut counts)
-    } else {
-        crate::output::Verdict::default()
-    };
+    let verdict = verdict.unwrap_or_default();
     side.schema_pass = verdict.schema_pass;
     side.outcome = if verdict.output_blocked || verdict.error.is_some() {
         ShadowOutcome::Blocked
