@@ -7,13 +7,11 @@
 //! that could not be read), without that crate's wrapper around every
 //! deserializer and visitor, which cost 64 KB of the 788 KB wasm module.
 //!
-//! The walk follows serde_json's own reading order, and each kind of error
-//! is matched where serde_json can raise it:
+//! It serves the errors of serde_json's own parse of a document that is not
+//! JSON (`super::syntax_error`); the contract's refusals are located by
+//! `super::read` as it reads. The walk follows serde_json's reading order,
+//! and each kind of error is matched where serde_json can raise it:
 //! - a syntax error is raised at the byte it blames (`column` points at it);
-//! - an error of the contract (wrong type, unknown or missing field...) is
-//!   positioned where serde_json's reader stood: after the token or the
-//!   closing bracket of the value, at the opening bracket of a container of
-//!   the wrong type, or after a key for `unknown field`/`duplicate field`;
 //! - an end-of-input error is raised in the state the walk reaches at the end.
 
 use serde_json::error::Category;
@@ -34,27 +32,18 @@ enum Want {
     Str,
     /// `recursion limit exceeded`, blamed on an opening bracket.
     Recursion,
-    /// `trailing characters`: an array read as a struct has too many elements.
-    Trailing,
     /// Any other syntax error, at a byte the walk cannot accept either.
     Structural,
-    /// `unknown field`: blamed on the key.
-    UnknownField,
-    /// `duplicate field`: blamed on the struct holding the key.
-    DuplicateField,
-    /// Any other error of the contract: blamed on the value it concerns.
-    Data,
 }
 
 impl Want {
-    fn of(err: &serde_json::Error) -> Want {
+    /// `None` for an error that is not about the text (a type's refusal).
+    fn of(err: &serde_json::Error) -> Option<Want> {
         let text = err.to_string();
         let starts = |p: &str| text.starts_with(p);
-        match err.classify() {
+        Some(match err.classify() {
             Category::Eof => Want::Eof,
-            Category::Data if starts("unknown field `") => Want::UnknownField,
-            Category::Data if starts("duplicate field `") => Want::DuplicateField,
-            Category::Data | Category::Io => Want::Data,
+            Category::Data | Category::Io => return None,
             Category::Syntax => {
                 if starts("invalid number") || starts("number out of range") {
                     Want::Number
@@ -69,13 +58,11 @@ impl Want {
                     Want::Str
                 } else if starts("recursion limit exceeded") {
                     Want::Recursion
-                } else if starts("trailing characters") {
-                    Want::Trailing
                 } else {
                     Want::Structural
                 }
             }
-        }
+        })
     }
 }
 
@@ -112,14 +99,14 @@ struct Walk<'a> {
 /// that could not be read at the top level, and an empty string for the
 /// document itself.
 pub fn error_path(doc: &[u8], err: &serde_json::Error) -> String {
-    let Some(at) = offset(doc, err.line(), err.column()) else {
+    let (Some(at), Some(want)) = (offset(doc, err.line(), err.column()), Want::of(err)) else {
         return String::new();
     };
     let mut w = Walk {
         s: doc,
         pos: 0,
         at,
-        want: Want::of(err),
+        want,
         path: Vec::new(),
     };
     match w.value(0) {
@@ -203,9 +190,7 @@ impl Walk<'_> {
         let start = self.pos;
         match c {
             b'{' | b'[' => {
-                if (self.want == Want::Data && self.at == start)
-                    || (self.want == Want::Recursion && self.blamed() == start)
-                {
+                if self.want == Want::Recursion && self.blamed() == start {
                     return Err(self.found(None));
                 }
                 if depth > MAX_DEPTH {
@@ -226,9 +211,6 @@ impl Walk<'_> {
                     None,
                 ))
             }
-        }
-        if self.want == Want::Data && self.at == self.pos {
-            return Err(self.found(None));
         }
         Ok(())
     }
@@ -357,15 +339,6 @@ impl Walk<'_> {
             self.string(Some(Seg::Unknown))?;
             let key = Seg::Key(key_start, self.pos);
             self.ws();
-            if matches!(self.want, Want::UnknownField | Want::DuplicateField) {
-                // serde_json positions these after the whitespace behind the
-                // key, and after a `}` right there, which it consumes.
-                let at = self.pos + usize::from(self.s.get(self.pos) == Some(&b'}'));
-                if at == self.at {
-                    let last = (self.want == Want::UnknownField).then_some(key);
-                    return Err(self.found(last));
-                }
-            }
             match self.s.get(self.pos) {
                 None => return Err(self.stop_if(self.want == Want::Eof, None)),
                 Some(b':') => self.pos += 1,
@@ -394,26 +367,19 @@ impl Walk<'_> {
             }
             if index > 0 {
                 if c != b',' {
-                    // `expected `,` or `]``, or `trailing characters` when the
-                    // array is read as a struct that has all its fields.
-                    let hit = matches!(self.want, Want::Structural | Want::Trailing)
-                        && self.blamed() == self.pos;
+                    // `expected `,` or `]``.
+                    let hit = self.want == Want::Structural && self.blamed() == self.pos;
                     return Err(self.stop_if(hit, None));
                 }
                 self.pos += 1;
                 self.ws();
                 let Some(&c) = self.s.get(self.pos) else {
-                    let hit = self.want == Want::Eof
-                        || (self.want == Want::Trailing && self.at == self.s.len());
-                    return Err(self.stop_if(hit, None));
+                    return Err(self.stop_if(self.want == Want::Eof, None));
                 };
                 if c == b']' {
                     // `trailing comma`.
                     let hit = self.want == Want::Structural && self.blamed() == self.pos;
                     return Err(self.stop_if(hit, None));
-                }
-                if self.want == Want::Trailing && self.blamed() == self.pos {
-                    return Err(self.found(None));
                 }
             }
             self.path.push(Seg::Index(index));
@@ -427,10 +393,12 @@ impl Walk<'_> {
 #[cfg(test)]
 pub(super) mod tests {
     //! Differential tests: on every broken variant of a few configurations,
-    //! the path must be the one `serde_path_to_error` reports.
+    //! serde_json's parse of the document fails where `serde_path_to_error`
+    //! says, and the walk finds that path. (The contract's own refusals are
+    //! compared with serde's by `super::super::read`'s tests, on this corpus.)
     use super::error_path;
-    use crate::config::contract::FilterConfig;
     use serde::Deserialize;
+    use serde_json::Value;
 
     /// Every struct of the contract, maps, a free-form schema, and a key
     /// with escapes.
@@ -479,7 +447,7 @@ pub(super) mod tests {
 
     fn reference(doc: &[u8]) -> Option<(String, String)> {
         let de = &mut serde_json::Deserializer::from_slice(doc);
-        match serde_path_to_error::deserialize::<_, FilterConfig>(de) {
+        match serde_path_to_error::deserialize::<_, Value>(de) {
             Ok(_) => None,
             Err(e) => Some((shown(e.path().to_string()), e.into_inner().to_string())),
         }
@@ -487,7 +455,7 @@ pub(super) mod tests {
 
     fn ours(doc: &[u8]) -> Option<(String, String)> {
         let de = &mut serde_json::Deserializer::from_slice(doc);
-        match FilterConfig::deserialize(de) {
+        match Value::deserialize(de) {
             Ok(_) => None,
             Err(e) => Some((shown(error_path(doc, &e)), e.to_string())),
         }
