@@ -16,35 +16,34 @@
 pub struct Rollout {
     /// When the first step starts (Unix seconds).
     pub start_unix_s: u64,
-    /// `(buckets, hold_s)` per step.
-    pub steps: Vec<(u32, u64)>,
-    /// Per step: its shadow rate (parts per million) for a shadow step
-    /// (whose buckets are 0), `None` for a step that exposes users.
-    pub shadow: Vec<Option<u32>>,
+    /// The steps in order.
+    pub steps: Vec<Step>,
+}
+
+/// One step of a schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    /// Buckets each treatment owns (0 in a shadow step).
+    pub buckets: u32,
+    /// How long the step lasts (the last one lasts forever).
+    pub hold_s: u64,
+    /// A shadow step's rate (parts per million); `None` for a step that
+    /// exposes users.
+    pub shadow_ppm: Option<u32>,
 }
 
 impl Rollout {
     /// Buckets each treatment owns at time `now_s`.
     pub fn buckets_at(&self, now_s: u64) -> u32 {
-        let Some(elapsed) = now_s.checked_sub(self.start_unix_s) else {
-            return 0;
-        };
-        let mut until = 0u64;
-        for (buckets, hold) in &self.steps {
-            until = until.saturating_add(*hold);
-            if elapsed < until {
-                return *buckets;
-            }
-        }
-        self.steps.last().map_or(0, |(b, _)| *b)
+        self.step(now_s).map_or(0, |s| s.buckets)
     }
 
     /// Index of the step in force at `now_s` (`None` before the start).
     pub fn step_at(&self, now_s: u64) -> Option<usize> {
         let elapsed = now_s.checked_sub(self.start_unix_s)?;
         let mut until = 0u64;
-        for (i, (_, hold)) in self.steps.iter().enumerate() {
-            until = until.saturating_add(*hold);
+        for (i, step) in self.steps.iter().enumerate() {
+            until = until.saturating_add(step.hold_s);
             if elapsed < until {
                 return Some(i);
             }
@@ -55,7 +54,12 @@ impl Rollout {
     /// The shadow rate at `now_s` (parts per million) while a shadow step
     /// is in force; `None` before the start and in exposed steps.
     pub fn shadow_ppm_at(&self, now_s: u64) -> Option<u32> {
-        self.shadow.get(self.step_at(now_s)?).copied().flatten()
+        self.step(now_s)?.shadow_ppm
+    }
+
+    /// The step in force at `now_s`.
+    fn step(&self, now_s: u64) -> Option<&Step> {
+        self.steps.get(self.step_at(now_s)?)
     }
 }
 
@@ -63,12 +67,27 @@ impl Rollout {
 mod tests {
     use super::*;
 
+    /// Steps from `(buckets, hold_s, shadow_ppm)`.
+    fn steps(of: &[(u32, u64, Option<u32>)]) -> Vec<Step> {
+        of.iter()
+            .map(|&(buckets, hold_s, shadow_ppm)| Step {
+                buckets,
+                hold_s,
+                shadow_ppm,
+            })
+            .collect()
+    }
+
     fn schedule() -> Rollout {
         // 1 % for 600 s, 5 % for 600 s, 25 % for 1800 s, then 50 %.
         Rollout {
             start_unix_s: 1_000,
-            steps: vec![(100, 600), (500, 600), (2500, 1800), (5000, 0)],
-            shadow: vec![None; 4],
+            steps: steps(&[
+                (100, 600, None),
+                (500, 600, None),
+                (2500, 1800, None),
+                (5000, 0, None),
+            ]),
         }
     }
 
@@ -93,8 +112,7 @@ mod tests {
     fn a_schedule_that_ends_keeps_its_last_weight() {
         let r = Rollout {
             start_unix_s: 0,
-            steps: vec![(1000, 10), (2000, 10)],
-            shadow: vec![None; 2],
+            steps: steps(&[(1000, 10, None), (2000, 10, None)]),
         };
         assert_eq!(r.buckets_at(25), 2000);
     }
@@ -103,8 +121,11 @@ mod tests {
     fn shadow_steps_expose_nobody_and_copy_their_rate() {
         let r = Rollout {
             start_unix_s: 100,
-            steps: vec![(0, 60), (0, 60), (500, 0)],
-            shadow: vec![Some(100_000), Some(500_000), None],
+            steps: steps(&[
+                (0, 60, Some(100_000)),
+                (0, 60, Some(500_000)),
+                (500, 0, None),
+            ]),
         };
         assert_eq!(r.shadow_ppm_at(99), None);
         assert_eq!(

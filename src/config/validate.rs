@@ -539,7 +539,6 @@ fn compile_rollout(
         );
     }
     let lane = lane_width(e.variants.len().saturating_sub(1));
-    let mut shadow = Vec::with_capacity(r.steps.len());
     let mut exposed = false;
     let steps = r
         .steps
@@ -560,8 +559,11 @@ fn compile_rollout(
                             "shadow steps must come before every step with a weight",
                         );
                     }
-                    shadow.push(Some(rate_ppm(p, &rp, rate)));
-                    return (0, s.hold_s);
+                    return crate::rollout::Step {
+                        buckets: 0,
+                        hold_s: s.hold_s,
+                        shadow_ppm: Some(rate_ppm(p, &rp, rate)),
+                    };
                 }
                 (Some(_), Some(_)) => {
                     p.add(&sp, "a step has a weight or a shadow_rate, not both");
@@ -573,7 +575,6 @@ fn compile_rollout(
                 }
             };
             exposed = true;
-            shadow.push(None);
             let b = weight_buckets(p, &sp, weight);
             if b > lane {
                 p.add(
@@ -585,13 +586,16 @@ fn compile_rollout(
                     ),
                 );
             }
-            (b, s.hold_s)
+            crate::rollout::Step {
+                buckets: b,
+                hold_s: s.hold_s,
+                shadow_ppm: None,
+            }
         })
         .collect();
     crate::rollout::Rollout {
         start_unix_s: r.start_unix_s,
         steps,
-        shadow,
     }
 }
 
