@@ -383,12 +383,7 @@ impl<H: Host> Exchange<H> {
         if blocked {
             return refuse(self, sent, &ApiError::content_blocked());
         }
-        self.schema = self.info.response_schema.take().or_else(|| {
-            plan.guardrails
-                .schema
-                .as_ref()
-                .and_then(|s| s.default_schema.clone())
-        });
+        self.schema = plan.guardrails.schema_for(self.info.response_schema.take());
         // A stream the filter does not read (`other` APIs) is like a
         // response it cannot decode: it goes out only when nothing must
         // read it.

@@ -60,6 +60,12 @@ pub struct Review {
 pub const REFUSAL_MESSAGE: &str = "I can't help with that.";
 
 impl Guardrails {
+    /// The schema an answer is checked against: the request's own
+    /// (`requested`), else the configured default.
+    pub fn schema_for(&self, requested: Option<Value>) -> Option<Value> {
+        requested.or_else(|| self.schema.as_ref()?.default_schema.clone())
+    }
+
     /// The first request pattern matching any of `texts` (its index).
     pub fn blocked_request<'t>(&self, mut texts: impl Iterator<Item = &'t str>) -> Option<usize> {
         if self.request_patterns.is_empty() {

@@ -120,12 +120,7 @@ pub fn build_copy(plan: &Plan, copy: &Copy) -> Option<Built> {
         crate::exchange::side_call_body(plan, copy.experiment, v, copy.api, &copy.body, true)?;
     // Never sent unredacted.
     let out = body.ok()?;
-    let schema = info.response_schema.or_else(|| {
-        plan.guardrails
-            .schema
-            .as_ref()
-            .and_then(|s| s.default_schema.clone())
-    });
+    let schema = plan.guardrails.schema_for(info.response_schema);
     Some(Built {
         body: out,
         prompt_tokens_est: info.prompt_tokens_est,
