@@ -5,7 +5,7 @@
 
 use crate::prom::Sample;
 use crate::report::label;
-use crate::stats::{histogram_quantile, normal_cdf};
+use crate::stats::{chi2_sf, histogram_quantile, ln_gamma};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -32,7 +32,8 @@ pub fn mcnemar(b: u64, c: u64) -> McNemar {
     let (p_value, method) = if n == 0 {
         (1.0, "exact")
     } else if n < 1_000 {
-        // Σ_{k ≤ min} C(n, k) / 2^n, in logs (no overflow).
+        // Σ_{k ≤ min} C(n, k) / 2^n, in logs (no overflow; ln k! = ln Γ(k + 1)).
+        let ln_factorial = |k: u64| ln_gamma(k as f64 + 1.0);
         let ln_choose = |k: u64| ln_factorial(n) - ln_factorial(k) - ln_factorial(n - k);
         let tail: f64 = (0..=b.min(c))
             .map(|k| (ln_choose(k) - n as f64 * std::f64::consts::LN_2).exp())
@@ -41,7 +42,7 @@ pub fn mcnemar(b: u64, c: u64) -> McNemar {
     } else {
         let d = (b.abs_diff(c) as f64 - 1.0).max(0.0);
         let chi2 = d * d / n as f64;
-        (2.0 * (1.0 - normal_cdf(chi2.sqrt())), "chi_square")
+        (chi2_sf(chi2, 1.0), "chi_square")
     };
     McNemar {
         control_only: b,
@@ -49,10 +50,6 @@ pub fn mcnemar(b: u64, c: u64) -> McNemar {
         p_value,
         method,
     }
-}
-
-fn ln_factorial(n: u64) -> f64 {
-    (2..=n).map(|k| (k as f64).ln()).sum()
 }
 
 /// One shadow variant of an experiment.
