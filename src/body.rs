@@ -5,105 +5,141 @@
 //! other byte exactly as the client sent it.
 
 use crate::error::ApiError;
+use crate::json::read::{FromJson, Kind, Reader, R};
 use crate::json::{json_string, offset_in, Present};
 use crate::tokens::TokenCounter;
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+#[cfg(test)]
 use serde::Deserialize;
 use std::borrow::Cow;
-use std::fmt;
 
 /// The top-level fields the filter reads; every other field is validated
 /// (as JSON) and skipped.
-#[derive(Deserialize)]
+#[derive(Default)]
+#[cfg_attr(test, derive(Deserialize))]
 struct TopLevel<'a> {
-    #[serde(borrow, default)]
+    #[cfg_attr(test, serde(borrow, default))]
     model: Present<'a>,
-    #[serde(borrow, default)]
+    #[cfg_attr(test, serde(borrow, default))]
     stream: Present<'a>,
-    #[serde(borrow, default)]
+    #[cfg_attr(test, serde(borrow, default))]
     stream_options: Present<'a>,
     // The prompt, wherever its API keeps it: Chat and Messages `messages`,
     // Completions `prompt`, Responses and Embeddings `input`, Responses
     // `instructions`, Messages `system`.
-    #[serde(default)]
+    #[cfg_attr(test, serde(default))]
     messages: Counted,
-    #[serde(default)]
+    #[cfg_attr(test, serde(default))]
     prompt: Counted,
-    #[serde(default)]
+    #[cfg_attr(test, serde(default))]
     input: Counted,
-    #[serde(default)]
+    #[cfg_attr(test, serde(default))]
     instructions: Counted,
-    #[serde(default)]
+    #[cfg_attr(test, serde(default))]
     system: Counted,
-    #[serde(borrow, default)]
+    #[cfg_attr(test, serde(borrow, default))]
     max_tokens: Present<'a>,
-    #[serde(borrow, default)]
+    #[cfg_attr(test, serde(borrow, default))]
     max_completion_tokens: Present<'a>,
-    #[serde(borrow, default)]
+    #[cfg_attr(test, serde(borrow, default))]
     max_output_tokens: Present<'a>,
-    #[serde(borrow, default)]
+    #[cfg_attr(test, serde(borrow, default))]
     tools: Present<'a>,
-    #[serde(borrow, default)]
+    #[cfg_attr(test, serde(borrow, default))]
     response_format: Present<'a>,
     /// Responses: `text.format` is its structured output.
-    #[serde(borrow, default)]
+    #[cfg_attr(test, serde(borrow, default))]
     text: Present<'a>,
 }
+
+crate::from_json!(TopLevel<'a> {
+    model,
+    stream,
+    stream_options,
+    messages,
+    prompt,
+    input,
+    instructions,
+    system,
+    max_tokens,
+    max_completion_tokens,
+    max_output_tokens,
+    tools,
+    response_format,
+    text,
+});
 
 /// Counts the text of every string value inside a field (keys excluded).
 #[derive(Default)]
 struct Counted(TokenCounter);
 
-impl<'de> Deserialize<'de> for Counted {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+impl<'a> FromJson<'a> for Counted {
+    fn read(r: &mut Reader<'a>) -> R<Self> {
         let mut counter = TokenCounter::default();
-        d.deserialize_any(CountVisitor(&mut counter))?;
+        r.strings(&mut |s| counter.add(s))?;
         Ok(Counted(counter))
     }
 }
 
-struct CountVisitor<'c>(&'c mut TokenCounter);
+/// serde's reading of a counted field: the reference the hand reader is
+/// held to.
+#[cfg(test)]
+mod counted_by_serde {
+    use super::{Counted, TokenCounter};
+    use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+    use serde::Deserialize;
+    use std::fmt;
 
-impl<'de> de::DeserializeSeed<'de> for CountVisitor<'_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for CountVisitor<'_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-    fn visit_str<E>(self, v: &str) -> Result<(), E> {
-        self.0.add(v);
-        Ok(())
-    }
-    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element_seed(CountVisitor(&mut *self.0))?.is_some() {}
-        Ok(())
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while map.next_key::<de::IgnoredAny>()?.is_some() {
-            map.next_value_seed(CountVisitor(&mut *self.0))?;
+    impl<'de> Deserialize<'de> for Counted {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let mut counter = TokenCounter::default();
+            d.deserialize_any(CountVisitor(&mut counter))?;
+            Ok(Counted(counter))
         }
-        Ok(())
+    }
+
+    struct CountVisitor<'c>(&'c mut TokenCounter);
+
+    impl<'de> de::DeserializeSeed<'de> for CountVisitor<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for CountVisitor<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_str<E>(self, v: &str) -> Result<(), E> {
+            self.0.add(v);
+            Ok(())
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while seq.next_element_seed(CountVisitor(&mut *self.0))?.is_some() {}
+            Ok(())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while map.next_key::<de::IgnoredAny>()?.is_some() {
+                map.next_value_seed(CountVisitor(&mut *self.0))?;
+            }
+            Ok(())
+        }
     }
 }
 
@@ -203,7 +239,7 @@ pub fn prepare(body: &[u8], edits: Edits<'_>) -> Result<Prepared, ApiError> {
         client_model: top
             .model
             .0
-            .and_then(|raw| crate::json::parse::<String>(raw.get()).ok()),
+            .and_then(|raw| crate::json::read::from_str::<String>(raw.get()).ok()),
         ..RequestInfo::default()
     };
     // (start, end, replacement): end == start inserts after the brace.
@@ -275,7 +311,9 @@ pub fn prepare(body: &[u8], edits: Edits<'_>) -> Result<Prepared, ApiError> {
         info.output_cap = limits.filter_map(|raw| raw.get().parse::<u64>().ok()).min();
     }
     if let (Some(allowed), Some(raw)) = (edits.allowed_tools, top.tools.0) {
-        if let Ok(tools) = crate::json::parse::<Vec<serde_json::Value>>(raw.get()) {
+        if let Ok(serde_json::Value::Array(tools)) =
+            crate::json::parse::<serde_json::Value>(raw.get())
+        {
             // Chat: `function.name`; Responses and Messages: `name`; a
             // built-in tool without one (Responses `web_search`,
             // `file_search`, …) by its `type`.
@@ -329,9 +367,8 @@ pub fn prepare(body: &[u8], edits: Edits<'_>) -> Result<Prepared, ApiError> {
                 info.usage_injected = true;
             }
             Some(raw) => {
-                let parsed =
-                    crate::json::parse::<serde_json::Map<String, serde_json::Value>>(raw.get());
-                if let Ok(mut map) = parsed {
+                let parsed = crate::json::parse::<serde_json::Value>(raw.get());
+                if let Ok(serde_json::Value::Object(mut map)) = parsed {
                     if map.get("include_usage") != Some(&serde_json::Value::Bool(true)) {
                         map.insert("include_usage".into(), serde_json::Value::Bool(true));
                         let start = offset_in(body, raw.get().as_bytes());
@@ -445,27 +482,95 @@ fn parse_top_level(body: &[u8]) -> Result<TopLevel<'_>, ApiError> {
     // serde_json skips ignored strings without checking their UTF-8.
     let text = std::str::from_utf8(body)
         .map_err(|_| ApiError::invalid_json("request body is not valid UTF-8"))?;
-    // `from_str`, not `json::parse`: the text is checked already, and the
-    // byte reader would check the UTF-8 of every raw value again (~5 % of
-    // `prepare`), for ~3 KB of wasm.
-    serde_json::from_str::<TopLevel<'_>>(text).map_err(|e| {
-        // Never echo the body: the message says where, not what.
-        let what = match e.classify() {
-            serde_json::error::Category::Eof => "request body is truncated JSON",
-            serde_json::error::Category::Data => "request body has an invalid top-level field",
-            _ => "request body is not valid JSON",
-        };
-        ApiError::invalid_json(&format!(
-            "{what} (line {}, column {})",
-            e.line(),
-            e.column()
-        ))
+    // Read as text: its UTF-8 is checked already. A refusal is where and
+    // why serde_json would have refused the document.
+    crate::json::read::from_str_or_failure::<TopLevel<'_>>(text).map_err(|f| {
+        let (line, column) = f.line_column(body);
+        refusal(f.kind, line, column)
     })
+}
+
+/// The error for a body that is not a JSON object of the shape read. Never
+/// echoes the body: the message says where, not what.
+fn refusal(kind: Kind, line: usize, column: usize) -> ApiError {
+    let what = match kind {
+        Kind::Eof => "request body is truncated JSON",
+        Kind::Data => "request body has an invalid top-level field",
+        Kind::Syntax => "request body is not valid JSON",
+    };
+    ApiError::invalid_json(&format!("{what} (line {line}, column {column})"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a read of the top level gives: each raw field and each count,
+    /// or the error a client gets.
+    fn summary(top: Result<TopLevel<'_>, ApiError>) -> String {
+        match top {
+            Err(e) => e.message,
+            Ok(t) => format!(
+                "{:?}",
+                (
+                    [
+                        t.model,
+                        t.stream,
+                        t.stream_options,
+                        t.max_tokens,
+                        t.max_completion_tokens
+                    ],
+                    [t.max_output_tokens, t.tools, t.response_format, t.text],
+                    [t.messages, t.prompt, t.input, t.instructions, t.system].map(|c| c.0),
+                )
+            ),
+        }
+    }
+
+    /// The request bodies of every API, read by hand and by serde's derive
+    /// (the reference): the same fields, the same counts, and for every
+    /// broken variant the same error at the same line and column.
+    #[test]
+    fn top_level_reads_as_serde_does() {
+        const BODIES: &[&str] = &[
+            r#"{"model":"gpt-4o","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Hi \u00e9 \"x\" \ud83d\ude00"}],"stream":true,"stream_options":{"include_usage":false},"max_tokens":50,"tools":[{"type":"function","function":{"name":"search","parameters":{"type":"object","properties":{}}}}],"response_format":{"type":"json_object"},"temperature":0.7}"#,
+            r#"{"model":"gpt-5","instructions":"Answer.","input":[{"role":"user","content":[{"type":"input_text","text":"Hello"}]}],"max_output_tokens":100,"text":{"format":{"type":"text"}},"reasoning":{"effort":"low"}}"#,
+            r#"{"model":"claude","system":[{"type":"text","text":"sys","cache_control":{"type":"ephemeral"}}],"messages":[{"role":"user","content":"Hey"}],"max_tokens":1024,"stream":false,"metadata":{"user_id":"u"}}"#,
+            r#"{"model":"text-embedding-3-small","input":["a","b",1.5e3,-0,12345678901234567890,-7],"encoding_format":"float"}"#,
+            r#"{"model":"x","prompt":"Say hi","max_completion_tokens":5,"n":1,"logit_bias":{"50256":-100}}"#,
+            "{\n  \"model\": \"m\",\n  \"messages\": [\n    {\"role\": \"user\",\n     \"content\": \"a\\nb\"}\n  ],\n  \"max_tokens\": 3\n}\n",
+        ];
+        let docs = crate::json::read::differential::corpus(BODIES);
+        let (mut read, mut refused) = (0, 0);
+        for doc in &docs {
+            let Ok(text) = std::str::from_utf8(doc) else {
+                continue;
+            };
+            // What `parse_top_level` refuses before reading.
+            if doc.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+                continue;
+            }
+            let want = summary(serde_json::from_str::<TopLevel<'_>>(text).map_err(|e| {
+                let kind = match e.classify() {
+                    serde_json::error::Category::Eof => Kind::Eof,
+                    serde_json::error::Category::Data => Kind::Data,
+                    _ => Kind::Syntax,
+                };
+                refusal(kind, e.line(), e.column())
+            }));
+            let got = summary(parse_top_level(doc));
+            assert_eq!(got, want, "{text:?}");
+            if want.starts_with("request body") {
+                refused += 1;
+            } else {
+                read += 1;
+            }
+        }
+        assert!(
+            read > 1_000 && refused > 5_000,
+            "{read} read, {refused} refused"
+        );
+    }
 
     fn rewrite(body: &str, model: &str) -> String {
         match rewrite_model(body.as_bytes(), Some(model)) {

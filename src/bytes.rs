@@ -55,6 +55,43 @@ pub fn find2(hay: &[u8], a: u8, b: u8) -> Option<usize> {
     return memchr::memchr2(a, b, hay);
 }
 
+/// The first byte of `hay` that ends a run of plain JSON string bytes:
+/// `"`, `\\` or a control character (below 0x20), eight bytes at a time.
+pub fn swar_string_stop(hay: &[u8]) -> Option<usize> {
+    let (quote, backslash) = (LO * u64::from(b'"'), LO * u64::from(b'\\'));
+    let mut chunks = hay.chunks_exact(8);
+    let mut base = 0;
+    for chunk in chunks.by_ref() {
+        let w = word(chunk);
+        // Bytes below 0x20: `w - 0x20…` borrows out of them (exact for the
+        // lowest, as for the zero bytes), bytes with the high bit excluded.
+        let control = w.wrapping_sub(LO * 0x20) & !w & HI;
+        let m = zero_bytes(w ^ quote) | zero_bytes(w ^ backslash) | control;
+        if m != 0 {
+            return Some(base + (m.trailing_zeros() / 8) as usize);
+        }
+        base += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&x| is_string_stop(x))
+        .map(|p| base + p)
+}
+
+/// Whether `b` ends a run of plain JSON string bytes.
+pub fn is_string_stop(b: u8) -> bool {
+    b == b'"' || b == b'\\' || b < 0x20
+}
+
+/// The first `"`, `\\` or control character in `hay`.
+pub fn string_stop(hay: &[u8]) -> Option<usize> {
+    #[cfg(target_arch = "wasm32")]
+    return swar_string_stop(hay);
+    #[cfg(not(target_arch = "wasm32"))]
+    return hay.iter().position(|&x| is_string_stop(x));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,6 +138,36 @@ mod tests {
                 naive(&hay, a, b),
                 "{a:#x}/{b:#x} in {hay:?}"
             );
+        }
+    }
+
+    #[test]
+    fn finds_the_first_string_stop_at_every_place() {
+        let special = [
+            0u8, 1, 0x1f, 0x20, 0x21, b'"', b'\\', 0x7f, 0x80, 0x9f, 0xa0, 0xff,
+        ];
+        for &fill in &special {
+            for len in 0..40 {
+                for at in 0..len {
+                    for &a in &special {
+                        let mut hay = vec![fill; len];
+                        hay[at] = a;
+                        let want = hay.iter().position(|&x| is_string_stop(x));
+                        assert_eq!(swar_string_stop(&hay), want, "{hay:?}");
+                        assert_eq!(string_stop(&hay), want);
+                    }
+                }
+            }
+        }
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..50_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let hay: Vec<u8> =
+                seed.to_le_bytes().repeat(1 + (seed % 5) as usize)[(seed % 7) as usize..].to_vec();
+            let want = hay.iter().position(|&x| is_string_stop(x));
+            assert_eq!(swar_string_stop(&hay), want, "{hay:?}");
         }
     }
 }

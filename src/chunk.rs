@@ -9,27 +9,31 @@
 //! always did: the fast path never decides what the slow one would not.
 
 use crate::json::Present;
+use crate::json::Raw;
 use crate::usage::UsageJson;
+#[cfg(test)]
 use serde::Deserialize;
-use serde_json::value::RawValue;
 use std::borrow::Cow;
 
 /// A chunk's `choices[]` entry.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default)]
+#[cfg_attr(test, derive(Deserialize))]
 pub struct Choice<'a> {
     /// `index` (0 when absent).
-    #[serde(default)]
+    #[cfg_attr(test, serde(default))]
     pub index: usize,
     /// `delta` (streams).
-    #[serde(default, borrow)]
+    #[cfg_attr(test, serde(default, borrow))]
     pub delta: Option<Part<'a>>,
     /// `message` (some servers stream whole messages).
-    #[serde(default, borrow)]
+    #[cfg_attr(test, serde(default, borrow))]
     pub message: Option<Part<'a>>,
     /// `finish_reason`, raw (`null` while the choice goes on).
-    #[serde(default, borrow)]
-    pub finish_reason: Option<&'a RawValue>,
+    #[cfg_attr(test, serde(default, borrow))]
+    pub finish_reason: Option<Raw<'a>>,
 }
+
+crate::from_json!(Choice<'a> { index, delta, message, finish_reason });
 
 impl Choice<'_> {
     /// Whether `finish_reason` is set (not absent, not `null`).
@@ -45,34 +49,43 @@ impl Choice<'_> {
 }
 
 /// A `delta` or `message` object.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default)]
+#[cfg_attr(test, derive(Deserialize))]
 pub struct Part<'a> {
     /// `content`, raw (a string, or `null` on a final delta).
-    #[serde(default, borrow)]
+    #[cfg_attr(test, serde(default, borrow))]
     pub content: Present<'a>,
     /// `refusal`.
-    #[serde(default, borrow)]
+    #[cfg_attr(test, serde(default, borrow))]
     pub refusal: Option<Cow<'a, str>>,
     /// `tool_calls`.
-    #[serde(default, borrow)]
+    #[cfg_attr(test, serde(default, borrow))]
     pub tool_calls: Option<Vec<ToolCall<'a>>>,
 }
 
+crate::from_json!(Part<'a> { content, refusal, tool_calls });
+
 /// A `tool_calls[]` entry.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default)]
+#[cfg_attr(test, derive(Deserialize))]
 pub struct ToolCall<'a> {
     /// `function`.
-    #[serde(default, borrow)]
+    #[cfg_attr(test, serde(default, borrow))]
     pub function: Option<Function<'a>>,
 }
 
+crate::from_json!(ToolCall<'a> { function });
+
 /// A tool call's `function`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default)]
+#[cfg_attr(test, derive(Deserialize))]
 pub struct Function<'a> {
     /// The tool's name (streams send it in the call's first delta).
-    #[serde(default, borrow)]
+    #[cfg_attr(test, serde(default, borrow))]
     pub name: Option<Cow<'a, str>>,
 }
+
+crate::from_json!(Function<'a> { name });
 
 impl Part<'_> {
     /// The names of the tools this part calls.
@@ -85,53 +98,62 @@ impl Part<'_> {
 }
 
 /// A Messages content block, or a part of a Responses output item.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default)]
+#[cfg_attr(test, derive(Deserialize))]
 pub struct Block<'a> {
     /// `type`.
-    #[serde(default, rename = "type", borrow)]
+    #[cfg_attr(test, serde(default, rename = "type", borrow))]
     pub kind: Cow<'a, str>,
     /// `text` (a Messages `text` block, a Responses `output_text` part).
-    #[serde(default, borrow)]
+    #[cfg_attr(test, serde(default, borrow))]
     pub text: Option<Cow<'a, str>>,
     /// `name` (a tool-use block).
-    #[serde(default, borrow)]
+    #[cfg_attr(test, serde(default, borrow))]
     pub name: Option<Cow<'a, str>>,
 }
 
+crate::from_json!(Block<'a> { kind as "type", text, name });
+
 /// A Responses `output` item.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default)]
+#[cfg_attr(test, derive(Deserialize))]
 pub struct Item<'a> {
     /// `type`.
-    #[serde(default, rename = "type", borrow)]
+    #[cfg_attr(test, serde(default, rename = "type", borrow))]
     pub kind: Cow<'a, str>,
     /// `name` (a tool-call item).
-    #[serde(default, borrow)]
+    #[cfg_attr(test, serde(default, borrow))]
     pub name: Option<Cow<'a, str>>,
     /// `content` (a `message` item's parts).
-    #[serde(default, borrow)]
+    #[cfg_attr(test, serde(default, borrow))]
     pub content: Option<Vec<Block<'a>>>,
 }
 
-#[derive(Deserialize)]
+crate::from_json!(Item<'a> { kind as "type", name, content });
+
+#[derive(Debug, Default)]
+#[cfg_attr(test, derive(Deserialize))]
 struct Shape<'a> {
-    #[serde(default, borrow)]
+    #[cfg_attr(test, serde(default, borrow))]
     choices: Vec<Choice<'a>>,
     /// Messages: the answer's content blocks.
-    #[serde(default, borrow)]
+    #[cfg_attr(test, serde(default, borrow))]
     content: Option<Vec<Block<'a>>>,
     /// Responses: the answer's output items.
-    #[serde(default, borrow)]
+    #[cfg_attr(test, serde(default, borrow))]
     output: Option<Vec<Item<'a>>>,
     /// Messages: why the answer stopped.
-    #[serde(default, borrow)]
+    #[cfg_attr(test, serde(default, borrow))]
     stop_reason: Option<Cow<'a, str>>,
     // Boxed: a usage is in one event of a stream, and inline it would make
     // every parsed event ~200 bytes larger.
-    #[serde(default)]
+    #[cfg_attr(test, serde(default))]
     usage: Option<Box<UsageJson>>,
-    #[serde(default, borrow)]
-    model: Option<&'a RawValue>,
+    #[cfg_attr(test, serde(default, borrow))]
+    model: Option<Raw<'a>>,
 }
+
+crate::from_json!(Shape<'a> { choices, content, output, stop_reason, usage, model });
 
 /// A choice's decoded `delta.content` and `message.content`.
 pub type Texts<'a> = (Option<Cow<'a, str>>, Option<Cow<'a, str>>);
@@ -146,7 +168,7 @@ pub struct Chunk<'a> {
     /// `usage` (boxed: one event of a stream has it).
     pub usage: Option<Box<UsageJson>>,
     /// `model`, as sent: the model that answered, as the provider names it.
-    pub model: Option<&'a RawValue>,
+    pub model: Option<Raw<'a>>,
     /// Per choice: the decoded `delta.content` and `message.content`, when
     /// they are strings.
     pub texts: Vec<Texts<'a>>,
@@ -228,7 +250,7 @@ impl Chunk<'_> {
     /// Whether every `content` and `finish_reason` is a string or `null`
     /// (what the usage observer reads; anything else it reads as text).
     pub fn strings_where_expected(&self) -> bool {
-        let string_or_null = |raw: &RawValue| raw.get() == "null" || raw.get().starts_with('"');
+        let string_or_null = |raw: Raw<'_>| raw.get() == "null" || raw.get().starts_with('"');
         self.choices.iter().all(|c| {
             c.finish_reason.is_none_or(string_or_null)
                 && [&c.delta, &c.message]
@@ -241,7 +263,7 @@ impl Chunk<'_> {
 
 fn text<'a>(part: Option<&Part<'a>>) -> Option<Cow<'a, str>> {
     let raw = part?.content.0?;
-    crate::json::parse::<Cow<'a, str>>(raw.get()).ok()
+    crate::json::read::from_str::<Cow<'a, str>>(raw.get()).ok()
 }
 
 /// One SSE event's `data`, read once.
@@ -268,7 +290,7 @@ impl<'a> Event<'a> {
         if !trimmed.starts_with('{') {
             return Event::Other;
         }
-        match crate::json::parse::<Shape<'a>>(data) {
+        match crate::json::read::from_str::<Shape<'a>>(data) {
             Ok(shape) => {
                 let texts = shape
                     .choices
@@ -294,6 +316,19 @@ impl<'a> Event<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The hand reader reads what serde's derive read, on every broken
+    /// variant of the events and answers providers send.
+    #[test]
+    fn reads_as_serde_does() {
+        use crate::json::read::differential::{agree, corpus, EVENTS};
+        let docs = corpus(EVENTS);
+        assert!(agree::<Shape<'_>>(&docs) > 100, "Shape<'_>");
+        assert!(agree::<Choice<'_>>(&docs) > 100, "Choice<'_>");
+        assert!(agree::<Part<'_>>(&docs) > 100, "Part<'_>");
+        assert!(agree::<Block<'_>>(&docs) > 100, "Block<'_>");
+        assert!(agree::<Item<'_>>(&docs) > 100, "Item<'_>");
+    }
 
     #[test]
     fn a_chunk_is_read_with_its_contents_tools_and_finish() {

@@ -6,122 +6,156 @@
 //! refusal phrases through a bounded tail, then dropped.
 
 use crate::chunk::Event;
+use crate::json::Raw;
 use crate::tokens::TokenCounter;
 use crate::usage::UsageJson;
 pub use crate::usage::{Tokens, TokensSource};
+#[cfg(test)]
 use serde::Deserialize;
-use serde_json::value::RawValue;
 use std::borrow::Cow;
 
-#[derive(Deserialize)]
+#[derive(Debug, Default)]
+#[cfg_attr(test, derive(Deserialize))]
 struct Chunk<'a> {
-    #[serde(default, borrow)]
+    #[cfg_attr(test, serde(default, borrow))]
     choices: Vec<Choice<'a>>,
-    #[serde(default)]
+    #[cfg_attr(test, serde(default))]
     usage: Option<UsageJson>,
-    #[serde(default, borrow)]
-    model: Option<&'a RawValue>,
+    #[cfg_attr(test, serde(default, borrow))]
+    model: Option<Raw<'a>>,
 }
 
-#[derive(Deserialize)]
+crate::from_json!(Chunk<'a> { choices, usage, model });
+
+#[derive(Debug, Default)]
+#[cfg_attr(test, derive(Deserialize))]
 struct Choice<'a> {
-    #[serde(default, borrow)]
+    #[cfg_attr(test, serde(default, borrow))]
     delta: Option<Message<'a>>,
-    #[serde(default, borrow)]
+    #[cfg_attr(test, serde(default, borrow))]
     message: Option<Message<'a>>,
-    #[serde(default, borrow)]
+    #[cfg_attr(test, serde(default, borrow))]
     finish_reason: Option<Cow<'a, str>>,
 }
 
-#[derive(Deserialize)]
+crate::from_json!(Choice<'a> { delta, message, finish_reason });
+
+#[derive(Debug, Default)]
+#[cfg_attr(test, derive(Deserialize))]
 struct Message<'a> {
-    #[serde(default, borrow)]
+    #[cfg_attr(test, serde(default, borrow))]
     content: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[cfg_attr(test, serde(default, borrow))]
     refusal: Option<Cow<'a, str>>,
 }
+
+crate::from_json!(Message<'a> { content, refusal });
 
 /// One event of an Anthropic Messages stream, as far as usage, text and
 /// refusals go: `message_start` (`message.usage`: input and cache),
 /// `content_block_delta` (`delta.text`), `message_delta`
 /// (`delta.stop_reason`, `usage`: cumulative, each count it carries
 /// replacing the one before), `message_stop`.
-#[derive(Deserialize)]
+#[derive(Debug, Default)]
+#[cfg_attr(test, derive(Deserialize))]
 struct AnthropicEvent<'a> {
-    #[serde(default, rename = "type", borrow)]
+    #[cfg_attr(test, serde(default, rename = "type", borrow))]
     kind: Cow<'a, str>,
-    #[serde(default, borrow)]
+    #[cfg_attr(test, serde(default, borrow))]
     message: Option<AnthropicMessage<'a>>,
-    #[serde(default)]
+    #[cfg_attr(test, serde(default))]
     usage: Option<UsageJson>,
-    #[serde(default, borrow)]
+    #[cfg_attr(test, serde(default, borrow))]
     delta: Option<AnthropicDelta<'a>>,
 }
 
-#[derive(Deserialize)]
+crate::from_json!(AnthropicEvent<'a> { kind as "type", message, usage, delta });
+
+#[derive(Debug, Default)]
+#[cfg_attr(test, derive(Deserialize))]
 struct AnthropicMessage<'a> {
-    #[serde(default)]
+    #[cfg_attr(test, serde(default))]
     usage: Option<UsageJson>,
-    #[serde(default, borrow)]
-    model: Option<&'a RawValue>,
+    #[cfg_attr(test, serde(default, borrow))]
+    model: Option<Raw<'a>>,
 }
 
-#[derive(Deserialize)]
+crate::from_json!(AnthropicMessage<'a> { usage, model });
+
+#[derive(Debug, Default)]
+#[cfg_attr(test, derive(Deserialize))]
 struct AnthropicDelta<'a> {
-    #[serde(default, borrow)]
+    #[cfg_attr(test, serde(default, borrow))]
     text: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[cfg_attr(test, serde(default, borrow))]
     stop_reason: Option<Cow<'a, str>>,
 }
+
+crate::from_json!(AnthropicDelta<'a> { text, stop_reason });
 
 /// One event of a Responses stream, as far as usage, text and refusals
 /// go: `response.output_text.delta` (`delta`), `response.refusal.delta`,
 /// `response.completed` / `response.incomplete` (`response.usage`, and the
 /// end of the stream).
-#[derive(Deserialize)]
+#[derive(Debug, Default)]
+#[cfg_attr(test, derive(Deserialize))]
 struct ResponsesEvent<'a> {
-    #[serde(default, rename = "type", borrow)]
+    #[cfg_attr(test, serde(default, rename = "type", borrow))]
     kind: Cow<'a, str>,
-    #[serde(default, borrow)]
+    #[cfg_attr(test, serde(default, borrow))]
     response: Option<ResponsesBody<'a>>,
-    #[serde(default, borrow)]
+    #[cfg_attr(test, serde(default, borrow))]
     delta: Option<Cow<'a, str>>,
 }
 
-#[derive(Deserialize)]
+crate::from_json!(ResponsesEvent<'a> { kind as "type", response, delta });
+
+#[derive(Debug, Default)]
+#[cfg_attr(test, derive(Deserialize))]
 struct ResponsesBody<'a> {
-    #[serde(default)]
+    #[cfg_attr(test, serde(default))]
     usage: Option<UsageJson>,
-    #[serde(default, borrow)]
-    model: Option<&'a RawValue>,
+    #[cfg_attr(test, serde(default, borrow))]
+    model: Option<Raw<'a>>,
 }
+
+crate::from_json!(ResponsesBody<'a> { usage, model });
 
 /// What says an answer without `choices` (Anthropic Messages, Responses)
 /// is a refusal: `stop_reason: "refusal"`, or a `refusal` part in an
 /// `output` item.
-#[derive(Deserialize)]
+#[derive(Debug, Default)]
+#[cfg_attr(test, derive(Deserialize))]
 struct OtherAnswer<'a> {
-    #[serde(default, borrow)]
+    #[cfg_attr(test, serde(default, borrow))]
     stop_reason: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[cfg_attr(test, serde(default, borrow))]
     output: Vec<OutputItem<'a>>,
 }
 
-#[derive(Deserialize)]
+crate::from_json!(OtherAnswer<'a> { stop_reason, output });
+
+#[derive(Debug, Default)]
+#[cfg_attr(test, derive(Deserialize))]
 struct OutputItem<'a> {
-    #[serde(default, borrow)]
+    #[cfg_attr(test, serde(default, borrow))]
     content: Vec<PartKind<'a>>,
 }
 
-#[derive(Deserialize)]
+crate::from_json!(OutputItem<'a> { content });
+
+#[derive(Debug, Default)]
+#[cfg_attr(test, derive(Deserialize))]
 struct PartKind<'a> {
-    #[serde(default, rename = "type", borrow)]
+    #[cfg_attr(test, serde(default, rename = "type", borrow))]
     kind: Cow<'a, str>,
 }
 
+crate::from_json!(PartKind<'a> { kind as "type" });
+
 /// Whether `data`, an answer without `choices`, is a refusal.
 fn other_answer_refused(data: &str) -> bool {
-    crate::json::parse::<OtherAnswer<'_>>(data).is_ok_and(|a| {
+    crate::json::read::from_str::<OtherAnswer<'_>>(data).is_ok_and(|a| {
         a.stop_reason.as_deref() == Some("refusal")
             || a.output
                 .iter()
@@ -201,13 +235,13 @@ impl ResponseObserver {
 
     /// Keeps the first model the response names (one copy per response);
     /// a `model` that is not a string is ignored, never an error.
-    fn saw_model(&mut self, model: Option<&RawValue>) {
+    fn saw_model(&mut self, model: Option<Raw<'_>>) {
         if self.model.is_some() {
             return;
         }
         self.model = model
             .filter(|raw| raw.get().starts_with('"'))
-            .and_then(|raw| crate::json::parse::<String>(raw.get()).ok())
+            .and_then(|raw| crate::json::read::from_str::<String>(raw.get()).ok())
             .filter(|m| !m.is_empty());
     }
 
@@ -234,7 +268,7 @@ impl ResponseObserver {
 
     /// Observes a complete non-streaming JSON response body.
     pub fn observe_json(&mut self, body: &[u8], refusal_phrases: &[String]) {
-        if let Ok(chunk) = serde_json::from_slice::<Chunk<'_>>(body) {
+        if let Ok(chunk) = crate::json::read::from_slice::<Chunk<'_>>(body) {
             self.observe_chunk(&chunk, refusal_phrases);
             if chunk.choices.is_empty() {
                 let text = std::str::from_utf8(body).unwrap_or("");
@@ -297,7 +331,7 @@ impl ResponseObserver {
         if !data.starts_with('{') {
             return EventKind::Other;
         }
-        match crate::json::parse::<Chunk<'_>>(data) {
+        match crate::json::read::from_str::<Chunk<'_>>(data) {
             Ok(chunk) => {
                 self.observe_chunk(&chunk, refusal_phrases);
                 if chunk.choices.is_empty() && chunk.usage.is_some() {
@@ -330,7 +364,7 @@ impl ResponseObserver {
     /// its output deltas, a refusal, and the usage of `response.completed`
     /// (or `response.incomplete`), which ends the stream.
     pub fn observe_responses_event(&mut self, data: &str, refusal_phrases: &[String]) {
-        let Ok(event) = crate::json::parse::<ResponsesEvent<'_>>(data.trim()) else {
+        let Ok(event) = crate::json::read::from_str::<ResponsesEvent<'_>>(data.trim()) else {
             return;
         };
         match event.kind.as_ref() {
@@ -363,7 +397,7 @@ impl ResponseObserver {
     /// `content_block_delta`, a `refusal` stop reason; `message_stop` ends
     /// the stream as `[DONE]` ends a chat stream.
     pub fn observe_anthropic_event(&mut self, data: &str, refusal_phrases: &[String]) {
-        let Ok(event) = crate::json::parse::<AnthropicEvent<'_>>(data.trim()) else {
+        let Ok(event) = crate::json::read::from_str::<AnthropicEvent<'_>>(data.trim()) else {
             return;
         };
         let counts = match event.kind.as_ref() {
@@ -445,6 +479,24 @@ impl ResponseObserver {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The hand reader reads what serde's derive read, on every broken
+    /// variant of the events and answers providers send.
+    #[test]
+    fn reads_as_serde_does() {
+        use crate::json::read::differential::{agree, corpus, EVENTS};
+        let docs = corpus(EVENTS);
+        assert!(agree::<Chunk<'_>>(&docs) > 100, "Chunk<'_>");
+        assert!(
+            agree::<AnthropicEvent<'_>>(&docs) > 100,
+            "AnthropicEvent<'_>"
+        );
+        assert!(
+            agree::<ResponsesEvent<'_>>(&docs) > 100,
+            "ResponsesEvent<'_>"
+        );
+        assert!(agree::<OtherAnswer<'_>>(&docs) > 100, "OtherAnswer<'_>");
+    }
 
     #[test]
     fn refusals_of_messages_and_responses_answers_are_seen_both_ways() {

@@ -14,6 +14,8 @@
 //! (read from the cache) and `cache_creation_input_tokens` (written to it)
 //! come on top, so the whole prompt is their sum.
 
+use crate::json::read::{FromJson, Reader, R};
+#[cfg(test)]
 use serde::Deserialize;
 
 /// `usage` of a response or of a stream's final chunk, in any of the
@@ -21,57 +23,98 @@ use serde::Deserialize;
 /// spelling has members of its own, never serde aliases: some servers send
 /// two spellings side by side, and an alias would make that a duplicate
 /// field and lose the whole response.
-#[derive(Debug, Deserialize, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(test, derive(Deserialize))]
 pub struct UsageJson {
     /// Chat: prompt tokens, cached ones included.
-    #[serde(default)]
+    #[cfg_attr(test, serde(default))]
     pub prompt_tokens: Option<u64>,
     /// Chat: completion tokens, reasoning ones included.
-    #[serde(default)]
+    #[cfg_attr(test, serde(default))]
     pub completion_tokens: Option<u64>,
     /// Chat: breakdown of the prompt tokens.
-    #[serde(default)]
+    #[cfg_attr(test, serde(default))]
     pub prompt_tokens_details: Option<PromptDetails>,
     /// Chat: breakdown of the completion tokens.
-    #[serde(default)]
+    #[cfg_attr(test, serde(default))]
     pub completion_tokens_details: Option<CompletionDetails>,
     /// Responses: prompt tokens, cached included; Anthropic: without the cache.
-    #[serde(default)]
+    #[cfg_attr(test, serde(default))]
     pub input_tokens: Option<u64>,
     /// Responses and Anthropic: output tokens.
-    #[serde(default)]
+    #[cfg_attr(test, serde(default))]
     pub output_tokens: Option<u64>,
     /// Responses: breakdown of the input tokens.
-    #[serde(default)]
+    #[cfg_attr(test, serde(default))]
     pub input_tokens_details: Option<PromptDetails>,
     /// Responses: breakdown of the output tokens.
-    #[serde(default)]
+    #[cfg_attr(test, serde(default))]
     pub output_tokens_details: Option<CompletionDetails>,
     /// Anthropic: prompt tokens read from the cache (on top of `input_tokens`).
-    #[serde(default)]
+    #[cfg_attr(test, serde(default))]
     pub cache_read_input_tokens: Option<u64>,
     /// Anthropic: prompt tokens written to the cache (on top of `input_tokens`).
-    #[serde(default)]
+    #[cfg_attr(test, serde(default))]
     pub cache_creation_input_tokens: Option<u64>,
 }
 
+crate::from_json!(UsageJson {
+    prompt_tokens,
+    completion_tokens,
+    prompt_tokens_details,
+    completion_tokens_details,
+    input_tokens,
+    output_tokens,
+    input_tokens_details,
+    output_tokens_details,
+    cache_read_input_tokens,
+    cache_creation_input_tokens
+});
+
 /// `usage.prompt_tokens_details`.
-#[derive(Debug, Deserialize, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(test, derive(Deserialize))]
 pub struct PromptDetails {
     /// Prompt tokens read from the provider's prompt cache.
-    #[serde(default, deserialize_with = "null_as_default")]
+    #[cfg_attr(test, serde(default, deserialize_with = "null_as_default"))]
     pub cached_tokens: u64,
 }
 
 /// `usage.completion_tokens_details`.
-#[derive(Debug, Deserialize, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(test, derive(Deserialize))]
 pub struct CompletionDetails {
     /// Completion tokens spent on reasoning.
-    #[serde(default, deserialize_with = "null_as_default")]
+    #[cfg_attr(test, serde(default, deserialize_with = "null_as_default"))]
     pub reasoning_tokens: u64,
 }
 
+/// Reads a struct of one `u64` field that may be `null` (providers send
+/// `null` for details they do not report).
+fn read_count<'a>(r: &mut Reader<'a>, name: &str) -> R<u64> {
+    let mut count = 0;
+    r.fields(&[name], &mut |r, _| {
+        count = Option::<u64>::read(r)?.unwrap_or_default();
+        Ok(())
+    })?;
+    Ok(count)
+}
+
+impl<'a> FromJson<'a> for PromptDetails {
+    fn read(r: &mut Reader<'a>) -> R<Self> {
+        read_count(r, "cached_tokens").map(|cached_tokens| PromptDetails { cached_tokens })
+    }
+}
+
+impl<'a> FromJson<'a> for CompletionDetails {
+    fn read(r: &mut Reader<'a>) -> R<Self> {
+        read_count(r, "reasoning_tokens")
+            .map(|reasoning_tokens| CompletionDetails { reasoning_tokens })
+    }
+}
+
 /// Providers send `null` for details they do not report.
+#[cfg(test)]
 fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
 where
     D: serde::Deserializer<'de>,
@@ -194,8 +237,23 @@ impl Tokens {
 mod tests {
     use super::*;
 
+    /// The hand reader reads what serde's derive read, on every broken
+    /// variant of the events and answers providers send.
+    #[test]
+    fn reads_as_serde_does() {
+        use crate::json::read::differential::{agree, corpus, EVENTS};
+        let docs = corpus(EVENTS);
+        assert!(agree::<UsageJson>(&docs) > 100, "UsageJson");
+        assert!(
+            agree::<Option<Box<UsageJson>>>(&docs) > 100,
+            "Option<Box<UsageJson>>"
+        );
+        assert!(agree::<PromptDetails>(&docs) > 100, "PromptDetails");
+        assert!(agree::<CompletionDetails>(&docs) > 100, "CompletionDetails");
+    }
+
     fn parse(json: &str) -> Tokens {
-        let u: UsageJson = serde_json::from_str(json).unwrap_or_default();
+        let u: UsageJson = crate::json::read::from_str(json).unwrap_or_default();
         Tokens::from_usage(&u)
     }
 

@@ -3,7 +3,7 @@
 //! each case's checks.
 
 use llm_ab::usage::{Tokens, TokensSource, UsageJson};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -214,7 +214,9 @@ fn send(args: &Args, agent: &ureq::Agent, case: &Case, variant: &str) -> Outcome
         failures.push("no choices in the answer".into());
     }
     // The provider's usage, read by the filter's own parser.
-    let usage = Tokens::from_usage(&UsageJson::deserialize(&v["usage"]).unwrap_or_default());
+    let usage = Tokens::from_usage(
+        &llm_ab::json::read::from_str::<UsageJson>(&v["usage"].to_string()).unwrap_or_default(),
+    );
     Outcome {
         id: case.id.clone(),
         variant: variant.to_string(),

@@ -150,7 +150,7 @@ impl Walk<'_> {
             match *seg {
                 Seg::Key(a, b) => {
                     let raw = &self.s[a..b];
-                    match serde_json::from_slice::<String>(raw) {
+                    match crate::json::read::from_slice::<String>(raw) {
                         Ok(key) => out.push_str(&key),
                         Err(_) => out.push_str(&String::from_utf8_lossy(raw)),
                     }

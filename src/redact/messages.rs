@@ -11,28 +11,35 @@
 
 use super::stream::{sse_event, Keyed, Rewrite};
 use super::{Counts, Redactor};
+use crate::json::Raw;
 use crate::json::{json_string, Present};
+#[cfg(test)]
 use serde::Deserialize;
-use serde_json::value::RawValue;
 use std::borrow::Cow;
 
-#[derive(Deserialize)]
+#[derive(Debug, Default)]
+#[cfg_attr(test, derive(Deserialize))]
 struct Event<'a> {
-    #[serde(default, rename = "type", borrow)]
+    #[cfg_attr(test, serde(default, rename = "type", borrow))]
     kind: Cow<'a, str>,
-    #[serde(default)]
+    #[cfg_attr(test, serde(default))]
     index: Option<u64>,
-    #[serde(default, borrow)]
-    delta: Option<&'a RawValue>,
+    #[cfg_attr(test, serde(default, borrow))]
+    delta: Option<Raw<'a>>,
 }
 
-#[derive(Deserialize)]
+crate::from_json!(Event<'a> { kind as "type", index, delta });
+
+#[derive(Debug, Default)]
+#[cfg_attr(test, derive(Deserialize))]
 struct Delta<'a> {
-    #[serde(default, rename = "type", borrow)]
+    #[cfg_attr(test, serde(default, rename = "type", borrow))]
     kind: Cow<'a, str>,
-    #[serde(default, borrow)]
+    #[cfg_attr(test, serde(default, borrow))]
     text: Present<'a>,
 }
+
+crate::from_json!(Delta<'a> { kind as "type", text });
 
 /// Most content blocks tracked (a stream with more is left as is past it).
 const MAX_BLOCKS: usize = 64;
@@ -80,12 +87,12 @@ impl MessagesRedactor {
 
     /// Rewrites the `data` of one event.
     pub fn rewrite(&mut self, r: &Redactor, data: &str, counts: &mut Counts) -> Rewrite {
-        let Ok(event) = crate::json::parse::<Event<'_>>(data) else {
+        let Ok(event) = crate::json::read::from_str::<Event<'_>>(data) else {
             return Rewrite::default();
         };
         match (event.kind.as_ref(), event.index, event.delta) {
             ("content_block_delta", Some(index), Some(delta_raw)) => {
-                let Ok(delta) = crate::json::parse::<Delta<'_>>(delta_raw.get()) else {
+                let Ok(delta) = crate::json::read::from_str::<Delta<'_>>(delta_raw.get()) else {
                     return Rewrite::default();
                 };
                 let (true, Some(raw)) = (delta.kind == "text_delta", delta.text.0) else {
@@ -208,5 +215,20 @@ pub(crate) mod tests {
         ] {
             assert_eq!(m.rewrite(&r, e, &mut counts), Rewrite::default(), "{e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod reads {
+    use super::*;
+
+    /// The hand reader reads what serde's derive read, on every broken
+    /// variant of the events and answers providers send.
+    #[test]
+    fn reads_as_serde_does() {
+        use crate::json::read::differential::{agree, corpus, EVENTS};
+        let docs = corpus(EVENTS);
+        assert!(agree::<Event<'_>>(&docs) > 100, "Event<'_>");
+        assert!(agree::<Delta<'_>>(&docs) > 100, "Delta<'_>");
     }
 }

@@ -251,8 +251,9 @@ impl Redactor {
         counts: &mut Counts,
     ) -> Result<Option<Vec<u8>>, Unscannable> {
         let text = std::str::from_utf8(body).map_err(|_| Unscannable("body is not UTF-8"))?;
-        crate::json::parse::<serde::de::IgnoredAny>(text)
-            .map_err(|_| Unscannable("body is not valid JSON"))?;
+        if !crate::json::read::is_json(text) {
+            return Err(Unscannable("body is not valid JSON"));
+        }
         self.redact_valid_json(text, counts)
     }
 

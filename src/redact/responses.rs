@@ -13,24 +13,28 @@
 use super::stream::{sse_event, Keyed, Rewrite};
 use super::{Counts, Redactor};
 use crate::json::{json_string, Present};
+#[cfg(test)]
 use serde::Deserialize;
 use std::borrow::Cow;
 
-#[derive(Deserialize)]
+#[derive(Debug, Default)]
+#[cfg_attr(test, derive(Deserialize))]
 struct Event<'a> {
-    #[serde(default, rename = "type", borrow)]
+    #[cfg_attr(test, serde(default, rename = "type", borrow))]
     kind: Cow<'a, str>,
-    #[serde(default)]
+    #[cfg_attr(test, serde(default))]
     output_index: u64,
-    #[serde(default)]
+    #[cfg_attr(test, serde(default))]
     content_index: u64,
-    #[serde(default, borrow)]
+    #[cfg_attr(test, serde(default, borrow))]
     delta: Present<'a>,
-    #[serde(default, borrow)]
+    #[cfg_attr(test, serde(default, borrow))]
     item_id: Option<Cow<'a, str>>,
-    #[serde(default)]
+    #[cfg_attr(test, serde(default))]
     sequence_number: Option<u64>,
 }
+
+crate::from_json!(Event<'a> { kind as "type", output_index, content_index, delta, item_id, sequence_number });
 
 /// Most text parts tracked (a stream with more is left as is past it).
 const MAX_PARTS: usize = 64;
@@ -57,7 +61,7 @@ impl ResponsesRedactor {
 
     /// Rewrites the `data` of one event.
     pub fn rewrite(&mut self, r: &Redactor, data: &str, counts: &mut Counts) -> Rewrite {
-        let Ok(event) = crate::json::parse::<Event<'_>>(data) else {
+        let Ok(event) = crate::json::read::from_str::<Event<'_>>(data) else {
             return Rewrite::default();
         };
         let key = (event.output_index, event.content_index);
@@ -207,5 +211,19 @@ mod tests {
                 expected.as_str()
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod reads {
+    use super::*;
+
+    /// The hand reader reads what serde's derive read, on every broken
+    /// variant of the events and answers providers send.
+    #[test]
+    fn reads_as_serde_does() {
+        use crate::json::read::differential::{agree, corpus, EVENTS};
+        let docs = corpus(EVENTS);
+        assert!(agree::<Event<'_>>(&docs) > 100, "Event<'_>");
     }
 }

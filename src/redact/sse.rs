@@ -8,31 +8,41 @@
 
 use super::stream::StreamRedactor;
 use super::{Counts, Redactor};
+use crate::json::Raw;
 use crate::json::{json_string, Present};
+#[cfg(test)]
 use serde::Deserialize;
-use serde_json::value::RawValue;
 
-#[derive(Deserialize)]
+#[derive(Debug, Default)]
+#[cfg_attr(test, derive(Deserialize))]
 struct Chunk<'a> {
-    #[serde(default, borrow)]
+    #[cfg_attr(test, serde(default, borrow))]
     choices: Vec<Choice<'a>>,
 }
 
-#[derive(Deserialize)]
+crate::from_json!(Chunk<'a> { choices });
+
+#[derive(Debug, Default)]
+#[cfg_attr(test, derive(Deserialize))]
 struct Choice<'a> {
-    #[serde(default)]
+    #[cfg_attr(test, serde(default))]
     index: usize,
-    #[serde(default, borrow)]
-    delta: Option<&'a RawValue>,
-    #[serde(default, borrow)]
-    finish_reason: Option<&'a RawValue>,
+    #[cfg_attr(test, serde(default, borrow))]
+    delta: Option<Raw<'a>>,
+    #[cfg_attr(test, serde(default, borrow))]
+    finish_reason: Option<Raw<'a>>,
 }
 
-#[derive(Deserialize)]
+crate::from_json!(Choice<'a> { index, delta, finish_reason });
+
+#[derive(Debug, Default)]
+#[cfg_attr(test, derive(Deserialize))]
 struct Delta<'a> {
-    #[serde(default, borrow)]
+    #[cfg_attr(test, serde(default, borrow))]
     content: Present<'a>,
 }
+
+crate::from_json!(Delta<'a> { content });
 
 /// Largest choice index tracked (a stream with more choices is left as is).
 const MAX_CHOICES: usize = 16;
@@ -48,7 +58,7 @@ fn offset_in(outer: &str, inner: &str) -> usize {
 }
 
 /// The splice that puts `"content": out` first in the delta `delta_raw`.
-fn flush_into(data: &str, delta_raw: &RawValue, out: &str) -> (usize, usize, String) {
+fn flush_into(data: &str, delta_raw: Raw<'_>, out: &str) -> (usize, usize, String) {
     let brace = offset_in(data, delta_raw.get()) + 1;
     let empty = delta_raw.get()[1..].trim_start().starts_with('}');
     let sep = if empty { "" } else { "," };
@@ -119,7 +129,7 @@ impl SseRedactor {
             .iter()
             .any(|c| c.finished() && c.delta.as_ref().is_some_and(|d| d.content.0.is_none()));
         let deltas = if ends_without_content {
-            match crate::json::parse::<Chunk<'_>>(data) {
+            match crate::json::read::from_str::<Chunk<'_>>(data) {
                 Ok(c) => c.choices.iter().map(|c| c.delta).collect(),
                 Err(_) => return self.rewrite_text(r, data, counts),
             }
@@ -151,7 +161,7 @@ impl SseRedactor {
                 }
             } else if !out.is_empty() {
                 if let Some(Some(delta_raw)) = deltas.get(position) {
-                    splices.push(flush_into(data, delta_raw, &out));
+                    splices.push(flush_into(data, *delta_raw, &out));
                 }
             }
         }
@@ -166,12 +176,12 @@ impl SseRedactor {
         data: &str,
         counts: &mut Counts,
     ) -> Option<String> {
-        let chunk: Chunk<'_> = crate::json::parse(data).ok()?;
+        let chunk: Chunk<'_> = crate::json::read::from_str(data).ok()?;
         // (start, end, replacement) splices, in order.
         let mut splices: Vec<(usize, usize, String)> = Vec::new();
         for c in &chunk.choices {
             let Some(delta_raw) = c.delta else { continue };
-            let delta: Delta<'_> = match crate::json::parse(delta_raw.get()) {
+            let delta: Delta<'_> = match crate::json::read::from_str(delta_raw.get()) {
                 Ok(d) => d,
                 Err(_) => continue,
             };
@@ -179,7 +189,7 @@ impl SseRedactor {
             let text = delta
                 .content
                 .0
-                .and_then(|raw| crate::json::parse::<String>(raw.get()).ok());
+                .and_then(|raw| crate::json::read::from_str::<String>(raw.get()).ok());
             let Some(stream) = self.choice(c.index) else {
                 continue;
             };
@@ -305,5 +315,20 @@ mod tests {
         let tail = s.finish(&r, &mut c);
         assert_eq!(tail.len(), 1);
         assert_eq!(content(&tail[0]), "hello");
+    }
+}
+
+#[cfg(test)]
+mod reads {
+    use super::*;
+
+    /// The hand reader reads what serde's derive read, on every broken
+    /// variant of the events and answers providers send.
+    #[test]
+    fn reads_as_serde_does() {
+        use crate::json::read::differential::{agree, corpus, EVENTS};
+        let docs = corpus(EVENTS);
+        assert!(agree::<Chunk<'_>>(&docs) > 100, "Chunk<'_>");
+        assert!(agree::<Delta<'_>>(&docs) > 100, "Delta<'_>");
     }
 }

@@ -144,7 +144,7 @@ impl<K: PartialEq + Copy> Keyed<K> {
         name: &str,
         r: &Redactor,
         data: &str,
-        raw: &serde_json::value::RawValue,
+        raw: crate::json::Raw<'_>,
         counts: &mut Counts,
     ) -> Rewrite {
         let event = self
@@ -185,10 +185,10 @@ fn push_in_place(
     stream: &mut StreamRedactor,
     r: &Redactor,
     data: &str,
-    raw: &serde_json::value::RawValue,
+    raw: crate::json::Raw<'_>,
     counts: &mut Counts,
 ) -> Option<String> {
-    let text = crate::json::parse::<std::borrow::Cow<'_, str>>(raw.get()).ok()?;
+    let text = crate::json::read::from_str::<std::borrow::Cow<'_, str>>(raw.get()).ok()?;
     let out = stream.push(r, &text, counts);
     if out == text {
         return None;

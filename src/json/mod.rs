@@ -1,16 +1,26 @@
-//! Small JSON helpers shared by the body and stream handling.
+//! Small JSON helpers shared by the body and stream handling, and the
+//! hot path's typed reader ([`read`]).
 
-use serde::{Deserialize, Deserializer};
-use serde_json::value::RawValue;
+pub mod read;
+
+pub use read::Raw;
 
 /// A field that may be absent, borrowed raw; unlike `Option`, a JSON `null`
 /// is `Some` (its span can be replaced like any other value).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Present<'a>(pub Option<&'a RawValue>);
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Present<'a>(pub Option<Raw<'a>>);
 
-impl<'de: 'a, 'a> Deserialize<'de> for Present<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        <&'a RawValue>::deserialize(d).map(|raw| Present(Some(raw)))
+#[cfg(test)]
+impl<'de: 'a, 'a> serde::Deserialize<'de> for Present<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        <&'a serde_json::value::RawValue>::deserialize(d)
+            .map(|raw| Present(Some(Raw::new(raw.get()))))
+    }
+}
+
+impl<'a> read::FromJson<'a> for Present<'a> {
+    fn read(r: &mut read::Reader<'a>) -> read::R<Self> {
+        r.raw().map(|raw| Present(Some(raw)))
     }
 }
 
@@ -18,8 +28,8 @@ impl<'de: 'a, 'a> Deserialize<'de> for Present<'a> {
 /// result for any `&str`. The configuration and the host read bytes
 /// (`from_slice`); one reader type for the crate keeps a single copy of
 /// serde_json's parser in the wasm module instead of two (~15 KB). The
-/// request body is the exception (see `body::parse_top_level`).
-pub fn parse<'a, T: Deserialize<'a>>(text: &'a str) -> serde_json::Result<T> {
+/// typed reads of the hot path go through [`read`] instead.
+pub fn parse<'a, T: serde::Deserialize<'a>>(text: &'a str) -> serde_json::Result<T> {
     serde_json::from_slice(text.as_bytes())
 }
 
@@ -129,7 +139,8 @@ pub fn string_values(text: &str) -> Result<Vec<StringValue<'_>>, &'static str> {
         if !is_key {
             let token = text.get(i0..end).ok_or("bad string token")?;
             let decoded = if escaped {
-                std::borrow::Cow::Owned(parse::<String>(token).map_err(|_| "bad string escape")?)
+                read::from_str::<std::borrow::Cow<'_, str>>(token)
+                    .map_err(|_| "bad string escape")?
             } else {
                 std::borrow::Cow::Borrowed(
                     token.get(1..token.len().saturating_sub(1)).unwrap_or(""),
