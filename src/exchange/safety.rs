@@ -123,8 +123,10 @@ pub(crate) fn check_slo<S: SharedStore + MetricSink>(
                 &crate::route::served_shares(e, now_s, true),
             );
             log::warn!(
-                "experiment {} paused: variant {variant} breached {bound} (measured {measured:.3}, bound {limit}) over {} requests",
+                "experiment {} paused: variant {variant} breached {bound} (measured {}, bound {}) over {} requests",
                 e.id,
+                thousandths(measured, false),
+                thousandths(limit, true),
                 window.requests
             );
         }
@@ -157,4 +159,55 @@ pub(crate) fn shadow_health<S: SharedStore + MetricSink>(
     let wkey = slo::window_key(plan.config_hash, &e.id, &v.name);
     let written = slo::record(host, &wkey, e.window_s(), now_s, sample);
     check_slo(host, plan, metrics, experiment, &v.name, &written, now_s);
+}
+
+/// `x` to three decimals, as `{:.3}` writes a finite non-negative number
+/// (`trim`: without trailing zeros), without `core::fmt`'s float
+/// formatting: this log line was its only user in the module (~20 KB).
+fn thousandths(x: f64, trim: bool) -> String {
+    if !x.is_finite() || x < 0.0 {
+        return String::from(if x.is_nan() {
+            "NaN"
+        } else if x < 0.0 {
+            "negative"
+        } else {
+            "inf"
+        });
+    }
+    let m = (x * 1000.0).round() as u64;
+    let mut out = Vec::new();
+    crate::json::push_decimal(&mut out, m / 1000);
+    let frac = [
+        b'0' + (m / 100 % 10) as u8,
+        b'0' + (m / 10 % 10) as u8,
+        b'0' + (m % 10) as u8,
+    ];
+    let mut len = frac.len();
+    while trim && len > 0 && frac[len - 1] == b'0' {
+        len -= 1;
+    }
+    if len > 0 {
+        out.push(b'.');
+        out.extend_from_slice(&frac[..len]);
+    }
+    String::from_utf8(out).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::thousandths;
+
+    #[test]
+    fn thousandths_writes_what_format_wrote() {
+        for x in [
+            0.0, 0.05, 0.1234, 0.9995, 1.0, 2.5, 150.0, 1234.5678, 0.0004, 0.0005,
+        ] {
+            assert_eq!(thousandths(x, false), format!("{x:.3}"), "{x}");
+            let trimmed = format!("{x:.3}")
+                .trim_end_matches('0')
+                .trim_end_matches('.')
+                .to_string();
+            assert_eq!(thousandths(x, true), trimmed, "{x}");
+        }
+    }
 }
