@@ -17,10 +17,12 @@
 //!   schema, review), the checks of a model's output, token budgets and quotas;
 //! - [`trace`], [`record`]: the trace id and the per-request access-log record;
 //! - [`encoding`]: which `content-encoding` the filter cannot read;
-//! - [`error`]: client errors in the OpenAI error shape;
+//! - [`error`]: client errors in each API's own error shape;
 //! - [`stats`], [`metrics`], [`vm_memory`]: names of the Envoy stats, the
 //!   filter's metric ids and what each event adds to them, the VM memory gauge;
-//! - [`json`]: the crate's one serde_json reader and JSON span helpers;
+//! - [`json`]: the hot path's typed JSON reader (serde's rules, written by
+//!   hand), the one serde_json entry point, and JSON span helpers;
+//! - [`bytes`], [`sort`]: byte searches and the module's one sort;
 //! - [`exchange`]: the request lifecycle as a state machine over a `Host`
 //!   trait (request checks, safety, fallback, response, stream, finish),
 //!   with a recording fake host for native tests and benchmarks;
@@ -56,6 +58,7 @@ pub mod route;
 pub mod shadow;
 pub mod shared;
 pub mod slo;
+pub mod sort;
 pub mod sse;
 pub mod stats;
 pub mod tokens;

@@ -103,8 +103,9 @@ pub struct Plan {
     pub max_body_bytes: usize,
     /// Experiments in match order.
     pub experiments: Vec<Experiment>,
-    /// USD per million tokens by model.
-    pub pricing: std::collections::HashMap<String, Price>,
+    /// USD per million tokens by model, sorted by model (a binary search
+    /// per priced request; no hash map instantiation in the module).
+    pub pricing: Vec<(String, Price)>,
     /// Lowercase refusal phrases.
     pub refusal_phrases: Vec<String>,
     /// Non-fatal remarks to log once at load (e.g. unpriced models).
@@ -137,8 +138,17 @@ impl Plan {
     /// from `pricing`).
     pub fn cost_usd(&self, model: Option<&str>, tokens: &crate::usage::Tokens) -> f64 {
         model
-            .and_then(|m| self.pricing.get(m))
+            .and_then(|m| self.price(m))
             .map_or(0.0, |p| p.cost_usd(tokens))
+    }
+
+    /// The prices of `model`, when configured.
+    pub fn price(&self, model: &str) -> Option<&Price> {
+        let i = self
+            .pricing
+            .binary_search_by(|(m, _)| m.as_str().cmp(model))
+            .ok()?;
+        self.pricing.get(i).map(|(_, p)| p)
     }
 }
 

@@ -11,7 +11,6 @@ use crate::budget::{Budgets, Quota};
 use crate::guard::{Guardrails, OnSchemaFail, Review, SchemaCheck};
 use crate::pattern::Pattern;
 use crate::redact::{detect::Kind, Custom, Redactor, Replacement};
-use std::collections::HashSet;
 
 /// Upper bound accepted for `max_body_bytes` (64 MiB).
 const MAX_BODY_LIMIT: u64 = 64 * 1024 * 1024;
@@ -47,11 +46,11 @@ pub fn compile(cfg: &FilterConfig) -> Result<Plan, ConfigErrors> {
         .as_ref()
         .map(|o| compile_override(&mut p, o, &route_header));
 
-    let mut ids = HashSet::new();
+    let repeated = repeats(cfg.experiments.iter().map(|e| e.id.as_str()));
     let mut experiments = Vec::with_capacity(cfg.experiments.len());
     for (i, e) in cfg.experiments.iter().enumerate() {
         let path = format!("experiments[{i}]");
-        if !ids.insert(e.id.as_str()) {
+        if repeated.get(i) == Some(&true) {
             p.add(
                 format!("{path}.id"),
                 format!("duplicate experiment id {:?}", e.id),
@@ -62,7 +61,8 @@ pub fn compile(cfg: &FilterConfig) -> Result<Plan, ConfigErrors> {
         }
     }
 
-    let mut pricing = std::collections::HashMap::new();
+    // The contract's map is sorted by model: so is this.
+    let mut pricing = Vec::with_capacity(cfg.pricing.len());
     for (model, price) in &cfg.pricing {
         let cached = price.cached_input_per_mtok.unwrap_or(price.input_per_mtok);
         let cache_write = price.cache_write_per_mtok.unwrap_or(price.input_per_mtok);
@@ -79,7 +79,7 @@ pub fn compile(cfg: &FilterConfig) -> Result<Plan, ConfigErrors> {
                 );
             }
         }
-        pricing.insert(
+        pricing.push((
             model.clone(),
             crate::config::Price {
                 input: price.input_per_mtok,
@@ -87,7 +87,7 @@ pub fn compile(cfg: &FilterConfig) -> Result<Plan, ConfigErrors> {
                 cache_write,
                 output: price.output_per_mtok,
             },
-        );
+        ));
     }
     for (i, phrase) in cfg.refusal_phrases.iter().enumerate() {
         if phrase.trim().is_empty() || phrase.chars().count() > 200 {
@@ -101,9 +101,13 @@ pub fn compile(cfg: &FilterConfig) -> Result<Plan, ConfigErrors> {
         .iter()
         .flat_map(|e| e.variants.iter())
         .filter_map(|v| v.model.as_deref())
-        .filter(|m| !pricing.contains_key(*m))
+        .filter(|m| {
+            pricing
+                .binary_search_by(|(k, _)| k.as_str().cmp(m))
+                .is_err()
+        })
         .collect();
-    unpriced.sort_unstable();
+    crate::sort::sort(&mut unpriced);
     unpriced.dedup();
     let mut warnings = Vec::new();
     if !unpriced.is_empty() {
@@ -733,14 +737,14 @@ fn compile_variants(
         p.add(format!("{path}.variants"), "must list at least one variant");
         return (Vec::new(), Vec::new());
     }
-    let mut names = HashSet::new();
+    let repeated = repeats(vs.iter().map(|v| v.name.as_str()));
     let mut variants = Vec::with_capacity(vs.len());
     let mut buckets = Vec::with_capacity(vs.len());
     let mut total: u64 = 0;
     for (j, v) in vs.iter().enumerate() {
         let vp = format!("{path}.variants[{j}]");
         label(p, &format!("{vp}.name"), &v.name);
-        if !names.insert(v.name.as_str()) {
+        if repeated.get(j) == Some(&true) {
             p.add(
                 format!("{vp}.name"),
                 format!("duplicate variant name {:?}", v.name),
@@ -885,6 +889,21 @@ fn label(p: &mut Problems, path: &str, value: &str) {
             format!("{value:?} must be 1 to 64 characters of A-Z a-z 0-9 _ -"),
         );
     }
+}
+
+/// For each key, whether an earlier one is equal (one sort, not a hash set).
+fn repeats<'a>(keys: impl Iterator<Item = &'a str>) -> Vec<bool> {
+    let mut order: Vec<(&str, usize)> = keys.enumerate().map(|(i, k)| (k, i)).collect();
+    let mut repeated = vec![false; order.len()];
+    crate::sort::sort(&mut order);
+    for pair in order.windows(2) {
+        if pair[0].0 == pair[1].0 {
+            if let Some(r) = repeated.get_mut(pair[1].1) {
+                *r = true;
+            }
+        }
+    }
+    repeated
 }
 
 #[cfg(test)]

@@ -820,7 +820,7 @@ fn secret_candidates(s: &[u8], anchors: &[usize]) -> Vec<usize> {
         };
         out.extend(hits.into_iter().flatten());
     }
-    out.sort_unstable();
+    crate::sort::sort(&mut out);
     out.dedup();
     out
 }

@@ -152,7 +152,7 @@ fn lcs(a: &[u64], b: &[u64]) -> usize {
     let blocks = b.len().div_ceil(64);
     // The distinct words of `b`, sorted, each with its position mask.
     let mut keys: Vec<u64> = b.to_vec();
-    keys.sort_unstable();
+    crate::sort::sort(&mut keys);
     keys.dedup();
     let mut masks = vec![0u64; keys.len() * blocks];
     for (j, w) in b.iter().enumerate() {
