@@ -1,10 +1,8 @@
-//! The proxy-wasm callbacks of one HTTP stream, forwarded to
-//! [`crate::exchange`] over [`WasmHost`]. No decision is taken here.
+//! The callbacks of one HTTP stream, forwarded to [`crate::exchange`]
+//! over [`WasmHost`]. No decision is taken here.
 
 use super::wasm_host::WasmHost;
 use crate::exchange::{Exchange, Flow, Loaded};
-use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::Action;
 use std::cell::Cell;
 
 thread_local! {
@@ -12,8 +10,16 @@ thread_local! {
     static SEQUENCE: Cell<u64> = const { Cell::new(0) };
 }
 
-/// One HTTP stream: the SDK's callbacks, forwarded to the exchange.
+/// One HTTP stream: the ABI's callbacks, forwarded to the exchange.
 pub struct HttpFilter(Exchange<WasmHost>);
+
+/// The ABI's `Action`: continue (0) or pause (1) the stream.
+fn action(flow: Flow) -> u32 {
+    match flow {
+        Flow::Continue => 0,
+        Flow::Pause => 1,
+    }
+}
 
 impl HttpFilter {
     /// A stream under the loaded configuration (`None`: none loaded).
@@ -24,43 +30,39 @@ impl HttpFilter {
         });
         HttpFilter(Exchange::new(WasmHost, loaded, sequence))
     }
-}
 
-fn action(flow: Flow) -> Action {
-    match flow {
-        Flow::Continue => Action::Continue,
-        Flow::Pause => Action::Pause,
-    }
-}
-
-impl Context for HttpFilter {
-    fn on_http_call_response(&mut self, _token: u32, _headers: usize, body: usize, _: usize) {
+    /// A side call of this stream answered, with a body of `body` bytes.
+    pub fn on_call_response(&mut self, body: usize) {
         self.0.on_call_response(body);
     }
-}
 
-impl HttpContext for HttpFilter {
-    fn on_http_request_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
+    /// The request headers.
+    pub fn on_request_headers(&mut self, end_of_stream: bool) -> u32 {
         action(self.0.on_request_headers(end_of_stream))
     }
 
-    fn on_http_request_body(&mut self, size: usize, end_of_stream: bool) -> Action {
+    /// A request body chunk (`size`: the body buffered so far).
+    pub fn on_request_body(&mut self, size: usize, end_of_stream: bool) -> u32 {
         action(self.0.on_request_body(size, end_of_stream))
     }
 
-    fn on_http_request_trailers(&mut self, _trailers: usize) -> Action {
+    /// The request trailers.
+    pub fn on_request_trailers(&mut self) -> u32 {
         action(self.0.on_request_trailers())
     }
 
-    fn on_http_response_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
+    /// The response headers.
+    pub fn on_response_headers(&mut self, end_of_stream: bool) -> u32 {
         action(self.0.on_response_headers(end_of_stream))
     }
 
-    fn on_http_response_body(&mut self, size: usize, end_of_stream: bool) -> Action {
+    /// A response body chunk.
+    pub fn on_response_body(&mut self, size: usize, end_of_stream: bool) -> u32 {
         action(self.0.on_response_body(size, end_of_stream))
     }
 
-    fn on_log(&mut self) {
+    /// The stream is logged: its record.
+    pub fn on_log(&mut self) {
         self.0.on_log();
     }
 }

@@ -1,11 +1,10 @@
 //! The `llm_ab.vm_memory_bytes` gauge: the linear memory of the filter's
 //! live VMs, summed over the proxy (see [`crate::vm_memory`]).
 
+use super::abi;
 use super::store::HostStore;
 use crate::stats::VM_MEMORY_BYTES;
 use crate::vm_memory::{claim_slot, publish, total, Slot};
-use proxy_wasm::hostcalls;
-use proxy_wasm::types::MetricType;
 use std::cell::Cell;
 
 /// Period of the refresh.
@@ -48,7 +47,7 @@ pub fn refresh(now_s: u64, token_ns: u64) {
     if !published {
         return;
     }
-    if let Ok(id) = hostcalls::define_metric(MetricType::Gauge, VM_MEMORY_BYTES) {
-        let _ = hostcalls::record_metric(id, total(&HostStore, now_s, FRESH_S));
+    if let Ok(id) = abi::define_metric(abi::GAUGE, VM_MEMORY_BYTES) {
+        abi::record_metric(id, total(&HostStore, now_s, FRESH_S));
     }
 }

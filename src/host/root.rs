@@ -1,6 +1,7 @@
 //! Root context: loads the configuration once per VM and creates one
 //! [`HttpFilter`] per HTTP stream.
 
+use super::abi;
 use super::http::HttpFilter;
 use super::memory;
 use super::review;
@@ -8,9 +9,6 @@ use super::shadow;
 use super::wasm_host::WasmHost;
 use crate::config::{self, Plan};
 use crate::metrics::{MetricType, Metrics, WeightGauges};
-use proxy_wasm::hostcalls;
-use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{BufferType, ContextType};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -51,10 +49,7 @@ impl Root {
     /// Refreshes the VM memory gauge every `memory::REFRESH_S` (or now),
     /// and the weight gauges that changed.
     fn refresh_gauges(&mut self, now: bool) {
-        let now_ns = hostcalls::get_current_time()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos() as u64);
+        let now_ns = abi::now_nanos();
         let now_s = now_ns / 1_000_000_000;
         // A clock stepped back refreshes at once.
         if now || now_s >= self.memory_at + memory::REFRESH_S || now_s < self.memory_at {
@@ -71,52 +66,44 @@ impl Root {
 /// Defines one Envoy metric; `None` (and one warning) when Envoy refuses.
 fn define_metric(kind: MetricType, name: &str) -> Option<u32> {
     let kind = match kind {
-        MetricType::Counter => proxy_wasm::types::MetricType::Counter,
-        MetricType::Gauge => proxy_wasm::types::MetricType::Gauge,
-        MetricType::Histogram => proxy_wasm::types::MetricType::Histogram,
+        MetricType::Counter => abi::COUNTER,
+        MetricType::Gauge => abi::GAUGE,
+        MetricType::Histogram => abi::HISTOGRAM,
     };
-    match hostcalls::define_metric(kind, name) {
+    match abi::define_metric(kind, name) {
         Ok(id) => Some(id),
         Err(status) => {
-            log::warn!("could not define metric {name}: {status:?}");
+            log::warn!("could not define metric {name}: status {status}");
             None
         }
     }
 }
 
-impl Context for Root {
-    fn on_http_call_response(
-        &mut self,
-        token: u32,
-        _headers: usize,
-        body: usize,
-        _trailers: usize,
-    ) {
+/// A tick period as the ABI takes it.
+fn set_tick(period: Duration) {
+    abi::set_tick_period_ms(u32::try_from(period.as_millis()).unwrap_or(u32::MAX));
+}
+
+impl Root {
+    /// A side call of the root context answered (a shadow copy's or a
+    /// review copy's), with a body of `body` bytes.
+    pub fn on_http_call_response(&mut self, token: u32, body: usize) {
         if let Some((plan, metrics)) = &self.loaded {
             if shadow::answered(plan, metrics, token, body) {
                 return;
             }
         }
-        let status = hostcalls::get_map_value(
-            proxy_wasm::types::MapType::HttpCallResponseHeaders,
-            ":status",
-        )
-        .ok()
-        .flatten()
-        .and_then(|s| s.parse::<u32>().ok());
+        let status =
+            abi::header(abi::CALL_RESPONSE_HEADERS, ":status").and_then(|s| s.parse::<u32>().ok());
         if let Some((_, metrics)) = &self.loaded {
             let ok = status.is_some_and(|s| (200..300).contains(&s));
             metrics.count_review(&WasmHost, if ok { 0 } else { 1 });
         }
     }
-}
 
-impl RootContext for Root {
-    fn on_configure(&mut self, size: usize) -> bool {
-        let bytes = match hostcalls::get_buffer(BufferType::PluginConfiguration, 0, size) {
-            Ok(Some(b)) => b,
-            _ => Vec::new(),
-        };
+    /// The plugin configuration (`size` bytes): `false` refuses it.
+    pub fn on_configure(&mut self, size: usize) -> bool {
+        let bytes = abi::buffer(abi::PLUGIN_CONFIGURATION, size);
         match config::load(&bytes) {
             Ok(plan) => {
                 let metrics = Metrics::define(&plan, &mut define_metric);
@@ -136,7 +123,7 @@ impl RootContext for Root {
                 } else {
                     MEMORY_TICK
                 };
-                let _ = hostcalls::set_tick_period(tick);
+                set_tick(tick);
                 self.shadow_busy = false;
                 shadow::reset();
                 self.loaded = Some((Rc::new(plan), Rc::new(metrics)));
@@ -152,7 +139,8 @@ impl RootContext for Root {
         }
     }
 
-    fn on_tick(&mut self) {
+    /// The timer: gauges, shadow copies, review copies.
+    pub fn on_tick(&mut self) {
         self.refresh_gauges(false);
         if let Some((plan, metrics)) = &self.loaded {
             if plan.experiments.iter().any(|e| e.shadow.is_some()) {
@@ -164,36 +152,35 @@ impl RootContext for Root {
                     } else {
                         SHADOW_TICK_IDLE
                     };
-                    let _ = hostcalls::set_tick_period(period);
+                    set_tick(period);
                 }
             }
         }
         for item in review::drain() {
-            let sent = hostcalls::dispatch_http_call(
+            let sent = abi::http_call(
                 &item.cluster,
-                vec![
+                &[
                     (":method", "POST"),
                     (":path", "/review"),
                     (":authority", "llm-ab-review"),
                     ("content-type", "application/json"),
                 ],
-                Some(&item.body),
-                vec![],
-                Duration::from_millis(item.timeout_ms),
+                &item.body,
+                item.timeout_ms,
             );
-            if sent.is_err() {
-                if let Some((_, metrics)) = &self.loaded {
-                    metrics.count_review(&WasmHost, 1);
+            match sent {
+                Some(token) => super::dispatch::sent(token),
+                None => {
+                    if let Some((_, metrics)) = &self.loaded {
+                        metrics.count_review(&WasmHost, 1);
+                    }
                 }
             }
         }
     }
 
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(HttpFilter::new(self.loaded.clone())))
-    }
-
-    fn get_type(&self) -> Option<ContextType> {
-        Some(ContextType::HttpContext)
+    /// A new HTTP stream under this context's configuration.
+    pub fn new_stream(&self) -> HttpFilter {
+        HttpFilter::new(self.loaded.clone())
     }
 }

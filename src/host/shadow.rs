@@ -4,6 +4,7 @@
 //! control's side completed, and its call callback reads the copies'
 //! answers (see [`crate::shadow::run`], where all of it is decided).
 
+use super::abi;
 use super::wasm_host::WasmHost;
 use crate::config::Plan;
 use crate::exchange::Host;
@@ -12,10 +13,7 @@ use crate::metrics::Metrics;
 use crate::shadow::pairs::Station;
 use crate::shadow::run::{self, Answered, Calls};
 use crate::shadow::{Answer, ControlSide, Copy, MAX_SHADOW_ANSWER};
-use proxy_wasm::hostcalls;
-use proxy_wasm::types::{BufferType, MapType};
 use std::cell::RefCell;
-use std::time::Duration;
 
 thread_local! {
     /// This VM's pairs and queued copies (one VM per worker thread).
@@ -56,14 +54,9 @@ impl SideCall for WasmHost {
         body: &[u8],
         timeout_ms: u64,
     ) -> Option<u32> {
-        hostcalls::dispatch_http_call(
-            cluster,
-            headers.to_vec(),
-            Some(body),
-            vec![],
-            Duration::from_millis(timeout_ms),
-        )
-        .ok()
+        let token = abi::http_call(cluster, headers, body, timeout_ms)?;
+        super::dispatch::sent(token);
+        Some(token)
     }
 }
 
@@ -100,10 +93,7 @@ pub fn answered(plan: &Plan, metrics: &Metrics, token: u32, body_size: usize) ->
     let now_ms = WasmHost.now_nanos() / 1_000_000;
     with_state(|station, calls| {
         let status = || {
-            hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status")
-                .ok()
-                .flatten()
-                .and_then(|s| s.parse::<u32>().ok())
+            abi::header(abi::CALL_RESPONSE_HEADERS, ":status").and_then(|s| s.parse::<u32>().ok())
         };
         match calls.take(token) {
             Answered::Other => false,
@@ -113,18 +103,8 @@ pub fn answered(plan: &Plan, metrics: &Metrics, token: u32, body_size: usize) ->
                 true
             }
             Answered::Copy(flight) => {
-                let encoding =
-                    hostcalls::get_map_value(MapType::HttpCallResponseHeaders, "content-encoding")
-                        .ok()
-                        .flatten();
-                let body = hostcalls::get_buffer(
-                    BufferType::HttpCallResponseBody,
-                    0,
-                    body_size.min(MAX_SHADOW_ANSWER),
-                )
-                .ok()
-                .flatten()
-                .unwrap_or_default();
+                let encoding = abi::header(abi::CALL_RESPONSE_HEADERS, "content-encoding");
+                let body = abi::buffer(abi::CALL_RESPONSE_BODY, body_size.min(MAX_SHADOW_ANSWER));
                 let answer = Answer {
                     status: status().unwrap_or(0),
                     content_encoding: encoding.as_deref(),

@@ -2,25 +2,23 @@
 //! proxy-wasm hostcall (header maps through the ABI call itself, see
 //! [`crate::exchange::HeaderMap`]).
 
+use super::abi;
 use super::review;
 use super::store::HostStore;
 use crate::exchange::{HeaderMap, Host, ReviewItem};
 use crate::metrics::MetricSink;
 use crate::shared::{SharedStore, StoreError};
-use proxy_wasm::hostcalls;
-use proxy_wasm::types::{BufferType, MapType};
-use std::time::UNIX_EPOCH;
 
 /// Envoy, through proxy-wasm hostcalls.
 pub struct WasmHost;
 
 impl MetricSink for WasmHost {
     fn increment(&self, id: u32, by: u64) {
-        let _ = hostcalls::increment_metric(id, i64::try_from(by).unwrap_or(i64::MAX));
+        abi::increment_metric(id, i64::try_from(by).unwrap_or(i64::MAX));
     }
 
     fn record(&self, id: u32, value: u64) {
-        let _ = hostcalls::record_metric(id, value);
+        abi::record_metric(id, value);
     }
 }
 
@@ -34,118 +32,77 @@ impl SharedStore for WasmHost {
     }
 }
 
-#[link(wasm_import_module = "env")]
-extern "C" {
-    /// The proxy-wasm ABI call behind the SDK's `get_map` (which panics on
-    /// a header value that is not UTF-8, and allocates two strings per
-    /// header): the serialized map, in memory the host allocated through
-    /// the module's allocator.
-    fn proxy_get_header_map_pairs(
-        map_type: MapType,
-        return_map_data: *mut *mut u8,
-        return_map_size: *mut usize,
-    ) -> proxy_wasm::types::Status;
-}
-
 /// Every header of `map`, in one call (empty when the host has none).
-fn header_map(map: MapType) -> HeaderMap {
-    let mut data: *mut u8 = std::ptr::null_mut();
-    let mut size: usize = 0;
-    // SAFETY: the host writes a pointer to `size` bytes it allocated with
-    // `proxy_on_memory_allocate` (the SDK's, a `Vec<u8>` of that capacity),
-    // or nothing; the bytes are taken back as that `Vec` and freed here.
-    let bytes = unsafe {
-        match proxy_get_header_map_pairs(map, &mut data, &mut size) {
-            proxy_wasm::types::Status::Ok if !data.is_null() => {
-                Vec::from_raw_parts(data, size, size)
-            }
-            _ => Vec::new(),
-        }
-    };
-    HeaderMap::from_serialized(&bytes)
-}
-
-fn buffer(kind: BufferType, size: usize) -> Vec<u8> {
-    hostcalls::get_buffer(kind, 0, size)
-        .ok()
-        .flatten()
-        .unwrap_or_default()
+fn header_map(map: u32) -> HeaderMap {
+    HeaderMap::from_serialized(&abi::header_pairs(map))
 }
 
 impl Host for WasmHost {
     fn request_headers(&self) -> HeaderMap {
-        header_map(MapType::HttpRequestHeaders)
+        header_map(abi::REQUEST_HEADERS)
     }
 
     fn set_request_header(&self, name: &str, value: Option<&str>) {
-        let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, value);
+        abi::set_header(abi::REQUEST_HEADERS, name, value);
     }
 
     fn request_body(&self, size: usize) -> Vec<u8> {
-        buffer(BufferType::HttpRequestBody, size)
+        abi::buffer(abi::REQUEST_BODY, size)
     }
 
     fn set_request_body(&self, size: usize, body: &[u8]) {
-        let _ = hostcalls::set_buffer(BufferType::HttpRequestBody, 0, size, body);
+        abi::set_buffer(abi::REQUEST_BODY, size, body);
     }
 
     fn response_headers(&self) -> HeaderMap {
-        header_map(MapType::HttpResponseHeaders)
+        header_map(abi::RESPONSE_HEADERS)
     }
 
     fn response_header(&self, name: &str) -> Option<String> {
-        hostcalls::get_map_value(MapType::HttpResponseHeaders, name)
-            .ok()
-            .flatten()
+        abi::header(abi::RESPONSE_HEADERS, name)
     }
 
     fn set_response_header(&self, name: &str, value: Option<&str>) {
-        let _ = hostcalls::set_map_value(MapType::HttpResponseHeaders, name, value);
+        abi::set_header(abi::RESPONSE_HEADERS, name, value);
     }
 
     fn response_body(&self, size: usize) -> Vec<u8> {
-        buffer(BufferType::HttpResponseBody, size)
+        abi::buffer(abi::RESPONSE_BODY, size)
     }
 
     fn set_response_body(&self, size: usize, body: &[u8]) {
-        let _ = hostcalls::set_buffer(BufferType::HttpResponseBody, 0, size, body);
+        abi::set_buffer(abi::RESPONSE_BODY, size, body);
     }
 
     fn response_flags(&self) -> u64 {
-        hostcalls::get_property(vec!["response", "flags"])
-            .ok()
-            .flatten()
+        abi::property(&["response", "flags"])
             .and_then(|b| b.get(..8).and_then(|b| b.try_into().ok()))
             .map_or(0, u64::from_le_bytes)
     }
 
     fn send_reply(&self, status: u32, headers: &[(&str, &str)], body: &[u8]) {
-        let _ = hostcalls::send_http_response(status, headers.to_vec(), Some(body));
+        abi::send_local_response(status, headers, body);
     }
 
     fn resume_response(&self) {
-        let _ = hostcalls::resume_http_response();
+        abi::resume_response();
     }
 
     fn call_response_headers(&self) -> HeaderMap {
-        header_map(MapType::HttpCallResponseHeaders)
+        header_map(abi::CALL_RESPONSE_HEADERS)
     }
 
     fn call_response_body(&self, size: usize) -> Vec<u8> {
-        buffer(BufferType::HttpCallResponseBody, size)
+        abi::buffer(abi::CALL_RESPONSE_BODY, size)
     }
 
     fn set_filter_state(&self, name: &str, value: &[u8]) {
-        let _ = hostcalls::set_property(vec![name], Some(value));
+        abi::set_property(&[name], value);
     }
 
     fn now_nanos(&self) -> u64 {
-        hostcalls::get_current_time()
-            .ok()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos() as u64)
+        abi::now_nanos()
     }
-
     fn queue_review(&self, item: ReviewItem) -> bool {
         review::push(item)
     }
