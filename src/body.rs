@@ -331,7 +331,8 @@ pub fn prepare(body: &[u8], edits: Edits<'_>) -> Result<Prepared, ApiError> {
             if !bad.is_empty() {
                 if edits.strip_tools && !ok.is_empty() {
                     info.stripped_tools = bad.iter().map(|t| name(t)).collect();
-                    let kept = serde_json::to_vec(&ok).unwrap_or_default();
+                    let mut kept = Vec::new();
+                    crate::json::push_array(&mut kept, ok.iter().copied());
                     let start = offset_in(body, raw.get().as_bytes());
                     splices.push((start, start + raw.get().len(), kept.into()));
                 } else {
@@ -372,7 +373,7 @@ pub fn prepare(body: &[u8], edits: Edits<'_>) -> Result<Prepared, ApiError> {
                     if map.get("include_usage") != Some(&serde_json::Value::Bool(true)) {
                         map.insert("include_usage".into(), serde_json::Value::Bool(true));
                         let start = offset_in(body, raw.get().as_bytes());
-                        let value = serde_json::to_vec(&map).unwrap_or_default();
+                        let value = crate::json::value_bytes(&serde_json::Value::Object(map));
                         splices.push((start, start + raw.get().len(), value.into()));
                         info.usage_injected = true;
                     }

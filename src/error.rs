@@ -1,7 +1,7 @@
 //! Client-facing errors in the OpenAI error shape:
 //! `{"error":{"message":…,"type":…,"code":…}}`.
 
-use serde::Serialize;
+use crate::json::push_string;
 
 /// An error answered to the client by the filter itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,19 +14,6 @@ pub struct ApiError {
     pub code: &'static str,
     /// Human-readable message; never contains request content.
     pub message: String,
-}
-
-#[derive(Serialize)]
-struct Envelope<'a> {
-    error: Inner<'a>,
-}
-
-#[derive(Serialize)]
-struct Inner<'a> {
-    message: &'a str,
-    #[serde(rename = "type")]
-    kind: &'a str,
-    code: &'a str,
 }
 
 impl ApiError {
@@ -210,11 +197,13 @@ impl ApiError {
             _ if self.status >= 500 => "api_error",
             _ => "invalid_request_error",
         };
-        let body = serde_json::json!({
-            "type": "error",
-            "error": {"type": kind, "message": self.message},
-        });
-        serde_json::to_vec(&body).unwrap_or_else(|_| b"{\"type\":\"error\"}".to_vec())
+        // The keys in the order serde_json's map wrote them (sorted).
+        let mut out = b"{\"error\":{\"message\":".to_vec();
+        push_string(&mut out, &self.message);
+        out.extend_from_slice(b",\"type\":");
+        push_string(&mut out, kind);
+        out.extend_from_slice(b"},\"type\":\"error\"}");
+        out
     }
 
     /// 502: a guardrail stopped the model's streamed output.
@@ -231,32 +220,66 @@ impl ApiError {
     /// numbered `sequence` (`{"type":"error","code","message","param",
     /// "sequence_number"}`, as the API sends an error mid-stream).
     pub fn responses_error_event(&self, sequence: u64) -> String {
-        serde_json::json!({
-            "type": "error",
-            "code": self.code,
-            "message": self.message,
-            "param": null,
-            "sequence_number": sequence,
-        })
-        .to_string()
+        // The keys in the order serde_json's map wrote them (sorted).
+        let mut out = b"{\"code\":".to_vec();
+        push_string(&mut out, self.code);
+        out.extend_from_slice(b",\"message\":");
+        push_string(&mut out, &self.message);
+        out.extend_from_slice(b",\"param\":null,\"sequence_number\":");
+        crate::json::push_decimal(&mut out, sequence);
+        out.extend_from_slice(b",\"type\":\"error\"}");
+        String::from_utf8(out).unwrap_or_default()
     }
 
     /// The JSON body sent to the client.
     pub fn body(&self) -> Vec<u8> {
-        let envelope = Envelope {
-            error: Inner {
-                message: &self.message,
-                kind: self.kind,
-                code: self.code,
-            },
-        };
-        serde_json::to_vec(&envelope).unwrap_or_else(|_| b"{\"error\":{}}".to_vec())
+        let mut out = b"{\"error\":{\"message\":".to_vec();
+        push_string(&mut out, &self.message);
+        out.extend_from_slice(b",\"type\":");
+        push_string(&mut out, self.kind);
+        out.extend_from_slice(b",\"code\":");
+        push_string(&mut out, self.code);
+        out.extend_from_slice(b"}}");
+        out
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each error body is the bytes serde_json wrote for it before.
+    #[test]
+    fn bodies_are_the_bytes_serde_json_wrote() {
+        for message in ["plain", "a \"quoted\" \\ path\n", "\u{1}é"] {
+            for status in [400, 401, 403, 404, 413, 415, 429, 500, 503, 529] {
+                let e = ApiError {
+                    status,
+                    kind: "invalid_request_error",
+                    code: "invalid_json",
+                    message: message.into(),
+                };
+                let openai = serde_json::json!({"error": {"message": message, "type": e.kind, "code": e.code}});
+                // `Envelope` was a struct: its fields in declaration order.
+                let want = format!(
+                    "{{\"error\":{{\"message\":{},\"type\":{},\"code\":{}}}}}",
+                    openai["error"]["message"], openai["error"]["type"], openai["error"]["code"]
+                );
+                assert_eq!(String::from_utf8(e.body()).unwrap(), want);
+                let v: serde_json::Value = serde_json::from_slice(&e.anthropic_body()).unwrap();
+                assert_eq!(e.anthropic_body(), serde_json::to_vec(&v).unwrap());
+                assert_eq!(v["error"]["message"], message);
+                let event = serde_json::json!({
+                    "type": "error",
+                    "code": e.code,
+                    "message": e.message,
+                    "param": null,
+                    "sequence_number": 7,
+                });
+                assert_eq!(e.responses_error_event(7), event.to_string());
+            }
+        }
+    }
 
     #[test]
     fn body_has_the_openai_shape() {

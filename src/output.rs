@@ -244,7 +244,7 @@ fn check_value(policy: Policy<'_>, body: &[u8], counts: &mut Counts) -> Verdict 
         }
         if contents(v).iter().any(|c| policy.guard.blocked_response(c)) {
             verdict.output_blocked = true;
-            verdict.body = serde_json::to_vec(&refused(v)).ok();
+            verdict.body = Some(crate::json::value_bytes(&refused(v)));
         }
     }
     if let Some(r) = policy.redactor {

@@ -227,38 +227,7 @@ impl Writer {
     }
 
     pub(crate) fn string(&mut self, s: &str) {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        self.0.push(b'"');
-        let bytes = s.as_bytes();
-        let mut start = 0;
-        for (i, &b) in bytes.iter().enumerate() {
-            let short = match b {
-                b'"' => b'"',
-                b'\\' => b'\\',
-                b'\n' => b'n',
-                b'\r' => b'r',
-                b'\t' => b't',
-                0x08 => b'b',
-                0x0c => b'f',
-                0x00..=0x1f => b'u',
-                _ => continue,
-            };
-            self.0.extend_from_slice(&bytes[start..i]);
-            self.0.push(b'\\');
-            self.0.push(short);
-            if short == b'u' {
-                let hex = [
-                    b'0',
-                    b'0',
-                    HEX[usize::from(b >> 4)],
-                    HEX[usize::from(b & 15)],
-                ];
-                self.0.extend_from_slice(&hex);
-            }
-            start = i + 1;
-        }
-        self.0.extend_from_slice(&bytes[start..]);
-        self.0.push(b'"');
+        crate::json::push_string(&mut self.0, s);
     }
 
     pub(crate) fn opt_string(&mut self, s: Option<&str>) {
@@ -274,9 +243,7 @@ impl Writer {
 
     /// `serde_json`'s float format (shortest round trip; `null` if not finite).
     pub(crate) fn float(&mut self, x: f64) {
-        if serde_json::to_writer(&mut self.0, &x).is_err() {
-            self.key("null");
-        }
+        crate::json::push_float(&mut self.0, x);
     }
 
     pub(crate) fn opt_bool(&mut self, b: Option<bool>) {

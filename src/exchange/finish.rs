@@ -62,7 +62,7 @@ impl<H: Host> Exchange<H> {
             (b",\"response\":", &response),
         ] {
             body.extend_from_slice(key);
-            body.extend_from_slice(&serde_json::to_vec(&as_json(part)).unwrap_or_default());
+            crate::json::push_value(&mut body, &as_json(part));
         }
         body.push(b'}');
         let queued = self.host.queue_review(super::ReviewItem {
@@ -272,9 +272,9 @@ impl<H: Host> Exchange<H> {
         put_number(SPAN_PROPERTIES[12], record.tokens_in_cache_write);
         put_number(SPAN_PROPERTIES[13], record.tokens_reasoning);
         // The record's own float format (shortest round trip).
-        if let Ok(cost) = serde_json::to_vec(&record.cost_usd_est) {
-            self.host.set_filter_state(SPAN_PROPERTIES[14], &cost);
-        }
+        let mut cost = Vec::new();
+        crate::json::push_float(&mut cost, record.cost_usd_est);
+        self.host.set_filter_state(SPAN_PROPERTIES[14], &cost);
         put(SPAN_PROPERTIES[15], record.outcome.map(Outcome::as_str));
     }
 }
