@@ -27,16 +27,37 @@ pub fn update<T>(
     key: &str,
     mut f: impl FnMut(Option<&[u8]>) -> Option<(Vec<u8>, T)>,
 ) -> Option<T> {
+    let mut out = None;
+    let written = update_bytes(store, key, &mut |value| {
+        let (next, o) = f(value)?;
+        out = Some(o);
+        Some(next)
+    });
+    if written {
+        out
+    } else {
+        None
+    }
+}
+
+/// The next value of a key from its current one (`None`: give up).
+type Next<'f> = dyn FnMut(Option<&[u8]>) -> Option<Vec<u8>> + 'f;
+
+/// [`update`]'s loop, once for every caller's type: whether a value `f`
+/// gave was written.
+fn update_bytes(store: &dyn SharedStore, key: &str, f: &mut Next) -> bool {
     for _ in 0..32 {
         let (value, cas) = store.get(key);
-        let (next, out) = f(value.as_deref())?;
+        let Some(next) = f(value.as_deref()) else {
+            return false;
+        };
         match store.set(key, &next, cas) {
-            Ok(()) => return Some(out),
+            Ok(()) => return true,
             Err(StoreError::CasMismatch) => continue,
-            Err(StoreError::Failed) => return None,
+            Err(StoreError::Failed) => return false,
         }
     }
-    None
+    false
 }
 
 #[cfg(test)]

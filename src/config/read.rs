@@ -244,6 +244,19 @@ impl Cursor<'_> {
         }
     }
 
+    /// Whether the value at the cursor is `null` (then read): once for
+    /// every `Option`, not inlined into each.
+    #[inline(never)]
+    fn null(&mut self) -> R<bool> {
+        if self.ws() != Some(b'n') {
+            return Ok(false);
+        }
+        match self.scalar()? {
+            Value::Null => Ok(true),
+            _ => Err(Fail::Syntax),
+        }
+    }
+
     /// `:` after a key.
     fn colon(&mut self) -> R<()> {
         if self.ws() != Some(b':') {
@@ -528,11 +541,8 @@ impl Read for f64 {
 
 impl<T: Read> Read for Option<T> {
     fn read(c: &mut Cursor) -> R<Self> {
-        if c.ws() == Some(b'n') {
-            return match c.scalar()? {
-                Value::Null => Ok(None),
-                _ => Err(Fail::Syntax),
-            };
+        if c.null()? {
+            return Ok(None);
         }
         T::read(c).map(Some)
     }

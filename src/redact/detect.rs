@@ -600,6 +600,83 @@ fn ipv4s(s: &[u8], starts: &[usize], out: &mut Vec<Found>) {
 
 // ----------------------------------------------------------------- IPv6
 
+/// Whether `s` is an IPv6 address as `core::net::Ipv6Addr` parses one
+/// (eight groups of one to four hex digits, or fewer around one `::`
+/// standing for at least one group, the last two groups possibly written
+/// as an IPv4 address), without core's parser (~3 KB of wasm).
+fn is_ipv6(s: &[u8]) -> bool {
+    let mut at = 0;
+    let (head, head_v4) = v6_groups(s, &mut at, 8);
+    if head == 8 {
+        return at == s.len();
+    }
+    if head_v4 || s.get(at..at + 2) != Some(b"::") {
+        return false;
+    }
+    at += 2;
+    v6_groups(s, &mut at, 7 - head);
+    at == s.len()
+}
+
+/// Reads up to `limit` groups at `at` (each after a `:` but the first),
+/// as core's `read_groups`: an IPv4 address is tried first while two
+/// groups are left, and ends the groups. How many groups, and whether the
+/// last were an IPv4 address.
+fn v6_groups(s: &[u8], at: &mut usize, limit: usize) -> (usize, bool) {
+    for i in 0..limit {
+        let sep = usize::from(i > 0);
+        if i > 0 && s.get(*at) != Some(&b':') {
+            return (i, false);
+        }
+        if i + 1 < limit {
+            if let Some(end) = ipv4_at(s, *at + sep) {
+                *at = end;
+                return (i + 2, true);
+            }
+        }
+        let start = *at + sep;
+        let digits = s
+            .get(start..)
+            .unwrap_or_default()
+            .iter()
+            .take(4)
+            .take_while(|b| b.is_ascii_hexdigit())
+            .count();
+        if digits == 0 {
+            return (i, false);
+        }
+        *at = start + digits;
+    }
+    (limit, false)
+}
+
+/// The end of the IPv4 address at `at` (four decimal octets to 255, no
+/// leading zero), as core's `read_ipv4_addr` reads one.
+fn ipv4_at(s: &[u8], mut at: usize) -> Option<usize> {
+    for octet in 0..4 {
+        if octet > 0 {
+            if s.get(at) != Some(&b'.') {
+                return None;
+            }
+            at += 1;
+        }
+        let digits = s
+            .get(at..)
+            .unwrap_or_default()
+            .iter()
+            .take(3)
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        let text = s.get(at..at + digits)?;
+        let value = text.iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0'));
+        if digits == 0 || value > 255 || (digits > 1 && text[0] == b'0') {
+            return None;
+        }
+        at += digits;
+    }
+    Some(at)
+}
+
 fn ipv6s(text: &str, out: &mut Vec<Found>) {
     let s = text.as_bytes();
     let is_v6 = |b: u8| b.is_ascii_hexdigit() || b == b':' || b == b'.';
@@ -625,7 +702,7 @@ fn ipv6s(text: &str, out: &mut Vec<Found>) {
         let colons = candidate.bytes().filter(|b| *b == b':').count();
         let hex = candidate.bytes().filter(u8::is_ascii_hexdigit).count();
         let boundary = !s.get(end).is_some_and(|b| is_word(*b));
-        if colons >= 2 && hex >= 3 && boundary && candidate.parse::<core::net::Ipv6Addr>().is_ok() {
+        if colons >= 2 && hex >= 3 && boundary && is_ipv6(candidate.as_bytes()) {
             out.push(Found {
                 start: i,
                 end,
@@ -985,6 +1062,70 @@ fn aws_secret_in_context(s: &[u8], i: usize) -> Option<(usize, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `is_ipv6` accepts exactly what core's `Ipv6Addr` parser accepts.
+    #[test]
+    fn ipv6_is_read_as_core_reads_it() {
+        let cases = [
+            "::",
+            "::1",
+            "1::",
+            "1:2:3:4:5:6:7:8",
+            "1:2:3:4:5:6:7:8:9",
+            "1:2:3:4:5:6:7::",
+            "::2:3:4:5:6:7:8",
+            "1::8",
+            "fe80::1",
+            "2001:db8::ff00:42:8329",
+            "::ffff:192.0.2.1",
+            "1:2:3:4:5:6:1.2.3.4",
+            "1:2:3:4:5:1.2.3.4",
+            "1.2.3.4",
+            "::1.2.3.4",
+            "::1.2.3.04",
+            "::256.1.1.1",
+            "::1.2.3",
+            "1:2:3:4:5:6:7:1.2.3.4",
+            "12345::",
+            ":1::",
+            "1:::2",
+            "1::2::3",
+            "::ffff:1.2.3.4:5",
+            "a:b:c:d:e:f:0:1",
+            "ABCD:EF01:2345:6789:ABCD:EF01:2345:6789",
+            ":",
+            "",
+            "1:2",
+            "0000:0000::",
+            "::0.0.0.0",
+            "::00.0.0.0",
+            "1::1.2.3.4.5",
+        ];
+        for c in cases {
+            assert_eq!(
+                is_ipv6(c.as_bytes()),
+                c.parse::<std::net::Ipv6Addr>().is_ok(),
+                "{c}"
+            );
+        }
+        const ALPHABET: &[u8] = b"0123456789abcdefABCDEF:.::1.0";
+        let mut seed = 0x0bad_5eed_1234_5678u64;
+        let mut accepted = 0;
+        for _ in 0..300_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let len = (seed % 24) as usize;
+            let text: Vec<u8> = (0..len)
+                .map(|k| ALPHABET[((seed >> (k % 16 * 4)) as usize + k * 5) % ALPHABET.len()])
+                .collect();
+            let text = String::from_utf8(text).unwrap();
+            let want = text.parse::<std::net::Ipv6Addr>().is_ok();
+            assert_eq!(is_ipv6(text.as_bytes()), want, "{text}");
+            accepted += usize::from(want);
+        }
+        assert!(accepted > 100, "{accepted}");
+    }
 
     /// The detectors tried at every byte (no trigger pass): what the
     /// trigger-driven [`scan`] must equal.
