@@ -4,7 +4,8 @@
 //! The crate is a pure decision core plus a thin host layer:
 //! - [`config`]: the JSON contract, validation, and the compiled plan;
 //! - [`assign`]: sticky bucket hashing (murmur3) and the ramp-safe bucket layout;
-//! - [`unit_id`]: the pseudonymous unit id of a sticky key (keyed HMAC-SHA256);
+//! - [`unit_id`], [`sha256`]: the pseudonymous unit id of a sticky key (keyed
+//!   HMAC-SHA256) and the hash under it;
 //! - [`route`]: which experiment and variant a request gets, and its cluster;
 //! - [`rollout`], [`slo`], [`shared`]: canary ramps and pauses, the health
 //!   window of a variant, and the shared-data store they live in;
@@ -55,6 +56,7 @@ pub mod redact;
 pub mod response;
 pub mod rollout;
 pub mod route;
+pub mod sha256;
 pub mod shadow;
 pub mod shared;
 pub mod slo;

@@ -7,7 +7,7 @@
 //! id cannot be reversed or recomputed without the key, and the key is
 //! never logged.
 
-use sha2::{Digest, Sha256};
+use crate::sha256::{self, Sha256};
 
 /// A unit id: the first 8 bytes of the HMAC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -46,21 +46,28 @@ impl UnitKey {
     pub fn new(key: &[u8]) -> UnitKey {
         let mut block = [0u8; 64];
         if key.len() > block.len() {
-            block[..32].copy_from_slice(&Sha256::digest(key));
+            block[..32].copy_from_slice(&sha256::digest(key));
         } else {
             block[..key.len()].copy_from_slice(key);
         }
-        let pad = |byte: u8| block.map(|b| b ^ byte);
+        let pad = |byte: u8| {
+            let mut h = Sha256::default();
+            h.update(&block.map(|b| b ^ byte));
+            h
+        };
         UnitKey {
-            inner: Sha256::new_with_prefix(pad(0x36)),
-            outer: Sha256::new_with_prefix(pad(0x5c)),
+            inner: pad(0x36),
+            outer: pad(0x5c),
         }
     }
 
     /// HMAC-SHA256 of `message` under this key.
     pub fn mac(&self, message: &[u8]) -> [u8; 32] {
-        let inner = self.inner.clone().chain_update(message).finalize();
-        self.outer.clone().chain_update(inner).finalize().into()
+        let mut inner = self.inner.clone();
+        inner.update(message);
+        let mut outer = self.outer.clone();
+        outer.update(&inner.finalize());
+        outer.finalize()
     }
 
     /// The unit id of a sticky key's value.

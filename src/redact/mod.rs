@@ -13,7 +13,6 @@ pub mod sse;
 pub mod stream;
 
 use detect::{scan, Kind};
-use sha2::{Digest, Sha256};
 
 /// How a found value is replaced.
 #[derive(Debug, Clone)]
@@ -294,25 +293,9 @@ impl Redactor {
     }
 }
 
-/// HMAC-SHA256 (RFC 2104).
+/// HMAC-SHA256 (RFC 2104): the unit id's keyed hash, one implementation.
 fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
-    let mut block = [0u8; 64];
-    if key.len() > 64 {
-        block[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        block[..key.len()].copy_from_slice(key);
-    }
-    let ipad: Vec<u8> = block.iter().map(|b| b ^ 0x36).collect();
-    let opad: Vec<u8> = block.iter().map(|b| b ^ 0x5c).collect();
-    let inner = Sha256::new()
-        .chain_update(&ipad)
-        .chain_update(message)
-        .finalize();
-    let outer = Sha256::new()
-        .chain_update(&opad)
-        .chain_update(inner)
-        .finalize();
-    outer.into()
+    crate::unit_id::UnitKey::new(key).mac(message)
 }
 
 #[cfg(test)]
