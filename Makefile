@@ -20,6 +20,8 @@ MOCK          := target/release/llm-ab-mock
 WASM_FEATURES := --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
                  --enable-nontrapping-float-to-int --enable-multivalue --enable-reference-types
 STAMP         := $(VENV)/.installed
+# Where cargo unpacks crates.io sources (remapped in the module's paths).
+CARGO_REGISTRY := $(or $(CARGO_HOME),$(HOME)/.cargo)/registry/src
 
 export ENVOY_BIN   := $(abspath $(ENVOY))
 export LLM_AB_WASM := $(abspath $(WASM))
@@ -58,7 +60,11 @@ prometheus:
 
 build: toolchain
 	@command -v wasm-opt >/dev/null || (apt-get update -q && apt-get install -y -q binaryen)
-	cargo build --release --target $(WASM_TARGET) -p llm-ab-filter
+	# Panic locations name dependencies by their crate's own path, not by
+	# where this machine's cargo unpacked it (shorter, and the same anywhere).
+	CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS="$$(for d in $(CARGO_REGISTRY) $(CARGO_REGISTRY)/*; do \
+	  [ -d "$$d" ] && printf -- '--remap-path-prefix=%s/= ' "$$d"; done)" \
+	  cargo build --release --target $(WASM_TARGET) -p llm-ab-filter
 	# The shipped module: cargo's, shrunk by binaryen (-Oz: 17 % smaller,
 	# no slower in Envoy; measured in the README). Always from cargo's own
 	# output, so a stale optimized copy never survives a rebuild.
@@ -66,9 +72,10 @@ build: toolchain
 	# (src/host/exports.json): the SDK exports every callback (gRPC, TCP,
 	# queues, foreign functions), ~19 KB of dispatch code the filter never
 	# runs; Envoy skips a callback a module does not export.
-	# --low-memory-unused: nothing lives below 1 KiB (rustc's stack-first layout).
+	# --low-memory-unused: nothing lives below 1 KiB (rustc's stack-first layout);
+	# --converge: -Oz again until the module stops shrinking.
 	wasm-metadce $(WASM_FEATURES) --graph-file src/host/exports.json target/$(WASM_TARGET)/release/deps/llm_ab.wasm -o $(WASM).dce > /dev/null
-	wasm-opt -Oz --low-memory-unused $(WASM_FEATURES) $(WASM).dce -o $(WASM).tmp
+	wasm-opt -Oz --converge --low-memory-unused $(WASM_FEATURES) $(WASM).dce -o $(WASM).tmp
 	rm -f $(WASM).dce
 	mv $(WASM).tmp $(WASM)
 	cargo build --release -p llm-ab-mock -p llm-ab-cli
