@@ -19,14 +19,14 @@ fn word(chunk: &[u8]) -> u64 {
     u64::from_le_bytes(w)
 }
 
-/// The first `a` or `b` in `hay`, eight bytes at a time.
-pub fn swar_find2(hay: &[u8], a: u8, b: u8) -> Option<usize> {
-    let (va, vb) = (LO * u64::from(a), LO * u64::from(b));
+/// The first byte of `hay` that `is` accepts, eight bytes at a time:
+/// `marks(w)` sets the high bit of (at least the lowest) such byte of the
+/// word `w`.
+fn swar_first(hay: &[u8], marks: impl Fn(u64) -> u64, is: impl Fn(u8) -> bool) -> Option<usize> {
     let mut chunks = hay.chunks_exact(8);
     let mut base = 0;
     for chunk in chunks.by_ref() {
-        let w = word(chunk);
-        let m = zero_bytes(w ^ va) | zero_bytes(w ^ vb);
+        let m = marks(word(chunk));
         if m != 0 {
             return Some(base + (m.trailing_zeros() / 8) as usize);
         }
@@ -35,8 +35,18 @@ pub fn swar_find2(hay: &[u8], a: u8, b: u8) -> Option<usize> {
     chunks
         .remainder()
         .iter()
-        .position(|&x| x == a || x == b)
+        .position(|&x| is(x))
         .map(|p| base + p)
+}
+
+/// The first `a` or `b` in `hay`, eight bytes at a time.
+pub fn swar_find2(hay: &[u8], a: u8, b: u8) -> Option<usize> {
+    let (va, vb) = (LO * u64::from(a), LO * u64::from(b));
+    swar_first(
+        hay,
+        |w| zero_bytes(w ^ va) | zero_bytes(w ^ vb),
+        |x| x == a || x == b,
+    )
 }
 
 /// The first `a` in `hay`.
@@ -59,24 +69,17 @@ pub fn find2(hay: &[u8], a: u8, b: u8) -> Option<usize> {
 /// `"`, `\\` or a control character (below 0x20), eight bytes at a time.
 pub fn swar_string_stop(hay: &[u8]) -> Option<usize> {
     let (quote, backslash) = (LO * u64::from(b'"'), LO * u64::from(b'\\'));
-    let mut chunks = hay.chunks_exact(8);
-    let mut base = 0;
-    for chunk in chunks.by_ref() {
-        let w = word(chunk);
-        // Bytes below 0x20: `w - 0x20…` borrows out of them (exact for the
-        // lowest, as for the zero bytes), bytes with the high bit excluded.
-        let control = w.wrapping_sub(LO * 0x20) & !w & HI;
-        let m = zero_bytes(w ^ quote) | zero_bytes(w ^ backslash) | control;
-        if m != 0 {
-            return Some(base + (m.trailing_zeros() / 8) as usize);
-        }
-        base += 8;
-    }
-    chunks
-        .remainder()
-        .iter()
-        .position(|&x| is_string_stop(x))
-        .map(|p| base + p)
+    // Bytes below 0x20: `w - 0x20…` borrows out of them (exact for the
+    // lowest, as for the zero bytes), bytes with the high bit excluded.
+    swar_first(
+        hay,
+        |w| {
+            zero_bytes(w ^ quote)
+                | zero_bytes(w ^ backslash)
+                | (w.wrapping_sub(LO * 0x20) & !w & HI)
+        },
+        is_string_stop,
+    )
 }
 
 /// Whether `b` ends a run of plain JSON string bytes.

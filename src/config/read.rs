@@ -161,13 +161,7 @@ impl Cursor<'_> {
 
     /// Skips whitespace; the byte there.
     fn ws(&mut self) -> Option<u8> {
-        while let Some(&b) = self.s.get(self.at) {
-            if !matches!(b, b' ' | b'\n' | b'\t' | b'\r') {
-                return Some(b);
-            }
-            self.at += 1;
-        }
-        None
+        crate::json::read::skip_ws(self.s, &mut self.at)
     }
 
     /// Opens a container (serde_json's recursion check).

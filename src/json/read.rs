@@ -85,6 +85,17 @@ impl<'a> FromJson<'a> for Skip {
 /// serde_json's nesting limit for typed containers.
 const DEPTH: u8 = 128;
 
+/// Moves `at` past JSON whitespace in `s`; the byte there.
+pub fn skip_ws(s: &[u8], at: &mut usize) -> Option<u8> {
+    while let Some(&b) = s.get(*at) {
+        if !matches!(b, b' ' | b'\n' | b'\t' | b'\r') {
+            return Some(b);
+        }
+        *at += 1;
+    }
+    None
+}
+
 /// What kind of refusal serde_json would have made (its error category).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -193,13 +204,7 @@ impl<'a> Reader<'a> {
 
     /// Skips whitespace; the byte there.
     fn peek(&mut self) -> Option<u8> {
-        while let Some(&b) = self.s.get(self.at) {
-            if !matches!(b, b' ' | b'\n' | b'\t' | b'\r') {
-                return Some(b);
-            }
-            self.at += 1;
-        }
-        None
+        skip_ws(self.s, &mut self.at)
     }
 
     fn byte(&self) -> Option<u8> {
