@@ -80,17 +80,8 @@ impl Bad {
 
     /// serde_json's message: the error, then `at line L column C` in `doc`.
     pub fn message(&self, doc: &[u8]) -> String {
-        let i = self.index.min(doc.len());
-        let start_of_line = doc[..i]
-            .iter()
-            .rposition(|&b| b == b'\n')
-            .map_or(0, |p| p + 1);
-        let line = 1 + doc[..start_of_line].iter().filter(|&&b| b == b'\n').count();
-        format!(
-            "{} at line {line} column {}",
-            self.message,
-            i - start_of_line
-        )
+        let (line, column) = crate::json::read::line_column(doc, self.index);
+        format!("{} at line {line} column {column}", self.message)
     }
 }
 

@@ -60,12 +60,12 @@ pub trait FromJson<'a>: Sized {
 
 /// Reads `T` from the whole of `text`, as `serde_json::from_str` would.
 pub fn from_str<'a, T: FromJson<'a>>(text: &'a str) -> R<T> {
-    Reader::new(text.as_bytes(), Some(text)).document()
+    Reader::new(text.as_bytes(), Some(text)).read_document()
 }
 
 /// Reads `T` from the whole of `bytes`, as `serde_json::from_slice` would.
 pub fn from_slice<'a, T: FromJson<'a>>(bytes: &'a [u8]) -> R<T> {
-    Reader::new(bytes, None).document()
+    Reader::new(bytes, None).read_document()
 }
 
 /// Whether `text` is one JSON value (serde_json's `IgnoredAny`).
@@ -120,14 +120,20 @@ pub struct Failure {
 impl Failure {
     /// serde_json's line and column of the failure in `doc`.
     pub fn line_column(&self, doc: &[u8]) -> (usize, usize) {
-        let i = self.index.min(doc.len());
-        let start_of_line = doc[..i]
-            .iter()
-            .rposition(|&b| b == b'\n')
-            .map_or(0, |p| p + 1);
-        let line = 1 + doc[..start_of_line].iter().filter(|&&b| b == b'\n').count();
-        (line, i - start_of_line)
+        line_column(doc, self.index)
     }
+}
+
+/// The line and column serde_json reports for its reader at `index` of
+/// `doc` (its `position_of_index`).
+pub fn line_column(doc: &[u8], index: usize) -> (usize, usize) {
+    let i = index.min(doc.len());
+    let start_of_line = doc[..i]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |p| p + 1);
+    let line = 1 + doc[..start_of_line].iter().filter(|&&b| b == b'\n').count();
+    (line, i - start_of_line)
 }
 
 /// Reads `T` from the whole of `text`; on a refusal, where and why
@@ -164,10 +170,6 @@ impl<'a> Reader<'a> {
                 kind: Kind::Syntax,
             },
         }
-    }
-
-    fn document<T: FromJson<'a>>(mut self) -> R<T> {
-        self.read_document()
     }
 
     fn read_document<T: FromJson<'a>>(&mut self) -> R<T> {
