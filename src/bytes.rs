@@ -99,6 +99,18 @@ pub fn string_stop(hay: &[u8]) -> Option<usize> {
 mod tests {
     use super::*;
 
+    /// 50 000 hays of 1 to 40 pseudo-random bytes, each with its seed.
+    fn random_hays(mut seed: u64) -> impl Iterator<Item = (u64, Vec<u8>)> {
+        (0..50_000).map(move |_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let hay =
+                seed.to_le_bytes().repeat(1 + (seed % 5) as usize)[(seed % 7) as usize..].to_vec();
+            (seed, hay)
+        })
+    }
+
     fn naive(hay: &[u8], a: u8, b: u8) -> Option<usize> {
         hay.iter().position(|&x| x == a || x == b)
     }
@@ -128,13 +140,7 @@ mod tests {
                 }
             }
         }
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        for _ in 0..50_000 {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            let hay: Vec<u8> =
-                seed.to_le_bytes().repeat(1 + (seed % 5) as usize)[(seed % 7) as usize..].to_vec();
+        for (seed, hay) in random_hays(0x2545_f491_4f6c_dd1d) {
             let (a, b) = ((seed >> 8) as u8, (seed >> 40) as u8);
             assert_eq!(
                 swar_find2(&hay, a, b),
@@ -162,13 +168,7 @@ mod tests {
                 }
             }
         }
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        for _ in 0..50_000 {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            let hay: Vec<u8> =
-                seed.to_le_bytes().repeat(1 + (seed % 5) as usize)[(seed % 7) as usize..].to_vec();
+        for (_, hay) in random_hays(0x9e37_79b9_7f4a_7c15) {
             let want = hay.iter().position(|&x| is_string_stop(x));
             assert_eq!(swar_string_stop(&hay), want, "{hay:?}");
         }
