@@ -26,14 +26,22 @@ thread_local! {
     static ACTIVE: Cell<u32> = const { Cell::new(0) };
 }
 
-/// Notes that side call `token` belongs to the running context.
-pub fn sent(token: u32) {
+/// Sends a side call for the running context, its answer to come back to
+/// it; the call's token (`None` when the host refused it).
+pub fn http_call(
+    cluster: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    timeout_ms: u64,
+) -> Option<u32> {
+    let token = abi::http_call(cluster, headers, body, timeout_ms)?;
     let active = ACTIVE.with(Cell::get);
     CALLS.with(|c| {
         if let Ok(mut calls) = c.try_borrow_mut() {
             calls.push((token, active));
         }
     });
+    Some(token)
 }
 
 /// Runs `f` on stream `id` (nothing when unknown or already borrowed).

@@ -93,8 +93,7 @@ impl Root {
                 return;
             }
         }
-        let status =
-            abi::header(abi::CALL_RESPONSE_HEADERS, ":status").and_then(|s| s.parse::<u32>().ok());
+        let status = shadow::call_status();
         if let Some((_, metrics)) = &self.loaded {
             let ok = status.is_some_and(|s| (200..300).contains(&s));
             metrics.count_review(&WasmHost, if ok { 0 } else { 1 });
@@ -157,7 +156,7 @@ impl Root {
             }
         }
         for item in review::drain() {
-            let sent = abi::http_call(
+            let sent = super::dispatch::http_call(
                 &item.cluster,
                 &[
                     (":method", "POST"),
@@ -168,12 +167,9 @@ impl Root {
                 &item.body,
                 item.timeout_ms,
             );
-            match sent {
-                Some(token) => super::dispatch::sent(token),
-                None => {
-                    if let Some((_, metrics)) = &self.loaded {
-                        metrics.count_review(&WasmHost, 1);
-                    }
+            if sent.is_none() {
+                if let Some((_, metrics)) = &self.loaded {
+                    metrics.count_review(&WasmHost, 1);
                 }
             }
         }

@@ -54,9 +54,7 @@ impl SideCall for WasmHost {
         body: &[u8],
         timeout_ms: u64,
     ) -> Option<u32> {
-        let token = abi::http_call(cluster, headers, body, timeout_ms)?;
-        super::dispatch::sent(token);
-        Some(token)
+        super::dispatch::http_call(cluster, headers, body, timeout_ms)
     }
 }
 
@@ -87,14 +85,17 @@ pub fn tick(plan: &Plan, metrics: &Metrics) -> bool {
     .unwrap_or(false)
 }
 
+/// The `:status` of the side call whose answer is being delivered.
+pub fn call_status() -> Option<u32> {
+    abi::header(abi::CALL_RESPONSE_HEADERS, ":status").and_then(|s| s.parse::<u32>().ok())
+}
+
 /// A call of the root context answered: `false` when it was not a shadow
 /// call (a review copy's).
 pub fn answered(plan: &Plan, metrics: &Metrics, token: u32, body_size: usize) -> bool {
     let now_ms = WasmHost.now_nanos() / 1_000_000;
     with_state(|station, calls| {
-        let status = || {
-            abi::header(abi::CALL_RESPONSE_HEADERS, ":status").and_then(|s| s.parse::<u32>().ok())
-        };
+        let status = call_status;
         match calls.take(token) {
             Answered::Other => false,
             Answered::Record => {
