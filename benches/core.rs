@@ -124,13 +124,13 @@ fn benches(c: &mut Criterion) {
     exchange(c);
     shadow(c);
 
-    let schema: serde_json::Value = serde_json::from_str(
+    let schema = llm_ab::json::parse(
         r#"{"type":"object","required":["answer","sources"],"properties":{"answer":{"type":"string","maxLength":2000},
             "sources":{"type":"array","items":{"type":"object","required":["url"],"properties":{"url":{"type":"string"}}}}},
             "additionalProperties":false}"#,
     )
     .unwrap();
-    let doc: serde_json::Value = serde_json::from_str(
+    let doc = llm_ab::json::parse(
         r#"{"answer":"Paris is the capital of France.","sources":[{"url":"https://example.org/a"},{"url":"https://example.org/b"}]}"#,
     )
     .unwrap();

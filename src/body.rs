@@ -214,7 +214,7 @@ pub struct RequestInfo {
     /// Tools removed by `strip_tools`.
     pub stripped_tools: Vec<String>,
     /// The schema of `response_format: {"type": "json_schema", …}`.
-    pub response_schema: Option<serde_json::Value>,
+    pub response_schema: Option<crate::json::Value>,
 }
 
 /// The body to forward (`None`: unchanged) and what was learned.
@@ -311,13 +311,11 @@ pub fn prepare(body: &[u8], edits: Edits<'_>) -> Result<Prepared, ApiError> {
         info.output_cap = limits.filter_map(|raw| raw.get().parse::<u64>().ok()).min();
     }
     if let (Some(allowed), Some(raw)) = (edits.allowed_tools, top.tools.0) {
-        if let Ok(serde_json::Value::Array(tools)) =
-            crate::json::parse::<serde_json::Value>(raw.get())
-        {
+        if let Ok(crate::json::Value::Array(tools)) = crate::json::parse(raw.get()) {
             // Chat: `function.name`; Responses and Messages: `name`; a
             // built-in tool without one (Responses `web_search`,
             // `file_search`, …) by its `type`.
-            let name = |t: &serde_json::Value| {
+            let name = |t: &crate::json::Value| {
                 t["function"]["name"]
                     .as_str()
                     .or_else(|| t["name"].as_str())
@@ -345,13 +343,13 @@ pub fn prepare(body: &[u8], edits: Edits<'_>) -> Result<Prepared, ApiError> {
     // {"schema"}}`; Responses: `text: {"format": {"type": "json_schema",
     // "schema"}}`.
     if let Some(raw) = top.response_format.0 {
-        if let Ok(v) = crate::json::parse::<serde_json::Value>(raw.get()) {
+        if let Ok(v) = crate::json::parse(raw.get()) {
             if v["type"] == "json_schema" {
                 info.response_schema = v["json_schema"].get("schema").cloned();
             }
         }
     } else if let Some(raw) = top.text.0 {
-        if let Ok(v) = crate::json::parse::<serde_json::Value>(raw.get()) {
+        if let Ok(v) = crate::json::parse(raw.get()) {
             if v["format"]["type"] == "json_schema" {
                 info.response_schema = v["format"].get("schema").cloned();
             }
@@ -368,12 +366,12 @@ pub fn prepare(body: &[u8], edits: Edits<'_>) -> Result<Prepared, ApiError> {
                 info.usage_injected = true;
             }
             Some(raw) => {
-                let parsed = crate::json::parse::<serde_json::Value>(raw.get());
-                if let Ok(serde_json::Value::Object(mut map)) = parsed {
-                    if map.get("include_usage") != Some(&serde_json::Value::Bool(true)) {
-                        map.insert("include_usage".into(), serde_json::Value::Bool(true));
+                let parsed = crate::json::parse(raw.get());
+                if let Ok(crate::json::Value::Object(mut map)) = parsed {
+                    if map.get("include_usage") != Some(&crate::json::Value::Bool(true)) {
+                        map.insert("include_usage".into(), crate::json::Value::Bool(true));
                         let start = offset_in(body, raw.get().as_bytes());
-                        let value = crate::json::value_bytes(&serde_json::Value::Object(map));
+                        let value = crate::json::value_bytes(&crate::json::Value::Object(map));
                         splices.push((start, start + raw.get().len(), value.into()));
                         info.usage_injected = true;
                     }
@@ -487,7 +485,7 @@ fn parse_top_level(body: &[u8]) -> Result<TopLevel<'_>, ApiError> {
     // why serde_json would have refused the document.
     crate::json::read::from_str_or_failure::<TopLevel<'_>>(text).map_err(|f| {
         let (line, column) = f.line_column(body);
-        refusal(f.kind, line, column)
+        refusal(f.kind(), line, column)
     })
 }
 
@@ -1034,7 +1032,7 @@ mod tests {
         let (_, info) = with(body, Edits::default());
         assert_eq!(
             info.response_schema,
-            Some(serde_json::json!({"type": "object"}))
+            Some(crate::json_value!({"type": "object"}))
         );
         let (_, info) = with(
             r#"{"response_format":{"type":"json_object"}}"#,
@@ -1046,7 +1044,7 @@ mod tests {
         let (_, info) = with(body, Edits::default());
         assert_eq!(
             info.response_schema,
-            Some(serde_json::json!({"type": "object", "required": ["a"]}))
+            Some(crate::json_value!({"type": "object", "required": ["a"]}))
         );
         for other in [
             r#"{"input":"x","text":{"format":{"type":"text"}}}"#,

@@ -47,14 +47,14 @@ pub fn request_body(data: &[u8]) {
     if let Ok(prepared) = prepare(data, edits) {
         let out = prepared.body.unwrap_or_else(|| data.to_vec());
         assert!(
-            serde_json::from_slice::<serde::de::IgnoredAny>(&out).is_ok(),
+            crate::json::read::from_slice::<crate::json::read::Skip>(&out).is_ok(),
             "edits broke the JSON"
         );
         if let Some(plan) = plan() {
             if let Some(r) = &plan.redaction {
                 if let Ok(Some(redacted)) = r.redact_json(&out, &mut Counts::default()) {
                     assert!(
-                        serde_json::from_slice::<serde::de::IgnoredAny>(&redacted).is_ok(),
+                        crate::json::read::from_slice::<crate::json::read::Skip>(&redacted).is_ok(),
                         "redaction broke the JSON"
                     );
                 }
@@ -144,8 +144,8 @@ pub fn schema(data: &[u8]) {
         return;
     };
     let (Ok(schema), Ok(doc)) = (
-        serde_json::from_slice::<serde_json::Value>(schema),
-        serde_json::from_slice::<serde_json::Value>(doc),
+        crate::json::Value::from_slice(schema),
+        crate::json::Value::from_slice(doc),
     ) else {
         return;
     };

@@ -21,8 +21,9 @@
 //! - [`error`]: client errors in each API's own error shape;
 //! - [`stats`], [`metrics`], [`vm_memory`]: names of the Envoy stats, the
 //!   filter's metric ids and what each event adds to them, the VM memory gauge;
-//! - [`json`]: the hot path's typed JSON reader (serde's rules, written by
-//!   hand), the one serde_json entry point, and JSON span helpers;
+//! - [`json`]: the JSON reader (serde_json's rules and errors, written by
+//!   hand; no serde_json in the module), values of no fixed shape, the
+//!   writer, and JSON span helpers;
 //! - [`bytes`], [`sort`]: byte searches and the module's one sort;
 //! - [`exchange`]: the request lifecycle as a state machine over a `Host`
 //!   trait (request checks, safety, fallback, response, stream, finish),

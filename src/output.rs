@@ -6,8 +6,13 @@
 use crate::chunk::Event;
 use crate::error::ApiError;
 use crate::guard::{called_tools, schema, Guardrails, OnSchemaFail, REFUSAL_MESSAGE};
+use crate::json::Value;
 use crate::redact::{Counts, Redactor, Unscannable};
-use serde_json::Value;
+
+/// Bytes the filter wrote itself (always UTF-8) as text.
+fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
 
 /// The policies that apply to one response.
 #[derive(Clone, Copy)]
@@ -91,23 +96,42 @@ fn contents(v: &Value) -> Vec<&str> {
 /// `v` with every answer text replaced by the refusal, in its API's shape.
 fn refused(v: &Value) -> Value {
     let mut out = v.clone();
-    let refusal = || Value::String(REFUSAL_MESSAGE.into());
-    for choice in out["choices"].as_array_mut().into_iter().flatten() {
-        choice["message"]["content"] = refusal();
-        choice["finish_reason"] = Value::String("content_filter".into());
+    let refusal = || Value::from(REFUSAL_MESSAGE);
+    let Some(top) = out.as_object_mut() else {
+        return out;
+    };
+    for choice in objects(top.get_mut("choices")) {
+        if choice.get("message").is_none_or(Value::is_null) {
+            choice.insert("message".into(), Value::Object(crate::json::Map::new()));
+        }
+        if let Some(message) = choice.get_mut("message").and_then(Value::as_object_mut) {
+            message.insert("content".into(), refusal());
+        }
+        choice.insert("finish_reason".into(), Value::from("content_filter"));
     }
-    if out["type"] == "message" {
-        out["content"] = serde_json::json!([{"type": "text", "text": REFUSAL_MESSAGE}]);
-        out["stop_reason"] = Value::String("refusal".into());
+    if top.get("type").is_some_and(|t| *t == "message") {
+        let mut block = crate::json::Map::new();
+        block.insert("type".into(), Value::from("text"));
+        block.insert("text".into(), refusal());
+        top.insert("content".into(), Value::Array(vec![Value::Object(block)]));
+        top.insert("stop_reason".into(), Value::from("refusal"));
     }
-    for item in out["output"].as_array_mut().into_iter().flatten() {
-        for part in item["content"].as_array_mut().into_iter().flatten() {
-            if part["type"] == "output_text" {
-                part["text"] = refusal();
+    for item in objects(top.get_mut("output")) {
+        for part in objects(item.get_mut("content")) {
+            if part.get("type").is_some_and(|t| *t == "output_text") {
+                part.insert("text".into(), refusal());
             }
         }
     }
     out
+}
+
+/// The objects of the array `v`, when it is one.
+fn objects(v: Option<&mut Value>) -> impl Iterator<Item = &mut crate::json::Map> {
+    v.and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object_mut)
 }
 
 /// Checks the output schema on the assistant content.
@@ -229,7 +253,7 @@ fn check_one_parse<'t>(
 /// parsed path is tested against, and the path of unusual shapes).
 fn check_value(policy: Policy<'_>, body: &[u8], counts: &mut Counts) -> Verdict {
     let mut verdict = Verdict::default();
-    let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    let parsed: Option<Value> = Value::from_slice(body).ok();
     if let Some(v) = &parsed {
         if !policy
             .guard
@@ -366,7 +390,7 @@ impl StreamGuard {
     /// An event that is not shaped like a chunk, read on its own (and the
     /// reference the parsed path is tested against).
     pub(crate) fn on_text(&mut self, policy: Policy<'_>, data: &str) -> StreamAction {
-        let Ok(v) = crate::json::parse::<Value>(data) else {
+        let Ok(v) = crate::json::parse(data) else {
             return StreamAction::Pass;
         };
         if !policy
@@ -406,7 +430,7 @@ impl StreamGuard {
         if leading_type(data).is_some_and(|t| !guard_reads(api, t)) {
             return StreamAction::Pass;
         }
-        let Ok(v) = crate::json::parse::<Value>(data.trim()) else {
+        let Ok(v) = crate::json::parse(data.trim()) else {
             return StreamAction::Pass;
         };
         let kind = v["type"].as_str().unwrap_or("");
@@ -484,18 +508,27 @@ impl StreamGuard {
         use crate::redact::stream::sse_event;
         let mut events = Vec::with_capacity(4);
         if let Some((index, is_text)) = self.open_block {
+            // Keys in the order serde_json's map wrote them (sorted).
+            let mut n = Vec::new();
+            crate::json::push_decimal(&mut n, index);
             if is_text {
-                let delta = serde_json::json!({"type": "content_block_delta", "index": index,
-                    "delta": {"type": "text_delta", "text": REFUSAL_MESSAGE}});
-                events.push(sse_event("content_block_delta", &delta.to_string()));
+                let mut delta = br#"{"delta":{"text":"#.to_vec();
+                crate::json::push_string(&mut delta, REFUSAL_MESSAGE);
+                delta.extend_from_slice(br#","type":"text_delta"}"#);
+                delta.extend_from_slice(br#","index":"#);
+                delta.extend_from_slice(&n);
+                delta.extend_from_slice(br#","type":"content_block_delta"}"#);
+                events.push(sse_event("content_block_delta", &lossy(&delta)));
             }
-            let stop = serde_json::json!({"type": "content_block_stop", "index": index});
-            events.push(sse_event("content_block_stop", &stop.to_string()));
+            let mut stop = br#"{"index":"#.to_vec();
+            stop.extend_from_slice(&n);
+            stop.extend_from_slice(br#","type":"content_block_stop"}"#);
+            events.push(sse_event("content_block_stop", &lossy(&stop)));
         }
-        let delta = serde_json::json!({"type": "message_delta",
-            "delta": {"stop_reason": "refusal", "stop_sequence": null},
-            "usage": {"output_tokens": self.output_tokens}});
-        events.push(sse_event("message_delta", &delta.to_string()));
+        let mut delta = br#"{"delta":{"stop_reason":"refusal","stop_sequence":null},"type":"message_delta","usage":{"output_tokens":"#.to_vec();
+        crate::json::push_decimal(&mut delta, self.output_tokens);
+        delta.extend_from_slice(b"}}");
+        events.push(sse_event("message_delta", &lossy(&delta)));
         events.push(sse_event("message_stop", r#"{"type":"message_stop"}"#));
         StreamAction::Stop(events)
     }
@@ -529,11 +562,12 @@ impl StreamGuard {
         if policy.guard.blocked_response(&self.content) {
             self.stopped = true;
             self.output_blocked = true;
-            let refusal = serde_json::json!({
-                "object": "chat.completion.chunk",
-                "choices": [{"index": 0, "delta": {"content": REFUSAL_MESSAGE}, "finish_reason": "content_filter"}]
-            });
-            return StreamAction::Stop(vec![refusal.to_string()]);
+            let mut refusal = br#"{"choices":[{"delta":{"content":"#.to_vec();
+            crate::json::push_string(&mut refusal, REFUSAL_MESSAGE);
+            refusal.extend_from_slice(
+                br#"},"finish_reason":"content_filter","index":0}],"object":"chat.completion.chunk"}"#,
+            );
+            return StreamAction::Stop(vec![lossy(&refusal)]);
         }
         StreamAction::Pass
     }
@@ -550,7 +584,7 @@ impl StreamGuard {
 mod tests {
     use super::*;
     use crate::guard::SchemaCheck;
-    use serde_json::json;
+    use crate::json_value as json;
 
     fn guard() -> Guardrails {
         Guardrails {

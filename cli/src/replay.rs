@@ -166,13 +166,15 @@ fn score(checks: &Value, content: &str, latency_ms: u64) -> Vec<String> {
         }
     }
     if checks["json_schema"].is_object() {
-        match serde_json::from_str::<Value>(content) {
-            Ok(doc) => {
-                if let Err(why) = llm_ab::guard::schema::validate(&checks["json_schema"], &doc) {
+        // The filter's own schema checker, on the filter's own values.
+        let schema = llm_ab::json::parse(&checks["json_schema"].to_string());
+        match (schema, llm_ab::json::parse(content)) {
+            (Ok(schema), Ok(doc)) => {
+                if let Err(why) = llm_ab::guard::schema::validate(&schema, &doc) {
                     failures.push(format!("schema: {why}"));
                 }
             }
-            Err(_) => failures.push("answer is not JSON".into()),
+            _ => failures.push("answer is not JSON".into()),
         }
     }
     if let Some(max) = checks["max_latency_ms"].as_u64() {

@@ -39,7 +39,7 @@ pub struct FilterConfig {
     pub experiments: Vec<ExperimentConfig>,
     /// Price per million tokens by model, for `cost_usd_est`.
     #[cfg_attr(test, serde(default))]
-    pub pricing: std::collections::BTreeMap<String, PriceConfig>,
+    pub pricing: crate::json::Map<PriceConfig>,
     /// Output phrases that mark a response as a refusal (case-insensitive).
     #[cfg_attr(test, serde(default))]
     pub refusal_phrases: Vec<String>,
@@ -148,7 +148,7 @@ pub struct ResponseSchemaConfig {
     pub on_fail: String,
     /// Schema applied when the request carries none.
     #[cfg_attr(test, serde(default))]
-    pub schema: Option<serde_json::Value>,
+    pub schema: Option<crate::json::Value>,
 }
 
 /// Human review sampling.
@@ -422,7 +422,7 @@ pub struct MatchConfig {
     pub path_prefix: Option<String>,
     /// Exact header values that must all be present.
     #[cfg_attr(test, serde(default))]
-    pub headers: std::collections::BTreeMap<String, String>,
+    pub headers: crate::json::Map<String>,
 }
 
 /// One variant of an experiment.

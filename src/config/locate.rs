@@ -1,20 +1,21 @@
 //! The JSON path of a configuration parse error, found after the fact.
 //!
-//! The contract is parsed by serde_json directly; when that fails, this
-//! module walks the document again, untyped, up to the position serde_json
-//! reported and names the value there. The path is the one
+//! When the configuration is not JSON, its parse as a value (the hand
+//! reader's, with serde_json's errors and positions) stops at an error;
+//! this module walks the document again, untyped, up to that position and
+//! names the value there. The path is the one
 //! `serde_path_to_error` used to report (same segments, same `?` for a key
 //! that could not be read), without that crate's wrapper around every
 //! deserializer and visitor, which cost 64 KB of the 788 KB wasm module.
 //!
-//! It serves the errors of serde_json's own parse of a document that is not
-//! JSON (`super::syntax_error`); the contract's refusals are located by
+//! It serves the errors of a document that is not JSON
+//! (`super::syntax_error`); the contract's refusals are located by
 //! `super::read` as it reads. The walk follows serde_json's reading order,
 //! and each kind of error is matched where serde_json can raise it:
 //! - a syntax error is raised at the byte it blames (`column` points at it);
 //! - an end-of-input error is raised in the state the walk reaches at the end.
 
-use serde_json::error::Category;
+use crate::json::read::Code;
 
 /// Deepest nesting serde_json accepts (its recursion limit) plus margin.
 const MAX_DEPTH: usize = 130;
@@ -38,30 +39,17 @@ enum Want {
 
 impl Want {
     /// `None` for an error that is not about the text (a type's refusal).
-    fn of(err: &serde_json::Error) -> Option<Want> {
-        let text = err.to_string();
-        let starts = |p: &str| text.starts_with(p);
-        Some(match err.classify() {
-            Category::Eof => Want::Eof,
-            Category::Data | Category::Io => return None,
-            Category::Syntax => {
-                if starts("invalid number") || starts("number out of range") {
-                    Want::Number
-                } else if starts("expected ident") {
-                    Want::Ident
-                } else if starts("invalid escape")
-                    || starts("invalid unicode code point")
-                    || starts("control character")
-                    || starts("lone leading surrogate")
-                    || starts("unexpected end of hex escape")
-                {
-                    Want::Str
-                } else if starts("recursion limit exceeded") {
-                    Want::Recursion
-                } else {
-                    Want::Structural
-                }
+    fn of(code: Code) -> Option<Want> {
+        Some(match code {
+            Code::EofList | Code::EofObject | Code::EofString | Code::EofValue => Want::Eof,
+            Code::Data => return None,
+            Code::Number | Code::OutOfRange => Want::Number,
+            Code::Ident => Want::Ident,
+            Code::Escape | Code::CodePoint | Code::Control | Code::LoneSurrogate | Code::HexEnd => {
+                Want::Str
             }
+            Code::Recursion => Want::Recursion,
+            _ => Want::Structural,
         })
     }
 }
@@ -94,12 +82,13 @@ struct Walk<'a> {
     path: Vec<Seg>,
 }
 
-/// The path of the value `err` (from parsing `doc` with serde_json) is
-/// about: `experiments[0].variants[1].weight`, `pricing.m.x`, `?` for a key
-/// that could not be read at the top level, and an empty string for the
+/// The path of the value the error `code` at `line` and `column` (of
+/// reading `doc` as serde_json reads a `Value`) is about:
+/// `experiments[0].variants[1].weight`, `pricing.m.x`, `?` for a key that
+/// could not be read at the top level, and an empty string for the
 /// document itself.
-pub fn error_path(doc: &[u8], err: &serde_json::Error) -> String {
-    let (Some(at), Some(want)) = (offset(doc, err.line(), err.column()), Want::of(err)) else {
+pub fn error_path(doc: &[u8], line: usize, column: usize, code: Code) -> String {
+    let (Some(at), Some(want)) = (offset(doc, line, column), Want::of(code)) else {
         return String::new();
     };
     let mut w = Walk {
@@ -396,8 +385,7 @@ pub(super) mod tests {
     //! serde_json's parse of the document fails where `serde_path_to_error`
     //! says, and the walk finds that path. (The contract's own refusals are
     //! compared with serde's by `super::super::read`'s tests, on this corpus.)
-    use super::error_path;
-    use serde::Deserialize;
+
     use serde_json::Value;
 
     /// Every struct of the contract, maps, a free-form schema, and a key
@@ -453,11 +441,15 @@ pub(super) mod tests {
         }
     }
 
+    /// The hand reader's refusal and the walk's path, as `load` reports
+    /// a document that is not JSON.
     fn ours(doc: &[u8]) -> Option<(String, String)> {
-        let de = &mut serde_json::Deserializer::from_slice(doc);
-        match Value::deserialize(de) {
+        match crate::json::read::prefix_or_failure::<crate::json::Value>(doc) {
             Ok(_) => None,
-            Err(e) => Some((shown(error_path(doc, &e)), e.to_string())),
+            Err(f) => {
+                let e = crate::config::syntax_error_of(doc, f);
+                Some((shown(e.path), e.message))
+            }
         }
     }
 

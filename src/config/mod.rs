@@ -68,23 +68,27 @@ pub fn load(bytes: &[u8]) -> Result<Plan, ConfigErrors> {
 /// stopped, with the path it is under; its message ends with " at line L
 /// column C", which points into the operator's own file.
 fn syntax_error(bytes: &[u8]) -> ConfigError {
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    match <serde_json::Value as serde::Deserialize>::deserialize(de) {
-        Err(e) => {
-            let path = locate::error_path(bytes, &e);
-            ConfigError {
-                path: if path.is_empty() || path == "?" {
-                    ".".into()
-                } else {
-                    path
-                },
-                message: e.to_string(),
-            }
-        }
+    match crate::json::read::prefix_or_failure::<crate::json::Value>(bytes) {
+        Err(f) => syntax_error_of(bytes, f),
         Ok(_) => ConfigError {
             path: ".".into(),
             message: "the configuration could not be read".into(),
         },
+    }
+}
+
+/// The error serde_json's parse of `bytes` into a `Value` gives, refused
+/// as `f` says (the hand reader reads it as serde_json does).
+pub(crate) fn syntax_error_of(bytes: &[u8], f: crate::json::read::Failure) -> ConfigError {
+    let (line, column) = f.line_column(bytes);
+    let path = locate::error_path(bytes, line, column, f.code);
+    ConfigError {
+        path: if path.is_empty() || path == "?" {
+            ".".into()
+        } else {
+            path
+        },
+        message: format!("{} at line {line} column {column}", f.code.message()),
     }
 }
 

@@ -8,19 +8,19 @@
 //! duplicate and missing fields, wrong types, integers out of range, a
 //! struct written as an array with too many or too few elements), the same
 //! message at the same line and column, and the same JSON path
-//! `serde_path_to_error` gives. Strings and numbers are read by serde_json
-//! itself, so escapes, UTF-8 and number rules are serde_json's. When the
-//! text is not JSON, serde_json's own parse of the document names the
-//! error (see [`super::load`]); nothing before that point can have been
-//! refused, because both read in the same order.
+//! `serde_path_to_error` gives. Strings and numbers are read by the hand
+//! JSON reader (`crate::json::read`, held to serde_json's escapes, UTF-8
+//! and number rules by its tests). When the text is not JSON, that
+//! reader's parse of the document as a value names the error with
+//! serde_json's message (see [`super::load`]); nothing before that point
+//! can have been refused, because both read in the same order.
 //!
 //! The derived deserializers stay in the native test build, where
 //! `contract_reads_as_serde_does` compares both on every broken variant of
 //! the test configurations (locate.rs's corpus).
 
 use super::contract::*;
-use serde_json::{Map, Value};
-use std::collections::BTreeMap;
+use crate::json::{Map, Number, Value};
 
 /// The bytes a JSON number starts with.
 const NUMBER_STARTS: &[u8] = b"-0123456789";
@@ -189,7 +189,7 @@ impl Cursor<'_> {
             _ => return Err(Fail::Syntax),
         }
         let token = self.s.get(start..end).ok_or(Fail::Syntax)?;
-        let value = serde_json::from_slice(token).map_err(|_| Fail::Syntax)?;
+        let value = Value::from_slice(token).map_err(|_| Fail::Syntax)?;
         self.at = end;
         Ok(value)
     }
@@ -373,17 +373,16 @@ impl Cursor<'_> {
         let Value::Number(n) = self.scalar_of(NUMBER_STARTS, expected)? else {
             return Err(Fail::Syntax);
         };
-        match (n.as_u64(), n.as_i64()) {
-            (Some(v), _) if v <= max => Ok(v),
-            (Some(v), _) => Err(self.bad(
+        match n {
+            Number::Pos(v) if v <= max => Ok(v),
+            Number::Pos(_) | Number::Neg(_) => Err(self.bad(
                 self.at,
-                format!("invalid value: integer `{v}`, expected {expected}"),
+                format!(
+                    "invalid value: integer `{}`, expected {expected}",
+                    number_text(n)
+                ),
             )),
-            (None, Some(v)) => Err(self.bad(
-                self.at,
-                format!("invalid value: integer `{v}`, expected {expected}"),
-            )),
-            (None, None) => Err(self.bad(
+            Number::Float(_) => Err(self.bad(
                 self.at,
                 format!(
                     "invalid type: {}, expected {expected}",
@@ -450,12 +449,19 @@ fn unexpected(v: &Value) -> String {
         Value::Bool(b) => format!("boolean `{b}`"),
         // serde_json prints integers with itoa and floats with zmij, as
         // `Number`'s Display does.
-        Value::Number(n) if n.is_f64() => format!("floating point `{n}`"),
-        Value::Number(n) => format!("integer `{n}`"),
+        Value::Number(n @ Number::Float(_)) => format!("floating point `{}`", number_text(*n)),
+        Value::Number(n) => format!("integer `{}`", number_text(*n)),
         Value::String(s) => format!("string {s:?}"),
         Value::Array(_) => "sequence".into(),
         Value::Object(_) => "map".into(),
     }
+}
+
+/// A number as serde_json's `Number` displays it.
+fn number_text(n: Number) -> String {
+    let mut out = Vec::new();
+    crate::json::push_number(&mut out, n);
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// serde's message for a key no field has.
@@ -518,7 +524,7 @@ impl Read for u32 {
 impl Read for f64 {
     fn read(c: &mut Cursor) -> R<Self> {
         match c.scalar_of(NUMBER_STARTS, "f64")? {
-            Value::Number(n) => Ok(n.as_f64().unwrap_or_default()),
+            n @ Value::Number(_) => Ok(n.as_f64().unwrap_or_default()),
             _ => Err(Fail::Syntax),
         }
     }
@@ -547,12 +553,12 @@ impl<T: Read> Read for Vec<T> {
     }
 }
 
-impl<T: Read> Read for BTreeMap<String, T> {
+impl<T: Read> Read for Map<T> {
     fn read(c: &mut Cursor) -> R<Self> {
         if c.ws() != Some(b'{') {
             return Err(c.invalid("a map"));
         }
-        let mut out = BTreeMap::new();
+        let mut out = Map::new();
         c.entries(&mut |c, key| {
             c.colon()?;
             out.insert(key.to_string(), T::read(c)?);
@@ -637,7 +643,7 @@ contract!(FilterConfig {
     override_ as "override" = None,
     max_body_bytes = default_max_body_bytes(),
     experiments = Vec::new(),
-    pricing = BTreeMap::new(),
+    pricing = Map::new(),
     refusal_phrases = Vec::new(),
     redaction = None,
     telemetry = default_true(),
@@ -772,7 +778,7 @@ contract!(RolloutStepConfig {
 
 contract!(MatchConfig {
     path_prefix = None,
-    headers = BTreeMap::new(),
+    headers = Map::new(),
 });
 
 contract!(VariantConfig {
@@ -823,7 +829,7 @@ mod tests {
 
     #[test]
     fn contract_reads_as_serde_does() {
-        let compact = serde_json::from_str::<Value>(FULL)
+        let compact = serde_json::from_str::<serde_json::Value>(FULL)
             .unwrap_or_default()
             .to_string();
         for base in [FULL, SMALL, compact.as_str()] {

@@ -153,6 +153,7 @@ impl FakeHost {
     }
 
     /// The bodies of the review copies queued, as JSON.
+    #[cfg(test)]
     pub fn review_bodies(&self) -> Vec<serde_json::Value> {
         self.reviews
             .borrow()
@@ -162,6 +163,7 @@ impl FakeHost {
     }
 
     /// The record written to filter state, as JSON.
+    #[cfg(test)]
     pub fn record(&self) -> Option<serde_json::Value> {
         self.calls.borrow().iter().rev().find_map(|c| match c {
             Call::SetFilterState(k, v) if k == super::RECORD_PROPERTY => {

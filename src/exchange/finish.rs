@@ -49,8 +49,8 @@ impl<H: Host> Exchange<H> {
             return;
         }
         let as_json = |bytes: &[u8]| {
-            serde_json::from_slice::<serde_json::Value>(bytes).unwrap_or_else(|_| {
-                serde_json::Value::String(String::from_utf8_lossy(bytes).into_owned())
+            crate::json::Value::from_slice(bytes).unwrap_or_else(|_| {
+                crate::json::Value::String(String::from_utf8_lossy(bytes).into_owned())
             })
         };
         // `{"record":…,"request":…,"response":…}`, the record by its own

@@ -215,7 +215,7 @@ pub struct Exchange<H: Host> {
     /// `Retry-After` of a quota refusal.
     retry_after: Option<u64>,
     /// The schema the output must match, when any.
-    schema: Option<serde_json::Value>,
+    schema: Option<crate::json::Value>,
     /// Result of the output schema check, when one ran.
     schema_pass: Option<bool>,
     /// A guardrail replaced or cut the output (`output_blocked`, `tool_not_allowed`).
@@ -299,7 +299,7 @@ impl<H: Host> Exchange<H> {
     }
 
     /// The output policy of this exchange.
-    fn policy<'p>(plan: &'p Plan, schema: Option<&'p serde_json::Value>) -> Policy<'p> {
+    fn policy<'p>(plan: &'p Plan, schema: Option<&'p crate::json::Value>) -> Policy<'p> {
         Policy {
             redactor: plan.redaction.as_ref().filter(|r| r.response),
             guard: &plan.guardrails,

@@ -3,8 +3,8 @@
 
 pub mod schema;
 
+use crate::json::Value;
 use crate::pattern::Pattern;
-use serde_json::Value;
 
 /// What to do when output fails its schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,7 +177,7 @@ mod tests {
             g.disallowed_tools(["search_docs", "rm"].into_iter()),
             vec!["rm"]
         );
-        let chunk = serde_json::json!({"choices": [{"delta": {"tool_calls": [{"function": {"name": "rm"}}]}}]});
+        let chunk = crate::json_value!({"choices": [{"delta": {"tool_calls": [{"function": {"name": "rm"}}]}}]});
         assert_eq!(called_tools(&chunk), vec!["rm"]);
     }
 

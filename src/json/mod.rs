@@ -1,9 +1,12 @@
-//! Small JSON helpers shared by the body and stream handling, and the
-//! hot path's typed reader ([`read`]).
+//! Small JSON helpers shared by the body and stream handling, the hot
+//! path's typed reader ([`read`]) and JSON values of no fixed shape
+//! ([`value`]).
 
 pub mod read;
+pub mod value;
 
 pub use read::Raw;
+pub use value::{Map, Number, Value};
 
 /// A field that may be absent, borrowed raw; unlike `Option`, a JSON `null`
 /// is `Some` (its span can be replaced like any other value).
@@ -24,13 +27,9 @@ impl<'a> read::FromJson<'a> for Present<'a> {
     }
 }
 
-/// `serde_json::from_str`, read through serde_json's byte reader: the same
-/// result for any `&str`. The configuration and the host read bytes
-/// (`from_slice`); one reader type for the crate keeps a single copy of
-/// serde_json's parser in the wasm module instead of two (~15 KB). The
-/// typed reads of the hot path go through [`read`] instead.
-pub fn parse<'a, T: serde::Deserialize<'a>>(text: &'a str) -> serde_json::Result<T> {
-    serde_json::from_slice(text.as_bytes())
+/// `text` as one JSON value, as `serde_json::from_str::<Value>` reads it.
+pub fn parse(text: &str) -> Result<Value, read::Failure> {
+    Value::parse(text)
 }
 
 /// Sorts `items` by `key`, ascending and stable (ties keep their order), as
@@ -132,24 +131,36 @@ pub fn push_string(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
-/// Appends `x` as `serde_json` writes an `f64` (shortest round trip;
-/// `null` when not finite).
+/// Appends `x` as `serde_json` writes an `f64` (shortest round trip, by
+/// the `zmij` crate serde_json formats with; `null` when not finite).
 pub fn push_float(out: &mut Vec<u8>, x: f64) {
-    match serde_json::Number::from_f64(x) {
-        Some(n) => out.extend_from_slice(n.to_string().as_bytes()),
-        None => out.extend_from_slice(b"null"),
+    if x.is_finite() {
+        out.extend_from_slice(zmij::Buffer::new().format_finite(x).as_bytes());
+    } else {
+        out.extend_from_slice(b"null");
+    }
+}
+
+/// Appends `n` as serde_json writes a number.
+pub fn push_number(out: &mut Vec<u8>, n: Number) {
+    match n {
+        Number::Pos(n) => push_decimal(out, n),
+        Number::Neg(n) => {
+            out.push(b'-');
+            push_decimal(out, n.unsigned_abs());
+        }
+        Number::Float(x) => push_float(out, x),
     }
 }
 
 /// Appends `v` as `serde_json::to_vec` writes it (compact, an object's
-/// keys in its map's order), without serde_json's serializer.
-pub fn push_value(out: &mut Vec<u8>, v: &serde_json::Value) {
-    use serde_json::Value;
+/// keys in order), without serde_json's serializer.
+pub fn push_value(out: &mut Vec<u8>, v: &Value) {
     match v {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(true) => out.extend_from_slice(b"true"),
         Value::Bool(false) => out.extend_from_slice(b"false"),
-        Value::Number(n) => out.extend_from_slice(n.to_string().as_bytes()),
+        Value::Number(n) => push_number(out, *n),
         Value::String(s) => push_string(out, s),
         Value::Array(items) => push_array(out, items.iter()),
         Value::Object(map) => {
@@ -168,7 +179,7 @@ pub fn push_value(out: &mut Vec<u8>, v: &serde_json::Value) {
 }
 
 /// Appends the values `items` as a JSON array.
-pub fn push_array<'a>(out: &mut Vec<u8>, items: impl Iterator<Item = &'a serde_json::Value>) {
+pub fn push_array<'a>(out: &mut Vec<u8>, items: impl Iterator<Item = &'a Value>) {
     out.push(b'[');
     for (i, v) in items.enumerate() {
         if i > 0 {
@@ -180,7 +191,7 @@ pub fn push_array<'a>(out: &mut Vec<u8>, items: impl Iterator<Item = &'a serde_j
 }
 
 /// `v` as `serde_json::to_vec` writes it.
-pub fn value_bytes(v: &serde_json::Value) -> Vec<u8> {
+pub fn value_bytes(v: &Value) -> Vec<u8> {
     let mut out = Vec::new();
     push_value(&mut out, v);
     out
@@ -263,8 +274,21 @@ mod tests {
         let docs = read::differential::corpus(read::differential::EVENTS);
         let mut written = 0;
         for doc in &docs {
-            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(doc) {
-                assert_eq!(value_bytes(&v), serde_json::to_vec(&v).unwrap(), "{v}");
+            let want = serde_json::from_slice::<serde_json::Value>(doc);
+            let got = Value::from_slice(doc);
+            assert_eq!(
+                got.is_ok(),
+                want.is_ok(),
+                "{}",
+                String::from_utf8_lossy(doc)
+            );
+            if let (Ok(got), Ok(want)) = (got, want) {
+                assert_eq!(
+                    value_bytes(&got),
+                    serde_json::to_vec(&want).unwrap(),
+                    "{want}"
+                );
+                assert_eq!(got, Value::from_serde(&want));
                 written += 1;
             }
         }
@@ -319,7 +343,7 @@ mod tests {
             if !is_key {
                 let token = text.get(i..end).ok_or("bad string token")?;
                 let decoded = if escaped {
-                    parse::<String>(token).map_err(|_| "bad string escape")?
+                    read::from_str::<String>(token).map_err(|_| "bad string escape")?
                 } else {
                     token
                         .get(1..token.len().saturating_sub(1))

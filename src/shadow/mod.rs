@@ -105,7 +105,7 @@ pub struct Built {
     /// Output cap of the copy, when any.
     pub output_cap: Option<u64>,
     /// The output schema the request asks for, when any.
-    pub schema: Option<serde_json::Value>,
+    pub schema: Option<crate::json::Value>,
 }
 
 /// Builds the body of `copy` for its shadow variant: the variant's model
@@ -317,7 +317,7 @@ pub fn read_answer(
     }
     let Some(doc) = std::str::from_utf8(answer.body)
         .ok()
-        .and_then(|t| crate::json::parse::<serde_json::Value>(t).ok())
+        .and_then(|t| crate::json::parse(t).ok())
     else {
         return side;
     };

@@ -2,7 +2,7 @@
 //! API (chat, Messages, Responses; JSON or a stream), token-level ROUGE-L
 //! F1, exact match after normalisation, and JSON equality.
 
-use serde_json::Value;
+use crate::json::Value;
 
 /// Most tokens of each answer the similarity compares (the longest common
 /// subsequence takes their product in steps: at most 4 M here).
@@ -19,7 +19,11 @@ pub fn answer_text(doc: &Value) -> String {
         }
         out.push_str(s);
     };
-    if let Some(message) = doc["choices"].get(0).map(|c| &c["message"]) {
+    if let Some(message) = doc["choices"]
+        .as_array()
+        .and_then(|a| a.first())
+        .map(|c| &c["message"])
+    {
         if let Some(t) = message["content"].as_str() {
             push(t);
         }
@@ -36,7 +40,7 @@ pub fn answer_text(doc: &Value) -> String {
             Some("text") => push(block["text"].as_str().unwrap_or("")),
             Some("tool_use") => push(&tool_call(
                 block["name"].as_str(),
-                &block["input"].to_string(),
+                &block["input"].to_json(),
             )),
             _ => {}
         }
@@ -73,7 +77,7 @@ pub fn client_answer_text(bytes: &[u8], stream: bool) -> String {
         return String::new();
     };
     if !stream {
-        return crate::json::parse::<Value>(text)
+        return crate::json::parse(text)
             .map(|doc| answer_text(&doc))
             .unwrap_or_default();
     }
@@ -86,7 +90,7 @@ pub fn client_answer_text(bytes: &[u8], stream: bool) -> String {
         events.extend(parser.feed(b"\n\n"));
     }
     for event in events {
-        let Ok(v) = crate::json::parse::<Value>(&event.data) else {
+        let Ok(v) = crate::json::parse(&event.data) else {
             continue;
         };
         if let Some(t) = v["choices"][0]["delta"]["content"].as_str() {
@@ -197,7 +201,7 @@ pub fn normalized(text: &str) -> String {
 /// Whether two answers are equal as JSON: `None` when neither is JSON,
 /// `Some(false)` when only one is.
 pub fn json_equal(a: &str, b: &str) -> Option<bool> {
-    let parse = |t: &str| crate::json::parse::<Value>(t.trim()).ok();
+    let parse = |t: &str| crate::json::parse(t.trim()).ok();
     match (parse(a), parse(b)) {
         (None, None) => None,
         (Some(x), Some(y)) => Some(x == y),
@@ -208,7 +212,7 @@ pub fn json_equal(a: &str, b: &str) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::json_value as json;
 
     #[test]
     fn rouge_l_matches_hand_worked_values() {
