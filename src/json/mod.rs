@@ -2,6 +2,7 @@
 //! path's typed reader ([`read`]) and JSON values of no fixed shape
 //! ([`value`]).
 
+pub mod float;
 pub mod read;
 pub mod value;
 

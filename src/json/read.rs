@@ -751,8 +751,8 @@ impl<'a> Reader<'a> {
     /// A number read as serde_json's `deserialize_any` reads one: its
     /// grammar, its refusals at its positions, `-0` and integers past
     /// `i64`/`u64` as floats, a float past `f64`'s range refused. Floats
-    /// are correctly rounded (core's parser; serde_json's
-    /// `float_roundtrip`).
+    /// are correctly rounded ([`super::float`], as core's parser and
+    /// serde_json's `float_roundtrip`).
     pub fn number(&mut self) -> R<Number> {
         let start = self.at;
         let neg = self.byte() == Some(b'-');
@@ -832,8 +832,7 @@ impl<'a> Reader<'a> {
         let f = self
             .s
             .get(start..self.at)
-            .and_then(|t| std::str::from_utf8(t).ok())
-            .and_then(|t| t.parse::<f64>().ok())
+            .and_then(super::float::parse)
             .unwrap_or(f64::INFINITY);
         if f.is_infinite() {
             let index = overflow.unwrap_or(self.at);
