@@ -14,6 +14,8 @@
 //!   parse per stream event, reading usage (cached and reasoning tokens
 //!   included) and refusals from JSON and SSE responses;
 //! - [`redact`], [`pattern`]: PII and secret redaction, streams included;
+//! - [`regex`]: the regex engine of custom and moderation patterns
+//!   (regex-lite's syntax and matches, a Pike VM, a fraction of its size);
 //! - [`guard`], [`output`], [`budget`]: guardrails (moderation, tools, output
 //!   schema, review), the checks of a model's output, token budgets and quotas;
 //! - [`trace`], [`record`]: the trace id and the per-request access-log record;
@@ -54,6 +56,7 @@ pub mod pattern;
 pub mod pool_alloc;
 pub mod record;
 pub mod redact;
+pub mod regex;
 pub mod response;
 pub mod rollout;
 pub mod route;

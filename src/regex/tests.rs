@@ -1,0 +1,383 @@
+//! The engine against regex-lite 0.1.9, the reference it replaces.
+
+use super::Regex;
+
+/// xorshift64: reproducible randomness without a dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len())]
+    }
+
+    fn chance(&mut self, percent: usize) -> bool {
+        self.below(100) < percent
+    }
+}
+
+const LITERALS: &[&str] = &[
+    "a", "b", "c", "A", "B", "z", "Z", "_", "0", "7", " ", "-", "é", "É", "日", "😀", "k", "K",
+    "\u{212A}", "ſ", "\n", "\r", ",", "#", "&", "~", "<", ">", "=", "@", "%",
+];
+
+const ESCAPES: &[&str] = &[
+    r"\.",
+    r"\\",
+    r"\n",
+    r"\t",
+    r"\r",
+    r"\a",
+    r"\f",
+    r"\v",
+    r"\x61",
+    r"\x41",
+    r"\x{e9}",
+    r"\x{1F600}",
+    r"\u0041",
+    r"\u00E9",
+    r"\U0001F600",
+    r"\u{10FFFF}",
+    r"\d",
+    r"\w",
+    r"\s",
+    r"\D",
+    r"\W",
+    r"\S",
+    r"\-",
+    r"\&",
+    r"\~",
+    r"\#",
+    r"\ ",
+    r"\*",
+    r"\{",
+    r"\}",
+    r"\[",
+    r"\]",
+    r"\(",
+    r"\)",
+    r"\|",
+    r"\^",
+    r"\$",
+    r"\?",
+    r"\+",
+    r"\/",
+    r"\%",
+    r"\!",
+    r"\=",
+    r"\@",
+    r"\'",
+    "\\\"",
+    r"\,",
+    r"\:",
+    r"\;",
+    r"\_",
+];
+
+const LOOKS: &[&str] = &[
+    "^",
+    "$",
+    r"\A",
+    r"\z",
+    r"\b",
+    r"\B",
+    r"\<",
+    r"\>",
+    r"\b{start}",
+    r"\b{end}",
+    r"\b{start-half}",
+    r"\b{end-half}",
+];
+
+/// Things regex-lite refuses (or that only parse in some contexts).
+const BAD: &[&str] = &[
+    "(",
+    ")",
+    "[",
+    "]",
+    "{",
+    "}",
+    "\\",
+    r"\p{L}",
+    r"\pL",
+    r"\P{L}",
+    r"\1",
+    r"\0",
+    "(?=a)",
+    "(?!a)",
+    "(?<=a)",
+    "(?<!a)",
+    "(?",
+    "(?)",
+    "(?P<",
+    "(?P<>a)",
+    "(?<1a>b)",
+    "(?P=n)",
+    "(?q)",
+    "(?i-)",
+    "(?--i)",
+    "(?ii)",
+    "(?i-i)",
+    r"\q",
+    r"\x",
+    r"\x{",
+    r"\x{}",
+    r"\x{110000}",
+    r"\x{D800}",
+    r"\xZZ",
+    r"\u12",
+    r"\U1234567",
+    r"\b{",
+    r"\b{foo}",
+    r"\b{start",
+    "[a-",
+    "[z-a]",
+    "[a&&b]",
+    "[a--b]",
+    "[a~~b]",
+    "[[a]]",
+    "[[:foo:]]",
+    r"[\A]",
+    r"[\d-z]",
+    "[^",
+    "[]",
+    "[-",
+    "a{",
+    "a{1",
+    "a{1,",
+    "a{1,2",
+    "a{x}",
+    "a{2,1}",
+    "a{4294967296}",
+    "a{4294967295}",
+    "*",
+    "+a",
+    "?",
+    "{1}",
+    "a**",
+    "a+*",
+    "(?P<n>a)(?P<n>b)",
+    "\\k<n>",
+    r"\b{3}",
+    "[:alpha:]",
+    "(?x)",
+    "(?u)",
+    "(?-u:a)",
+    "a{1}{2}",
+    "(?i)[\\x61-z]",
+];
+
+const FLAGS: &[&str] = &[
+    "i", "m", "s", "U", "x", "R", "u", "-i", "i-s", "ims", "-m", "sR", "mR", "iU", "x-i",
+];
+
+const POSIX: &[&str] = &[
+    "[:alpha:]",
+    "[:^digit:]",
+    "[:alnum:]",
+    "[:space:]",
+    "[:upper:]",
+    "[:lower:]",
+    "[:punct:]",
+    "[:word:]",
+    "[:xdigit:]",
+    "[:ascii:]",
+    "[:^ascii:]",
+    "[:blank:]",
+    "[:cntrl:]",
+    "[:graph:]",
+    "[:print:]",
+];
+
+/// A random class, sometimes malformed.
+fn class(r: &mut Rng, out: &mut String) {
+    out.push('[');
+    if r.chance(30) {
+        out.push('^');
+    }
+    if r.chance(10) {
+        out.push(']');
+    }
+    if r.chance(10) {
+        out.push('-');
+    }
+    for _ in 0..1 + r.below(4) {
+        match r.below(9) {
+            0 => out.push_str(r.pick(&["a-c", "A-Z", "0-9", "a-z", "é-日", "\\x00-\\x{10FFFF}"])),
+            1 => out.push_str(r.pick(POSIX)),
+            2 => out.push_str(r.pick(&[r"\d", r"\w", r"\s", r"\D", r"\W", r"\S"])),
+            3 => out.push_str(r.pick(ESCAPES)),
+            4 => {
+                out.push_str(r.pick(&["&&", "--", "~~", "[a]", "[", "&", "~", " ", "#x\n", "Z-a"]))
+            }
+            5 => out.push_str(r.pick(&[r"\x{D7FF}\x{E000}", r"\x{D7FF}-\x{E000}", "-"])),
+            _ => out.push_str(r.pick(LITERALS)),
+        }
+    }
+    if r.chance(10) {
+        out.push('-');
+    }
+    if r.chance(95) {
+        out.push(']');
+    }
+}
+
+/// A random pattern of about `depth` levels.
+fn pattern(r: &mut Rng, depth: usize, out: &mut String) {
+    let items = 1 + r.below(4);
+    for _ in 0..items {
+        match r.below(20) {
+            0..=5 => out.push_str(r.pick(LITERALS)),
+            6 | 7 => out.push_str(r.pick(ESCAPES)),
+            8 => out.push_str(r.pick(LOOKS)),
+            9 => out.push('.'),
+            10 | 11 => class(r, out),
+            12..=14 if depth > 0 => {
+                out.push_str(r.pick(&["(", "(?:", "(?P<g", "(?<h", "(?i:", "(?-i:", "(?s:"]));
+                if out.ends_with("(?P<g") || out.ends_with("(?<h") {
+                    let n = r.below(1000).to_string();
+                    out.push_str(&n);
+                    out.push('>');
+                }
+                if out.ends_with("(?i:") && r.chance(30) {
+                    out.truncate(out.len() - 4);
+                    out.push_str("(?");
+                    out.push_str(r.pick(FLAGS));
+                    out.push(':');
+                }
+                pattern(r, depth - 1, out);
+                if r.chance(97) {
+                    out.push(')');
+                }
+            }
+            15 => {
+                out.push_str("(?");
+                out.push_str(r.pick(FLAGS));
+                out.push(')');
+            }
+            16 if depth > 0 => {
+                pattern(r, depth - 1, out);
+                out.push('|');
+            }
+            17 => out.push_str(r.pick(BAD)),
+            _ => out.push_str(r.pick(LITERALS)),
+        }
+        if r.chance(30) {
+            let rep = match r.below(12) {
+                0 => "*".to_string(),
+                1 => "+".to_string(),
+                2 => "?".to_string(),
+                3 => "*?".to_string(),
+                4 => "+?".to_string(),
+                5 => "??".to_string(),
+                6 => format!("{{{}}}", r.below(4)),
+                7 => format!("{{{},}}", r.below(3)),
+                8 => {
+                    let a = r.below(3);
+                    format!("{{{},{}}}", a, a + r.below(3))
+                }
+                9 => format!("{{{},{}}}?", r.below(2), 1 + r.below(3)),
+                10 => r
+                    .pick(&["{ 2 }", "{,3}", "{3,2}", "{0}", "{1}", "{1,1}", "{0,0}"])
+                    .into(),
+                _ => r.pick(&["{2}?", "{0,}?", "{1,}", "*+", "{2}{2}"]).into(),
+            };
+            out.push_str(&rep);
+        }
+    }
+}
+
+/// A text built from the pattern's own characters and some others.
+fn text(r: &mut Rng, pattern: &str) -> String {
+    let own: Vec<char> = pattern
+        .chars()
+        .filter(|c| !"\\()[]{}?*+|^$".contains(*c))
+        .collect();
+    let mut t = String::new();
+    for _ in 0..r.below(14) {
+        if !own.is_empty() && r.chance(60) {
+            t.push(own[r.below(own.len())]);
+        } else {
+            t.push_str(r.pick(LITERALS));
+        }
+    }
+    t
+}
+
+/// Compares acceptance, messages and every match of one pattern on texts.
+fn compare(p: &str, texts: &[String]) -> (bool, usize) {
+    let ours = Regex::new(p);
+    let theirs = regex_lite::Regex::new(p);
+    let (ours, theirs) = match (ours, theirs) {
+        (Ok(o), Ok(t)) => (o, t),
+        (Err(o), Err(t)) => {
+            assert_eq!(o.to_string(), t.to_string(), "message for {p:?}");
+            return (false, 0);
+        }
+        (o, t) => panic!("acceptance differs for {p:?}: ours {o:?}, regex-lite {t:?}"),
+    };
+    let mut matches = 0;
+    for t in texts {
+        assert_eq!(
+            ours.is_match(t),
+            theirs.is_match(t),
+            "is_match {p:?} on {t:?}"
+        );
+        let f = |m: Option<regex_lite::Match>| m.map(|m| (m.start(), m.end()));
+        let o = ours.find(t).map(|m| (m.start(), m.end()));
+        assert_eq!(o, f(theirs.find(t)), "find {p:?} on {t:?}");
+        let o: Vec<_> = ours.find_iter(t).map(|m| (m.start(), m.end())).collect();
+        let th: Vec<_> = theirs.find_iter(t).map(|m| (m.start(), m.end())).collect();
+        assert_eq!(o, th, "find_iter {p:?} on {t:?}");
+        matches += o.len();
+    }
+    (true, matches)
+}
+
+/// Random patterns (well-formed and not) and texts made to match them: same
+/// acceptance, same messages, same `is_match`, `find` and `find_iter`.
+/// Checked once with a planted bug (`+` compiled lazy): it fails at once.
+#[test]
+fn differential_against_regex_lite() {
+    let mut r = Rng(0x2545_f491_4f6c_dd1d);
+    let (mut accepted, mut refused, mut pairs, mut matches) = (0, 0, 0, 0);
+    for i in 0..12_000 {
+        let mut p = String::new();
+        if r.chance(15) {
+            p.push_str("(?");
+            p.push_str(r.pick(FLAGS));
+            p.push(')');
+        }
+        pattern(&mut r, 1 + i % 4, &mut p);
+        if r.chance(5) {
+            // A random cut: unfinished syntax of every kind.
+            let cut = r.below(p.len() + 1);
+            while !p.is_char_boundary(cut.min(p.len())) {
+                p.pop();
+            }
+            p.truncate(cut.min(p.len()));
+        }
+        let texts: Vec<String> = (0..8).map(|_| text(&mut r, &p)).collect();
+        let (ok, m) = compare(&p, &texts);
+        if ok {
+            accepted += 1;
+            pairs += texts.len();
+            matches += m;
+        } else {
+            refused += 1;
+        }
+    }
+    eprintln!("{accepted} accepted, {refused} refused, {pairs} pairs, {matches} matches");
+    assert!(accepted > 5_000 && refused > 1_000, "{accepted} {refused}");
+    assert!(matches > pairs, "the texts match ({matches} in {pairs})");
+}
