@@ -1,7 +1,7 @@
-//! regex-lite patterns with a literal prefilter.
+//! regex-lite patterns (run by [`crate::regex`]) with a literal prefilter.
 //!
-//! regex-lite has no literal optimisations: it runs its NFA over every byte
-//! (about 60 MB/s here). Most operator patterns start with a literal
+//! The engine has no literal optimisations: it runs its NFA over every
+//! character, as regex-lite did (about 60 MB/s here). Most operator patterns start with a literal
 //! (`EMP-[0-9]{6}`, `(?i)how to make a bomb`); a match can only exist where
 //! that literal occurs, which a plain substring search finds at memory speed.
 
@@ -121,15 +121,15 @@ pub fn find_iter<'a>(hay: &'a [u8], needle: &'a [u8]) -> impl Iterator<Item = us
 #[derive(Debug)]
 pub struct Pattern {
     /// The full pattern.
-    pub regex: regex_lite::Regex,
+    pub regex: crate::regex::Regex,
     /// `(literal, ignore ASCII case)` every match starts with.
     prefilter: Option<(String, bool)>,
 }
 
 impl Pattern {
     /// Compiles `pattern` (regex-lite syntax).
-    pub fn new(pattern: &str) -> Result<Pattern, regex_lite::Error> {
-        let regex = regex_lite::Regex::new(pattern)?;
+    pub fn new(pattern: &str) -> Result<Pattern, crate::regex::Error> {
+        let regex = crate::regex::Regex::new(pattern)?;
         let (ignore_case, rest) = match pattern.strip_prefix("(?i)") {
             Some(rest) => (true, rest),
             None => (false, pattern),

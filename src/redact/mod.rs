@@ -30,20 +30,20 @@ pub struct Custom {
     /// Name, used as the detector label.
     pub name: String,
     /// The pattern.
-    pub regex: regex_lite::Regex,
+    pub regex: crate::regex::Regex,
     /// The literal every match starts with, and the pattern anchored at
     /// the start: matches are then only tried where the literal occurs,
-    /// which is much faster than running regex-lite over the whole text.
-    prefilter: Option<(String, regex_lite::Regex)>,
+    /// which is much faster than running the NFA over the whole text.
+    prefilter: Option<(String, crate::regex::Regex)>,
 }
 
 impl Custom {
     /// Compiles a named pattern.
-    pub fn new(name: &str, pattern: &str) -> Result<Custom, regex_lite::Error> {
-        let regex = regex_lite::Regex::new(pattern)?;
+    pub fn new(name: &str, pattern: &str) -> Result<Custom, crate::regex::Error> {
+        let regex = crate::regex::Regex::new(pattern)?;
         let prefix = crate::pattern::literal_prefix(pattern);
         let prefilter = if prefix.len() >= 2 {
-            regex_lite::Regex::new(&format!("^(?:{pattern})"))
+            crate::regex::Regex::new(&format!("^(?:{pattern})"))
                 .ok()
                 .map(|anchored| (prefix, anchored))
         } else {
