@@ -33,7 +33,9 @@ pub(super) struct Nfa {
     pub anchored: bool,
 }
 
-/// The layout of regex-lite's state, for its size accounting only.
+/// The layout of regex-lite's state, for its size accounting only: the
+/// same fields, so the same size on every target (32 bytes on x86_64, 20
+/// on wasm32, where regex-lite's largest `a{N}` is 524 284, checked).
 #[allow(dead_code)]
 enum Shape {
     Char(u32, char),

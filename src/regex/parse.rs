@@ -481,9 +481,14 @@ impl<'a> Parser<'a> {
             self.pos = start;
             return Ok(None);
         }
-        let mut name = String::new();
+        // The name, whitespace skipped under `(?x)`; only short names exist.
+        let mut name = [0u8; 11];
+        let mut len = 0;
         while let Some(c) = self.cur().filter(|&c| valid(Some(c))) {
-            name.push(c);
+            if let Some(b) = name.get_mut(len) {
+                *b = c as u8;
+            }
+            len += 1;
             self.bump_space_after();
         }
         if !self.is('}') {
@@ -492,11 +497,11 @@ impl<'a> Parser<'a> {
             ));
         }
         self.bump();
-        Ok(Some(match name.as_str() {
-            "start" => Look::WordStart,
-            "end" => Look::WordEnd,
-            "start-half" => Look::WordStartHalf,
-            "end-half" => Look::WordEndHalf,
+        Ok(Some(match name.get(..len).unwrap_or(b"") {
+            b"start" => Look::WordStart,
+            b"end" => Look::WordEnd,
+            b"start-half" => Look::WordStartHalf,
+            b"end-half" => Look::WordEndHalf,
             _ => return Err(Error("special word boundary assertion is unrecognized")),
         }))
     }
