@@ -565,6 +565,24 @@ impl<'a> Reader<'a> {
     /// `ignore_decimal`, `ignore_exponent`: its grammar, not its range;
     /// every refusal there is a syntax error, even at the end).
     fn skip_number(&mut self) -> R<()> {
+        self.integer_part(Code::Number)?;
+        if self.byte() == Some(b'.') {
+            self.at += 1;
+            self.some_digits()?;
+        }
+        if matches!(self.byte(), Some(b'e' | b'E')) {
+            self.at += 1;
+            if matches!(self.byte(), Some(b'+' | b'-')) {
+                self.at += 1;
+            }
+            self.some_digits()?;
+        }
+        Ok(())
+    }
+
+    /// An optional `-` and an integer part by JSON's grammar (one `0`, or
+    /// digits not starting with one); the end of the text refused as `eof`.
+    fn integer_part(&mut self, eof: Code) -> R<()> {
         if self.byte() == Some(b'-') {
             self.at += 1;
         }
@@ -576,18 +594,8 @@ impl<'a> Reader<'a> {
                 }
             }
             Some(b'1'..=b'9') => self.digits(),
-            _ => return Err(self.stop(self.at, Code::Number)),
-        }
-        if self.byte() == Some(b'.') {
-            self.at += 1;
-            self.some_digits()?;
-        }
-        if matches!(self.byte(), Some(b'e' | b'E')) {
-            self.at += 1;
-            if matches!(self.byte(), Some(b'+' | b'-')) {
-                self.at += 1;
-            }
-            self.some_digits()?;
+            Some(_) => return Err(self.stop(self.at, Code::Number)),
+            None => return Err(self.stop(self.at, eof)),
         }
         Ok(())
     }
@@ -713,7 +721,7 @@ impl<'a> Reader<'a> {
             Some(b'n') => self.literal(b"null"),
             Some(b't') => self.literal(b"true"),
             Some(b'f') => self.literal(b"false"),
-            Some(b'-' | b'0'..=b'9') => self.any_number(),
+            Some(b'-' | b'0'..=b'9') => self.number().map(|_| ()),
             Some(b'"') => {
                 each(&self.string_here()?);
                 Ok(())
@@ -743,11 +751,6 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// A number checked as serde_json's `deserialize_any` checks one.
-    fn any_number(&mut self) -> R<()> {
-        self.number().map(|_| ())
-    }
-
     /// A number read as serde_json's `deserialize_any` reads one: its
     /// grammar, its refusals at its positions, `-0` and integers past
     /// `i64`/`u64` as floats, a float past `f64`'s range refused. Floats
@@ -756,18 +759,7 @@ impl<'a> Reader<'a> {
     pub fn number(&mut self) -> R<Number> {
         let start = self.at;
         let neg = self.byte() == Some(b'-');
-        self.at += usize::from(neg);
-        match self.byte() {
-            Some(b'0') => {
-                self.at += 1;
-                if self.byte().is_some_and(|b| b.is_ascii_digit()) {
-                    return Err(self.stop(self.at, Code::Number));
-                }
-            }
-            Some(b'1'..=b'9') => self.digits(),
-            Some(_) => return Err(self.stop(self.at, Code::Number)),
-            None => return Err(self.stop(self.at, Code::EofValue)),
-        }
+        self.integer_part(Code::EofValue)?;
         let int_end = self.at;
         let mut float = false;
         if self.byte() == Some(b'.') {
