@@ -536,6 +536,9 @@ fn the_module_exports_the_callbacks_the_filter_implements() {
         "proxy_on_grpc_receive",
         "proxy_on_queue_ready",
         "proxy_on_downstream_data",
+        // Nothing to do when a context is done: without the export,
+        // Envoy takes it as done at once, one VM entry per request fewer.
+        "proxy_on_done",
     ] {
         assert!(!exported.iter().any(|e| e == dropped), "{dropped} exported");
     }

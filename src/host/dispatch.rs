@@ -1,7 +1,9 @@
 //! The ABI callbacks the filter implements, routed to its contexts: the
 //! root contexts (one per plugin configuration in the VM: [`Root`]) and
 //! one [`HttpFilter`] per HTTP stream. Envoy skips a callback the module
-//! does not export, so only these are (`src/host/exports.json`).
+//! does not export, so only these are (`src/host/exports.json`):
+//! `proxy_on_done` is not, so Envoy takes each context as done at once
+//! (one VM entry per request fewer).
 //!
 //! A side call's answer goes to the context that sent it, made the
 //! effective one first (the call's token is noted with the context that
@@ -168,13 +170,6 @@ pub extern "C" fn proxy_on_response_body(id: u32, size: usize, end: bool) -> u32
 #[no_mangle]
 pub extern "C" fn proxy_on_log(id: u32) {
     stream(id, HttpFilter::on_log);
-}
-
-/// Context `id` is done: it may be deleted.
-#[no_mangle]
-pub extern "C" fn proxy_on_done(id: u32) -> bool {
-    ACTIVE.with(|a| a.set(id));
-    true
 }
 
 /// Context `id` is gone; so are its side calls still out.
