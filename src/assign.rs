@@ -162,9 +162,7 @@ mod tests {
         for len in 0..300usize {
             let bytes: Vec<u8> = (0..len)
                 .map(|_| {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 7;
-                    seed ^= seed << 17;
+                    crate::testing::xorshift(&mut seed);
                     seed as u8
                 })
                 .collect();

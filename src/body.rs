@@ -669,12 +669,7 @@ mod tests {
             br#"  {"stream":true , "model" : "gpt" }  "#,
         ];
         let mut state = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = move || crate::testing::xorshift(&mut state);
         for round in 0..20_000 {
             let seed = seeds[round % seeds.len()];
             let mut body = seed.to_vec();

@@ -102,9 +102,7 @@ mod tests {
     /// 50 000 hays of 1 to 40 pseudo-random bytes, each with its seed.
     fn random_hays(mut seed: u64) -> impl Iterator<Item = (u64, Vec<u8>)> {
         (0..50_000).map(move |_| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
+            crate::testing::xorshift(&mut seed);
             let hay =
                 seed.to_le_bytes().repeat(1 + (seed % 5) as usize)[(seed % 7) as usize..].to_vec();
             (seed, hay)

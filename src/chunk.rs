@@ -381,12 +381,7 @@ mod tests {
             "0134 ",
             "I can't",
         ];
-        let mut next = || {
-            *seed ^= *seed << 13;
-            *seed ^= *seed >> 7;
-            *seed ^= *seed << 17;
-            *seed
-        };
+        let mut next = || crate::testing::xorshift(seed);
         (0..n)
             .map(|_| {
                 let r = next();

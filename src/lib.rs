@@ -33,6 +33,7 @@
 //! - [`shadow`]: shadow traffic (copies of control's requests to candidate
 //!   variants, their answers read and scored against control's);
 //! - [`pool_alloc`]: the `.wasm`'s allocator (size-class free lists);
+//! - `testing` (tests only): the unit tests' shared pseudo-random generator;
 //! - `host` (wasm32 only): the proxy-wasm adapter (one hostcall per `Host`
 //!   method), the root context and its timers.
 
@@ -67,6 +68,8 @@ pub mod slo;
 pub mod sort;
 pub mod sse;
 pub mod stats;
+#[cfg(test)]
+mod testing;
 pub mod tokens;
 pub mod trace;
 pub mod unit_id;

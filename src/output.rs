@@ -838,9 +838,7 @@ mod tests {
         let mut seed = 0xdead_beef_u64;
         (0..n)
             .map(|_| {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
+                crate::testing::xorshift(&mut seed);
                 let r = seed;
                 let c = CONTENTS[(r >> 8) as usize % CONTENTS.len()];
                 let c2 = CONTENTS[(r >> 16) as usize % CONTENTS.len()];

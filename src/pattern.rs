@@ -185,12 +185,7 @@ mod tests {
     #[test]
     fn find_iter_finds_every_occurrence() {
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = || crate::testing::xorshift(&mut seed);
         let mut found = 0;
         for _ in 0..20_000 {
             let hay: Vec<u8> = (0..next() % 40)

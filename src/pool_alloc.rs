@@ -178,14 +178,6 @@ mod tests {
         }
     }
 
-    /// A deterministic pseudo-random sequence (xorshift).
-    fn rng(seed: &mut u64) -> u64 {
-        *seed ^= *seed << 13;
-        *seed ^= *seed >> 7;
-        *seed ^= *seed << 17;
-        *seed
-    }
-
     #[test]
     fn blocks_never_overlap_and_keep_their_bytes_through_alloc_free_and_realloc() {
         let live = Cell::new(0);
@@ -198,7 +190,7 @@ mod tests {
         let mut blocks: Vec<(*mut u8, Layout, u8)> = Vec::new();
         let mut seed = 0x9e37_79b9_7f4a_7c15;
         for step in 0..200_000u32 {
-            let r = rng(&mut seed);
+            let r = crate::testing::xorshift(&mut seed);
             let fill = (step % 251) as u8;
             match r % 4 {
                 0 | 1 if blocks.len() < 2_000 => {

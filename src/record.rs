@@ -322,9 +322,7 @@ mod tests {
         let state = std::cell::Cell::new(0x9e37_79b9_7f4a_7c15u64);
         let next = || {
             let mut seed = state.get();
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
+            crate::testing::xorshift(&mut seed);
             state.set(seed);
             seed
         };

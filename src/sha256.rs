@@ -126,9 +126,7 @@ mod tests {
         let mut seed = 0x2545_f491_4f6c_dd1du64;
         let data: Vec<u8> = (0..700)
             .map(|_| {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
+                crate::testing::xorshift(&mut seed);
                 seed as u8
             })
             .collect();

@@ -46,9 +46,7 @@ mod tests {
             for round in 0..20 {
                 let v: Vec<(u64, u8)> = (0..len)
                     .map(|_| {
-                        seed ^= seed << 13;
-                        seed ^= seed >> 7;
-                        seed ^= seed << 17;
+                        crate::testing::xorshift(&mut seed);
                         // Few distinct values in some rounds: many ties.
                         (
                             seed % if round % 2 == 0 { 5 } else { u64::MAX },

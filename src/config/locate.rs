@@ -602,9 +602,7 @@ pub(super) mod tests {
         // Two edits at once, drawn by a fixed xorshift.
         let mut seed = 0x9E37_79B9_7F4A_7C15_u64;
         let mut next = |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
+            crate::testing::xorshift(&mut seed);
             (seed % n as u64) as usize
         };
         for _ in 0..4000 {

@@ -177,9 +177,7 @@ mod tests {
         let mut seed = 7u64;
         for _ in 0..10_000 {
             let mut b = good.clone();
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
+            crate::testing::xorshift(&mut seed);
             let i = seed as usize % b.len();
             b[i] = (seed >> 32) as u8;
             let _ = HeaderMap::from_serialized(&b);

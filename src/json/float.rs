@@ -380,12 +380,7 @@ mod tests {
             check(t);
         }
         let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = move || crate::testing::xorshift(&mut seed);
         for _ in 0..30_000 {
             let r = next();
             // A random float's shortest and longer decimal forms.

@@ -296,9 +296,7 @@ mod tests {
         assert!(written > 1_000, "{written}");
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
         for i in 0..20_000 {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
+            crate::testing::xorshift(&mut seed);
             let x = match i % 4 {
                 0 => f64::from_bits(seed),
                 1 => (seed % 1_000_000) as f64 / 1000.0,
@@ -382,9 +380,7 @@ mod tests {
         ];
         let mut seed = 0x1234_5678_9abc_def1u64;
         for _ in 0..50_000 {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
+            crate::testing::xorshift(&mut seed);
             let n = (seed % 24) as usize;
             let text: String = (0..n)
                 .map(|k| pieces[((seed >> (k % 8 * 8)) as usize + k * 7) % pieces.len()])
@@ -412,9 +408,7 @@ mod tests {
             for _ in 0..50 {
                 let v: Vec<(usize, usize, usize)> = (0..len)
                     .map(|i| {
-                        seed ^= seed << 13;
-                        seed ^= seed >> 7;
-                        seed ^= seed << 17;
+                        crate::testing::xorshift(&mut seed);
                         ((seed % 5) as usize, (seed / 5 % 3) as usize, i)
                     })
                     .collect();

@@ -1219,12 +1219,7 @@ pub mod differential {
     pub fn corpus(bases: &[&str]) -> Vec<Vec<u8>> {
         let mut out: Vec<Vec<u8>> = Vec::new();
         let mut seed = 0x5eed_1234_abcd_ef01u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = move || crate::testing::xorshift(&mut seed);
         for base in bases {
             let d = base.as_bytes();
             out.push(d.to_vec());

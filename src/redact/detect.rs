@@ -1112,9 +1112,7 @@ mod tests {
         let mut seed = 0x0bad_5eed_1234_5678u64;
         let mut accepted = 0;
         for _ in 0..300_000 {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
+            crate::testing::xorshift(&mut seed);
             let len = (seed % 24) as usize;
             let text: Vec<u8> = (0..len)
                 .map(|k| ALPHABET[((seed >> (k % 16 * 4)) as usize + k * 5) % ALPHABET.len()])
@@ -1215,9 +1213,7 @@ mod tests {
         ];
         let mut out = String::new();
         while out.len() < len {
-            *seed ^= *seed << 13;
-            *seed ^= *seed >> 7;
-            *seed ^= *seed << 17;
+            crate::testing::xorshift(seed);
             let piece = PIECES[(*seed % PIECES.len() as u64) as usize];
             out.push_str(piece);
             if *seed % 7 == 0 {

@@ -246,13 +246,6 @@ mod tests {
         prev[b.len()]
     }
 
-    fn xorshift(seed: &mut u64) -> u64 {
-        *seed ^= *seed << 13;
-        *seed ^= *seed >> 7;
-        *seed ^= *seed << 17;
-        *seed
-    }
-
     #[test]
     fn lcs_equals_a_brute_force_count() {
         // Every subsequence of a short sequence, checked against the other.
@@ -262,8 +255,12 @@ mod tests {
         }
         let mut seed = 0x2545_f491_4f6c_dd1du64;
         for _ in 0..300 {
-            let a: Vec<u64> = (0..7).map(|_| xorshift(&mut seed) % 3).collect();
-            let b: Vec<u64> = (0..6).map(|_| xorshift(&mut seed) % 3).collect();
+            let a: Vec<u64> = (0..7)
+                .map(|_| crate::testing::xorshift(&mut seed) % 3)
+                .collect();
+            let b: Vec<u64> = (0..6)
+                .map(|_| crate::testing::xorshift(&mut seed) % 3)
+                .collect();
             let best = (0u32..1 << a.len())
                 .map(|mask| {
                     let s: Vec<u64> = (0..a.len())
@@ -286,11 +283,16 @@ mod tests {
     fn the_bit_parallel_lcs_equals_the_table_across_word_boundaries() {
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
         for round in 0..400 {
-            let n = (xorshift(&mut seed) % 300) as usize;
-            let m = (xorshift(&mut seed) % 300) as usize;
-            let alphabet = 1 + xorshift(&mut seed) % if round % 2 == 0 { 4 } else { 40 };
-            let a: Vec<u64> = (0..n).map(|_| xorshift(&mut seed) % alphabet).collect();
-            let b: Vec<u64> = (0..m).map(|_| xorshift(&mut seed) % alphabet).collect();
+            let n = (crate::testing::xorshift(&mut seed) % 300) as usize;
+            let m = (crate::testing::xorshift(&mut seed) % 300) as usize;
+            let alphabet =
+                1 + crate::testing::xorshift(&mut seed) % if round % 2 == 0 { 4 } else { 40 };
+            let a: Vec<u64> = (0..n)
+                .map(|_| crate::testing::xorshift(&mut seed) % alphabet)
+                .collect();
+            let b: Vec<u64> = (0..m)
+                .map(|_| crate::testing::xorshift(&mut seed) % alphabet)
+                .collect();
             assert_eq!(
                 lcs(&a, &b),
                 lcs_table(&a, &b),
