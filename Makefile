@@ -2,7 +2,8 @@
 #
 #   make run     demo: two mock model backends + Envoy + the filter, demo traffic
 #   make test    install what is missing, lint, unit + end-to-end tests (real Envoy)
-#   make bench   CPU µs per request, bare Envoy vs Envoy + filter, alternating
+#   make bench   CPU µs per request, bare Envoy vs Envoy + filter, alternating;
+#                wasm instructions per exchange (bench/fuel.py)
 #                (BENCH_ARGS=--parts: what each part of everything-on costs);
 #                the report's times (fleet, and records/aggregates: bench/records.py)
 #
@@ -99,6 +100,11 @@ run: setup build
 bench: setup build
 	@command -v wrk >/dev/null || (apt-get update -q && apt-get install -y -q wrk)
 	cargo build --release --target $(WASM_TARGET) -p llm-ab-floor
+	# Wasm instructions per exchange (deterministic, unlike any timing here).
+	# (its own target dir: the library's cdylib built beside it would
+	# replace the shipped, optimized module)
+	cargo build --release --target $(WASM_TARGET) -p llm-ab-inwasm --target-dir target/inwasm
+	$(PY) bench/fuel.py target/inwasm/$(WASM_TARGET)/release/llm-ab-inwasm.wasm
 	cargo bench --quiet --bench core -- --warm-up-time 1 --measurement-time 3
 	cargo run --quiet --release --example redact_throughput
 	$(PY) bench/bench.py $(BENCH_ARGS)
