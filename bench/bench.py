@@ -909,6 +909,45 @@ def floor_bench(args):
             p.stop()
 
 
+def latency_aa_bench(args):
+    """How far this machine can judge a p99: two identical bare Envoys
+    (an A/A pair) beside the filter with everything on, at the fixed rate
+    of the latency phase, alternating; each round's p99 of each, and the
+    A/A pair's difference per round, which no filter caused."""
+    tmp = tempfile.mkdtemp(prefix="llm-ab-aa-")
+    up = free_port()
+    procs = [Envoy("upstream", upstream_config(up, free_port()), tmp, cpu=1)]
+    configs = {
+        "bare": ("bare Envoy", proxy_config(free_port(), free_port(), up, False)),
+        "bare again": ("bare Envoy again (same configuration, its own process)",
+                       proxy_config(free_port(), free_port(), up, False)),
+        "everything": ("llm-ab: everything on",
+                       proxy_config(free_port(), free_port(), up, True, extra=EVERYTHING)),
+    }
+    try:
+        proxies = start_proxies({name: cfg for name, (_, cfg) in configs.items()}, tmp, procs)
+        body = chat_body(args.body_bytes)
+        script = wrk_script(tmp, body)
+        for _, port in proxies.values():
+            run_wrk(port, script, 4, args.connections)
+        lat = latency_phase(args, proxies, configs, tmp, body)
+        runs = lat["runs"]
+        aa = [a["p99_us"] - b["p99_us"] for a, b in zip(runs["bare again"], runs["bare"])]
+        ab = [a["p99_us"] - b["p99_us"] for a, b in zip(runs["everything"], runs["bare"])]
+        print(f"""p99 per round, µs (A/A: the two bare Envoys; A/B: everything on against the first):
+
+| round | bare | bare again | everything on | A/A difference | A/B difference |
+|---|---|---|---|---|---|""")
+        for i, (b, b2, e) in enumerate(zip(runs["bare"], runs["bare again"], runs["everything"])):
+            print(f"| {i + 1} | {b['p99_us']} | {b2['p99_us']} | {e['p99_us']} | {aa[i]:+d} | {ab[i]:+d} |")
+        print(f"\nA/A p99 difference: median {statistics.median(aa):+.0f} µs, "
+              f"from {min(aa):+d} to {max(aa):+d}; A/B: median {statistics.median(ab):+.0f}, "
+              f"from {min(ab):+d} to {max(ab):+d}")
+    finally:
+        for p in reversed(procs):
+            p.stop()
+
+
 class OtlpReceiver:
     """tests/otlp/receiver.py on the load generator's core, counting the
     spans it receives (it prints one line per span)."""
@@ -1050,6 +1089,9 @@ def main():
                     help="only measure shadow traffic at sample_rate 1.0 against the same configuration without it")
     ap.add_argument("--shadow-rate", type=float, default=1.0,
                     help="with --shadow: the shadow block's sample_rate")
+    ap.add_argument("--latency-aa", action="store_true",
+                    help="only measure the fixed-rate latency of two identical bare Envoys (A/A) beside "
+                         "everything on: how large a p99 difference this machine can judge")
     ap.add_argument("--floor", action="store_true",
                     help="only measure the filter beside bench/floor, which makes the same hostcalls and decides nothing")
     args = ap.parse_args()
@@ -1065,6 +1107,9 @@ def main():
         return
     if args.floor:
         floor_bench(args)
+        return
+    if args.latency_aa:
+        latency_aa_bench(args)
         return
     if args.apis:
         apis_bench(args)
