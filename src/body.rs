@@ -479,7 +479,7 @@ fn parse_top_level(body: &[u8]) -> Result<TopLevel<'_>, ApiError> {
         Some(_) => return Err(ApiError::invalid_json("request body must be a JSON object")),
     }
     // serde_json skips ignored strings without checking their UTF-8.
-    let text = std::str::from_utf8(body)
+    let text = crate::bytes::utf8(body)
         .map_err(|_| ApiError::invalid_json("request body is not valid UTF-8"))?;
     // Read as text: its UTF-8 is checked already. A refusal is where and
     // why serde_json would have refused the document.

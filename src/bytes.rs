@@ -82,6 +82,35 @@ pub fn swar_string_stop(hay: &[u8]) -> Option<usize> {
     )
 }
 
+/// Whether every byte of `hay` is ASCII: eight bytes at a time in the VM
+/// (core's check reads a `usize`, four bytes on wasm32).
+pub fn is_ascii(hay: &[u8]) -> bool {
+    #[cfg(target_arch = "wasm32")]
+    return swar_is_ascii(hay);
+    #[cfg(not(target_arch = "wasm32"))]
+    return hay.is_ascii();
+}
+
+/// `hay` as text, or why it is not UTF-8: an ASCII `hay` (most bodies) is
+/// told eight bytes at a time, before core's full check.
+pub fn utf8(hay: &[u8]) -> Result<&str, std::str::Utf8Error> {
+    if is_ascii(hay) {
+        // SAFETY: ASCII bytes are UTF-8.
+        return Ok(unsafe { std::str::from_utf8_unchecked(hay) });
+    }
+    std::str::from_utf8(hay)
+}
+
+/// [`is_ascii`] eight bytes at a time.
+pub fn swar_is_ascii(hay: &[u8]) -> bool {
+    let mut chunks = hay.chunks_exact(8);
+    let mut high = 0;
+    for chunk in chunks.by_ref() {
+        high |= word(chunk);
+    }
+    high & HI == 0 && chunks.remainder().is_ascii()
+}
+
 /// Whether `b` ends a run of plain JSON string bytes.
 pub fn is_string_stop(b: u8) -> bool {
     b == b'"' || b == b'\\' || b < 0x20
@@ -111,6 +140,27 @@ mod tests {
 
     fn naive(hay: &[u8], a: u8, b: u8) -> Option<usize> {
         hay.iter().position(|&x| x == a || x == b)
+    }
+
+    #[test]
+    fn ascii_is_told_at_every_place() {
+        for len in 0..40 {
+            for at in 0..len {
+                for high in [0x80u8, 0xc3, 0xff] {
+                    let mut hay = vec![b'a'; len];
+                    assert!(swar_is_ascii(&hay) && is_ascii(&hay));
+                    hay[at] = high;
+                    assert!(!swar_is_ascii(&hay) && !is_ascii(&hay), "{hay:?}");
+                }
+            }
+        }
+        for (seed, hay) in random_hays(0x9e37_79b9_7f4a_7c15) {
+            assert_eq!(swar_is_ascii(&hay), hay.is_ascii(), "seed {seed}");
+            assert_eq!(utf8(&hay), std::str::from_utf8(&hay), "seed {seed}");
+        }
+        for text in ["", "plain", "café", "日本語", "a\u{10348}b"] {
+            assert_eq!(utf8(text.as_bytes()), Ok(text));
+        }
     }
 
     #[test]

@@ -49,7 +49,8 @@ pub struct OutputCap {
 impl Api {
     /// The API of a request path.
     pub fn of_path(path: &str) -> Api {
-        let path = path.split(['?', '#']).next().unwrap_or("");
+        let end = crate::bytes::find2(path.as_bytes(), b'?', b'#').unwrap_or(path.len());
+        let path = path.get(..end).unwrap_or_default();
         let path = path.trim_end_matches('/');
         if path.ends_with("/chat/completions") {
             Api::Chat

@@ -30,7 +30,7 @@ fn is_cjk(c: char) -> bool {
 impl TokenCounter {
     /// Adds a piece of text.
     pub fn add(&mut self, text: &str) {
-        if text.is_ascii() {
+        if crate::bytes::is_ascii(text.as_bytes()) {
             self.ascii += text.len() as u64;
             return;
         }

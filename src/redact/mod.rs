@@ -249,7 +249,7 @@ impl Redactor {
         body: &[u8],
         counts: &mut Counts,
     ) -> Result<Option<Vec<u8>>, Unscannable> {
-        let text = std::str::from_utf8(body).map_err(|_| Unscannable("body is not UTF-8"))?;
+        let text = crate::bytes::utf8(body).map_err(|_| Unscannable("body is not UTF-8"))?;
         if !crate::json::read::is_json(text) {
             return Err(Unscannable("body is not valid JSON"));
         }
