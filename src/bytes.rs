@@ -23,8 +23,23 @@ fn word(chunk: &[u8]) -> u64 {
 /// `marks(w)` sets the high bit of (at least the lowest) such byte of the
 /// word `w`.
 fn swar_first(hay: &[u8], marks: impl Fn(u64) -> u64, is: impl Fn(u8) -> bool) -> Option<usize> {
-    let mut chunks = hay.chunks_exact(8);
+    // Sixteen bytes per branch while they last (the lower word's marks
+    // are exact; the upper's are looked at only when the lower has none).
+    let mut pairs = hay.chunks_exact(16);
     let mut base = 0;
+    for pair in pairs.by_ref() {
+        let (lo, hi) = (marks(word(pair)), marks(word(&pair[8..])));
+        if lo | hi != 0 {
+            let at = if lo != 0 {
+                lo.trailing_zeros() / 8
+            } else {
+                8 + hi.trailing_zeros() / 8
+            };
+            return Some(base + at as usize);
+        }
+        base += 16;
+    }
+    let mut chunks = pairs.remainder().chunks_exact(8);
     for chunk in chunks.by_ref() {
         let m = marks(word(chunk));
         if m != 0 {
@@ -101,9 +116,15 @@ pub fn utf8(hay: &[u8]) -> Result<&str, std::str::Utf8Error> {
     std::str::from_utf8(hay)
 }
 
-/// [`is_ascii`] eight bytes at a time.
+/// [`is_ascii`] eight bytes at a time, 32 per branch.
 pub fn swar_is_ascii(hay: &[u8]) -> bool {
-    let mut chunks = hay.chunks_exact(8);
+    let mut blocks = hay.chunks_exact(32);
+    for b in blocks.by_ref() {
+        if (word(b) | word(&b[8..]) | word(&b[16..]) | word(&b[24..])) & HI != 0 {
+            return false;
+        }
+    }
+    let mut chunks = blocks.remainder().chunks_exact(8);
     let mut high = 0;
     for chunk in chunks.by_ref() {
         high |= word(chunk);

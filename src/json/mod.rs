@@ -103,7 +103,13 @@ pub fn push_string(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    // Plain runs are found eight bytes at a time in the VM.
+    while let Some(i) = bytes
+        .get(start..)
+        .and_then(crate::bytes::string_stop)
+        .map(|k| start + k)
+    {
+        let b = bytes.get(i).copied().unwrap_or_default();
         let short = match b {
             b'"' => b'"',
             b'\\' => b'\\',
@@ -112,10 +118,9 @@ pub fn push_string(out: &mut Vec<u8>, s: &str) {
             b'\t' => b't',
             0x08 => b'b',
             0x0c => b'f',
-            0x00..=0x1f => b'u',
-            _ => continue,
+            _ => b'u',
         };
-        out.extend_from_slice(&bytes[start..i]);
+        out.extend_from_slice(bytes.get(start..i).unwrap_or_default());
         out.push(b'\\');
         out.push(short);
         if short == b'u' {
@@ -128,7 +133,7 @@ pub fn push_string(out: &mut Vec<u8>, s: &str) {
         }
         start = i + 1;
     }
-    out.extend_from_slice(&bytes[start..]);
+    out.extend_from_slice(bytes.get(start..).unwrap_or_default());
     out.push(b'"');
 }
 

@@ -230,6 +230,16 @@ pub fn prefix_or_failure<'a, T: FromJson<'a>>(bytes: &'a [u8]) -> Result<T, Fail
     T::read(&mut r).map_err(|_| r.failure)
 }
 
+/// `n * 10 + digit`, or `None` past `u64`: compared, not multiplied with
+/// overflow checks (`checked_mul` is a 128-bit multiply call on wasm32).
+fn decimal_step(n: u64, digit: u8) -> Option<u64> {
+    const MAX: u64 = u64::MAX / 10;
+    if n > MAX || (n == MAX && u64::from(digit) > u64::MAX % 10) {
+        return None;
+    }
+    Some(n * 10 + u64::from(digit))
+}
+
 /// A position in a document.
 pub struct Reader<'a> {
     s: &'a [u8],
@@ -310,7 +320,7 @@ impl<'a> Reader<'a> {
             Some(t) => t.get(start..end).ok_or(0),
             None => {
                 let bytes = self.s.get(start..end).unwrap_or_default();
-                std::str::from_utf8(bytes).map_err(|e| e.valid_up_to())
+                crate::bytes::utf8(bytes).map_err(|e| e.valid_up_to())
             }
         };
         // serde_json blames the first byte that is not UTF-8.
@@ -693,10 +703,7 @@ impl<'a> Reader<'a> {
                 self.at += 1;
                 let mut n = u64::from(b - b'0');
                 while let Some(b @ b'0'..=b'9') = self.byte() {
-                    match n
-                        .checked_mul(10)
-                        .and_then(|n| n.checked_add(u64::from(b - b'0')))
-                    {
+                    match decimal_step(n, b - b'0') {
                         Some(m) => n = m,
                         None => return Err(self.unexpected()),
                     }
@@ -800,17 +807,12 @@ impl<'a> Reader<'a> {
             .unwrap_or_default();
         if !float {
             let mut n = 0u64;
-            let fits = digits.iter().all(|&d| {
-                match n
-                    .checked_mul(10)
-                    .and_then(|n| n.checked_add(u64::from(d - b'0')))
-                {
-                    Some(m) => {
-                        n = m;
-                        true
-                    }
-                    None => false,
+            let fits = digits.iter().all(|&d| match decimal_step(n, d - b'0') {
+                Some(m) => {
+                    n = m;
+                    true
                 }
+                None => false,
             });
             if fits {
                 return Ok(match (neg, (n as i64).wrapping_neg()) {
@@ -1055,6 +1057,33 @@ macro_rules! from_json {
 
 /// The reference the hand reader is held to: serde's derive through
 /// serde_json, on every broken variant of documents providers send.
+#[cfg(test)]
+mod decimal_steps {
+    #[test]
+    fn a_step_overflows_where_checked_arithmetic_does() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let edges = [
+            0,
+            1,
+            9,
+            u64::MAX / 10 - 1,
+            u64::MAX / 10,
+            u64::MAX / 10 + 1,
+            u64::MAX,
+        ];
+        for i in 0..20_000 {
+            let n = match edges.get(i) {
+                Some(&e) => e,
+                None => crate::testing::xorshift(&mut seed) >> (seed % 64),
+            };
+            for d in 0..=9u8 {
+                let checked = n.checked_mul(10).and_then(|m| m.checked_add(u64::from(d)));
+                assert_eq!(super::decimal_step(n, d), checked, "{n} {d}");
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 pub mod differential {
     use super::*;
