@@ -75,7 +75,13 @@ struct Counted(TokenCounter);
 impl<'a> FromJson<'a> for Counted {
     fn read(r: &mut Reader<'a>) -> R<Self> {
         let mut counter = TokenCounter::default();
-        r.strings(&mut |s| counter.add(s))?;
+        r.strings(&mut |s, ascii| {
+            if ascii {
+                counter.add_ascii(s.len());
+            } else {
+                counter.add(s);
+            }
+        })?;
         Ok(Counted(counter))
     }
 }
@@ -479,11 +485,11 @@ fn parse_top_level(body: &[u8]) -> Result<TopLevel<'_>, ApiError> {
         Some(_) => return Err(ApiError::invalid_json("request body must be a JSON object")),
     }
     // serde_json skips ignored strings without checking their UTF-8.
-    let text = crate::bytes::utf8(body)
+    let (text, ascii) = crate::bytes::utf8_ascii(body)
         .map_err(|_| ApiError::invalid_json("request body is not valid UTF-8"))?;
     // Read as text: its UTF-8 is checked already. A refusal is where and
     // why serde_json would have refused the document.
-    crate::json::read::from_str_or_failure::<TopLevel<'_>>(text).map_err(|f| {
+    crate::json::read::from_text_or_failure::<TopLevel<'_>>(text, ascii).map_err(|f| {
         let (line, column) = f.line_column(body);
         refusal(f.kind(), line, column)
     })

@@ -109,11 +109,16 @@ pub fn is_ascii(hay: &[u8]) -> bool {
 /// `hay` as text, or why it is not UTF-8: an ASCII `hay` (most bodies) is
 /// told eight bytes at a time, before core's full check.
 pub fn utf8(hay: &[u8]) -> Result<&str, std::str::Utf8Error> {
+    utf8_ascii(hay).map(|(text, _)| text)
+}
+
+/// [`utf8`], and whether `hay` is all ASCII.
+pub fn utf8_ascii(hay: &[u8]) -> Result<(&str, bool), std::str::Utf8Error> {
     if is_ascii(hay) {
         // SAFETY: ASCII bytes are UTF-8.
-        return Ok(unsafe { std::str::from_utf8_unchecked(hay) });
+        return Ok((unsafe { std::str::from_utf8_unchecked(hay) }, true));
     }
-    std::str::from_utf8(hay)
+    std::str::from_utf8(hay).map(|text| (text, false))
 }
 
 /// [`is_ascii`] eight bytes at a time, 32 per branch.

@@ -45,6 +45,11 @@ impl TokenCounter {
         }
     }
 
+    /// Adds `n` characters of text known to be ASCII.
+    pub fn add_ascii(&mut self, n: usize) {
+        self.ascii += n as u64;
+    }
+
     /// The estimated number of tokens.
     pub fn tokens(&self) -> u64 {
         self.ascii.div_ceil(4) + self.cjk + self.other.div_ceil(2)

@@ -215,6 +215,15 @@ pub fn from_str_or_failure<'a, T: FromJson<'a>>(text: &'a str) -> Result<T, Fail
     r.read_document().map_err(|_| r.failure)
 }
 
+/// [`from_str_or_failure`], told whether `text` is all ASCII (as its
+/// caller found when checking its UTF-8): then [`Reader::strings`] says
+/// which strings are ASCII without looking at them again.
+pub fn from_text_or_failure<'a, T: FromJson<'a>>(text: &'a str, ascii: bool) -> Result<T, Failure> {
+    let mut r = Reader::new(text.as_bytes(), Some(text));
+    r.ascii = ascii;
+    r.read_document().map_err(|_| r.failure)
+}
+
 /// Reads `T` from the whole of `bytes`, or where and why serde_json would
 /// have refused them.
 pub fn from_slice_or_failure<'a, T: FromJson<'a>>(bytes: &'a [u8]) -> Result<T, Failure> {
@@ -245,6 +254,9 @@ pub struct Reader<'a> {
     s: &'a [u8],
     /// The same bytes as text, when they came as text (no UTF-8 to check).
     text: Option<&'a str>,
+    /// Every byte is ASCII (known to the caller): a string read without
+    /// escapes is ASCII text.
+    ascii: bool,
     at: usize,
     /// Typed containers that may still open (serde_json's `remaining_depth`).
     depth: u8,
@@ -259,6 +271,7 @@ impl<'a> Reader<'a> {
         Reader {
             s,
             text,
+            ascii: false,
             at: 0,
             depth: DEPTH,
             open: Vec::new(),
@@ -720,17 +733,20 @@ impl<'a> Reader<'a> {
     }
 
     /// Every string value (not key) of the value at the cursor, given to
-    /// `each` decoded, the value checked as serde_json's `deserialize_any`
+    /// `each` decoded (and whether it is known to be ASCII), the value checked as serde_json's `deserialize_any`
     /// checks it (numbers in range, strings and keys as `str`, the depth
     /// limit).
-    pub fn strings(&mut self, each: &mut dyn FnMut(&str)) -> R<()> {
+    pub fn strings(&mut self, each: &mut dyn FnMut(&str, bool)) -> R<()> {
         match self.peek() {
             Some(b'n') => self.literal(b"null"),
             Some(b't') => self.literal(b"true"),
             Some(b'f') => self.literal(b"false"),
             Some(b'-' | b'0'..=b'9') => self.number().map(|_| ()),
             Some(b'"') => {
-                each(&self.string_here()?);
+                let s = self.string_here()?;
+                // Unescaped text of an ASCII document is ASCII.
+                let ascii = self.ascii && matches!(s, Cow::Borrowed(_));
+                each(&s, ascii);
                 Ok(())
             }
             Some(b'[') => {
