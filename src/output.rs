@@ -167,7 +167,7 @@ pub fn read_answer(
     policy: Option<Policy<'_>>,
     counts: &mut Counts,
 ) -> Option<Verdict> {
-    let parsed = std::str::from_utf8(body).ok().map(Event::parse);
+    let parsed = crate::bytes::utf8(body).ok().map(Event::parse);
     if let Some(o) = observer {
         match &parsed {
             Some(event) => {
@@ -181,7 +181,7 @@ pub fn read_answer(
 
 /// Checks a complete non-streaming JSON response.
 pub fn check_json(policy: Policy<'_>, body: &[u8], counts: &mut Counts) -> Verdict {
-    let parsed = std::str::from_utf8(body).ok().map(Event::parse);
+    let parsed = crate::bytes::utf8(body).ok().map(Event::parse);
     check_parsed(policy, body, parsed.as_ref(), counts)
 }
 
@@ -275,7 +275,7 @@ fn check_value(policy: Policy<'_>, body: &[u8], counts: &mut Counts) -> Verdict 
         let current = verdict.body.as_deref().unwrap_or(body);
         // A body that parsed above is valid JSON: no second validation.
         let redacted = match parsed {
-            Some(_) => std::str::from_utf8(current)
+            Some(_) => crate::bytes::utf8(current)
                 .map_err(|_| Unscannable("body is not UTF-8"))
                 .and_then(|text| r.redact_valid_json(text, counts)),
             None => r.redact_json(current, counts),

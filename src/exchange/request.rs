@@ -329,7 +329,7 @@ impl<H: Host> Exchange<H> {
         let (scanned, blocked) = if redactor.is_some() || moderate {
             // `prepare` validated the body, and its edits keep it valid.
             let current = new_body.as_deref().unwrap_or(&bytes);
-            let values = std::str::from_utf8(current)
+            let values = crate::bytes::utf8(current)
                 .map_err(|_| "body is not UTF-8")
                 .and_then(|text| Ok((text, crate::json::string_values(text)?)));
             match values {
