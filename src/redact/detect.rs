@@ -131,6 +131,10 @@ impl Triggers {
         let mut chunks = s.chunks_exact(8);
         let mut base = 0;
         for chunk in chunks.by_ref() {
+            if !may_trigger(chunk) {
+                base += 8;
+                continue;
+            }
             let any = chunk.iter().fold(0, |m, &b| m | CLASS[b as usize]);
             if any != 0 {
                 seen |= any;
@@ -147,6 +151,32 @@ impl Triggers {
             seen,
         }
     }
+}
+
+/// Whether the eight bytes of `chunk` may hold a trigger, told by word
+/// arithmetic before the table is read: a byte from `-` to `K` (which
+/// takes in the digits, `:`, `@`, `A`, `B`, `J` and `K`), or a `_`, `b`
+/// or `k`. Never false for a chunk with a trigger; sometimes true for one
+/// without (`.`, `=`, `C`..`I`, bytes above 0x7f), which the table then
+/// tells apart.
+fn may_trigger(chunk: &[u8]) -> bool {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(chunk.get(..8).unwrap_or(&[0; 8]));
+    let w = u64::from_le_bytes(bytes);
+    let zero = |v: u64| v.wrapping_sub(LO) & !v & HI;
+    // Each byte's low seven bits plus a constant cannot carry into the
+    // next byte: its high bit says whether the byte reached the bound.
+    let t = w & !HI;
+    let from_dash = t + LO * (0x80 - u64::from(b'-'));
+    let past_k = t + LO * (0x80 - u64::from(b'K') - 1);
+    let in_range = from_dash & !past_k & HI;
+    in_range
+        | zero(w ^ (LO * u64::from(b'_')))
+        | zero(w ^ (LO * u64::from(b'b')))
+        | zero(w ^ (LO * u64::from(b'k')))
+        != 0
 }
 
 /// Pushes the digit runs and anchors of `chunk`, which starts at `base`
@@ -1222,6 +1252,33 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn the_word_test_misses_no_trigger() {
+        // Every byte value at every place of a word, over backgrounds of
+        // prose, of bytes just outside the range and of non-ASCII.
+        for fill in [b'e', b' ', b',', b'L', b'a', 0x7f, 0x80, 0xff] {
+            for at in 0..8 {
+                for b in 0..=255u8 {
+                    let mut chunk = [fill; 8];
+                    chunk[at] = b;
+                    let table = chunk.iter().fold(0, |m, &x| m | CLASS[x as usize]);
+                    if table != 0 {
+                        assert!(may_trigger(&chunk), "{chunk:?}");
+                    }
+                }
+            }
+        }
+        // And over random words.
+        let mut seed = 0x0bad_5eed_1234_5678u64;
+        for _ in 0..200_000 {
+            let chunk = crate::testing::xorshift(&mut seed).to_le_bytes();
+            let table = chunk.iter().fold(0, |m, &x| m | CLASS[x as usize]);
+            assert!(table == 0 || may_trigger(&chunk), "{chunk:?}");
+        }
+        // Prose without triggers passes as such.
+        assert!(!may_trigger(b"the cat "));
     }
 
     #[test]
