@@ -221,7 +221,13 @@ pub fn string_values(text: &str) -> Result<Vec<StringValue<'_>>, &'static str> {
     let s = text.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
-    while let Some(open) = s.get(i..).and_then(|rest| crate::bytes::find(rest, b'"')) {
+    // The next opening quote is most often a byte or three on (`":"`,
+    // `","`): those are looked at one by one before the wide search.
+    let next_quote = |rest: &[u8]| match rest.iter().take(4).position(|&b| b == b'"') {
+        Some(k) => Some(k),
+        None => crate::bytes::find(rest.get(4..)?, b'"').map(|k| k + 4),
+    };
+    while let Some(open) = s.get(i..).and_then(next_quote) {
         let i0 = i + open;
         let mut j = i0 + 1;
         let mut escaped = false;
