@@ -64,6 +64,25 @@ pub fn swar_find2(hay: &[u8], a: u8, b: u8) -> Option<usize> {
     )
 }
 
+/// The first `letter` in `hay` in either case (`letter` an ASCII letter):
+/// in the VM one comparison per word, the case bit set on both sides.
+pub fn find_letter_ignore_case(hay: &[u8], letter: u8) -> Option<usize> {
+    let (lo, up) = (letter.to_ascii_lowercase(), letter.to_ascii_uppercase());
+    #[cfg(target_arch = "wasm32")]
+    return swar_find_letter(hay, lo, up);
+    #[cfg(not(target_arch = "wasm32"))]
+    return memchr::memchr2(lo, up, hay);
+}
+
+/// [`find_letter_ignore_case`] eight bytes at a time: only the letter and
+/// its other case are `lo` once bit 5 is set (ASCII letters differ from
+/// their other case in that bit alone).
+pub fn swar_find_letter(hay: &[u8], lo: u8, up: u8) -> Option<usize> {
+    let v = LO * u64::from(lo);
+    let case = LO * 0x20;
+    swar_first(hay, |w| zero_bytes((w | case) ^ v), |x| x == lo || x == up)
+}
+
 /// The first `a` in `hay`.
 pub fn find(hay: &[u8], a: u8) -> Option<usize> {
     #[cfg(target_arch = "wasm32")]
@@ -186,6 +205,44 @@ mod tests {
         }
         for text in ["", "plain", "café", "日本語", "a\u{10348}b"] {
             assert_eq!(utf8(text.as_bytes()), Ok(text));
+        }
+    }
+
+    #[test]
+    fn finds_a_letter_in_either_case_at_every_place() {
+        // Each letter among every byte value as background (the other
+        // case, the bytes one bit away, non-ASCII), at every place of
+        // hays to 24 bytes, and in random hays.
+        for letter in (b'a'..=b'z').chain(b'A'..=b'Z') {
+            let (lo, up) = (letter.to_ascii_lowercase(), letter.to_ascii_uppercase());
+            for fill in 0..=255u8 {
+                for len in 0..24 {
+                    for at in 0..len {
+                        for put in [lo, up] {
+                            let mut hay = vec![fill; len];
+                            hay[at] = put;
+                            assert_eq!(
+                                swar_find_letter(&hay, lo, up),
+                                naive(&hay, lo, up),
+                                "{letter:#x} in {hay:?}"
+                            );
+                        }
+                    }
+                }
+            }
+            assert_eq!(
+                find_letter_ignore_case(b"xxKx", letter),
+                naive(b"xxKx", lo, up)
+            );
+        }
+        for (seed, hay) in random_hays(0x1234_5678_9abc_def1) {
+            let letter = b'a' + (seed % 26) as u8;
+            let (lo, up) = (letter, letter.to_ascii_uppercase());
+            assert_eq!(
+                swar_find_letter(&hay, lo, up),
+                naive(&hay, lo, up),
+                "{hay:?}"
+            );
         }
     }
 

@@ -68,12 +68,18 @@ pub fn contains_ignore_ascii_case(hay: &str, needle: &str) -> bool {
         .rev()
         .max_by_key(|&i| rarity(n[i]))
         .unwrap_or(0);
-    let (lo, up) = (n[rare].to_ascii_lowercase(), n[rare].to_ascii_uppercase());
+    let byte = n[rare];
     // The rare byte sits at `rare` within a match: search where it can.
     let mut from = rare;
     let last = h.len() - n.len() + rare;
     while from <= last {
-        let Some(p) = crate::bytes::find2(&h[from..=last], lo, up) else {
+        let hay = &h[from..=last];
+        let found = if byte.is_ascii_alphabetic() {
+            crate::bytes::find_letter_ignore_case(hay, byte)
+        } else {
+            crate::bytes::find(hay, byte)
+        };
+        let Some(p) = found else {
             return false;
         };
         let start = from + p - rare;
