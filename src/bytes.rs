@@ -3,20 +3,25 @@
 //! portable fallback reads a `usize`, four bytes on wasm32. Natively they
 //! are `memchr`'s (SIMD). Both are tested here, on every target.
 
-const LO: u64 = 0x0101_0101_0101_0101;
-const HI: u64 = 0x8080_8080_8080_8080;
+/// 0x01 in every byte of a word.
+pub(crate) const LO: u64 = 0x0101_0101_0101_0101;
+/// 0x80 in every byte of a word.
+pub(crate) const HI: u64 = 0x8080_8080_8080_8080;
 
 /// The high bit of each zero byte of `w`. Exact for the lowest zero byte
 /// (a borrow only marks bytes above a true zero), which is all a forward
-/// search needs.
-fn zero_bytes(w: u64) -> u64 {
+/// search needs; never misses a zero byte.
+pub(crate) fn zero_bytes(w: u64) -> u64 {
     w.wrapping_sub(LO) & !w & HI
 }
 
-fn word(chunk: &[u8]) -> u64 {
-    let mut w = [0u8; 8];
-    w.copy_from_slice(&chunk[..8]);
-    u64::from_le_bytes(w)
+/// The first eight bytes of `chunk` as a little-endian word (0 when it
+/// is shorter).
+pub(crate) fn word(chunk: &[u8]) -> u64 {
+    chunk
+        .get(..8)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map_or(0, u64::from_le_bytes)
 }
 
 /// The first byte of `hay` that `is` accepts, eight bytes at a time:

@@ -211,8 +211,7 @@ pub fn line_column(doc: &[u8], index: usize) -> (usize, usize) {
 /// Reads `T` from the whole of `text`; on a refusal, where and why
 /// serde_json would have refused it.
 pub fn from_str_or_failure<'a, T: FromJson<'a>>(text: &'a str) -> Result<T, Failure> {
-    let mut r = Reader::new(text.as_bytes(), Some(text));
-    r.read_document().map_err(|_| r.failure)
+    from_text_or_failure(text, false)
 }
 
 /// [`from_str_or_failure`], told whether `text` is all ASCII (as its
@@ -733,9 +732,9 @@ impl<'a> Reader<'a> {
     }
 
     /// Every string value (not key) of the value at the cursor, given to
-    /// `each` decoded (and whether it is known to be ASCII), the value checked as serde_json's `deserialize_any`
-    /// checks it (numbers in range, strings and keys as `str`, the depth
-    /// limit).
+    /// `each` decoded (and whether it is known to be ASCII), the value
+    /// checked as serde_json's `deserialize_any` checks it (numbers in
+    /// range, strings and keys as `str`, the depth limit).
     pub fn strings(&mut self, each: &mut dyn FnMut(&str, bool)) -> R<()> {
         match self.peek() {
             Some(b'n') => self.literal(b"null"),

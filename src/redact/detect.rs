@@ -163,17 +163,11 @@ impl Triggers {
 /// something; sometimes true for one that finds nothing (`.`, `=`,
 /// `C`..`I`, bytes above 0x7f), which the table then tells apart.
 fn may_trigger(chunk: &[u8]) -> bool {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    let mut bytes = [0u8; 8];
-    bytes.copy_from_slice(chunk.get(..8).unwrap_or(&[0; 8]));
-    let w = u64::from_le_bytes(bytes);
+    use crate::bytes::{word, zero_bytes, HI, LO};
+    let w = word(chunk);
     // The high bit of each byte equal to `b` (and sometimes of one above
     // it: never a byte missed).
-    let eq = |b: u8| {
-        let v = w ^ (LO * u64::from(b));
-        v.wrapping_sub(LO) & !v & HI
-    };
+    let eq = |b: u8| zero_bytes(w ^ (LO * u64::from(b)));
     // Each byte's low seven bits plus a constant cannot carry into the
     // next byte: its high bit says whether the byte reached the bound.
     let t = w & !HI;
